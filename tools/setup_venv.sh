@@ -3,8 +3,7 @@
 #
 #   tools/setup_venv.sh          # idempotent: reinstalls only when pyproject.toml changed
 #
-# Prints the venv's python path on its last line of stdout-free logging; source-able helpers
-# live in tools/common.sh. Honours $PYTHON (default python3) and $ASRKIT_VENV (default .venv).
+# Logs go to stderr. Honours $PYTHON (default python3) and $ASRKIT_VENV (default .venv).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${ASRKIT_VENV:-$root/.venv}

@@ -1,0 +1,62 @@
+"""The `asrkit` command: dispatches `asrkit <subcommand> ...` to a module in asrkit.bin.
+
+Each subcommand module defines `main(argv: list[str]) -> int | None` and a one-line
+module docstring used for `asrkit --help`. Modules are imported lazily so that
+`asrkit --help` and light subcommands start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+
+# name -> module in asrkit.bin; a subcommand is listed only once its module exists.
+SUBCOMMANDS = {
+    "prepare": "asrkit.bin.prepare",
+    "tokenizer": "asrkit.bin.tokenizer",
+    "cmvn": "asrkit.bin.cmvn",
+    "info": "asrkit.bin.info",
+    "train": "asrkit.bin.train",
+    "average": "asrkit.bin.average",
+    "decode": "asrkit.bin.decode",
+    "score": "asrkit.bin.score",
+    "compare": "asrkit.bin.compare",
+}
+
+
+def available_subcommands() -> dict[str, str]:
+    return {n: m for n, m in SUBCOMMANDS.items() if importlib.util.find_spec(m) is not None}
+
+
+def _summary(module_name: str) -> str:
+    spec = importlib.util.find_spec(module_name)
+    with open(spec.origin, encoding="utf-8") as f:
+        source = f.read()
+    for quote in ('"""', "'''"):
+        if source.lstrip().startswith(quote):
+            return source.lstrip()[3:].split("\n", 1)[0].strip().rstrip(".")
+    return ""
+
+
+def usage() -> str:
+    lines = ["usage: asrkit <command> [args...]", "", "commands:"]
+    for name, module in available_subcommands().items():
+        lines.append(f"  {name:<10} {_summary(module)}")
+    lines.append("")
+    lines.append("`asrkit <command> --help` shows a command's options.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        sys.exit(0 if argv else 2)
+    name, rest = argv[0], argv[1:]
+    commands = available_subcommands()
+    if name not in commands:
+        print(f"asrkit: unknown command '{name}' (known: {', '.join(commands)})", file=sys.stderr)
+        sys.exit(2)
+    module = importlib.import_module(commands[name])
+    sys.exit(module.main(rest) or 0)

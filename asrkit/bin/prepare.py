@@ -1,0 +1,44 @@
+"""Prepare a corpus into JSONL manifests (synth, librispeech, aishell, kaldi).
+
+    asrkit prepare synth --out data/synth --num-utts 200
+    asrkit prepare librispeech --src /corpora/LibriSpeech --out data/librispeech
+    asrkit prepare aishell --src /corpora/aishell --out data/aishell
+    asrkit prepare kaldi --src data/kaldi/train --out data/mycorpus
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from asrkit.data.prepare import PREPARERS, load_preparer, run_preparer
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asrkit prepare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="corpus", required=True, metavar="corpus")
+    for corpus in PREPARERS:
+        module = load_preparer(corpus)
+        p = sub.add_parser(corpus, help=(module.__doc__ or "").strip().split("\n")[0])
+        p.add_argument("--src", type=Path, default=None, help="the corpus on disk")
+        p.add_argument("--out", type=Path, required=True, help="directory for the manifests")
+        p.add_argument("--strict", action="store_true", help="exit non-zero if anything is skipped")
+        module.add_arguments(p)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    options = {k: v for k, v in vars(args).items() if k not in ("corpus", "src", "out", "strict")}
+    try:
+        summary = run_preparer(args.corpus, args.src, args.out, **options)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"asrkit prepare {args.corpus}: {e}", file=sys.stderr)
+        return 1
+    print(summary.format())
+    if args.strict and summary.total_skipped:
+        print(f"asrkit prepare {args.corpus}: --strict and {summary.total_skipped} skipped", file=sys.stderr)
+        return 1
+    return 0

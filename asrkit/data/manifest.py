@@ -1,0 +1,115 @@
+"""Utterance manifests: JSONL files with one utterance per line.
+
+Each line holds `id`, `audio` (a path; relative paths are resolved against the manifest's
+own directory), `duration` (seconds), `text` and `speaker`, and optionally `start`/`end`
+(seconds) when the utterance is a segment of a longer recording. Reading validates every
+line and raises `ManifestError` naming the file, line and key; writing is atomic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable
+
+REQUIRED_FIELDS = {"id": str, "audio": str, "duration": (int, float), "text": str, "speaker": str}
+OPTIONAL_FIELDS = {"start": (int, float), "end": (int, float)}
+
+
+class ManifestError(ValueError):
+    """A manifest line is malformed; the message names the file, line and key."""
+
+
+@dataclass(frozen=True)
+class Utterance:
+    id: str
+    audio: str
+    duration: float
+    text: str
+    speaker: str
+    start: float | None = None
+    end: float | None = None
+
+    def to_json(self) -> dict:
+        record = asdict(self)
+        return {k: v for k, v in record.items() if v is not None or k not in OPTIONAL_FIELDS}
+
+
+def validate_record(record: object, where: str) -> Utterance:
+    """Check one decoded JSON line; `where` (e.g. "train.jsonl:12") prefixes errors."""
+    if not isinstance(record, dict):
+        raise ManifestError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    for key, kind in REQUIRED_FIELDS.items():
+        if key not in record:
+            raise ManifestError(f"{where}: missing key '{key}'")
+        if not isinstance(record[key], kind) or isinstance(record[key], bool):
+            raise ManifestError(f"{where}: key '{key}' has bad value {record[key]!r}")
+    for key, kind in OPTIONAL_FIELDS.items():
+        value = record.get(key)
+        if value is not None and (not isinstance(value, kind) or value < 0):
+            raise ManifestError(f"{where}: key '{key}' has bad value {value!r}")
+    unknown = set(record) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS)
+    if unknown:
+        raise ManifestError(f"{where}: unknown key(s) {sorted(unknown)}")
+    if not record["id"] or any(c.isspace() for c in record["id"]):
+        raise ManifestError(f"{where}: key 'id' must be non-empty without whitespace: {record['id']!r}")
+    if record["duration"] <= 0:
+        raise ManifestError(f"{where}: key 'duration' must be > 0, got {record['duration']}")
+    start, end = record.get("start"), record.get("end")
+    if start is not None and end is not None and end <= start:
+        raise ManifestError(f"{where}: key 'end' ({end}) must exceed 'start' ({start})")
+    return Utterance(
+        id=record["id"],
+        audio=record["audio"],
+        duration=float(record["duration"]),
+        text=record["text"],
+        speaker=record["speaker"],
+        start=None if start is None else float(start),
+        end=None if end is None else float(end),
+    )
+
+
+def read_manifest(path: str | os.PathLike) -> list[Utterance]:
+    """Read and validate a manifest; duplicate ids are an error."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: manifest not found")
+    base = path.parent
+    utterances: list[Utterance] = []
+    seen: dict[str, int] = {}
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ManifestError(f"{where}: not valid JSON ({e.msg})") from None
+            utt = validate_record(record, where)
+            if utt.id in seen:
+                raise ManifestError(f"{where}: duplicate id '{utt.id}' (first on line {seen[utt.id]})")
+            seen[utt.id] = lineno
+            if not os.path.isabs(utt.audio):
+                utt = Utterance(**{**asdict(utt), "audio": str(base / utt.audio)})
+            utterances.append(utt)
+    return utterances
+
+
+def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> int:
+    """Write utterances as JSONL atomically (temp file + rename); returns the count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    count = 0
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            for utt in utterances:
+                f.write(json.dumps(utt.to_json(), ensure_ascii=False) + "\n")
+                count += 1
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return count

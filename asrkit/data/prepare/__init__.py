@@ -1,0 +1,39 @@
+"""Corpus preparers: each turns a corpus on disk into one manifest per split.
+
+A preparer module defines
+  `add_arguments(parser)`: its own command-line options (beyond --src/--out/--strict), and
+  `prepare(src: Path | None, out: Path, summary: PrepareSummary, **options)
+      -> dict[str, list[Utterance]]`: the utterances per split (manifest name without .jsonl).
+`run_preparer` writes the manifests; `asrkit prepare <corpus>` is its command line.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+from asrkit.data.manifest import write_manifest
+from asrkit.data.prepare.summary import PrepareSummary
+
+PREPARERS = {
+    "synth": "asrkit.data.prepare.synth",
+    "librispeech": "asrkit.data.prepare.librispeech",
+    "aishell": "asrkit.data.prepare.aishell",
+    "kaldi": "asrkit.data.prepare.kaldi",
+}
+
+
+def load_preparer(corpus: str) -> ModuleType:
+    if corpus not in PREPARERS:
+        raise ValueError(f"unknown corpus '{corpus}' (known: {', '.join(PREPARERS)})")
+    return importlib.import_module(PREPARERS[corpus])
+
+
+def run_preparer(corpus: str, src: Path | None, out: Path, **options) -> PrepareSummary:
+    """Prepare `corpus` and write `<out>/<split>.jsonl` for every split it produced."""
+    summary = PrepareSummary(corpus)
+    splits = load_preparer(corpus).prepare(src, Path(out), summary, **options)
+    for split, utterances in splits.items():
+        write_manifest(Path(out) / f"{split}.jsonl", utterances)
+    return summary
