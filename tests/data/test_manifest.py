@@ -1,0 +1,62 @@
+import json
+
+import pytest
+
+from asrkit.data.manifest import ManifestError, Utterance, read_manifest, write_manifest
+
+
+def test_round_trip_resolves_relative_audio(tmp_path):
+    utts = [
+        Utterance("a1", "wav/a1.wav", 1.25, "hello world", "spk1"),
+        Utterance("a2", "/abs/a2.flac", 2.5, "more text", "spk2", start=0.5, end=3.0),
+    ]
+    assert write_manifest(tmp_path / "m.jsonl", utts) == 2
+    lines = (tmp_path / "m.jsonl").read_text().splitlines()
+    assert json.loads(lines[0]) == {"id": "a1", "audio": "wav/a1.wav", "duration": 1.25,
+                                    "text": "hello world", "speaker": "spk1"}
+    assert json.loads(lines[1])["start"] == 0.5
+    back = read_manifest(tmp_path / "m.jsonl")
+    assert back[0].audio == str(tmp_path / "wav/a1.wav")
+    assert back[1] == utts[1]
+
+
+@pytest.mark.parametrize("record,message", [
+    ({"audio": "a.wav", "duration": 1.0, "text": "t", "speaker": "s"}, "missing key 'id'"),
+    ({"id": "x", "audio": "a.wav", "duration": "1", "text": "t", "speaker": "s"}, "key 'duration'"),
+    ({"id": "x", "audio": "a.wav", "duration": 0, "text": "t", "speaker": "s"}, "'duration' must be > 0"),
+    ({"id": "x y", "audio": "a.wav", "duration": 1, "text": "t", "speaker": "s"}, "without whitespace"),
+    ({"id": "x", "audio": "a.wav", "duration": 1, "text": "t", "speaker": "s", "txt": 1}, "unknown key"),
+    ({"id": "x", "audio": "a.wav", "duration": 1, "text": "t", "speaker": "s", "start": 2, "end": 1},
+     "'end' (1) must exceed"),
+])
+def test_bad_lines_name_file_line_and_key(tmp_path, record, message):
+    good = {"id": "ok", "audio": "a.wav", "duration": 1.0, "text": "t", "speaker": "s"}
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(good) + "\n" + json.dumps(record) + "\n")
+    with pytest.raises(ManifestError) as err:
+        read_manifest(path)
+    assert f"{path}:2" in str(err.value) and message in str(err.value)
+
+
+def test_duplicate_ids_and_bad_json(tmp_path):
+    line = json.dumps({"id": "x", "audio": "a.wav", "duration": 1.0, "text": "t", "speaker": "s"})
+    (tmp_path / "dup.jsonl").write_text(line + "\n" + line + "\n")
+    with pytest.raises(ManifestError, match="dup.jsonl:2: duplicate id 'x' \\(first on line 1\\)"):
+        read_manifest(tmp_path / "dup.jsonl")
+    (tmp_path / "broken.jsonl").write_text("{not json\n")
+    with pytest.raises(ManifestError, match="broken.jsonl:1: not valid JSON"):
+        read_manifest(tmp_path / "broken.jsonl")
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    path = tmp_path / "m.jsonl"
+    write_manifest(path, [Utterance("a", "a.wav", 1.0, "t", "s")])
+
+    def broken():
+        yield Utterance("b", "b.wav", 1.0, "t", "s")
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        write_manifest(path, broken())
+    assert [u.id for u in read_manifest(path)] == ["a"]
+    assert list(tmp_path.iterdir()) == [path]
