@@ -1,0 +1,119 @@
+"""From a manifest to batches: filtering, the bucketing sampler and DataLoader workers.
+
+`build_loader(manifest, tokenizer, data_cfg, train=...)` reads the `data` config group
+(conf/data/default.yaml) as a plain dict. Training adds speed perturbation, dither and
+SpecAugment and shuffles; evaluation does none of these. `ResumableLoader` advances the
+sampler's position for every batch it hands out, so its `state_dict()` resumes exactly
+where the training loop stopped, whatever the workers had read ahead. Workers are not
+persistent: each epoch starts them afresh with the dataset's epoch set.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from asrkit.data.augment import SpecAugment
+from asrkit.data.cmvn import GlobalCMVN
+from asrkit.data.dataset import ASRDataset, collate_batch
+from asrkit.data.features import FbankExtractor
+from asrkit.data.filters import filter_utterances
+from asrkit.data.manifest import read_manifest
+from asrkit.data.sampler import BucketingBatchSampler
+from asrkit.text.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+
+
+class LoadFailureError(RuntimeError):
+    """Too many utterances failed to load in one epoch."""
+
+
+class ResumableLoader:
+    def __init__(self, dataset: ASRDataset, sampler: BucketingBatchSampler, num_workers: int = 0,
+                 max_fail_fraction: float = 0.01, name: str = "data"):
+        self.dataset = dataset
+        self.sampler = sampler
+        self.num_workers = num_workers
+        self.max_failures = int(max_fail_fraction * len(dataset))
+        self.max_fail_fraction = max_fail_fraction
+        self.name = name
+        self.failed: list[tuple[str, str]] = []  # this epoch's failures
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+        self.dataset.set_epoch(epoch)
+        self.failed = []
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[dict]:
+        self.dataset.set_epoch(self.sampler.epoch)
+        loader = torch.utils.data.DataLoader(
+            self.dataset, batch_sampler=self.sampler, collate_fn=collate_batch,
+            num_workers=self.num_workers, persistent_workers=False,
+        )
+        for batch in loader:
+            self.sampler.position += 1
+            for utt_id, reason in batch["failed"]:
+                log.warning("%s: skipped utterance %s: %s", self.name, utt_id, reason)
+            self.failed.extend(batch["failed"])
+            if len(self.failed) > self.max_failures:
+                utt_id, reason = self.failed[-1]
+                raise LoadFailureError(
+                    f"{self.name}: {len(self.failed)} of {len(self.dataset)} utterances failed to "
+                    f"load this epoch (more than max_fail_fraction={self.max_fail_fraction}); "
+                    f"last: {utt_id}: {reason}")
+            if batch["ids"]:
+                yield batch
+
+    def state_dict(self) -> dict:
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler.load_state_dict(state)
+        self.dataset.set_epoch(self.sampler.epoch)
+
+
+def build_loader(
+    manifest: str | Path,
+    tokenizer: Tokenizer,
+    data_cfg: dict,
+    train: bool,
+    cmvn: GlobalCMVN | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+) -> ResumableLoader:
+    """A loader over `manifest` configured by the `data` config group (a plain dict)."""
+    feats_cfg, filt = data_cfg["features"], data_cfg["filters"]
+    extractor = FbankExtractor(
+        sample_rate=data_cfg["sample_rate"], num_mel_bins=feats_cfg["num_mel_bins"],
+        frame_length=feats_cfg["frame_length"], frame_shift=feats_cfg["frame_shift"])
+    if cmvn is None and data_cfg.get("cmvn"):
+        cmvn = GlobalCMVN.load(data_cfg["cmvn"])
+    name = Path(manifest).name
+    utterances = read_manifest(manifest)
+    token_ids = [tokenizer.encode(u.text) for u in utterances]
+    keep, _ = filter_utterances(utterances, token_ids, extractor, filt["min_duration"],
+                                filt["max_duration"], filt["subsampling"], name=name)
+    utterances = [utterances[i] for i in keep]
+    token_ids = [token_ids[i] for i in keep]
+    speed = [float(f) for f in data_cfg.get("speed_perturb") or []] if train else []
+    stretch = 1.0 / min(speed) if speed else 1.0
+    dataset = ASRDataset(
+        utterances, token_ids, extractor, cmvn=cmvn,
+        specaug=SpecAugment(**data_cfg["specaug"]) if train and data_cfg.get("specaug") else None,
+        speed_factors=speed, dither=feats_cfg["dither"] if train else 0.0,
+        seed=data_cfg["sampler"]["seed"])
+    lengths = [extractor.frames_for_duration(u.duration * stretch) for u in utterances]
+    sampler_cfg = data_cfg["sampler"]
+    sampler = BucketingBatchSampler(
+        lengths, sampler_cfg["max_frames"], sampler_cfg["num_buckets"],
+        shuffle=train and sampler_cfg["shuffle"], seed=sampler_cfg["seed"], rank=rank,
+        world_size=world_size)
+    return ResumableLoader(dataset, sampler, data_cfg["num_workers"],
+                           data_cfg["max_fail_fraction"], name=name)
