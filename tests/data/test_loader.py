@@ -113,3 +113,19 @@ def test_too_many_failures_stop_with_a_message(tmp_path):
     loader = build_loader(manifest, tok, data_cfg(max_fail_fraction=0.05), train=False)
     with pytest.raises(LoadFailureError, match=r"2 of 24 utterances failed .* last: u0\d: "):
         list(loader)
+
+
+def test_cmvn_command_matches_loader_features(tmp_path, capsys):
+    from asrkit.bin.cmvn import main as cmvn_main
+    from asrkit.data.cmvn import GlobalCMVN
+
+    manifest, tok = make_corpus(tmp_path, n=6, corrupt={2})
+    assert cmvn_main(["--manifest", str(manifest), "--out", str(tmp_path / "cmvn.json"), "--nj", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "CMVN over 5 utterances" in out and "1 unreadable" in out
+    cmvn = GlobalCMVN.load(tmp_path / "cmvn.json")
+    loader = build_loader(manifest, tok, data_cfg(max_fail_fraction=0.5, cmvn=str(tmp_path / "cmvn.json")), train=False)
+    frames = torch.cat([b["feats"][i, : b["feat_lens"][i]] for b in loader for i in range(len(b["ids"]))])
+    assert cmvn.utterances == 5 and cmvn.frames == frames.shape[0]
+    assert frames.mean(0).abs().max() < 1e-3
+    assert (frames.std(0, unbiased=False) - 1).abs().max() < 1e-3

@@ -1,0 +1,46 @@
+"""Compute global CMVN statistics of fbank features over a training manifest.
+
+    asrkit cmvn --manifest data/synth/train.jsonl --out data/synth/cmvn.json --nj 2
+
+The feature options must match the `data.features` config used for training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from asrkit.data.compute_cmvn import compute_global_cmvn
+from asrkit.data.features import FbankExtractor
+from asrkit.data.manifest import ManifestError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="asrkit cmvn", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--manifest", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="output JSON")
+    p.add_argument("--num-mel-bins", type=int, default=80)
+    p.add_argument("--frame-length", type=float, default=25.0, help="ms")
+    p.add_argument("--frame-shift", type=float, default=10.0, help="ms")
+    p.add_argument("--sample-rate", type=int, default=16000)
+    p.add_argument("--nj", type=int, default=min(4, os.cpu_count() or 1), help="loader workers")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    extractor = FbankExtractor(args.sample_rate, args.num_mel_bins, args.frame_length, args.frame_shift)
+    try:
+        cmvn, failed = compute_global_cmvn(args.manifest, extractor, args.nj)
+    except (ManifestError, ValueError) as e:
+        print(f"asrkit cmvn: {args.manifest}: {e}", file=sys.stderr)
+        return 1
+    cmvn.save(args.out)
+    print(f"CMVN over {cmvn.utterances} utterances ({cmvn.frames} frames, {len(failed)} unreadable) "
+          f"-> {args.out}")
+    return 0
