@@ -1,0 +1,30 @@
+import subprocess
+import sys
+
+import pytest
+
+from asrkit.bin.main import available_subcommands, main
+
+
+def test_help_lists_existing_subcommands(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for name in ("prepare", "tokenizer", "cmvn"):
+        assert f"  {name} " in out
+    assert set(available_subcommands()) >= {"prepare", "tokenizer", "cmvn"}
+    listed = [line.split()[0] for line in out.split("commands:")[1].strip().splitlines()[:-2] if line.strip()]
+    assert listed == list(available_subcommands())  # nothing listed that cannot run
+
+
+def test_unknown_subcommand_is_one_line_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["trian"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith("asrkit: unknown command 'trian' (known: prepare")
+
+
+def test_python_dash_m_is_the_same_command():
+    out = subprocess.run([sys.executable, "-m", "asrkit", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "usage: asrkit <command>" in out.stdout
