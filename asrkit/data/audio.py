@@ -13,6 +13,10 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+# libsndfile's SF_COUNT_MAX: the header gives no length (e.g. FLAC with total_samples=0,
+# which is also how an empty FLAC is written)
+UNKNOWN_LENGTH = 2**63 - 1
+
 
 class AudioError(ValueError):
     """Audio cannot be read or is empty; the message names the file."""
@@ -22,8 +26,10 @@ def audio_info(path: str | os.PathLike) -> tuple[int, int]:
     """(sample_rate, num_frames) read from the header only."""
     try:
         info = sf.info(str(path))
-    except Exception as e:  # soundfile raises RuntimeError/LibsndfileError/OSError
+    except (RuntimeError, OSError) as e:  # soundfile.LibsndfileError is a RuntimeError
         raise AudioError(f"{path}: unreadable audio ({_short(e)})") from None
+    if info.frames >= UNKNOWN_LENGTH:
+        raise AudioError(f"{path}: unreadable audio (header gives no length)")
     return info.samplerate, info.frames
 
 
@@ -52,11 +58,11 @@ def load_audio(
     try:
         with sf.SoundFile(str(path)) as f:
             file_rate = f.samplerate
-            first = int(round((start or 0.0) * file_rate))
-            last = f.frames if end is None else min(f.frames, int(round(end * file_rate)))
+            first = round((start or 0.0) * file_rate)
+            last = f.frames if end is None else min(f.frames, round(end * file_rate))
             f.seek(first)
             data = f.read(max(last - first, 0), dtype="float32", always_2d=True)
-    except Exception as e:
+    except (RuntimeError, OSError) as e:
         raise AudioError(f"{path}: unreadable audio ({_short(e)})") from None
     if data.shape[0] == 0:
         raise AudioError(f"{path}: empty audio")

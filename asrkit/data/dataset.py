@@ -8,7 +8,7 @@ loader logs it and counts it against `max_fail_fraction`.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch.nn.utils.rnn import pad_sequence

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 from asrkit.data.features import FbankExtractor
 from asrkit.data.manifest import Utterance

@@ -11,8 +11,8 @@ persistent: each epoch starts them afresh with the dataset's epoch set.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 

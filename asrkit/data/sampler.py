@@ -20,7 +20,7 @@ there. It is advanced by the consumer (`ResumableLoader` in asrkit.data.loader),
 from __future__ import annotations
 
 import logging
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 

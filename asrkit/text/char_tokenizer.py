@@ -8,8 +8,8 @@ descending frequency, then by character, so a vocabulary cap keeps the commonest
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from asrkit.text.tokenizer import SPECIAL_UNITS, UNITS_FILE, UNK_ID, Tokenizer, TokenizerError
 

@@ -8,8 +8,8 @@ are disabled. The model is saved as `spm.model` beside units.txt.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import sentencepiece as spm
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import shutil
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 BLANK_ID = 0
 UNK_ID = 1

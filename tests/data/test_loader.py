@@ -6,13 +6,13 @@ import soundfile as sf
 import torch
 from omegaconf import OmegaConf
 
-from asrkit.data.filters import NO_TOKENS, TOO_LONG, TOO_MANY_TOKENS, TOO_SHORT, filter_utterances
 from asrkit.data.features import FbankExtractor
+from asrkit.data.filters import NO_TOKENS, TOO_LONG, TOO_MANY_TOKENS, TOO_SHORT, filter_utterances
 from asrkit.data.loader import LoadFailureError, build_loader
 from asrkit.data.manifest import Utterance, write_manifest
 from asrkit.text.tokenizer import train_tokenizer
 
-WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet".split()
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
 
 
 def data_cfg(**overrides):

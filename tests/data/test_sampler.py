@@ -61,7 +61,7 @@ def test_ranks_disjoint_with_equal_batch_counts(world_size):
             per_rank.append(list(s))
         counts = {len(b) for b in per_rank}
         assert len(counts) == 1 and counts.pop() > 0
-        seen = [set(i for b in batches for i in b) for batches in per_rank]
+        seen = [{i for b in batches for i in b} for batches in per_rank]
         for r in range(world_size):
             for q in range(r + 1, world_size):
                 assert not seen[r] & seen[q]
