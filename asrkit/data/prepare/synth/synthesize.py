@@ -15,6 +15,7 @@ repeatable and needs no thread pool of its own inside our worker threads.
 from __future__ import annotations
 
 import io
+import math
 import os
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import numpy as np
 import soundfile as sf
 
 from asrkit.data.audio import write_wav
-from asrkit.data.prepare.synth.voices import ESPEAK, FLITE, Voice
+from asrkit.data.prepare.synth.voices import ESPEAK, FLITE, FLITE_TRAIN, FLITE_UNSEEN, Voice
 
 SAMPLE_RATE = 16000
 MARGIN = 0.15              # seconds of silence kept before and after the speech
@@ -56,7 +57,8 @@ def engine_command(request: SynthRequest) -> list[str]:
     if voice.engine == ESPEAK:
         speed = round(ESPEAK_WPM * request.rate)
         pitch = round(50 + 20 * request.pitch)
-        return [ESPEAK, "-v", voice.name, "-s", str(speed), "-p", str(pitch), "--stdout", request.text]
+        return [ESPEAK, "-v", voice.name, "-s", str(speed), "-p", str(pitch), "--stdout",
+                request.text]
     if voice.engine == FLITE:
         f0 = voice.f0 * 2.0 ** (3.0 * request.pitch / 12.0)
         return [FLITE, "-voice", voice.name,
@@ -70,7 +72,7 @@ def run_engine(request: SynthRequest) -> tuple[np.ndarray, int]:
     """(float64 waveform, sample rate) as the engine produced it."""
     command = engine_command(request)
     try:
-        done = subprocess.run(command, capture_output=True, timeout=TIMEOUT)
+        done = subprocess.run(command, capture_output=True, timeout=TIMEOUT, check=False)
     except subprocess.TimeoutExpired:
         raise SynthesisError(f"{command[0]} timed out") from None
     except OSError as e:
@@ -79,7 +81,7 @@ def run_engine(request: SynthRequest) -> tuple[np.ndarray, int]:
         raise SynthesisError(f"{command[0]} exited with status {done.returncode}")
     try:
         wave, rate = sf.read(io.BytesIO(done.stdout), dtype="float64", always_2d=True)
-    except Exception:  # soundfile raises several types for a bad stream
+    except sf.SoundFileError:
         raise SynthesisError(f"{command[0]} wrote no readable audio") from None
     return wave[:, 0], rate
 
@@ -88,14 +90,30 @@ def resample(wave: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
     """Band-limited resampling by truncating or zero-padding the spectrum."""
     if orig_rate == new_rate:
         return wave
-    new_len = round(len(wave) * new_rate / orig_rate)
-    spectrum = np.fft.rfft(wave)
-    bins = new_len // 2 + 1
+    step = orig_rate // math.gcd(orig_rate, new_rate)  # input lengths that map to whole outputs
+    padded = fft_length(len(wave), multiple=step)
+    out_len = padded * new_rate // orig_rate
+    spectrum = np.fft.rfft(wave, n=padded)  # zero-pads the end: FFTs of odd sizes are slow
+    bins = out_len // 2 + 1
     if bins <= len(spectrum):
         spectrum = spectrum[:bins]
     else:
         spectrum = np.concatenate([spectrum, np.zeros(bins - len(spectrum), spectrum.dtype)])
-    return np.fft.irfft(spectrum, n=new_len) * (new_len / len(wave))
+    resampled = np.fft.irfft(spectrum, n=out_len) * (out_len / padded)
+    return resampled[: round(len(wave) * new_rate / orig_rate)]
+
+
+def fft_length(n: int, multiple: int = 1) -> int:
+    """The smallest multiple of `multiple` >= n whose quotient has no prime factor above 7."""
+    m = max(1, -(-n // multiple))
+    while True:
+        rest = m
+        for p in (2, 3, 5, 7):
+            while rest % p == 0:
+                rest //= p
+        if rest == 1:
+            return m * multiple
+        m += 1
 
 
 def trim(wave: np.ndarray, rate: int, margin: float = MARGIN) -> np.ndarray:
@@ -112,15 +130,16 @@ def trim(wave: np.ndarray, rate: int, margin: float = MARGIN) -> np.ndarray:
 
 def add_noise(wave: np.ndarray, snr_db: float, color: str, seed: int) -> np.ndarray:
     """`wave` plus white or pink (1/f power) noise at `snr_db` relative to the whole signal."""
-    noise = np.random.default_rng(seed).standard_normal(len(wave))
+    length = fft_length(len(wave))
+    noise = np.random.default_rng(seed).standard_normal(length)
     if color == "pink":
         spectrum = np.fft.rfft(noise)
-        freqs = np.arange(len(spectrum), dtype=np.float64)
-        spectrum[1:] /= np.sqrt(freqs[1:])
+        spectrum[1:] /= np.sqrt(np.arange(1, len(spectrum), dtype=np.float64))
         spectrum[0] = 0.0
-        noise = np.fft.irfft(spectrum, n=len(wave))
+        noise = np.fft.irfft(spectrum, n=length)
     elif color != "white":
         raise ValueError(f"noise color must be 'white' or 'pink', got '{color}'")
+    noise = noise[: len(wave)]
     signal_power = np.mean(wave**2)
     noise *= np.sqrt(signal_power / (10.0 ** (snr_db / 10.0) * np.mean(noise**2)))
     return wave + noise
@@ -149,6 +168,7 @@ def synthesize(request: SynthRequest, path: str | os.PathLike) -> int:
 
 if __name__ == "__main__":
     name, text, out = sys.argv[1:4]
-    engine = FLITE if name in ("kal16", "awb", "slt", "rms", "kal") else ESPEAK
-    samples = synthesize(SynthRequest(Voice(engine, name, 120.0), text), out)
+    flite_f0 = {**FLITE_TRAIN, **FLITE_UNSEEN}
+    voice = Voice(FLITE, name, flite_f0[name]) if name in flite_f0 else Voice(ESPEAK, name)
+    samples = synthesize(SynthRequest(voice, text), out)
     print(f"{out}: {samples / SAMPLE_RATE:.2f} s")

@@ -12,6 +12,11 @@ subject and verb. `VOCABULARY` is the set of every word a sentence can contain.
 from __future__ import annotations
 
 
+def _words(block: str) -> tuple[str, ...]:
+    """'big small old' -> ('big', 'small', 'old')."""
+    return tuple(block.split())
+
+
 def _pairs(block: str) -> tuple[tuple[str, str], ...]:
     """'dog dogs, man men' -> (('dog', 'dogs'), ('man', 'men'))."""
     return tuple(tuple(item.split()) for item in block.split(","))  # type: ignore[misc]
@@ -91,36 +96,36 @@ VERBS = {
     ),
 }
 
-ADJECTIVES = (
+ADJECTIVES = _words(
     "big small old new young tall short long little happy sad quiet loud warm cold hot dark"
     " bright clean dirty heavy empty full soft strong brown red blue green yellow white black"
     " pink purple golden wooden broken beautiful strange tired hungry busy lucky famous"
     " friendly angry gentle rich poor"
-).split()
-PERSON_ADJECTIVES = "happy sad tired hungry busy angry lucky young old tall".split()
+)
+PERSON_ADJECTIVES = _words("happy sad tired hungry busy angry lucky young old tall")
 
-NAMES = "john mary peter anna tom lucy david emma paul sarah james kate".split()
+NAMES = _words("john mary peter anna tom lucy david emma paul sarah james kate")
 
-ADVERBS = "quickly slowly quietly carefully happily loudly again together".split()
-FREQUENCY = "always never often sometimes usually".split()
-PREPOSITIONS_PLACE = "in on under near behind beside inside".split()
-PREPOSITIONS_DIRECTION = "to into across through around along toward".split()
+ADVERBS = _words("quickly slowly quietly carefully happily loudly again together")
+FREQUENCY = _words("always never often sometimes usually")
+PREPOSITIONS_PLACE = _words("in on under near behind beside inside")
+PREPOSITIONS_DIRECTION = _words("to into across through around along toward")
 TIME_PAST = ("yesterday", "last night", "last week", "this morning", "two days ago")
 TIME_PRESENT = ("every day", "every morning", "in the evening", "at night", "on sunday")
 TIME_FUTURE = ("tomorrow", "tonight", "next week", "next year", "in the afternoon")
 TIME_NOW = ("now", "right now", "today", "this evening")
-CONJUNCTIONS = "and but because while".split()
+CONJUNCTIONS = _words("and but because while")
 
-UNITS = "one two three four five six seven eight nine".split()
-TEENS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
-TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+UNITS = _words("one two three four five six seven eight nine")
+TEENS = _words("ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen")
+TENS = _words("twenty thirty forty fifty sixty seventy eighty ninety")
 
-FUNCTION_WORDS = (
+FUNCTION_WORDS = _words(
     "the a an this that these those every my your his her our their some many no"
     " i you he she it we they me him us them"
     " is are was were am will can should must do does did not"
     " there here where what who why how when which please very years old hundred"
-).split()
+)
 
 
 def spell_number(n: int) -> str:

@@ -72,11 +72,12 @@ def installed_flite() -> set[str] | None:
     if shutil.which(FLITE) is None:
         return None
     try:
-        out = subprocess.run([FLITE, "-lv"], capture_output=True, text=True, timeout=30).stdout
+        listing = subprocess.run([FLITE, "-lv"], capture_output=True, text=True, timeout=30,
+                                 check=False)
     except (OSError, subprocess.SubprocessError) as e:
         log.warning("flite is installed but cannot list its voices (%s)", e)
         return None
-    return set(out.split(":", 1)[-1].split())
+    return set(listing.stdout.split(":", 1)[-1].split())
 
 
 def _list_column(binary: str, flag: str, column: int) -> set[str]:
