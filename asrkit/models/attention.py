@@ -1,0 +1,58 @@
+"""Multi-head attention (Vaswani et al. 2017, sec. 3.2) on top of
+``torch.nn.functional.scaled_dot_product_attention``, so fused kernels run where they can.
+
+Masks follow asrkit.models.mask: bool, True = the query may attend to the key, shape
+(batch, 1 or T_q, T_k); the head dimension is added here.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """(batch, T, heads * d_k) -> (batch, heads, T, d_k)."""
+    batch, time, dim = x.shape
+    return x.view(batch, time, num_heads, dim // num_heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(batch, heads, T, d_k) -> (batch, T, heads * d_k)."""
+    batch, heads, time, d_k = x.shape
+    return x.transpose(1, 2).reshape(batch, time, heads * d_k)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention with separate q/k/v/output projections (all with bias).
+
+    ``kv_dim`` (default ``d_model``) is the feature size of key/value inputs, so a decoder
+    can attend to an encoder of another width.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0,
+                 kv_dim: int | None = None) -> None:
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"d_model {d_model} is not divisible by num_heads {num_heads}")
+        kv_dim = d_model if kv_dim is None else kv_dim
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.linear_q = nn.Linear(d_model, d_model)
+        self.linear_k = nn.Linear(kv_dim, d_model)
+        self.linear_v = nn.Linear(kv_dim, d_model)
+        self.linear_out = nn.Linear(d_model, d_model)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        """query (batch, T_q, d_model), key/value (batch, T_k, kv_dim),
+        mask (batch, 1 or T_q, T_k) bool or None -> (batch, T_q, d_model)."""
+        q = split_heads(self.linear_q(query), self.num_heads)  # (batch, heads, T_q, d_k)
+        k = split_heads(self.linear_k(key), self.num_heads)  # (batch, heads, T_k, d_k)
+        v = split_heads(self.linear_v(value), self.num_heads)
+        attn_mask = None if mask is None else mask.unsqueeze(1)  # (batch, 1, T_q|1, T_k)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )  # (batch, heads, T_q, d_k)
+        return self.linear_out(merge_heads(out))

@@ -1,0 +1,100 @@
+"""Build an ``ASRModel`` from a plain config dict (the composed ``conf/train.yaml``, or the
+resolved config a checkpoint stores).
+
+The config has three sections, each naming its builder with Hydra's ``_target_`` and giving
+its keyword arguments flat::
+
+    encoder: {_target_: asrkit.models.encoders.conformer.ConformerEncoder, input_dim: 80, ...}
+    decoder: {_target_: asrkit.models.decoders.transformer.TransformerDecoder, ...}  # or {}/None
+    model:   {_target_: asrkit.models.asr_model.ASRModel, ctc_weight: 0.3, ...}
+    vocab_size: 4233
+
+The builder fills in what one section needs from another: the decoder gets ``vocab_size``
+and ``encoder_dim`` (the encoder's ``output_dim``), the model gets ``encoder``, ``decoder``
+and ``vocab_size``. Every section is checked against its target's signature before anything
+is built, so a misspelt key fails at once with its dotted name.
+
+    from asrkit.models.build import build_model
+    model = build_model(config, vocab_size=4233)
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from hydra.utils import get_object, instantiate
+from torch import nn
+
+from asrkit.models.asr_model import ASRModel
+
+# keys the builder passes itself, per section
+FILLED_IN = {
+    "encoder": (),
+    "decoder": ("vocab_size", "encoder_dim"),
+    "model": ("encoder", "decoder", "vocab_size"),
+}
+
+
+class ModelConfigError(ValueError):
+    """A model config section names an unknown target, an unknown key or misses a key."""
+
+
+def check_section(section: Mapping[str, Any], name: str, filled_in: tuple[str, ...] = ()) -> None:
+    """Check ``section`` (with ``_target_``) against its target's signature.
+
+    Raises ModelConfigError naming ``<name>.<key>`` for a key the target does not take, a key
+    the builder fills in itself, or a required argument that is missing."""
+    if "_target_" not in section:
+        raise ModelConfigError(f"{name}: no _target_ (the class or function to build)")
+    target = section["_target_"]
+    try:
+        signature = inspect.signature(get_object(target))
+    except Exception as e:  # any import or lookup failure is a config error
+        raise ModelConfigError(f"{name}._target_: cannot load {target!r}: {e}") from e
+    params = signature.parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    keys = [k for k in section if not k.startswith("_")]
+    for key in keys:
+        if key in filled_in:
+            raise ModelConfigError(f"{name}.{key}: set by the model builder, remove it")
+        if key not in params and not takes_any:
+            known = ", ".join(k for k in params if k not in filled_in)
+            raise ModelConfigError(f"{name}.{key}: not an option of {target} (options: {known})")
+    for key, param in params.items():
+        required = param.default is inspect.Parameter.empty and param.kind in (
+            inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        if required and key not in keys and key not in filled_in:
+            raise ModelConfigError(f"{name}.{key}: missing (required by {target})")
+
+
+def has_decoder(config: Mapping[str, Any]) -> bool:
+    """False for ``decoder=none`` (an empty or null decoder section)."""
+    return bool(config.get("decoder"))
+
+
+def check_model_config(config: Mapping[str, Any]) -> None:
+    """Validate the encoder, decoder and model sections without building anything."""
+    for name in ("encoder", "model"):
+        if not isinstance(config.get(name), Mapping):
+            raise ModelConfigError(f"{name}: missing config section")
+        check_section(config[name], name, FILLED_IN[name])
+    if has_decoder(config):
+        check_section(config["decoder"], "decoder", FILLED_IN["decoder"])
+
+
+def build_model(config: Mapping[str, Any], vocab_size: int | None = None) -> ASRModel:
+    """Plain config dict -> ASRModel; ``vocab_size`` defaults to ``config['vocab_size']``."""
+    vocab_size = config.get("vocab_size") if vocab_size is None else vocab_size
+    if not isinstance(vocab_size, int) or vocab_size < 3:
+        raise ModelConfigError(f"vocab_size: need an integer >= 3 (blank, unk, sos/eos), "
+                               f"got {vocab_size!r}")
+    check_model_config(config)
+    encoder: nn.Module = instantiate(dict(config["encoder"]))
+    decoder = None
+    if has_decoder(config):
+        decoder = instantiate(dict(config["decoder"]), vocab_size=vocab_size,
+                              encoder_dim=encoder.output_dim)
+    return instantiate(dict(config["model"]), encoder=encoder, decoder=decoder,
+                       vocab_size=vocab_size)

@@ -1,0 +1,1 @@
+"""Attention decoders over encoder output (see ``transformer.TransformerDecoder``)."""

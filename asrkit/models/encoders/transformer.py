@@ -1,0 +1,73 @@
+"""Transformer encoder (Vaswani et al. 2017; the speech variant of Karita et al. 2019):
+conv2d subsampling, absolute sinusoidal positions, pre-LayerNorm self-attention and
+feed-forward layers, and a final LayerNorm.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from asrkit.models.attention import MultiHeadAttention
+from asrkit.models.feed_forward import FeedForward
+from asrkit.models.mask import padding_mask
+from asrkit.models.positional_encoding import PositionalEncoding
+from asrkit.models.subsampling import build_input_layer
+
+
+class TransformerEncoderLayer(nn.Module):
+    """x + MHSA(LN(x)), then x + FFN(LN(x))."""
+
+    def __init__(self, d_model: int, num_heads: int, ffn_dim: int, dropout: float = 0.1,
+                 attention_dropout: float = 0.0, activation: str = "relu") -> None:
+        super().__init__()
+        self.norm_mha = nn.LayerNorm(d_model)
+        self.self_attn = MultiHeadAttention(d_model, num_heads, attention_dropout)
+        self.norm_ff = nn.LayerNorm(d_model)
+        self.feed_forward = FeedForward(d_model, ffn_dim, dropout, activation)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        """x (batch, T, d), attn_mask (batch, 1, T) bool -> (batch, T, d)."""
+        y = self.norm_mha(x)
+        x = x + self.dropout(self.self_attn(y, y, y, attn_mask))
+        return x + self.dropout(self.feed_forward(self.norm_ff(x)))
+
+
+class TransformerEncoder(nn.Module):
+    def __init__(
+        self,
+        input_dim: int,
+        d_model: int = 256,
+        num_heads: int = 4,
+        ffn_dim: int = 2048,
+        num_layers: int = 12,
+        input_layer: str = "conv2d4",
+        dropout: float = 0.1,
+        positional_dropout: float = 0.1,
+        attention_dropout: float = 0.0,
+        activation: str = "relu",
+    ) -> None:
+        """input_dim: feature size (mel bins); input_layer: conv2d4 | conv2d6 | conv2d8 |
+        linear (asrkit.models.subsampling); activation of the FFN: relu | swish | gelu."""
+        super().__init__()
+        self.output_dim = d_model
+        self.input_layer = build_input_layer(input_layer, input_dim, d_model, dropout)
+        self.pos_enc = PositionalEncoding(d_model, positional_dropout)
+        self.layers = nn.ModuleList(
+            TransformerEncoderLayer(d_model, num_heads, ffn_dim, dropout, attention_dropout,
+                                    activation)
+            for _ in range(num_layers)
+        )
+        self.final_norm = nn.LayerNorm(d_model)
+
+    def forward(self, feats: torch.Tensor,
+                feat_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """feats (batch, T, input_dim), feat_lens (batch,) ->
+        (enc (batch, T', d_model), enc_lens (batch,)); frames past enc_lens are padding."""
+        x, lens = self.input_layer(feats, feat_lens)  # (batch, T', d_model)
+        x = self.pos_enc(x)
+        attn_mask = padding_mask(lens, x.size(1)).unsqueeze(1)  # (batch, 1, T')
+        for layer in self.layers:
+            x = layer(x, attn_mask)
+        return self.final_norm(x), lens

@@ -1,0 +1,32 @@
+"""Position-wise feed-forward layer: Linear(d, ffn) -> activation -> dropout -> Linear(ffn, d).
+
+Vaswani et al. 2017 (sec. 3.3) use ReLU; the Conformer (Gulati et al. 2020, sec. 2.3) uses
+swish. Pre-LayerNorm and residual connections belong to the layer that uses it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "swish": nn.SiLU, "gelu": nn.GELU}
+
+
+def build_activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r} (known: {', '.join(ACTIVATIONS)})")
+    return ACTIVATIONS[name]()
+
+
+class FeedForward(nn.Module):
+    def __init__(self, d_model: int, ffn_dim: int, dropout: float = 0.1,
+                 activation: str = "relu") -> None:
+        super().__init__()
+        self.w_1 = nn.Linear(d_model, ffn_dim)
+        self.activation = build_activation(activation)
+        self.dropout = nn.Dropout(dropout)
+        self.w_2 = nn.Linear(ffn_dim, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, T, d_model) -> (batch, T, d_model)."""
+        return self.w_2(self.dropout(self.activation(self.w_1(x))))

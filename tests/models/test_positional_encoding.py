@@ -1,0 +1,32 @@
+import math
+
+import torch
+
+from asrkit.models.positional_encoding import PositionalEncoding, RelPositionalEncoding
+
+
+def reference_sinusoid(position: float, dim: int) -> torch.Tensor:
+    """PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(...) (Vaswani et al. 3.5)."""
+    out = torch.empty(dim)
+    for i in range(dim // 2):
+        angle = position / 10000 ** (2 * i / dim)
+        out[2 * i], out[2 * i + 1] = math.sin(angle), math.cos(angle)
+    return out
+
+
+def test_absolute_encoding_matches_formula():
+    pe = PositionalEncoding(8, dropout=0.0)
+    x = torch.zeros(1, 5, 8)
+    out = pe(x, offset=3)
+    for t in range(5):
+        torch.testing.assert_close(out[0, t], reference_sinusoid(t + 3, 8), atol=1e-5, rtol=0)
+
+
+def test_relative_encoding_covers_distances_t_minus_1_to_minus_t_plus_1():
+    pe = RelPositionalEncoding(6, dropout=0.0)
+    x = torch.randn(2, 4, 6)
+    scaled, pos_emb = pe(x)
+    torch.testing.assert_close(scaled, x * math.sqrt(6))
+    assert pos_emb.shape == (7, 6)
+    for k, distance in enumerate(range(3, -4, -1)):
+        torch.testing.assert_close(pos_emb[k], reference_sinusoid(distance, 6), atol=1e-5, rtol=0)
