@@ -37,7 +37,10 @@ def main(argv: list[str]) -> int:
     extractor = FbankExtractor(args.sample_rate, args.num_mel_bins, args.frame_length, args.frame_shift)
     try:
         cmvn, failed = compute_global_cmvn(args.manifest, extractor, args.nj)
-    except (ManifestError, ValueError) as e:
+    except ManifestError as e:
+        print(f"asrkit cmvn: {e}", file=sys.stderr)
+        return 1
+    except ValueError as e:  # e.g. no readable utterance at all
         print(f"asrkit cmvn: {args.manifest}: {e}", file=sys.stderr)
         return 1
     cmvn.save(args.out)
