@@ -16,35 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
-from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-
-from asrkit.config_paths import config_dir
-
-CONFIG_ERRORS = (HydraException, OmegaConfBaseException, ValueError, OSError, ImportError)
-
-
-def compose_train_config(overrides: list[str]) -> dict[str, Any]:
-    """conf/train.yaml with Hydra ``overrides`` applied, resolved into plain containers."""
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides)
-    return OmegaConf.to_container(cfg, resolve=True)
-
-
-def resolve_vocab_size(config: dict[str, Any]) -> int:
-    """``vocab_size`` if set, else the vocabulary size of the tokenizer in ``tokenizer.dir``."""
-    if config.get("vocab_size") is not None:
-        return int(config["vocab_size"])
-    tokenizer_dir = (config.get("tokenizer") or {}).get("dir")
-    if tokenizer_dir is None:
-        raise ValueError("no output size: set vocab_size=N or tokenizer.dir=<tokenizer directory>")
-    from asrkit.text.tokenizer import load_tokenizer
-
-    return int(load_tokenizer(tokenizer_dir).vocab_size)
+from asrkit.config import CONFIG_ERRORS, compose_train_config, one_line, resolve_vocab_size
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,10 +26,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. encoder.num_layers=6")
     parser.add_argument("--json", action="store_true", help="print the counts as one JSON object")
     return parser
-
-
-def one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())
 
 
 def main(argv: list[str]) -> int:
