@@ -1,0 +1,48 @@
+"""Loading a model from a checkpoint file, for decoding and fine-tuning.
+
+A checkpoint (written by asrkit.training) is a dict saved with `torch.save` holding only
+plain data, so it loads with `torch.load(weights_only=True)`:
+
+    {"model": state_dict, "config": the resolved training config (plain dict, with
+     "vocab_size" filled in), ...training state (optimizer, scheduler, sampler, rng,
+     epoch, step, metrics) or, for averaged weights, "averaged_from": [file names]}
+
+    from asrkit.models.checkpoint import load_model
+    model, config = load_model("exp/conformer/avg_10.pt")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from asrkit.models.asr_model import ASRModel
+from asrkit.models.build import build_model
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint dict; raises ValueError naming the file if it is not one of ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated file, pickle of foreign objects, ...
+        raise ValueError(f"{path}: not a loadable checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint or "config" not in checkpoint:
+        raise ValueError(f"{path}: not an asrkit checkpoint (needs 'model' and 'config' entries)")
+    return checkpoint
+
+
+def load_model(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> tuple[ASRModel, dict[str, Any]]:
+    """Build the model the checkpoint's config describes and load its weights (eval mode)."""
+    checkpoint = read_checkpoint(path, map_location)
+    config = checkpoint["config"]
+    model = build_model(config)
+    model.load_state_dict(checkpoint["model"])
+    model.eval()
+    return model, config
