@@ -2,13 +2,16 @@
 
     asrkit info +experiment=aishell/conformer vocab_size=4233
     asrkit info encoder=transformer model=ctc vocab_size=500 --json
+    asrkit info encoder=moe_conformer encoder.num_experts=8 vocab_size=100 --json
     asrkit info tokenizer.dir=data/synth/tokenizer
 
 Takes the same Hydra overrides as `asrkit train` (composed from conf/train.yaml) and prints
-the model followed by a parameter table (total, encoder, decoder, CTC, and their parts);
---json prints one JSON object instead: {"total", "encoder", "decoder", "ctc", "vocab_size",
-"components"}. The output size is `vocab_size=N`, or else the vocabulary of the tokenizer
-in `tokenizer.dir`.
+the model followed by a parameter table (total, encoder, decoder, CTC, training-only parts,
+and their children; for a Mixture-of-Experts encoder also the parameters active per frame);
+--json prints one JSON object instead: {"total", "encoder", "decoder", "ctc",
+"inter_decoders", "interctc", "training_only", "inference", "active_per_frame",
+"vocab_size", "components"} (asrkit.models.param_count says what each means). The output
+size is `vocab_size=N`, or else the vocabulary of the tokenizer in `tokenizer.dir`.
 """
 
 from __future__ import annotations

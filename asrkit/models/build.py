@@ -11,7 +11,11 @@ its keyword arguments flat::
 
 The builder fills in what one section needs from another: the decoder gets ``vocab_size``
 and ``encoder_dim`` (the encoder's ``output_dim``), the model gets ``encoder``, ``decoder``
-and ``vocab_size``. Every section is checked against its target's signature before anything
+and ``vocab_size``, and an encoder whose builder takes ``vocab_size`` (the MoE-Conformer,
+for the CTC head of its shared embedding) gets it too. With ``model.inter_decoder_layers``
+the decoder section is built once more per intermediate layer (3M's intermediate attention
+decoders), each with that layer's output size as ``encoder_dim``, and passed to the model
+as ``inter_decoders``. Every section is checked against its target's signature before anything
 is built, so a misspelt key fails at once with its dotted name.
 
     from asrkit.models.build import build_model
@@ -28,12 +32,13 @@ from hydra.utils import get_object, instantiate
 from torch import nn
 
 from asrkit.models.asr_model import ASRModel
+from asrkit.models.intermediate import encoder_depth_dims, resolve_layers
 
 # keys the builder passes itself, per section
 FILLED_IN = {
-    "encoder": (),
+    "encoder": ("vocab_size",),  # only for encoders that take it
     "decoder": ("vocab_size", "encoder_dim"),
-    "model": ("encoder", "decoder", "vocab_size"),
+    "model": ("encoder", "decoder", "vocab_size", "inter_decoders"),
 }
 
 
@@ -91,10 +96,34 @@ def build_model(config: Mapping[str, Any], vocab_size: int | None = None) -> ASR
         raise ModelConfigError(f"vocab_size: need an integer >= 3 (blank, unk, sos/eos), "
                                f"got {vocab_size!r}")
     check_model_config(config)
-    encoder: nn.Module = instantiate(dict(config["encoder"]))
+    encoder_section = dict(config["encoder"])
+    if "vocab_size" in inspect.signature(get_object(encoder_section["_target_"])).parameters:
+        encoder_section["vocab_size"] = vocab_size
+    encoder: nn.Module = instantiate(encoder_section)
     decoder = None
     if has_decoder(config):
         decoder = instantiate(dict(config["decoder"]), vocab_size=vocab_size,
                               encoder_dim=encoder.output_dim)
-    return instantiate(dict(config["model"]), encoder=encoder, decoder=decoder,
-                       vocab_size=vocab_size)
+    model_section = dict(config["model"])
+    inter_decoders = _build_inter_decoders(config, encoder, vocab_size)
+    if inter_decoders:
+        model_section["inter_decoders"] = inter_decoders
+    return instantiate(model_section, encoder=encoder, decoder=decoder, vocab_size=vocab_size)
+
+
+def _build_inter_decoders(config: Mapping[str, Any], encoder: nn.Module,
+                          vocab_size: int) -> list[nn.Module]:
+    """One decoder (from the decoder section) per ``model.inter_decoder_layers`` entry."""
+    layers = config["model"].get("inter_decoder_layers") or ()
+    if not layers:
+        return []
+    if not has_decoder(config):
+        raise ModelConfigError("model.inter_decoder_layers: needs an attention decoder "
+                               "(the decoder section is empty)")
+    try:
+        dims = encoder_depth_dims(encoder)
+        resolved = resolve_layers(layers, len(dims), "model.inter_decoder_layers")
+    except ValueError as e:
+        raise ModelConfigError(str(e)) from e
+    return [instantiate(dict(config["decoder"]), vocab_size=vocab_size,
+                        encoder_dim=dims[layer - 1]) for layer in resolved]

@@ -1,2 +1,7 @@
 """Encoder stacks. Every encoder maps ``(feats (batch, T, input_dim), feat_lens (batch,))``
-to ``(enc (batch, T', output_dim), enc_lens (batch,))`` and has an ``output_dim`` attribute."""
+to ``(enc (batch, T', output_dim), enc_lens (batch,))`` and has an ``output_dim`` attribute.
+
+For training-time losses on intermediate layers (InterCTC, intermediate decoders) and the
+encoder's own losses (MoE balance), each also has ``intermediate_dims()`` and
+``forward_with_intermediates(feats, feat_lens, layers) -> EncoderOutput``
+(asrkit.models.encoder_output)."""

@@ -12,10 +12,13 @@ WeNet AISHELL-1 Conformer (12 blocks, d 256, 4 heads, FFN 2048, kernel 15).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 from asrkit.models.convolution import ConvolutionModule
+from asrkit.models.encoder_output import EncoderOutput, check_layers
 from asrkit.models.feed_forward import FeedForward, build_activation
 from asrkit.models.mask import padding_mask
 from asrkit.models.positional_encoding import RelPositionalEncoding
@@ -83,9 +86,23 @@ class ConformerEncoder(nn.Module):
                 feat_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """feats (batch, T, input_dim), feat_lens (batch,) ->
         (enc (batch, T', d_model), enc_lens (batch,)); frames past enc_lens are padding."""
+        out = self.forward_with_intermediates(feats, feat_lens)
+        return out.enc, out.enc_lens
+
+    def intermediate_dims(self) -> list[int]:
+        return [self.output_dim] * len(self.layers)
+
+    def forward_with_intermediates(self, feats: torch.Tensor, feat_lens: torch.Tensor,
+                                   layers: Sequence[int] = ()) -> EncoderOutput:
+        """As ``forward``, plus the outputs of blocks ``layers`` (1-based), each passed
+        through the final LayerNorm as the top output is (ESPnet's InterCTC does the same)."""
+        check_layers(layers, len(self.layers), type(self).__name__)
         x, lens = self.input_layer(feats, feat_lens)  # (batch, T', d_model)
         x, pos_emb = self.pos_enc(x)  # pos_emb: (2T'-1, d_model)
         mask = padding_mask(lens, x.size(1))  # (batch, T')
-        for layer in self.layers:
+        intermediates = {}
+        for number, layer in enumerate(self.layers, start=1):
             x = layer(x, pos_emb, mask)
-        return self.final_norm(x), lens
+            if number in layers:
+                intermediates[number] = (self.final_norm(x), lens)
+        return EncoderOutput(self.final_norm(x), lens, intermediates)

@@ -5,10 +5,13 @@ feed-forward layers, and a final LayerNorm.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 from asrkit.models.attention import MultiHeadAttention
+from asrkit.models.encoder_output import EncoderOutput, check_layers
 from asrkit.models.feed_forward import FeedForward
 from asrkit.models.mask import padding_mask
 from asrkit.models.positional_encoding import PositionalEncoding
@@ -65,9 +68,23 @@ class TransformerEncoder(nn.Module):
                 feat_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """feats (batch, T, input_dim), feat_lens (batch,) ->
         (enc (batch, T', d_model), enc_lens (batch,)); frames past enc_lens are padding."""
+        out = self.forward_with_intermediates(feats, feat_lens)
+        return out.enc, out.enc_lens
+
+    def intermediate_dims(self) -> list[int]:
+        return [self.output_dim] * len(self.layers)
+
+    def forward_with_intermediates(self, feats: torch.Tensor, feat_lens: torch.Tensor,
+                                   layers: Sequence[int] = ()) -> EncoderOutput:
+        """As ``forward``, plus the outputs of layers ``layers`` (1-based), each passed
+        through the final LayerNorm (pre-norm layers leave their output unnormalised)."""
+        check_layers(layers, len(self.layers), type(self).__name__)
         x, lens = self.input_layer(feats, feat_lens)  # (batch, T', d_model)
         x = self.pos_enc(x)
         attn_mask = padding_mask(lens, x.size(1)).unsqueeze(1)  # (batch, 1, T')
-        for layer in self.layers:
+        intermediates = {}
+        for number, layer in enumerate(self.layers, start=1):
             x = layer(x, attn_mask)
-        return self.final_norm(x), lens
+            if number in layers:
+                intermediates[number] = (self.final_norm(x), lens)
+        return EncoderOutput(self.final_norm(x), lens, intermediates)

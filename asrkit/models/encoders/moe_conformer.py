@@ -1,0 +1,236 @@
+"""MoE-Conformer encoder: the multi-path encoder of 3M (You et al. 2022, arXiv 2204.03178).
+
+A Conformer (asrkit.models.encoders.conformer) whose feed-forward modules become
+Mixture-of-Experts layers (asrkit.models.moe). By default only the second (post-conv)
+FFN of every block does, the 3M placement; ``moe_ffns`` (first | second) and
+``moe_layers`` (1-based block numbers, null = all) choose others.
+
+Router input: the FFN's input, or, with ``embedding_layers > 0``, its concatenation with a
+shared embedding (3M, after SpeechMoE2): a small Conformer of ``embedding_layers`` blocks of
+width ``embedding_dim`` on the subsampled input, whose output feeds the router of every MoE
+layer. With ``embedding_ctc_weight > 0`` it gets a CTC head and loss of its own
+(``loss_ctc_embedding``, added to the model loss with that weight).
+
+Balance losses (asrkit.models.moe_losses) are averaged over the MoE layers and added with
+``sparsity_loss_weight`` and ``importance_loss_weight`` (SpeechMoE's; 0.15/0.15, as 3M, by
+default) and ``switch_loss_weight`` (Switch's alpha, 0.01 there; 0 by default); all three
+are always logged with the per-expert loads.
+
+    encoder=moe_conformer encoder.num_experts=8 encoder.top_k=1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from asrkit.models.convolution import ConvolutionModule
+from asrkit.models.ctc import CTC
+from asrkit.models.encoder_output import AuxCTC, EncoderOutput, check_layers
+from asrkit.models.encoders.conformer import ConformerLayer
+from asrkit.models.feed_forward import FeedForward, build_activation
+from asrkit.models.mask import padding_mask
+from asrkit.models.moe import MoEFeedForward, Routing
+from asrkit.models.moe_losses import balance_losses
+from asrkit.models.positional_encoding import RelPositionalEncoding
+from asrkit.models.rel_attention import RelPositionMultiHeadAttention
+from asrkit.models.subsampling import build_input_layer
+
+MOE_FFNS = ("first", "second")
+
+
+class MoEConformerLayer(nn.Module):
+    """A Conformer block (same parameter names as ConformerLayer) in which the first and/or
+    second FFN is a MoEFeedForward."""
+
+    def __init__(self, d_model: int, num_heads: int, ffn_dim: int, kernel_size: int,
+                 conv_norm: str, dropout: float, attention_dropout: float, activation: str,
+                 moe_ffns: Sequence[str], num_experts: int, top_k: int, expert_ffn_dim: int,
+                 router_extra_dim: int) -> None:
+        super().__init__()
+
+        def ffn(which: str) -> nn.Module:
+            if which in moe_ffns:
+                return MoEFeedForward(d_model, expert_ffn_dim, num_experts, top_k, dropout,
+                                      activation, router_extra_dim)
+            return FeedForward(d_model, ffn_dim, dropout, activation)
+
+        self.norm_ff_macaron = nn.LayerNorm(d_model)
+        self.feed_forward_macaron = ffn("first")
+        self.norm_mha = nn.LayerNorm(d_model)
+        self.self_attn = RelPositionMultiHeadAttention(d_model, num_heads, attention_dropout)
+        self.norm_conv = nn.LayerNorm(d_model)
+        self.conv_module = ConvolutionModule(d_model, kernel_size, conv_norm,
+                                             build_activation(activation))
+        self.norm_ff = nn.LayerNorm(d_model)
+        self.feed_forward = ffn("second")
+        self.norm_final = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    @staticmethod
+    def _ffn(module: nn.Module, x: torch.Tensor, mask: torch.Tensor,
+             router_extra: torch.Tensor | None, routings: list[Routing]) -> torch.Tensor:
+        if isinstance(module, MoEFeedForward):
+            y, routing = module(x, mask, router_extra)
+            routings.append(routing)
+            return y
+        return module(x)
+
+    def forward(self, x: torch.Tensor, pos_emb: torch.Tensor, mask: torch.Tensor,
+                router_extra: torch.Tensor | None = None,
+                ) -> tuple[torch.Tensor, list[Routing]]:
+        """x (batch, T, d), pos_emb (2T-1, d), mask (batch, T) bool, router_extra
+        (batch, T, e) or None -> (y (batch, T, d), the routing of each MoE FFN)."""
+        routings: list[Routing] = []
+        ff = self._ffn(self.feed_forward_macaron, self.norm_ff_macaron(x), mask, router_extra,
+                       routings)
+        x = x + 0.5 * self.dropout(ff)
+        x = x + self.dropout(self.self_attn(self.norm_mha(x), pos_emb, mask.unsqueeze(1)))
+        x = x + self.dropout(self.conv_module(self.norm_conv(x), mask))
+        ff = self._ffn(self.feed_forward, self.norm_ff(x), mask, router_extra, routings)
+        x = x + 0.5 * self.dropout(ff)
+        return self.norm_final(x), routings
+
+
+class SharedEmbedding(nn.Module):
+    """The router's shared embedding: Linear(d_model, dim) -> Conformer blocks -> LayerNorm."""
+
+    def __init__(self, d_model: int, dim: int, num_layers: int, num_heads: int,
+                 kernel_size: int, conv_norm: str, dropout: float, positional_dropout: float,
+                 attention_dropout: float, activation: str) -> None:
+        super().__init__()
+        self.proj = nn.Linear(d_model, dim)
+        self.pos_enc = RelPositionalEncoding(dim, positional_dropout)
+        self.layers = nn.ModuleList(
+            ConformerLayer(dim, num_heads, 4 * dim, kernel_size, conv_norm, dropout,
+                           attention_dropout, activation) for _ in range(num_layers))
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x (batch, T, d_model) subsampled input, mask (batch, T) -> (batch, T, dim)."""
+        x, pos_emb = self.pos_enc(self.proj(x))
+        for layer in self.layers:
+            x = layer(x, pos_emb, mask)
+        return self.norm(x)
+
+
+class MoEConformerEncoder(nn.Module):
+    def __init__(
+        self,
+        input_dim: int,
+        d_model: int = 256,
+        num_heads: int = 4,
+        ffn_dim: int = 2048,
+        num_layers: int = 12,
+        kernel_size: int = 15,
+        conv_norm: str = "batch_norm",
+        input_layer: str = "conv2d4",
+        dropout: float = 0.1,
+        positional_dropout: float = 0.1,
+        attention_dropout: float = 0.0,
+        activation: str = "swish",
+        num_experts: int = 8,
+        top_k: int = 1,
+        expert_ffn_dim: int | None = None,
+        moe_ffns: Sequence[str] = ("second",),
+        moe_layers: Sequence[int] | None = None,
+        embedding_layers: int = 0,
+        embedding_dim: int | None = None,
+        embedding_ctc_weight: float = 0.0,
+        switch_loss_weight: float = 0.0,
+        sparsity_loss_weight: float = 0.15,
+        importance_loss_weight: float = 0.15,
+        vocab_size: int | None = None,
+    ) -> None:
+        """The Conformer's options (asrkit.models.encoders.conformer), plus:
+        num_experts, top_k: experts per MoE layer and experts per frame;
+        expert_ffn_dim: hidden size of an expert (null: ffn_dim);
+        moe_ffns: which FFNs of a block are MoE (first | second); moe_layers: which blocks
+        (1-based; null: all); embedding_layers: blocks of the shared-embedding network
+        (0: router input is the FFN input only); embedding_dim: its width (null: d_model);
+        embedding_ctc_weight: weight of a CTC loss on the shared embedding (0: none);
+        *_loss_weight: weights of the balance losses; vocab_size: filled in by the model
+        builder (used only by the embedding's CTC head)."""
+        super().__init__()
+        moe_ffns = tuple(moe_ffns)
+        bad = [f for f in moe_ffns if f not in MOE_FFNS]
+        if bad or not moe_ffns:
+            raise ValueError(f"moe_ffns must be a non-empty list of {MOE_FFNS}, got {moe_ffns}")
+        moe_layers = range(1, num_layers + 1) if moe_layers is None else tuple(moe_layers)
+        check_layers(moe_layers, num_layers, "MoEConformerEncoder.moe_layers")
+        if not moe_layers:
+            raise ValueError("moe_layers is empty: an MoE-Conformer needs an MoE layer "
+                             "(use encoder=conformer for a dense one)")
+        if embedding_ctc_weight > 0 and embedding_layers == 0:
+            raise ValueError("embedding_ctc_weight > 0 needs a shared embedding "
+                             "(embedding_layers > 0)")
+        if embedding_ctc_weight > 0 and vocab_size is None:
+            raise ValueError("embedding_ctc_weight > 0 needs vocab_size (the model builder "
+                             "fills it in)")
+        self.output_dim = d_model
+        self.loss_weights = {"switch_weight": switch_loss_weight,
+                             "sparsity_weight": sparsity_loss_weight,
+                             "importance_weight": importance_loss_weight}
+        self.input_layer = build_input_layer(input_layer, input_dim, d_model, dropout)
+        self.pos_enc = RelPositionalEncoding(d_model, positional_dropout)
+        embedding_dim = d_model if embedding_dim is None else embedding_dim
+        self.embedding = None
+        if embedding_layers > 0:
+            self.embedding = SharedEmbedding(d_model, embedding_dim, embedding_layers,
+                                             num_heads, kernel_size, conv_norm, dropout,
+                                             positional_dropout, attention_dropout, activation)
+        extra = embedding_dim if self.embedding is not None else 0
+        self.embedding_ctc_weight = embedding_ctc_weight
+        self.embedding_ctc = CTC(embedding_dim, vocab_size) if embedding_ctc_weight > 0 else None
+        expert_ffn_dim = ffn_dim if expert_ffn_dim is None else expert_ffn_dim
+        self.layers = nn.ModuleList(
+            MoEConformerLayer(d_model, num_heads, ffn_dim, kernel_size, conv_norm, dropout,
+                              attention_dropout, activation,
+                              moe_ffns if number in moe_layers else (), num_experts, top_k,
+                              expert_ffn_dim, extra)
+            for number in range(1, num_layers + 1)
+        )
+        self.final_norm = nn.LayerNorm(d_model)
+
+    def intermediate_dims(self) -> list[int]:
+        return [self.output_dim] * len(self.layers)
+
+    def training_only_modules(self) -> list[nn.Module]:
+        """Modules used for training losses only (not at decoding)."""
+        return [] if self.embedding_ctc is None else [self.embedding_ctc]
+
+    def _run(self, feats: torch.Tensor, feat_lens: torch.Tensor, layers: Sequence[int]):
+        x, lens = self.input_layer(feats, feat_lens)  # (batch, T', d_model)
+        mask = padding_mask(lens, x.size(1))  # (batch, T')
+        embedding = None if self.embedding is None else self.embedding(x, mask)  # (b, T', e)
+        x, pos_emb = self.pos_enc(x)  # pos_emb: (2T'-1, d_model)
+        intermediates, routings = {}, []
+        for number, layer in enumerate(self.layers, start=1):
+            x, layer_routings = layer(x, pos_emb, mask, embedding)
+            routings += layer_routings
+            if number in layers:
+                intermediates[number] = (self.final_norm(x), lens)
+        return self.final_norm(x), lens, intermediates, routings, embedding
+
+    def forward(self, feats: torch.Tensor,
+                feat_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """feats (batch, T, input_dim), feat_lens (batch,) ->
+        (enc (batch, T', d_model), enc_lens (batch,)); no losses (for decoding)."""
+        enc, lens, *_ = self._run(feats, feat_lens, ())
+        return enc, lens
+
+    def forward_with_intermediates(self, feats: torch.Tensor, feat_lens: torch.Tensor,
+                                   layers: Sequence[int] = ()) -> EncoderOutput:
+        """As ``forward``, plus block outputs ``layers`` (1-based, through the final norm),
+        the weighted balance losses (``aux_loss``), their terms and expert loads
+        (``aux_terms``) and the shared embedding's CTC (``aux_ctc['embedding']``)."""
+        check_layers(layers, len(self.layers), type(self).__name__)
+        enc, lens, intermediates, routings, embedding = self._run(feats, feat_lens, layers)
+        aux_loss, terms = balance_losses(routings, **self.loss_weights)
+        aux_ctc = {}
+        if self.embedding_ctc is not None:
+            aux_ctc["embedding"] = AuxCTC(self.embedding_ctc_weight, self.embedding_ctc,
+                                          embedding, lens)
+        return EncoderOutput(enc, lens, intermediates, aux_loss, terms, aux_ctc)
