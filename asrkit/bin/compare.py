@@ -1,0 +1,64 @@
+"""Compare experiments: WER per test set and method, model size, training cost, significance.
+
+    asrkit compare exp/transformer exp/conformer
+    asrkit compare exp/* --sets test test_unseen --methods ctc_greedy attention_rescoring
+    asrkit compare exp/a exp/b --format csv > results.csv
+    asrkit compare exp/a exp/b --plot wer.png --metric cer
+
+Reads every `<exp>/decode/<set>/<method>/wer.json` (written by `asrkit decode`) and prints
+one table: a row per experiment and method, a column per test set, with the parameter count,
+epochs and training hours of the decoded checkpoint. For every two experiments scored on the
+same set with the same method it gives the difference with a 95 % confidence interval from
+paired bootstrap resampling over utterances (Bisani & Ney 2004) and whether it is
+significant. --format csv prints one row per experiment × set × method instead (the pairs go
+to --pairs-csv FILE). Exit status 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asrkit compare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("exp_dirs", nargs="+", type=Path, help="experiment directories")
+    parser.add_argument("--sets", nargs="+", help="only these test sets (manifest stems)")
+    parser.add_argument("--methods", nargs="+", help="only these decoding methods")
+    parser.add_argument("--metric", choices=("wer", "cer"), default="wer")
+    parser.add_argument("--format", choices=("md", "csv"), default="md")
+    parser.add_argument("--plot", type=Path, metavar="FILE.png",
+                        help="also draw the metric per set and method")
+    parser.add_argument("--pairs-csv", type=Path, metavar="FILE",
+                        help="write the pairwise bootstrap results as CSV")
+    parser.add_argument("--bootstrap-samples", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    from asrkit.scoring.compare import (
+        compare_experiments,
+        format_csv,
+        format_markdown,
+        format_pairs_csv,
+        plot,
+    )
+
+    try:
+        comparison = compare_experiments(args.exp_dirs, args.sets, args.methods, args.metric,
+                                         args.bootstrap_samples, args.seed)
+    except (OSError, ValueError) as e:
+        print(f"asrkit compare: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    print(format_csv(comparison) if args.format == "csv" else format_markdown(comparison),
+          end="")
+    if args.pairs_csv:
+        args.pairs_csv.write_text(format_pairs_csv(comparison), encoding="utf-8")
+    if args.plot:
+        path = plot(comparison, args.plot)
+        print(f"plot: {path}", file=sys.stderr)
+    return 0

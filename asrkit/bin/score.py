@@ -1,0 +1,71 @@
+"""Score hypotheses against references: WER/CER with S/D/I counts (jiwer).
+
+    asrkit score --ref exp/x/decode/test/joint/ref.txt --hyp exp/x/decode/test/joint/hyp.txt
+    asrkit score --ref ref.txt --hyp hyp.txt --cer --normalize lower nopunct
+    asrkit score --ref ref.txt --hyp hyp.txt --json          # the scoring keys of wer.json
+    asrkit score --ref ref.txt --hyp hyp.txt --errors errors.txt   # aligned REF/HYP per utterance
+
+Files hold `<id> <text>` per line (Kaldi's `text`; an id alone is an empty text). Every
+reference is scored; a reference without a hypothesis counts as an empty hypothesis (all
+deletions); a hypothesis without a reference is an error. --normalize takes any of
+`lower upper nopunct none` and is printed with the result. Exit status 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from asrkit.scoring.normalize import OPTION_WORDS, TextNormalizer
+from asrkit.scoring.wer import (
+    format_alignments,
+    format_errors_file,
+    format_result_line,
+    read_text,
+    score_texts,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asrkit score", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ref", required=True, help="reference file (<id> <text> per line)")
+    parser.add_argument("--hyp", required=True, help="hypothesis file (<id> <text> per line)")
+    parser.add_argument("--cer", action="store_true",
+                        help="headline character error rate (whitespace removed) and show "
+                             "character alignments")
+    parser.add_argument("--normalize", nargs="+", default=[], metavar="OPT",
+                        help=f"text normalisation: any of {' '.join(OPTION_WORDS)}")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--errors", type=Path, help="write per-utterance alignments here")
+    parser.add_argument("--show-alignments", action="store_true",
+                        help="print the per-utterance alignments after the result")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        normalizer = TextNormalizer.from_words(args.normalize)
+        result = score_texts(read_text(args.ref), read_text(args.hyp), normalizer)
+    except (OSError, ValueError) as e:
+        print(f"asrkit score: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    unit = "char" if args.cer else "word"
+    if args.errors:
+        args.errors.write_text(format_errors_file(result, unit), encoding="utf-8")
+    if args.json:
+        print(json.dumps({**result.summary(), "rtf": None}, indent=2, ensure_ascii=False))
+        return 0
+    print(format_result_line(result, unit))
+    print(format_result_line(result, "word" if args.cer else "char"))
+    print(f"normalisation: {normalizer.describe()}")
+    if result.missing:
+        print(f"{len(result.missing)} reference utterance(s) had no hypothesis "
+              f"(scored as empty), e.g. {result.missing[0]}")
+    if args.show_alignments:
+        print()
+        print(format_alignments(result.chars if args.cer else result.words), end="")
+    return 0

@@ -1,0 +1,103 @@
+import random
+
+import pytest
+
+from asrkit.scoring.normalize import TextNormalizer
+from asrkit.scoring.wer import (
+    format_alignments,
+    format_errors_file,
+    read_text,
+    score_texts,
+    write_text,
+)
+
+
+def edit_distance(ref: list[str], hyp: list[str]) -> int:
+    """Textbook Levenshtein distance with unit costs."""
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        previous, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (r != h))
+    return row[-1]
+
+
+def test_counts_equal_a_naive_edit_distance():
+    rng = random.Random(1)
+    words = ["a", "b", "c", "d", "e"]
+    refs, hyps = {}, {}
+    for n in range(200):
+        refs[f"u{n}"] = " ".join(rng.choice(words) for _ in range(rng.randint(0, 8)))
+        hyps[f"u{n}"] = " ".join(rng.choice(words) for _ in range(rng.randint(0, 8)))
+    result = score_texts(refs, hyps)
+    for utt in result.words.utterances:
+        assert utt.errors == edit_distance(refs[utt.id].split(), hyps[utt.id].split())
+        assert [r for _, r, _ in utt.pairs if r is not None] == refs[utt.id].split()
+        assert [h for _, _, h in utt.pairs if h is not None] == hyps[utt.id].split()
+    total = sum(edit_distance(refs[k].split(), hyps[k].split()) for k in refs)
+    ref_words = sum(len(t.split()) for t in refs.values())
+    assert result.words.rate == pytest.approx(100 * total / ref_words)
+    assert result.words.sub + result.words.dele + result.words.ins == total
+
+
+def test_summary_keys_and_character_rate():
+    result = score_texts({"u1": "ab cd", "u2": "xyz"}, {"u1": "abd", "u2": ""})
+    summary = result.summary()
+    assert {"wer", "cer", "sub", "del", "ins", "ref_words", "utts"} <= set(summary)
+    assert (summary["ref_words"], summary["utts"]) == (3, 2)
+    assert summary["wer"] == pytest.approx(100.0)  # u1: 1 sub + 1 del, u2: 1 del
+    # characters without spaces: abcd vs abd (1 del), xyz vs nothing (3 del)
+    assert (summary["ref_chars"], summary["char_del"]) == (7, 4)
+    assert summary["cer"] == pytest.approx(100 * 4 / 7, abs=1e-3)
+
+
+def test_missing_hypotheses_are_empty_and_extra_ones_are_an_error():
+    result = score_texts({"u1": "a b", "u2": "c"}, {"u1": "a b"})
+    assert result.missing == ["u2"] and result.words.dele == 1
+    with pytest.raises(ValueError, match="no reference, e.g. 'u9'"):
+        score_texts({"u1": "a"}, {"u1": "a", "u9": "b"})
+
+
+def test_empty_sets_and_empty_references():
+    assert score_texts({}, {}).words.rate == 0.0
+    assert score_texts({"u": ""}, {"u": ""}).words.rate == 0.0
+    assert score_texts({"u": ""}, {"u": "x"}).words.rate == float("inf")
+
+
+def test_normalisation_is_applied_to_both_sides_and_reported():
+    norm = TextNormalizer(case="lower", punctuation="remove")
+    result = score_texts({"u": "Hello, World! Don't"}, {"u": "hello world dont"}, norm)
+    assert result.words.errors == 0
+    assert "case lower, punctuation removed" in format_errors_file(result)
+    assert score_texts({"u": "Hello"}, {"u": "hello"}).words.errors == 1  # case-sensitive
+
+
+def test_alignment_report_looks_like_sclite():
+    result = score_texts({"u1": "the cat sat on the mat"}, {"u1": "the bat sat on on the"})
+    report = format_alignments(result.words)
+    lines = report.splitlines()
+    assert lines[0] == "id: u1"
+    assert lines[1] == "Scores: (#C #S #D #I) 4 1 1 1"
+    ref, hyp, ops = lines[2], lines[3], lines[4]
+    assert ref.startswith("REF:  the cat sat on") and "***" in hyp + ref
+    assert len(ref) == len(hyp)
+    assert sorted(ops.split()[1:]) == ["D", "I", "S"]
+
+
+def test_text_files_round_trip(tmp_path):
+    path = tmp_path / "hyp.txt"
+    write_text(path, {"u1": "a b", "u2": "", "u3": "c"})
+    assert path.read_text() == "u1 a b\nu2\nu3 c\n"
+    assert read_text(path) == {"u1": "a b", "u2": "", "u3": "c"}
+    path.write_text("u1 a\nu1 b\n")
+    with pytest.raises(ValueError, match=r"hyp.txt:2: duplicate id 'u1'"):
+        read_text(path)
+
+
+def test_errors_file_aligns_characters_for_text_without_spaces():
+    result = score_texts({"u1": "北京欢迎你", "u2": "你好"}, {"u1": "北京欢你", "u2": "你好吗"})
+    text = format_errors_file(result)
+    assert "# alignments by characters" in text
+    assert "Scores: (#C #S #D #I) 4 0 1 0" in text and "Scores: (#C #S #D #I) 2 0 0 1" in text
+    assert result.summary()["cer"] == pytest.approx(100 * 2 / 7, abs=1e-3)
+    assert "# alignments by words" in format_errors_file(score_texts({"u": "a b"}, {"u": "a"}))
