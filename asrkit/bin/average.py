@@ -1,0 +1,47 @@
+"""Average the weights of the last or best N epoch checkpoints of an experiment.
+
+    asrkit average exp/conformer --num 10                    # last 10 -> exp/conformer/avg_10.pt
+    asrkit average exp/conformer --num 5 --best-by dev_wer   # best 5 by dev WER
+    asrkit average exp/conformer --num 5 --best-by dev_loss --out exp/conformer/best5.pt
+
+The output is a checkpoint like the others (decoding loads it with load_model) and records
+which checkpoints went in (`averaged_from`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asrkit average", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("exp_dir", type=Path, help="experiment directory (holds checkpoints/)")
+    parser.add_argument("--num", type=int, default=10, help="checkpoints to average (10)")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--best-by", metavar="METRIC",
+                     help="pick the best by this dev metric: dev_loss, dev_wer, dev_cer, dev_acc")
+    how.add_argument("--last", action="store_true", help="pick the newest (the default)")
+    parser.add_argument("--out", type=Path, help="output file (default EXP_DIR/avg_NUM.pt)")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    from asrkit.training.average import average_experiment
+
+    try:
+        path = average_experiment(args.exp_dir, args.num, args.best_by, args.out)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"asrkit average: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    import torch
+
+    names = torch.load(path, map_location="cpu", weights_only=True)["averaged_from"]
+    print(f"averaged {len(names)} checkpoint(s) ({args.best_by or 'last'}): "
+          f"{', '.join(names)} -> {path}")
+    return 0

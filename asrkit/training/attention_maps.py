@@ -1,0 +1,125 @@
+"""Attention weights of a model's attention modules, for pictures (not for training).
+
+The attention modules compute their softmax inside ``F.scaled_dot_product_attention`` and
+never materialise the weights, so ``record_attention`` registers forward hooks that take
+each module's inputs and recompute ``softmax(QK^T / sqrt(d_k) + bias)`` with the module's own
+projections, masks included:
+
+- ``MultiHeadAttention`` (Transformer self-attention, decoder self/cross-attention);
+- ``RelPositionMultiHeadAttention`` (Conformer; Transformer-XL terms with u/v and rel_shift).
+
+Other module types are ignored. Use it on one utterance in eval mode:
+
+    with record_attention(model) as weights:
+        model(feats, feat_lens, tokens, token_lens)
+    weights["decoder.layers.0.src_attn"]  # (batch, heads, T_q, T_k), fp32, CPU
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from asrkit.models.attention import MultiHeadAttention, split_heads
+from asrkit.models.rel_attention import RelPositionMultiHeadAttention, rel_shift
+
+
+def _softmax(scores: torch.Tensor, mask: torch.Tensor | None,
+             bias: torch.Tensor | None = None) -> torch.Tensor:
+    """scores (batch, heads, T_q, T_k); mask (batch, 1|T_q, T_k) bool, True = attend."""
+    if bias is not None:
+        scores = scores + bias
+    if mask is not None:
+        scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
+    return torch.softmax(scores.float(), dim=-1)
+
+
+def multi_head_weights(module: MultiHeadAttention, query: torch.Tensor, key: torch.Tensor,
+                       mask: torch.Tensor | None) -> torch.Tensor:
+    q = split_heads(module.linear_q(query), module.num_heads)  # (batch, heads, T_q, d_k)
+    k = split_heads(module.linear_k(key), module.num_heads)  # (batch, heads, T_k, d_k)
+    return _softmax(q @ k.transpose(-2, -1) / math.sqrt(q.size(-1)), mask)
+
+
+def rel_position_weights(module: RelPositionMultiHeadAttention, x: torch.Tensor,
+                         pos_emb: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    q = split_heads(module.linear_q(x), module.num_heads)  # (batch, heads, T, d_k)
+    k = split_heads(module.linear_k(x), module.num_heads)
+    p = module.linear_pos(pos_emb).view(-1, module.num_heads, module.d_k).transpose(0, 1)
+    content = (q + module.pos_bias_u.unsqueeze(1)) @ k.transpose(-2, -1)  # (b, h, T, T)
+    position = rel_shift((q + module.pos_bias_v.unsqueeze(1)) @ p.transpose(-2, -1))
+    return _softmax((content + position) / math.sqrt(module.d_k), mask)
+
+
+def _argument(args: tuple, kwargs: dict, index: int, name: str) -> Any:
+    return args[index] if len(args) > index else kwargs.get(name)
+
+
+def _hook(weights: dict[str, torch.Tensor], name: str):
+    def hook(module: nn.Module, args: tuple, kwargs: dict, _output: Any) -> None:
+        with torch.no_grad():
+            if isinstance(module, RelPositionMultiHeadAttention):
+                value = rel_position_weights(
+                    module, _argument(args, kwargs, 0, "x"),
+                    _argument(args, kwargs, 1, "pos_emb"), _argument(args, kwargs, 2, "mask"))
+            else:
+                value = multi_head_weights(
+                    module, _argument(args, kwargs, 0, "query"),
+                    _argument(args, kwargs, 1, "key"), _argument(args, kwargs, 3, "mask"))
+        weights[name] = value.cpu()
+
+    return hook
+
+
+@contextlib.contextmanager
+def record_attention(model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
+    """While active, every supported attention module's weights of its last call are stored
+    in the yielded dict under the module's name; the hooks are removed on exit."""
+    weights: dict[str, torch.Tensor] = {}
+    handles = [module.register_forward_hook(_hook(weights, name), with_kwargs=True)
+               for name, module in model.named_modules()
+               if isinstance(module, (MultiHeadAttention, RelPositionMultiHeadAttention))]
+    try:
+        yield weights
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def select_maps(weights: dict[str, torch.Tensor], num_encoder_heads: int,
+                ) -> dict[str, torch.Tensor]:
+    """The pictures to draw from one utterance's recorded weights (batch index 0):
+
+    - ``attention/decoder_cross/layer<i>``: each decoder layer's cross-attention, mean over
+      heads, (tokens + 1, encoder frames);
+    - ``attention/encoder_self/layer<l>_head<h>``: ``num_encoder_heads`` heads spread over the
+      encoder's layers (first to last, cycling through heads), (frames, frames)."""
+    maps: dict[str, torch.Tensor] = {}
+    cross = sorted((n for n in weights if n.startswith("decoder.") and n.endswith("src_attn")),
+                   key=_layer_index)
+    for name in cross:
+        maps[f"attention/decoder_cross/layer{_layer_index(name)}"] = weights[name][0].mean(0)
+    encoder = sorted((n for n in weights if n.startswith("encoder.")), key=_layer_index)
+    if encoder and num_encoder_heads > 0:
+        picks = torch.linspace(0, len(encoder) - 1, num_encoder_heads).round().long().tolist()
+        for i, index in enumerate(picks):
+            name = encoder[index]
+            heads = weights[name].size(1)
+            head = i % heads
+            maps[f"attention/encoder_self/layer{_layer_index(name)}_head{head}"] = \
+                weights[name][0, head]
+    return maps
+
+
+def _layer_index(name: str) -> int:
+    parts = name.split(".")
+    for before, part in itertools.pairwise(parts):
+        if before == "layers" and part.isdigit():
+            return int(part)
+    return -1

@@ -1,0 +1,99 @@
+"""Checkpoint averaging: the element-wise mean of the model weights of N checkpoints
+(the last N epochs, or the best N by a dev metric), as ESPnet and WeNet do before decoding.
+
+    asrkit average exp/conformer --num 10                    # last 10 epochs -> avg_10.pt
+    asrkit average exp/conformer --num 5 --best-by dev_wer   # best 5 by dev WER
+
+Floating-point tensors are averaged (summed in float64, then cast back); integer tensors
+(BatchNorm's ``num_batches_tracked``) are taken from the newest checkpoint. The result is a
+checkpoint in the usual format (asrkit.models.checkpoint.load_model reads it):
+``{"model", "config", "averaged_from": [file names, in the order averaged], "epoch",
+"step", "train_hours", "metrics": {"averaged": [per-checkpoint metrics]}}``; ``epoch``,
+``step`` and ``train_hours`` are those of the newest checkpoint that went in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from asrkit.training.checkpoint import (
+    CheckpointInfo,
+    atomic_save,
+    list_checkpoints,
+    metric_is_higher_better,
+)
+
+log = logging.getLogger(__name__)
+
+
+def select_checkpoints(exp_dir: str | Path, num: int, best_by: str | None = None,
+                       ) -> list[CheckpointInfo]:
+    """``num`` epoch checkpoints of ``exp_dir``: the newest, or the best by ``best_by``
+    (e.g. dev_loss, dev_wer); fewer if fewer exist (with a warning). Oldest first."""
+    if num < 1:
+        raise ValueError(f"--num must be >= 1, got {num}")
+    epochs = [i for i in list_checkpoints(Path(exp_dir) / "checkpoints") if i.kind == "epoch"]
+    if not epochs:
+        raise FileNotFoundError(f"{exp_dir}/checkpoints: no epoch_N.pt checkpoint")
+    if best_by is None:
+        chosen = epochs[-num:]
+    else:
+        scored = [i for i in epochs if isinstance(i.metrics.get(best_by), (int, float))]
+        if not scored:
+            known = sorted({k for i in epochs for k in i.metrics})
+            raise ValueError(f"--best-by {best_by}: no checkpoint records it "
+                             f"(recorded: {', '.join(known)})")
+        scored.sort(key=lambda i: i.metrics[best_by], reverse=metric_is_higher_better(best_by))
+        chosen = sorted(scored[:num], key=lambda i: i.step)
+    if len(chosen) < num:
+        log.warning("only %d epoch checkpoint(s) available, averaging %d instead of %d",
+                    len(chosen), len(chosen), num)
+    return chosen
+
+
+def average_state_dicts(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Element-wise mean of floating-point tensors; other tensors from the last state."""
+    if not states:
+        raise ValueError("no checkpoints to average")
+    keys = list(states[-1])
+    for i, state in enumerate(states[:-1]):
+        if list(state) != keys:
+            raise ValueError(f"checkpoint {i} has other parameters than the newest one")
+    out = {}
+    for key in keys:
+        newest = states[-1][key]
+        if newest.is_floating_point():
+            total = sum(state[key].to(torch.float64) for state in states)
+            out[key] = (total / len(states)).to(newest.dtype)
+        else:
+            out[key] = newest.clone()
+    return out
+
+
+def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
+    """The averaged checkpoint (plain data) of ``paths`` (oldest first)."""
+    checkpoints = [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
+    newest = checkpoints[-1]
+    return {
+        "model": average_state_dicts([c["model"] for c in checkpoints]),
+        "config": newest["config"],
+        "averaged_from": [Path(p).name for p in paths],
+        "epoch": newest.get("epoch"),
+        "step": newest.get("step"),
+        "train_hours": newest.get("train_hours"),
+        "metrics": {"averaged": [c.get("metrics", {}) for c in checkpoints]},
+    }
+
+
+def average_experiment(exp_dir: str | Path, num: int, best_by: str | None = None,
+                       out: str | Path | None = None) -> Path:
+    """Write ``exp_dir/avg_<num>.pt`` (or ``out``); returns its path."""
+    chosen = select_checkpoints(exp_dir, num, best_by)
+    averaged = average_checkpoints([i.path for i in chosen])
+    averaged["averaged_by"] = best_by or "last"
+    return atomic_save(averaged, Path(out) if out else Path(exp_dir) / f"avg_{num}.pt")

@@ -1,0 +1,195 @@
+"""Validate a composed training config before anything heavy starts.
+
+A misspelt key or a bad value fails in the first second, naming the key:
+
+    trainer.max_epoch: unknown key (did you mean max_epochs?)
+    optim.lr: must be > 0, got -0.001
+    data.train: file not found: data/synth/trian.jsonl
+
+Sections with a ``_target_`` (encoder, decoder, model, optim, scheduler) are checked
+against their builder's signature (asrkit.models.build.check_section); ``data``,
+``trainer`` and ``tokenizer`` against the keys and value types of their defaults in
+``conf/``. Hydra itself already refuses ``key=value`` overrides of keys that do not exist;
+this also catches ``+key=value`` additions and keys presets introduce. Finally the model is
+built on the ``meta`` device (no memory, no time) so that impossible shapes fail here too.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from asrkit.config import config_dir
+
+TOP_LEVEL = ("exp_dir", "vocab_size", "tokenizer", "data", "encoder", "decoder", "model",
+             "optim", "scheduler", "trainer")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+BEST_METRICS = ("dev_loss", "dev_wer", "dev_cer", "dev_acc")
+ANY_TYPE = ("trainer.progress_bar",)  # auto | true | false: checked by value below
+
+
+class TrainConfigError(ValueError):
+    """A training config key is unknown or has a bad value; the message starts with the key."""
+
+
+def _fail(key: str, message: str) -> None:
+    raise TrainConfigError(f"{key}: {message}")
+
+
+def _defaults(group: str) -> dict[str, Any]:
+    return OmegaConf.to_container(OmegaConf.load(config_dir() / group / "default.yaml"))
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def check_against_defaults(section: Any, defaults: Mapping[str, Any], name: str) -> None:
+    """Every key of ``section`` exists in ``defaults`` with a compatible type (recursively);
+    a null default accepts anything."""
+    if not isinstance(section, Mapping):
+        _fail(name, f"must be a mapping, got {section!r}")
+    for key, value in section.items():
+        dotted = f"{name}.{key}"
+        if key not in defaults:
+            close = difflib.get_close_matches(str(key), list(defaults), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            _fail(dotted, f"unknown key{hint}; known: {', '.join(defaults)}")
+        default = defaults[key]
+        if default is None or value is None or dotted in ANY_TYPE:
+            continue
+        if isinstance(default, Mapping):
+            check_against_defaults(value, default, dotted)
+        elif isinstance(default, bool) or isinstance(value, bool):
+            if not (isinstance(default, bool) and isinstance(value, bool)):
+                _fail(dotted, f"must be {_type_name(default)}, got {value!r}")
+        elif isinstance(default, float) and isinstance(value, (int, float)):
+            continue
+        elif isinstance(default, (int, float, str, list)) and not isinstance(value, type(default)):
+            _fail(dotted, f"must be {_type_name(default)}, got {value!r}")
+
+
+def _positive(section: Mapping[str, Any], name: str, keys: tuple[str, ...],
+              strict: bool = True) -> None:
+    for key in keys:
+        value = section.get(key)
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if numeric and (value < 0 or (strict and value == 0)):
+            _fail(f"{name}.{key}", f"must be {'>' if strict else '>='} 0, got {value}")
+
+
+def _existing(path: Any, key: str, kind: str = "file") -> None:
+    if not path:
+        _fail(key, f"required: set {key}=<path>")
+    exists = Path(path).is_file() if kind == "file" else Path(path).is_dir()
+    if not exists:
+        _fail(key, f"{kind} not found: {path}")
+
+
+def check_trainer(trainer: Mapping[str, Any]) -> None:
+    _positive(trainer, "trainer", ("max_epochs", "accum_grad", "devices", "log_interval",
+                                   "max_nan_in_a_row"))
+    _positive(trainer, "trainer", ("valid_interval", "save_interval_steps", "keep_last",
+                                   "keep_best", "num_attention_images"), strict=False)
+    if trainer.get("grad_clip") is not None and trainer["grad_clip"] <= 0:
+        _fail("trainer.grad_clip", f"must be > 0 or null, got {trainer['grad_clip']}")
+    if trainer["precision"] not in PRECISIONS:
+        _fail("trainer.precision", f"must be one of {', '.join(PRECISIONS)}, "
+                                   f"got {trainer['precision']!r}")
+    if trainer["device"] not in ("auto", "cpu", "cuda"):
+        _fail("trainer.device", f"must be auto, cpu or cuda, got {trainer['device']!r}")
+    if trainer["progress_bar"] not in ("auto", True, False):
+        _fail("trainer.progress_bar", f"must be auto, true or false, got {trainer['progress_bar']!r}")
+    metric = trainer["best_metric"]
+    if metric not in BEST_METRICS and not metric.startswith("dev_loss_"):
+        _fail("trainer.best_metric", f"must be one of {', '.join(BEST_METRICS)} or "
+                                     f"dev_loss_<term>, got {metric!r}")
+    if trainer["compile"] and trainer["activation_checkpointing"]:
+        _fail("trainer.activation_checkpointing", "not together with trainer.compile=true "
+              "(torch 2.11's inductor fails on checkpointed layers once lengths vary); "
+              "choose one")
+    if trainer["keep_last"] == 0 and trainer["keep_best"] == 0:
+        _fail("trainer.keep_last", "keep_last and keep_best are both 0: no checkpoint would be kept")
+    resume = trainer["resume"]
+    if resume not in ("auto", "none", None) and not Path(str(resume)).is_file():
+        _fail("trainer.resume", f"must be auto, none or a checkpoint file; not found: {resume}")
+    if trainer.get("init_from") is not None:
+        _existing(trainer["init_from"], "trainer.init_from")
+
+
+def check_data(data: Mapping[str, Any]) -> None:
+    _existing(data.get("train"), "data.train")
+    _existing(data.get("dev"), "data.dev")
+    if data.get("cmvn") is not None:
+        _existing(data["cmvn"], "data.cmvn")
+    _positive(data, "data", ("sample_rate",))
+    _positive(data, "data", ("num_workers", "max_fail_fraction"), strict=False)
+    _positive(data["sampler"], "data.sampler", ("max_frames", "num_buckets"))
+    _positive(data["features"], "data.features", ("num_mel_bins", "frame_length", "frame_shift"))
+    for factor in data.get("speed_perturb") or []:
+        if not isinstance(factor, (int, float)) or factor <= 0:
+            _fail("data.speed_perturb", f"factors must be numbers > 0, got {factor!r}")
+
+
+def check_optim_and_scheduler(config: Mapping[str, Any]) -> None:
+    from asrkit.models.build import ModelConfigError, check_section
+
+    for name, filled_in in (("optim", ("model",)), ("scheduler", ("optimizer",))):
+        if not isinstance(config.get(name), Mapping):
+            _fail(name, "missing config section")
+        try:
+            check_section(config[name], name, filled_in)
+        except ModelConfigError as e:
+            raise TrainConfigError(str(e)) from None
+    _positive(config["optim"], "optim", ("lr", "eps"))
+    _positive(config["optim"], "optim", ("weight_decay",), strict=False)
+    _positive(config["scheduler"], "scheduler", ("warmup_steps", "total_steps", "d_model",
+                                                 "min_lr_ratio"), strict=False)
+    _positive(config["scheduler"], "scheduler", ("factor",))
+
+
+def check_model_builds(config: Mapping[str, Any]) -> int:
+    """Check the model sections and build the model on the meta device; returns vocab_size."""
+    import torch
+
+    from asrkit.config import resolve_vocab_size
+    from asrkit.models.build import build_model, check_model_config
+
+    check_model_config(config)
+    vocab_size = resolve_vocab_size(config)
+    tokenizer_dir = config["tokenizer"]["dir"]
+    if config.get("vocab_size") is not None and tokenizer_dir:
+        from asrkit.text.tokenizer import load_tokenizer
+
+        actual = load_tokenizer(tokenizer_dir).vocab_size
+        if actual != config["vocab_size"]:
+            _fail("vocab_size", f"{config['vocab_size']} differs from the {actual} units of the "
+                                f"tokenizer in {tokenizer_dir}; leave vocab_size=null")
+    with torch.device("meta"):
+        build_model(config, vocab_size)
+    return vocab_size
+
+
+def check_train_config(config: Mapping[str, Any], check_files: bool = True) -> int:
+    """Raise TrainConfigError (or the model builder's error) naming the first bad key;
+    returns the vocabulary size. ``check_files=False`` skips the existence of data files."""
+    for key in config:
+        if key not in TOP_LEVEL:
+            close = difflib.get_close_matches(str(key), TOP_LEVEL, n=1)
+            _fail(str(key), "unknown top-level key" + (f" (did you mean {close[0]}?)" if close else ""))
+    if not config.get("exp_dir"):
+        _fail("exp_dir", "required: set exp_dir=<experiment directory>")
+    check_against_defaults(config["trainer"], _defaults("trainer"), "trainer")
+    check_against_defaults(config["data"], _defaults("data"), "data")
+    check_against_defaults(config.get("tokenizer") or {}, {"dir": None}, "tokenizer")
+    check_trainer(config["trainer"])
+    check_optim_and_scheduler(config)
+    if check_files:
+        check_data(config["data"])
+        _existing((config.get("tokenizer") or {}).get("dir"), "tokenizer.dir", "directory")
+    return check_model_builds(config)

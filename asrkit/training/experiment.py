@@ -1,0 +1,152 @@
+"""The experiment directory: one per experiment, the run directory of ``asrkit train``.
+
+    exp/<name>/
+      config.yaml        the resolved config as run (plain YAML; vocab_size filled in;
+                         tokenizer.dir, data.cmvn point at the copies below; paths absolute)
+      tokenizer/         copy of the tokenizer (asrkit.text.tokenizer.load_tokenizer reads it)
+      cmvn.json          copy of the CMVN statistics (absent when data.cmvn is null)
+      train.log          rank 0's log (appended to by resumed runs)
+      tensorboard/       scalars and attention images (asrkit.training.tensorboard)
+      checkpoints/       epoch_N.pt, step_N.pt, last.pt (asrkit.training.checkpoint)
+      avg_N.pt           averaged weights (`asrkit average`)
+
+Decoding needs nothing outside it. The directory is the same on every DDP rank; rank 0
+alone writes, the others wait at a barrier and then read the copies.
+"""
+
+from __future__ import annotations
+
+import copy
+import filecmp
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from asrkit.text.tokenizer import copy_tokenizer, load_tokenizer
+from asrkit.training.distributed import DistributedContext, barrier
+
+log = logging.getLogger(__name__)
+
+STEP_LOGGER = "asrkit.training.steps"  # per-update lines: train.log always, console w/o a bar
+_handlers: list[logging.Handler] = []
+
+
+class _SkipSteps(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith(STEP_LOGGER)
+
+
+def setup_logging(exp_dir: Path, ctx: DistributedContext, progress_bar: bool) -> None:
+    """Rank 0: INFO to stderr and ``exp_dir/train.log``; other ranks: warnings only."""
+    teardown_logging()
+    root = logging.getLogger("asrkit")
+    root.setLevel(logging.INFO if ctx.is_main else logging.WARNING)
+    prefix = f"[rank {ctx.rank}] " if ctx.is_distributed else ""
+    fmt = logging.Formatter(f"%(asctime)s {prefix}%(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter(
+        ("\r\033[K" if progress_bar else "") + f"{prefix}%(levelname)s %(message)s"))
+    if progress_bar:
+        console.addFilter(_SkipSteps())
+    _handlers.append(console)
+    if ctx.is_main:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(exp_dir / "train.log", encoding="utf-8")
+        file_handler.setFormatter(fmt)
+        _handlers.append(file_handler)
+    for handler in _handlers:
+        root.addHandler(handler)
+    root.propagate = False
+
+
+def teardown_logging() -> None:
+    root = logging.getLogger("asrkit")
+    for handler in _handlers:
+        root.removeHandler(handler)
+        handler.close()
+    _handlers.clear()
+
+
+def _copy_file(src: Path, dst: Path) -> None:
+    if src.resolve() == dst.resolve():
+        return
+    if dst.exists() and not filecmp.cmp(src, dst, shallow=False):
+        raise ValueError(f"{dst} exists and differs from {src}: this experiment was trained "
+                         f"with other data; use another exp_dir")
+    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def _copy_tokenizer(src: Path, dst: Path) -> None:
+    if src.resolve() == dst.resolve():
+        return
+    if dst.exists():
+        same = [filecmp.cmp(src / f.name, f, shallow=False) if (src / f.name).is_file() else False
+                for f in dst.iterdir() if f.is_file()]
+        if not all(same):
+            raise ValueError(f"{dst} holds another tokenizer than {src}: this experiment was "
+                             f"trained with other units; use another exp_dir")
+    copy_tokenizer(src, dst)
+
+
+def experiment_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The config as the experiment directory records it (paths into exp_dir, absolute)."""
+    saved = copy.deepcopy(config)
+    exp_dir = Path(config["exp_dir"]).resolve()
+    saved["exp_dir"] = str(exp_dir)
+    saved["tokenizer"] = {**(saved.get("tokenizer") or {}), "dir": str(exp_dir / "tokenizer")}
+    data = saved["data"]
+    for split in ("train", "dev"):
+        if data.get(split):
+            data[split] = str(Path(data[split]).resolve())
+    data["cmvn"] = str(exp_dir / "cmvn.json") if config["data"].get("cmvn") else None
+    return saved
+
+
+def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested configs."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(set(old) | set(new), key=str)
+        return [k for key in keys
+                for k in changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def prepare_experiment(config: dict[str, Any], ctx: DistributedContext) -> dict[str, Any]:
+    """Create exp_dir and copy the tokenizer and CMVN in; returns the config as the
+    experiment records it (with ``vocab_size`` set), on every rank. ``write_config`` writes
+    it once the run has been set up."""
+    saved = experiment_config(config)
+    exp_dir = Path(saved["exp_dir"])
+    if ctx.is_main:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        _copy_tokenizer(Path(config["tokenizer"]["dir"]), exp_dir / "tokenizer")
+        if config["data"].get("cmvn"):
+            _copy_file(Path(config["data"]["cmvn"]), exp_dir / "cmvn.json")
+    barrier(ctx)
+    saved["vocab_size"] = int(load_tokenizer(saved["tokenizer"]["dir"]).vocab_size)
+    return saved
+
+
+def write_config(saved: dict[str, Any], ctx: DistributedContext) -> Path:
+    """Write ``exp_dir/config.yaml`` (rank 0), warning about keys that differ from the
+    previous run's."""
+    path = Path(saved["exp_dir"]) / "config.yaml"
+    if ctx.is_main:
+        if path.is_file():
+            previous = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            changes = changed_keys(previous, saved)
+            if changes:
+                log.warning("config differs from the previous run's config.yaml in: %s",
+                            ", ".join(changes))
+        tmp = path.with_name(f".config.yaml.tmp{os.getpid()}")
+        tmp.write_text(yaml.safe_dump(saved, sort_keys=False, allow_unicode=True),
+                       encoding="utf-8")
+        os.replace(tmp, path)
+    return path

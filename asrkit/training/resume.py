@@ -1,0 +1,67 @@
+"""Starting from weights or a checkpoint: ``trainer.init_from`` and ``trainer.resume``.
+
+``init_from`` (a new run from another model, e.g. fine-tuning) loads every tensor whose name
+and shape match and reports the rest; optimiser, schedule and position start afresh.
+``resume`` continues a run: model, optimiser, schedule, GradScaler, counters, the sampler's
+position (mid-epoch checkpoints) and the RNG states of every rank. Resuming on another
+number of ranks works from epoch checkpoints; a mid-epoch checkpoint then restarts its epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from asrkit.models.checkpoint import read_checkpoint
+from asrkit.training.checkpoint import newest_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+def init_weights_from(model: nn.Module, path: str | Path) -> list[str]:
+    """Load the matching tensors of checkpoint ``path`` into ``model``; returns the names
+    of the model's tensors left as initialised."""
+    state = read_checkpoint(path)["model"]
+    own = model.state_dict()
+    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not matched:
+        raise ValueError(f"trainer.init_from: {path} has no weights that fit this model")
+    model.load_state_dict(matched, strict=False)
+    left = sorted(set(own) - set(matched))
+    log.info("init_from %s: %d of %d tensors loaded%s", path, len(matched), len(own),
+             f"; left as initialised: {', '.join(left[:8])}{' ...' if len(left) > 8 else ''}"
+             if left else "")
+    return left
+
+
+def resume_path(resume: str | None, checkpoint_dir: Path) -> Path | None:
+    """``trainer.resume``: auto (newest valid checkpoint, None if there is none), none, or
+    a file."""
+    if resume in (None, "none"):
+        return None
+    return newest_checkpoint(checkpoint_dir) if resume == "auto" else Path(resume)
+
+
+def load_training_state(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def restore_components(ckpt: dict[str, Any], model: nn.Module,
+                       optimizer: torch.optim.Optimizer, scheduler: Any,
+                       scaler: torch.amp.GradScaler | None, path: Path | None = None) -> None:
+    try:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+    except (RuntimeError, ValueError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise ValueError(f"{path}: cannot resume, the checkpoint is of another model or "
+                         f"optimiser ({first}); use another exp_dir, or trainer.resume=none "
+                         f"to start afresh (trainer.init_from=... to start from its weights)"
+                         ) from None
+    scheduler.load_state_dict(ckpt["scheduler"])
+    if scaler is not None and ckpt.get("grad_scaler"):
+        scaler.load_state_dict(ckpt["grad_scaler"])

@@ -1,0 +1,191 @@
+"""One micro-batch and one optimiser update, with the failure handling of the loop.
+
+``TrainStep`` owns the model (plain, DDP-wrapped, compiled), the optimiser, the schedule,
+the precision and the update counter. The trainer calls, per micro-batch::
+
+    out = steps.forward(batch, sync)          # None: out of memory (batch shape logged)
+    flags = steps.agree([exhausted, stop, out is None, loss not finite])  # same on all ranks
+    steps.skip(...) | steps.backward(out["loss"] / accum_grad, batch, sync)
+    steps.update()                            # on the last micro-batch of an update
+
+``sync`` is False on every micro-batch but the last of an update: under DDP those run under
+``no_sync()`` and only the last one all-reduces the accumulated gradients. ``agree`` is the
+one collective per micro-batch (a sum of four flags), so every rank skips, stops or ends
+the epoch at the same micro-batch; without DDP it is free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections import defaultdict
+
+import torch
+from torch import nn
+
+from asrkit.training import distributed as dist_utils
+from asrkit.training.precision import Precision
+
+log = logging.getLogger(__name__)
+
+EXHAUSTED, STOP, OOM, NONFINITE = range(4)  # the per-micro-batch flags of `agree`
+
+
+class TrainingError(RuntimeError):
+    """The run cannot go on (NaN losses in a row, OOM under DDP); the message says why."""
+
+
+def batch_shape(batch: dict) -> str:
+    return f"feats {tuple(batch['feats'].shape)}, tokens {tuple(batch['tokens'].shape)}"
+
+
+class RunningMeans:
+    """Sums of the model's scalar terms and data counts since ``start``."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = defaultdict(float)
+        self.batches = self.frames = self.utterances = 0
+        self.start = time.monotonic()
+
+    def add(self, out: dict[str, torch.Tensor], batch: dict) -> None:
+        for key, value in out.items():
+            if torch.is_tensor(value) and value.numel() == 1:
+                self.sums[key] += float(value.detach())
+        self.batches += 1
+        self.frames += int(batch["feat_lens"].sum())
+        self.utterances += len(batch["ids"])
+
+    def means(self) -> dict[str, float]:
+        return {k: total / self.batches for k, total in self.sums.items()} if self.batches else {}
+
+    def rates(self, world_size: int) -> dict[str, float]:
+        """Input frames and utterances per second, all ranks (this rank's times world_size)."""
+        elapsed = max(time.monotonic() - self.start, 1e-9)
+        return {"frames_per_s": self.frames * world_size / elapsed,
+                "utts_per_s": self.utterances * world_size / elapsed}
+
+
+class TrainStep:
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
+                 precision: Precision, ctx: dist_utils.DistributedContext, accum_grad: int = 1,
+                 grad_clip: float | None = None, max_nan_in_a_row: int = 10,
+                 compile: bool = False) -> None:
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.precision, self.ctx = precision, ctx
+        self.accum_grad, self.grad_clip, self.max_nan_in_a_row = accum_grad, grad_clip, \
+            max_nan_in_a_row
+        self.ddp = dist_utils.wrap_model(model, ctx)
+        # torch marks the lengths dynamic after the first recompile (dynamic=True from the
+        # start fails in torch 2.11's inductor on these models)
+        self.train_model = torch.compile(self.ddp) if compile else self.ddp
+        self.step = 0  # updates done
+        self.counters = {"nan_skipped": 0, "oom_skipped": 0, "nonfinite_grad_skipped": 0}
+        self.nan_in_a_row = 0
+
+    @property
+    def device(self) -> torch.device:
+        return self.ctx.device
+
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _sync(self, sync: bool) -> contextlib.AbstractContextManager:
+        if sync or not self.ctx.is_distributed:
+            return contextlib.nullcontext()
+        return self.ddp.no_sync()
+
+    def agree(self, flags: list[bool]) -> list[bool]:
+        """Each flag summed over ranks (one all-reduce): True if any rank raised it."""
+        if not self.ctx.is_distributed:
+            return list(flags)
+        device = self.device if self.device.type == "cuda" else torch.device("cpu")
+        value = torch.tensor([float(f) for f in flags], device=device)
+        return [f > 0 for f in dist_utils.all_reduce_sum(value, self.ctx).tolist()]
+
+    def forward(self, batch: dict, sync: bool) -> dict[str, torch.Tensor] | None:
+        feats = batch["feats"].to(self.device, non_blocking=True)
+        feat_lens = batch["feat_lens"].to(self.device, non_blocking=True)
+        tokens = batch["tokens"].to(self.device, non_blocking=True)
+        token_lens = batch["token_lens"].to(self.device, non_blocking=True)
+        set_step = getattr(self.model, "set_step", None)
+        if set_step is not None:  # e.g. the scheduled-sampling ramp
+            set_step(self.step)
+        try:
+            with self._sync(sync), self.precision.autocast():
+                return self.train_model(feats, feat_lens, tokens, token_lens)
+        except torch.OutOfMemoryError:
+            log.warning("out of memory in the forward pass of a batch of %s; batch skipped "
+                        "(lower data.sampler.max_frames if this repeats)", batch_shape(batch))
+            self._free_memory()
+            return None
+
+    def backward(self, loss: torch.Tensor, batch: dict, sync: bool) -> bool:
+        """False if the backward pass ran out of memory (gradients dropped; one process)."""
+        scaler = self.precision.scaler
+        try:
+            with self._sync(sync):
+                (scaler.scale(loss) if scaler is not None else loss).backward()
+            self.nan_in_a_row = 0
+            return True
+        except torch.OutOfMemoryError:
+            if self.ctx.is_distributed:
+                raise TrainingError(
+                    f"out of memory in the backward pass of a batch of {batch_shape(batch)} "
+                    f"under DDP (cannot be skipped there); lower data.sampler.max_frames "
+                    f"or use trainer.activation_checkpointing=true") from None
+            log.warning("out of memory in the backward pass of a batch of %s; update skipped",
+                        batch_shape(batch))
+            self.optimizer.zero_grad(set_to_none=True)
+            self.counters["oom_skipped"] += 1
+            self._free_memory()
+            return False
+
+    def _free_memory(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def skip(self, batch: dict, flags: list[bool], out: dict | None,
+             last_of_update: bool) -> None:
+        """A micro-batch some rank could not use: no backward on any rank; if it ends an
+        update, that update is dropped. Raises TrainingError after max_nan_in_a_row."""
+        if last_of_update:
+            self.optimizer.zero_grad(set_to_none=True)
+        if flags[OOM]:
+            self.counters["oom_skipped"] += 1
+            return
+        self.counters["nan_skipped"] += 1
+        self.nan_in_a_row += 1
+        loss = float(out["loss"].detach()) if out is not None else float("nan")
+        log.warning("non-finite loss (%s on this rank) at update %d, batch of %s: skipped "
+                    "(%d in a row, %d in all)", loss, self.step, batch_shape(batch),
+                    self.nan_in_a_row, self.counters["nan_skipped"])
+        if self.nan_in_a_row >= self.max_nan_in_a_row:
+            raise TrainingError(
+                f"{self.nan_in_a_row} non-finite losses in a row (trainer.max_nan_in_a_row="
+                f"{self.max_nan_in_a_row}) at update {self.step}: the model has diverged or "
+                f"the data is broken; lower optim.lr or check the data")
+
+    def update(self) -> float:
+        """Clip, step and schedule; returns the gradient norm (before clipping). An update
+        whose norm is not finite is skipped (with fp16 the GradScaler decides)."""
+        scaler = self.precision.scaler
+        if scaler is not None:
+            scaler.unscale_(self.optimizer)
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        norm = float(torch.nn.utils.clip_grad_norm_(params, self.grad_clip or float("inf")))
+        if not math.isfinite(norm) and scaler is None:
+            self.counters["nonfinite_grad_skipped"] += 1
+            log.warning("non-finite gradient norm at update %d: update skipped", self.step)
+            self.optimizer.zero_grad(set_to_none=True)
+            return norm
+        if scaler is not None:
+            scaler.step(self.optimizer)
+            scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return norm

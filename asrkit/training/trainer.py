@@ -1,0 +1,379 @@
+"""The training loop: ``Trainer(config).setup() / .train() / .cleanup()``.
+
+    from asrkit.training.trainer import run_training
+    status = run_training(compose_train_config([...]))   # what `asrkit train` does
+
+One update = ``trainer.accum_grad`` micro-batches (asrkit.training.train_step): forward,
+backward of loss / accum_grad, clipping of the global gradient norm to ``trainer.grad_clip``,
+an optimiser step and a scheduler step. Only the model's ``loss`` is optimised; every scalar
+it returns is logged (``train/<key>``, ``dev/<key>``) without the trainer knowing its name.
+Each epoch ends with validation (asrkit.training.validation), attention images and
+``checkpoints/epoch_N.pt``; ``trainer.valid_interval`` / ``save_interval_steps`` add
+mid-epoch validation and ``step_N.pt`` checkpoints.
+
+Failures: a NaN/inf loss skips the micro-batch (and, on the last micro-batch of an update,
+the update) and is counted; ``trainer.max_nan_in_a_row`` in a row stop the run (exit 1).
+A CUDA out-of-memory batch is skipped with a warning naming its shape. SIGINT/SIGTERM
+finish the current update, write ``checkpoints/step_N.pt`` and exit with 130/143; the same
+command resumes (``trainer.resume=auto``).
+
+Exact resume: checkpoints are written only between updates and hold the sampler position
+and every rank's RNG states; data loading never moves the global RNG (asrkit.training.rng).
+On CPU a resumed run is bit-identical to an uninterrupted one (tested).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from asrkit.data.cmvn import GlobalCMVN
+from asrkit.data.loader import build_loader
+from asrkit.models.build import build_model
+from asrkit.text.tokenizer import load_tokenizer
+from asrkit.training import distributed as dist_utils
+from asrkit.training.activation_checkpointing import enable_activation_checkpointing
+from asrkit.training.attention_maps import record_attention, select_maps
+from asrkit.training.checkpoint import CheckpointManager, capture_rng_state, restore_rng_state
+from asrkit.training.experiment import (
+    STEP_LOGGER,
+    prepare_experiment,
+    setup_logging,
+    write_config,
+)
+from asrkit.training.optim import build_optimizer
+from asrkit.training.precision import resolve_precision
+from asrkit.training.progress import EpochProgress, format_duration, use_progress_bar
+from asrkit.training.resume import (
+    init_weights_from,
+    load_training_state,
+    restore_components,
+    resume_path,
+)
+from asrkit.training.rng import rng_isolated
+from asrkit.training.schedulers import build_scheduler
+from asrkit.training.stop_signals import StopRequest
+from asrkit.training.tensorboard import TensorBoardLogger
+from asrkit.training.train_step import (
+    EXHAUSTED,
+    NONFINITE,
+    OOM,
+    STOP,
+    RunningMeans,
+    TrainingError,
+    TrainStep,
+)
+from asrkit.training.validation import shard_for_validation, validate
+
+log = logging.getLogger(__name__)
+step_log = logging.getLogger(STEP_LOGGER)
+
+__all__ = ["Trainer", "TrainingError", "run_training"]
+
+
+class Trainer:
+    def __init__(self, config: dict[str, Any],
+                 ctx: dist_utils.DistributedContext | None = None) -> None:
+        self.requested_config = config
+        self.ctx = ctx
+        self.tb: TensorBoardLogger | None = None
+        self.stop = StopRequest()
+
+    # ---- setup ---------------------------------------------------------------------------
+    def setup(self) -> None:
+        self.ctx = ctx = self.ctx or dist_utils.init_distributed(
+            self.requested_config["trainer"]["device"])
+        self.exp_dir = Path(self.requested_config["exp_dir"]).resolve()
+        self.progress_bar = ctx.is_main and use_progress_bar(
+            self.requested_config["trainer"]["progress_bar"])
+        setup_logging(self.exp_dir, ctx, self.progress_bar)
+        self.config = prepare_experiment(self.requested_config, ctx)
+        self.tcfg = tcfg = self.config["trainer"]
+        self.device = ctx.device
+        for seed_fn in (torch.manual_seed, random.seed, np.random.seed):
+            seed_fn(tcfg["seed"])  # the same initial weights on every rank
+        self.tokenizer = load_tokenizer(self.config["tokenizer"]["dir"])
+        self.model = build_model(self.config).to(self.device)
+        torch.manual_seed(tcfg["seed"] + ctx.rank)  # dropout differs across ranks
+        if tcfg["init_from"]:
+            init_weights_from(self.model, tcfg["init_from"])
+        if tcfg["activation_checkpointing"]:
+            log.info("activation checkpointing on %d layers",
+                     enable_activation_checkpointing(self.model))
+        self._build_loaders()
+        self.updates_per_epoch = math.ceil(len(self.train_loader) / tcfg["accum_grad"])
+        optimizer = build_optimizer(self.config["optim"], self.model)
+        scheduler = build_scheduler(
+            self.config["scheduler"], optimizer,
+            total_steps=max(1, tcfg["max_epochs"] * self.updates_per_epoch),
+            d_model=self.model.encoder.output_dim)
+        self.precision = resolve_precision(tcfg["precision"], self.device)
+        self.steps = TrainStep(self.model, optimizer, scheduler, self.precision, ctx,
+                               tcfg["accum_grad"], tcfg["grad_clip"], tcfg["max_nan_in_a_row"],
+                               compile=tcfg["compile"])
+        self.train_model = self.steps.train_model
+        self.checkpoints = CheckpointManager(
+            self.exp_dir / "checkpoints", tcfg["keep_last"], tcfg["keep_best"],
+            tcfg["best_metric"]) if ctx.is_main else None
+        self.tb = TensorBoardLogger(self.exp_dir / "tensorboard",
+                                    enabled=ctx.is_main and tcfg["tensorboard"])
+        self.epoch, self.hours_before, self.fresh_epoch = 1, 0.0, True
+        self._log_setup()
+        self._resume()  # last: restores the RNG states
+        write_config(self.config, ctx)  # only once the run can start
+        self.stop.install()
+        self.start_time = time.monotonic()
+
+    @property
+    def step(self) -> int:
+        return self.steps.step
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return self.steps.counters
+
+    def _build_loaders(self) -> None:
+        data_cfg, ctx = self.config["data"], self.ctx
+        cmvn = GlobalCMVN.load(data_cfg["cmvn"]) if data_cfg.get("cmvn") else None
+        self.train_loader = build_loader(data_cfg["train"], self.tokenizer, data_cfg, train=True,
+                                         cmvn=cmvn, rank=ctx.rank, world_size=ctx.world_size)
+        self.dev_loader = shard_for_validation(
+            build_loader(data_cfg["dev"], self.tokenizer, data_cfg, train=False, cmvn=cmvn), ctx)
+        if len(self.train_loader) == 0:
+            raise ValueError(f"data.train: {data_cfg['train']} gives no batch (all utterances "
+                             f"filtered out, or fewer batches than the {ctx.world_size} ranks)")
+
+    def _log_setup(self) -> None:
+        tcfg = self.tcfg
+        params = sum(p.numel() for p in self.model.parameters())
+        log.info("experiment %s: %s parameters, vocabulary %d", self.exp_dir, f"{params:,}",
+                 self.config["vocab_size"])
+        log.info("train: %d utterances, %d batches per epoch per rank, %d updates per epoch "
+                 "(accum_grad %d); dev: %d utterances", len(self.train_loader.dataset),
+                 len(self.train_loader), self.updates_per_epoch, tcfg["accum_grad"],
+                 len(self.dev_loader.dataset))
+        log.info("device %s, precision %s, %d process(es)%s%s", self.device, self.precision.name,
+                 self.ctx.world_size, ", torch.compile" if tcfg["compile"] else "",
+                 ", activation checkpointing" if tcfg["activation_checkpointing"] else "")
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    def _resume(self) -> None:
+        path = dist_utils.broadcast_object(
+            resume_path(self.tcfg["resume"], self.exp_dir / "checkpoints"), self.ctx)
+        if path is None:
+            return
+        ckpt = load_training_state(path)
+        steps = self.steps
+        restore_components(ckpt, self.model, steps.optimizer, steps.scheduler,
+                           self.precision.scaler, path)
+        steps.step, self.hours_before = int(ckpt["step"]), float(ckpt["train_hours"])
+        steps.counters.update(ckpt.get("counters", {}))
+        self.epoch = int(ckpt["epoch"]) + (1 if ckpt["epoch_complete"] else 0)
+        where = "the start of epoch"
+        if not ckpt["epoch_complete"]:
+            try:
+                self.train_loader.load_state_dict(ckpt["loader"])
+                self.fresh_epoch = False
+                where = f"batch {self.train_loader.sampler.position}/{len(self.train_loader)} of epoch"
+            except ValueError as e:
+                log.warning("%s; epoch %d restarts from its first batch", e, self.epoch)
+        if len(ckpt["rng"]) == self.ctx.world_size:
+            restore_rng_state(ckpt["rng"][self.ctx.rank])
+        else:
+            log.warning("checkpoint from %d rank(s), now %d: RNG states not restored",
+                        len(ckpt["rng"]), self.ctx.world_size)
+        log.info("resumed from %s at %s %d, update %d", path, where, self.epoch, self.step)
+
+    def train_hours(self) -> float:
+        return self.hours_before + (time.monotonic() - self.start_time) / 3600.0
+
+    def save(self, kind: str, epoch_complete: bool, metrics: dict[str, Any] | None = None,
+             ) -> Path | None:
+        """Write epoch_N.pt / step_N.pt (rank 0); every rank calls it (RNG states are gathered)."""
+        rng = dist_utils.gather_objects(capture_rng_state(), self.ctx)
+        scaler, steps, hours = self.precision.scaler, self.steps, self.train_hours()
+        state = {
+            "model": self.model.state_dict(), "config": self.config,
+            "optimizer": steps.optimizer.state_dict(), "scheduler": steps.scheduler.state_dict(),
+            "grad_scaler": scaler.state_dict() if scaler is not None else None,
+            "loader": self.train_loader.state_dict(), "rng": rng,
+            "epoch": self.epoch, "step": self.step, "epoch_complete": epoch_complete,
+            "train_hours": hours, "counters": dict(self.counters),
+            "world_size": self.ctx.world_size,
+            "metrics": {"epoch": self.epoch, "step": self.step, "train_hours": hours,
+                        **(metrics or {})},
+        }
+        path = self.checkpoints.save(state, kind) if self.checkpoints else None
+        dist_utils.barrier(self.ctx)
+        return path
+
+    # ---- the loop ------------------------------------------------------------------------
+    def train(self) -> int:
+        """Train to ``trainer.max_epochs``; returns the exit status (0, or 130/143 if stopped)."""
+        max_epochs = self.tcfg["max_epochs"]
+        if self.epoch > max_epochs:
+            log.info("nothing to do: %d epoch(s) already trained (trainer.max_epochs=%d)",
+                     self.epoch - 1, max_epochs)
+            return 0
+        for epoch in range(self.epoch, max_epochs + 1):
+            self.epoch, epoch_start = epoch, time.monotonic()
+            if self.fresh_epoch:
+                self.train_loader.set_epoch(epoch)
+            self.fresh_epoch = True
+            train_metrics = self._train_epoch()
+            if train_metrics is None:
+                path = self.save("step", epoch_complete=False)
+                log.info("stopped by signal %d at update %d: %s written; run the same command "
+                         "again to resume", self.stop.signum or 0, self.step, path)
+                return self.stop.exit_status
+            metrics = {f"train_{k}": v for k, v in train_metrics.items()}
+            metrics.update({f"dev_{k}": v for k, v in self.validate(images=True).items()})
+            path = self.save("epoch", epoch_complete=True, metrics=metrics)
+            log.info("epoch %d done in %s (%.3f h of training so far): %s", epoch,
+                     format_duration(time.monotonic() - epoch_start), self.train_hours(), path)
+            if self.steps.agree([self.stop.requested])[0]:
+                log.info("stopped by signal after epoch %d; run the same command again to "
+                         "resume", epoch)
+                return self.stop.exit_status
+        log.info("training finished: %d epochs, %d updates, %.3f h; skipped: %s", max_epochs,
+                 self.step, self.train_hours(), self.counters)
+        return 0
+
+    def _train_epoch(self) -> dict[str, float] | None:
+        """One epoch (or its rest, after a resume): the mean of each term over this rank's
+        batches, or None when stopped by a signal."""
+        self.model.train()
+        steps, loader, total = self.steps, self.train_loader, len(self.train_loader)
+        progress = EpochProgress(self.epoch, self.tcfg["max_epochs"], total, self.progress_bar,
+                                 start_at=loader.sampler.position)
+        epoch_stats, interval = RunningMeans(), RunningMeans()
+        batches = iter(loader)
+        stop_pending, grad_norm = False, float("nan")
+        while True:
+            with rng_isolated():
+                batch = next(batches, None)
+            position = loader.sampler.position  # batches of this epoch taken so far
+            last_of_update = position % steps.accum_grad == 0 or position >= total
+            out = steps.forward(batch, sync=last_of_update) if batch is not None else None
+            loss_ok = out is not None and bool(torch.isfinite(out["loss"].detach()))
+            flags = steps.agree([batch is None, self.stop.requested,
+                                 batch is not None and out is None, out is not None and not loss_ok])
+            stop_pending |= flags[STOP]
+            if flags[EXHAUSTED]:
+                steps.optimizer.zero_grad(set_to_none=True)
+                break
+            skipped = flags[OOM] or flags[NONFINITE]
+            if skipped:
+                steps.skip(batch, flags, out, last_of_update)
+            elif steps.backward(out["loss"] / steps.accum_grad, batch, sync=last_of_update):
+                epoch_stats.add(out, batch)
+                interval.add(out, batch)
+            else:  # out of memory in backward: the update's gradients are gone
+                skipped = last_of_update = True
+            if not last_of_update:
+                continue
+            if not skipped:
+                grad_norm = steps.update()
+            progress.update(position, interval.means().get("loss", math.nan), steps.lr(),
+                            interval.rates(self.ctx.world_size)["frames_per_s"])
+            if interval.batches and self.step % self.tcfg["log_interval"] == 0:
+                self._log_interval(interval, grad_norm, position, total)
+                interval = RunningMeans()
+            if stop_pending:
+                progress.close()
+                return None
+            self._periodic(position, total)
+        progress.close()
+        return epoch_stats.means()
+
+    def _log_interval(self, interval: RunningMeans, grad_norm: float, position: int,
+                      total: int) -> None:
+        means = interval.means()
+        values = {**means, "lr": self.steps.lr(), "grad_norm": grad_norm,
+                  **interval.rates(self.ctx.world_size)}
+        terms = "  ".join(f"{k} {v:.4g}" for k, v in means.items())
+        step_log.info("epoch %d  batch %d/%d  update %d  %s  lr %.3e  grad_norm %.3g  "
+                      "%.0f frames/s", self.epoch, position, total, self.step, terms,
+                      values["lr"], grad_norm, values["frames_per_s"])
+        self.tb.scalars("train", values, self.step)
+
+    def _periodic(self, position: int, total: int) -> None:
+        """Step checkpoints and mid-epoch validation (not at the epoch's last batch)."""
+        if position >= total:
+            return
+        valid, save = self.tcfg["valid_interval"], self.tcfg["save_interval_steps"]
+        metrics = {}
+        if valid and self.step % valid == 0:
+            metrics = {f"dev_{k}": v for k, v in self.validate(images=False).items()}
+        if save and self.step % save == 0:
+            log.info("update %d: %s", self.step,
+                     self.save("step", epoch_complete=False, metrics=metrics))
+
+    # ---- validation ----------------------------------------------------------------------
+    def validate(self, images: bool) -> dict[str, float]:
+        start = time.monotonic()
+        metrics = validate(self.model, self.dev_loader, self.tokenizer, self.device,
+                           self.precision, self.ctx)
+        terms = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()
+                          if k not in ("wer", "cer", "utterances"))
+        log.info("epoch %d update %d dev: %s  WER %.2f%%  CER %.2f%%  (%d utterances, %s)",
+                 self.epoch, self.step, terms, metrics["wer"], metrics["cer"],
+                 metrics["utterances"], format_duration(time.monotonic() - start))
+        self.tb.scalars("dev", metrics, self.step)
+        if images and self.ctx.is_main and self.tcfg["num_attention_images"] > 0:
+            self._attention_images()
+        self.tb.flush()
+        return metrics
+
+    @torch.no_grad()
+    def _attention_images(self) -> None:
+        """Attention maps of the first dev utterance, teacher-forced with its transcript."""
+        with rng_isolated():
+            item = self.dev_loader.dataset[0]
+        if "error" in item:
+            return
+        feats = item["feats"].unsqueeze(0).to(self.device)  # (1, T, F)
+        tokens = item["tokens"].unsqueeze(0).to(self.device)  # (1, U)
+        lens = torch.tensor([feats.size(1)], device=self.device)
+        token_lens = torch.tensor([tokens.size(1)], device=self.device)
+        self.model.eval()
+        try:
+            with record_attention(self.model) as weights, self.precision.autocast():
+                self.model(feats, lens, tokens, token_lens)
+        finally:
+            self.model.train()
+        self.tb.images(select_maps(weights, self.tcfg["num_attention_images"]), self.step)
+
+    # ---- cleanup -------------------------------------------------------------------------
+    def cleanup(self) -> None:
+        self.stop.restore()
+        if self.tb is not None:
+            self.tb.close()
+        if self.ctx is not None:
+            dist_utils.cleanup(self.ctx)
+
+
+def run_training(config: dict[str, Any]) -> int:
+    """Set up, train and clean up; returns the exit status (0 done, 1 failed, 2 bad setup,
+    130/143 stopped by SIGINT/SIGTERM with a checkpoint written)."""
+    trainer = Trainer(config)
+    try:
+        try:
+            trainer.setup()
+        except (ValueError, FileNotFoundError) as e:
+            print(f"asrkit train: {' '.join(str(e).split())}", file=sys.stderr, flush=True)
+            return 2
+        return trainer.train()
+    except TrainingError as e:
+        log.error("%s", e)
+        return 1
+    finally:
+        trainer.cleanup()

@@ -1,0 +1,82 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from asrkit.training.checkpoint import (
+    CheckpointManager,
+    atomic_save,
+    capture_rng_state,
+    list_checkpoints,
+    newest_checkpoint,
+    restore_rng_state,
+)
+
+
+def test_rng_state_round_trip_through_a_weights_only_file(tmp_path):
+    torch.manual_seed(1)
+    random.seed(2)
+    np.random.seed(3)
+    atomic_save({"rng": capture_rng_state()}, tmp_path / "rng.pt")
+    expected = (torch.rand(3), random.random(), np.random.rand())
+    restore_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True)["rng"])
+    got = (torch.rand(3), random.random(), np.random.rand())
+    assert torch.equal(got[0], expected[0]) and got[1:] == expected[1:]
+
+
+def test_atomic_save_leaves_no_temporary_file(tmp_path):
+    path = atomic_save({"x": torch.ones(2)}, tmp_path / "a" / "c.pt")
+    assert sorted(p.name for p in path.parent.iterdir()) == ["c.pt"]
+    assert torch.equal(torch.load(path, weights_only=True)["x"], torch.ones(2))
+
+
+def state(epoch, step, **metrics):
+    return {"model": {"w": torch.full((2,), float(epoch))}, "config": {}, "epoch": epoch,
+            "step": step, "epoch_complete": True, "metrics": metrics}
+
+
+def test_keeps_last_k_and_best_k(tmp_path):
+    manager = CheckpointManager(tmp_path, keep_last=2, keep_best=2, best_metric="dev_loss")
+    losses = [5.0, 1.0, 4.0, 2.0, 3.0, 6.0]
+    for epoch, loss in enumerate(losses, start=1):
+        manager.save(state(epoch, 10 * epoch, dev_loss=loss), "epoch")
+    kept = sorted(p.name for p in tmp_path.glob("epoch_*.pt"))
+    # last two (5, 6) and best two (2: 1.0, 4: 2.0)
+    assert kept == ["epoch_2.pt", "epoch_4.pt", "epoch_5.pt", "epoch_6.pt"]
+    assert (tmp_path / "last.pt").resolve().name == "epoch_6.pt"
+
+
+def test_accuracy_metrics_keep_the_highest(tmp_path):
+    manager = CheckpointManager(tmp_path, keep_last=1, keep_best=1, best_metric="dev_acc")
+    for epoch, acc in enumerate([0.2, 0.9, 0.5], start=1):
+        manager.save(state(epoch, epoch, dev_acc=acc), "epoch")
+    assert sorted(p.name for p in tmp_path.glob("epoch_*.pt")) == ["epoch_2.pt", "epoch_3.pt"]
+
+
+def test_newest_checkpoint_skips_a_truncated_file(tmp_path):
+    manager = CheckpointManager(tmp_path, keep_last=5, keep_best=0, best_metric="dev_loss")
+    manager.save(state(1, 10), "epoch")
+    step = state(1, 15)
+    step["epoch_complete"] = False
+    manager.save(step, "step")
+    assert newest_checkpoint(tmp_path).name == "step_15.pt"
+    data = (tmp_path / "step_15.pt").read_bytes()
+    (tmp_path / "step_15.pt").write_bytes(data[: len(data) // 2])  # a crash mid-copy
+    assert newest_checkpoint(tmp_path).name == "epoch_1.pt"
+    assert [i.step for i in list_checkpoints(tmp_path)] == [10]
+
+
+def test_empty_directory_has_no_checkpoint(tmp_path):
+    assert newest_checkpoint(tmp_path / "missing") is None
+
+
+@pytest.mark.parametrize("keep_last", [1, 3])
+def test_step_checkpoints_keep_the_newest(tmp_path, keep_last):
+    manager = CheckpointManager(tmp_path, keep_last=keep_last, keep_best=0, best_metric="dev_loss")
+    for step in range(1, 6):
+        s = state(1, step)
+        s["epoch_complete"] = False
+        manager.save(s, "step")
+    assert sorted(p.name for p in tmp_path.glob("step_*.pt")) == \
+        [f"step_{s}.pt" for s in range(6 - keep_last, 6)]

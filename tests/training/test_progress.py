@@ -1,0 +1,24 @@
+import io
+
+from asrkit.training.progress import EpochProgress, eta_seconds, format_duration, use_progress_bar
+
+
+def test_durations_and_eta():
+    assert format_duration(5) == "0:05" and format_duration(125) == "2:05"
+    assert format_duration(3723) == "1:02:03"
+    assert eta_seconds(done=25, total=100, elapsed=10.0) == 30.0
+
+
+def test_bar_on_a_terminal_only():
+    assert not use_progress_bar("auto", io.StringIO())
+    assert use_progress_bar(True, io.StringIO())
+    stream = io.StringIO()
+    bar = EpochProgress(3, 20, total=10, enabled=True, stream=stream, min_interval=0)
+    bar.update(5, loss=45.213, lr=1.2e-3, frames_per_s=8345)
+    text = stream.getvalue()
+    assert "epoch 3/20" in text and "[##########..........]" in text and "5/10" in text
+    assert "loss 45.21" in text and "lr 1.20e-03" in text and "8,345 frames/s" in text
+    assert "ETA" in text
+    silent = io.StringIO()
+    EpochProgress(1, 1, 10, enabled=False, stream=silent).update(5, 1.0, 1.0, 1.0)
+    assert silent.getvalue() == ""

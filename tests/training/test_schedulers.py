@@ -1,0 +1,74 @@
+import itertools
+import math
+
+import pytest
+import torch
+
+from asrkit.training.schedulers import (
+    NoamScheduler,
+    WarmupCosineScheduler,
+    WarmupLinearScheduler,
+    build_scheduler,
+)
+
+
+def optimizer(lr=1.0):
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+
+
+def rates(scheduler, steps):
+    """The rate used by updates 1..steps."""
+    out = []
+    for _ in range(steps):
+        out.append(scheduler.optimizer.param_groups[0]["lr"])
+        scheduler.optimizer.step()
+        scheduler.step()
+    return out
+
+
+def test_noam_is_the_transformer_formula():
+    d, warmup, factor = 256, 10, 2.0
+    got = rates(NoamScheduler(optimizer(), d_model=d, warmup_steps=warmup, factor=factor), 40)
+    want = [factor * d ** -0.5 * min(s ** -0.5, s * warmup ** -1.5) for s in range(1, 41)]
+    assert got == pytest.approx(want, rel=1e-12)
+    assert max(got) == pytest.approx(factor * (d * warmup) ** -0.5) == got[warmup - 1]
+
+
+def test_noam_default_factor_gives_the_conformer_peak():
+    """Gulati et al.: peak 0.05 / sqrt(d) with 10k warm-up steps."""
+    sched = NoamScheduler(optimizer(), d_model=144, warmup_steps=10000)
+    assert sched.rate(10000) == pytest.approx(0.05 / math.sqrt(144))
+
+
+def test_warmup_linear_and_cosine():
+    lin = rates(WarmupLinearScheduler(optimizer(2.0), warmup_steps=4, total_steps=10,
+                                      min_lr_ratio=0.0), 12)
+    assert lin[:4] == pytest.approx([0.5, 1.0, 1.5, 2.0])
+    assert lin[4:10] == pytest.approx([2.0 * (1 - k / 7) for k in range(1, 7)])
+    assert lin[10:] == pytest.approx([0.0, 0.0])
+    cos = rates(WarmupCosineScheduler(optimizer(2.0), warmup_steps=2, total_steps=8,
+                                      min_lr_ratio=0.1), 8)
+    assert cos[:2] == pytest.approx([1.0, 2.0])
+    want = [2.0 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * k / 7))) for k in range(1, 7)]
+    assert cos[2:] == pytest.approx(want)
+    assert all(a > b for a, b in itertools.pairwise(cos[1:]))  # decreasing after the warm-up
+
+
+def test_state_dict_round_trip_continues_the_schedule():
+    first = NoamScheduler(optimizer(), d_model=64, warmup_steps=5)
+    rates(first, 7)
+    second = NoamScheduler(optimizer(), d_model=64, warmup_steps=5)
+    second.load_state_dict(first.state_dict())
+    second.optimizer.param_groups[0]["lr"] = first.optimizer.param_groups[0]["lr"]
+    assert rates(second, 3) == pytest.approx(rates(first, 3))
+
+
+def test_builder_fills_in_total_steps_and_d_model():
+    cfg = {"_target_": "asrkit.training.schedulers.WarmupLinearScheduler", "warmup_steps": 2,
+           "total_steps": None, "min_lr_ratio": 0.0}
+    assert build_scheduler(cfg, optimizer(), total_steps=50, d_model=8).total_steps == 50
+    noam = {"_target_": "asrkit.training.schedulers.NoamScheduler", "d_model": None,
+            "warmup_steps": 2, "factor": 1.0}
+    assert build_scheduler(noam, optimizer(), total_steps=50, d_model=8).d_model == 8
+    with pytest.raises(ValueError, match="scheduler.warmup_steps"):
+        build_scheduler({**noam, "warmup_steps": 0}, optimizer(), 50, 8)

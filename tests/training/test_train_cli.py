@@ -1,0 +1,91 @@
+"""`asrkit train` as a user runs it: config errors fail fast naming the key; signals write
+a checkpoint and exit cleanly (subprocesses, like a terminal's Ctrl-C and a scheduler's
+SIGTERM)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from asrkit.bin.train import main
+
+
+@pytest.mark.parametrize("override, key", [
+    ("trainer.max_epoch=3", "trainer.max_epoch"),        # Hydra: not in the config
+    ("+trainer.max_epoch=3", "trainer.max_epoch"),       # added with +: our schema check
+    ("+data.sampler.max_frame=100", "data.sampler.max_frame"),
+    ("+encoder.num_layer=2", "encoder.num_layer"),
+    ("optim.lr=-0.001", "optim.lr"),
+    ("trainer.precision=fp8", "trainer.precision"),
+    ("trainer.accum_grad=0", "trainer.accum_grad"),
+    ("trainer.max_epochs=two", "trainer.max_epochs"),
+    ("data.train=/nonexistent/train.jsonl", "data.train"),
+    ("trainer.best_metric=dev_bleu", "trainer.best_metric"),
+    ("trainer.compile=true trainer.activation_checkpointing=true",
+     "trainer.activation_checkpointing"),
+])
+def test_config_errors_fail_fast_naming_the_key(corpus, tmp_path, capsys, override, key):
+    start = time.monotonic()
+    status = main(corpus.overrides(tmp_path / "exp", *override.split()))
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.startswith("asrkit train: ") and key in err and err.count("\n") == 1
+    assert time.monotonic() - start < 5
+    assert not (tmp_path / "exp").exists()  # nothing was started
+
+
+def test_typo_suggests_the_right_key(corpus, tmp_path, capsys):
+    assert main(corpus.overrides(tmp_path / "exp", "+trainer.max_epoch=3")) == 2
+    assert "did you mean max_epochs?" in capsys.readouterr().err
+
+
+def test_impossible_model_shape_fails_before_training(corpus, tmp_path, capsys):
+    assert main(corpus.overrides(tmp_path / "exp", "encoder.num_heads=3")) == 2
+    assert "not divisible" in capsys.readouterr().err
+
+
+def _train_until_update(args: list[str], log: Path, update: int) -> subprocess.Popen:
+    """Start `python -m asrkit train` in its own session; return once `update` is logged."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "asrkit", "train", *args], env=env,
+                               start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if log.is_file() and f"update {update} " in log.read_text():
+            return process
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"no update {update} logged: {process.communicate()[1][-2000:]}")
+
+
+def test_signals_write_a_checkpoint_and_exit_cleanly(corpus, tmp_path):
+    exp = tmp_path / "exp"
+    args = corpus.overrides(exp, "trainer.max_epochs=100", "data.num_workers=1",
+                            "trainer.tensorboard=false")
+    # Ctrl-C in a terminal: SIGINT to the whole process group, DataLoader workers included
+    process = _train_until_update(args, exp / "train.log", 2)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    first = torch.load(exp / "checkpoints" / "last.pt", weights_only=True)
+    assert first["step"] >= 2 and not first["epoch_complete"]
+    # the same command resumes; SIGTERM to the main process alone (a scheduler's notice)
+    process = _train_until_update(args, exp / "train.log", first["step"] + 2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err[-2000:]
+    second = torch.load(exp / "checkpoints" / "last.pt", weights_only=True)
+    assert second["step"] >= first["step"] + 2
+    text = (exp / "train.log").read_text()
+    step_file = exp / "checkpoints" / f"step_{first['step']}.pt"
+    assert f"resumed from {step_file}" in text
+    assert text.count("stopped by signal") == 2

@@ -1,0 +1,203 @@
+"""The training loop on a tiny model and a 30-utterance synth corpus (CPU)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import signal
+
+import pytest
+import torch
+
+from asrkit.training.checkpoint import list_checkpoints
+from asrkit.training.trainer import Trainer, TrainingError
+
+
+def run(config: dict, stop_at_step: int | None = None, patch=None) -> tuple[int, Trainer]:
+    """Train; with ``stop_at_step``, act as if SIGTERM arrived during that update (a signal
+    is noticed by the next micro-batch, and the update it belongs to is finished)."""
+    trainer = Trainer(config)
+    trainer.setup()
+    if patch is not None:
+        patch(trainer)
+    if stop_at_step is not None:
+        update = trainer.steps.update
+
+        def update_then_signal():
+            norm = update()
+            if trainer.step == stop_at_step - 1:
+                trainer.stop.signum = signal.SIGTERM
+            return norm
+
+        trainer.steps.update = update_then_signal
+    try:
+        return trainer.train(), trainer
+    finally:
+        trainer.cleanup()
+
+
+def model_state(exp_dir) -> dict:
+    return torch.load(exp_dir / "checkpoints" / "last.pt", weights_only=True)
+
+
+def assert_same_training_state(a: dict, b: dict) -> None:
+    assert a["step"] == b["step"] and a["epoch"] == b["epoch"]
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    for index, state in a["optimizer"]["state"].items():
+        for name, value in state.items():
+            assert torch.equal(value, b["optimizer"]["state"][index][name]), (index, name)
+    assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"]
+
+
+def test_loss_decreases_and_checkpoints_hold_metrics(corpus, tmp_path):
+    status, trainer = run(corpus.config(tmp_path / "exp", "trainer.max_epochs=4",
+                                        "optim.lr=0.005"))
+    assert status == 0
+    infos = [i for i in list_checkpoints(tmp_path / "exp" / "checkpoints") if i.kind == "epoch"]
+    assert [i.epoch for i in infos] == [1, 2, 3, 4]
+    first, last = infos[0].metrics, infos[-1].metrics
+    assert last["train_loss"] < 0.9 * first["train_loss"]
+    assert last["dev_loss"] < first["dev_loss"]
+    for key in ("dev_loss", "dev_loss_ctc", "dev_loss_att", "dev_acc", "dev_wer", "dev_cer",
+                "train_hours", "epoch", "step"):
+        assert key in last
+    assert 0.0 <= last["dev_wer"] and last["train_hours"] > 0 and last["step"] == trainer.step
+    ckpt = model_state(tmp_path / "exp")  # weights_only=True loads it
+    assert ckpt["config"]["vocab_size"] == 27 and ckpt["epoch_complete"]
+    assert isinstance(ckpt["config"]["tokenizer"]["dir"], str)
+
+
+def test_resume_mid_epoch_is_bit_exact(corpus, tmp_path):
+    extra = ("trainer.max_epochs=2", "trainer.accum_grad=2")
+    assert run(corpus.config(tmp_path / "a", *extra))[0] == 0
+    # interrupted after update 3 (of 4 in epoch 1, at batch 6 of 7), then resumed
+    status, trainer = run(corpus.config(tmp_path / "b", *extra), stop_at_step=3)
+    assert status == 128 + signal.SIGTERM
+    stopped = model_state(tmp_path / "b")
+    assert stopped["step"] == 3 and not stopped["epoch_complete"]
+    assert stopped["loader"]["position"] == 6
+    status, trainer = run(corpus.config(tmp_path / "b", *extra))
+    assert status == 0 and trainer.step == 8
+    assert_same_training_state(model_state(tmp_path / "a"), model_state(tmp_path / "b"))
+
+
+def test_resume_from_an_epoch_checkpoint_is_bit_exact(corpus, tmp_path):
+    extra = ("trainer.max_epochs=2", "scheduler=noam", "scheduler.warmup_steps=5")
+    assert run(corpus.config(tmp_path / "a", *extra))[0] == 0
+    epoch_1 = tmp_path / "epoch_1.pt"
+    shutil.copy(tmp_path / "a" / "checkpoints" / "epoch_1.pt", epoch_1)
+    status, trainer = run(corpus.config(tmp_path / "b", *extra, f"trainer.resume={epoch_1}"))
+    assert status == 0 and trainer.epoch == 2
+    assert_same_training_state(model_state(tmp_path / "a"), model_state(tmp_path / "b"))
+
+
+def test_nan_loss_is_skipped_and_counted(corpus, tmp_path):
+    calls = {"n": 0}
+
+    def nan_on_second_batch(trainer):
+        forward = trainer.train_model.forward
+
+        def patched(*args, **kwargs):
+            out = forward(*args, **kwargs)
+            calls["n"] += 1
+            if calls["n"] == 2:
+                out["loss"] = out["loss"] * float("nan")
+            return out
+
+        trainer.train_model.forward = patched
+
+    status, trainer = run(corpus.config(tmp_path / "exp", "trainer.max_epochs=1"),
+                          patch=nan_on_second_batch)
+    assert status == 0
+    assert trainer.counters["nan_skipped"] == 1
+    assert trainer.step == len(trainer.train_loader) - 1  # one update fewer
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_nan_losses_in_a_row_stop_the_run(corpus, tmp_path):
+    def always_nan(trainer):
+        forward = trainer.train_model.forward
+        trainer.train_model.forward = lambda *a, **k: {**forward(*a, **k),
+                                                       "loss": torch.tensor(float("inf"))}
+
+    with pytest.raises(TrainingError, match="3 non-finite losses in a row"):
+        run(corpus.config(tmp_path / "exp", "trainer.max_nan_in_a_row=3"), patch=always_nan)
+
+
+def test_out_of_memory_batch_is_skipped_with_its_shape(corpus, tmp_path, caplog):
+    def oom_on_first_batch(trainer):
+        forward = trainer.train_model.forward
+        calls = {"n": 0}
+
+        def patched(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            return forward(*args, **kwargs)
+
+        trainer.train_model.forward = patched
+
+    with caplog.at_level(logging.WARNING, logger="asrkit"):
+        logging.getLogger("asrkit").addHandler(caplog.handler)
+        status, trainer = run(corpus.config(tmp_path / "exp", "trainer.max_epochs=1"),
+                              patch=oom_on_first_batch)
+    assert status == 0 and trainer.counters["oom_skipped"] == 1
+    assert trainer.step == len(trainer.train_loader) - 1
+    assert any("out of memory" in r.message and "feats (" in r.message for r in caplog.records)
+
+
+def test_every_scalar_term_reaches_the_log(corpus, tmp_path):
+    """A term the model adds (as InterCTC or MoE losses do) is logged without trainer changes."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def extra_term(trainer):
+        forward = trainer.model.forward
+
+        def patched(*args, **kwargs):
+            out = forward(*args, **kwargs)
+            return {**out, "loss_extra": out["loss"].detach() * 0 + 7.0}
+
+        trainer.model.forward = patched
+
+    run(corpus.config(tmp_path / "exp", "trainer.max_epochs=1"), patch=extra_term)
+    events = EventAccumulator(str(tmp_path / "exp" / "tensorboard"),
+                              size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/loss_ctc", "train/loss_att", "train/acc", "train/lr",
+            "train/grad_norm", "train/frames_per_s", "train/loss_extra", "dev/loss",
+            "dev/loss_extra", "dev/wer", "dev/cer"} <= scalars
+    assert events.Scalars("train/loss_extra")[0].value == pytest.approx(7.0)
+    images = set(events.Tags()["images"])
+    assert "attention/decoder_cross/layer0" in images
+    assert any(tag.startswith("attention/encoder_self/layer0_head") for tag in images)
+    log_text = (tmp_path / "exp" / "train.log").read_text()
+    assert "loss_extra 7" in log_text and "WER" in log_text
+
+
+def test_step_checkpoints_and_mid_epoch_validation(corpus, tmp_path):
+    status, trainer = run(corpus.config(tmp_path / "exp", "trainer.max_epochs=1",
+                                        "trainer.save_interval_steps=3",
+                                        "trainer.valid_interval=3"))
+    assert status == 0 and trainer.step == 7
+    step_3 = torch.load(tmp_path / "exp" / "checkpoints" / "step_3.pt", weights_only=True)
+    assert step_3["step"] == 3 and step_3["loader"]["position"] == 3
+    assert "dev_loss" in step_3["metrics"] and not step_3["epoch_complete"]
+    assert (tmp_path / "exp" / "checkpoints" / "step_6.pt").is_file()
+    log_text = (tmp_path / "exp" / "train.log").read_text()
+    assert re.findall(r"update (\d+) dev: ", log_text) == ["3", "6", "7"]  # and the epoch end
+
+
+def test_init_from_loads_weights_and_starts_afresh(corpus, tmp_path):
+    run(corpus.config(tmp_path / "a", "trainer.max_epochs=1"))
+    source = tmp_path / "a" / "checkpoints" / "epoch_1.pt"
+    trainer = Trainer(corpus.config(tmp_path / "b", f"trainer.init_from={source}"))
+    trainer.setup()
+    try:
+        weights = torch.load(source, weights_only=True)["model"]
+        assert all(torch.equal(v, weights[k]) for k, v in trainer.model.state_dict().items())
+        assert trainer.step == 0 and trainer.epoch == 1
+    finally:
+        trainer.cleanup()
