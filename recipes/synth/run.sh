@@ -1,32 +1,41 @@
 #!/usr/bin/env bash
-# The embedded default recipe: a synthetic English corpus made with espeak-ng/flite.
+# The embedded default recipe: a synthetic English corpus made with espeak-ng/flite, a small
+# Conformer with joint CTC/attention loss and word pieces, trained on the CPU (or GPUs).
 #
-#   recipes/synth/run.sh [--stage A] [--stop_stage B] [--num_utts N] [--nj N] [--force true]
+#   recipes/synth/run.sh [--stage A] [--stop_stage B] [--options] [-- hydra overrides]
+#   recipes/synth/run.sh --stage 3 --exp moe -- encoder=moe_conformer trainer.max_epochs=30
 #
-# Stages: 0 prepare data (synthesise), 1 CMVN statistics, 2 tokenizer (bpe),
-#         3 train, 4 average, 5 decode, 6 score (3-6 arrive with the training and
-#         decoding issues; until then the recipe stops after stage 2 and says so).
+# Stages: 0 synthesise the corpus, 1 CMVN, 2 tokenizer (bpe), 3 train, 4 average,
+#   5 decode test and test_unseen with every method, 6 score and report (asrkit compare).
+# Options: --num_utts N (corpus size), --seed N, --vocab_size N, --experiment PRESET
+#   (conf/experiment/…), --exp NAME (exp/NAME), --avg_num N, --methods "…", --beam N,
+#   --ctc_weight W, --nj N, --gpus K (train on K GPUs through torchrun), --force true
+#   (redo finished stages).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 stage=0
 stop_stage=6
 num_utts=2000
 seed=1
-nj=$(nproc)
+manifests=data/synth
+train_set=train
+dev_set=dev
+test_sets="test test_unseen"
+token_type=bpe
 vocab_size=100
-data=data/synth
+experiment=synth/conformer
+exp=synth_conformer
+avg_num=5
+methods="ctc_greedy ctc_prefix_beam attention attention_rescoring joint"
+beam=10
+ctc_weight=0.3
+nj=$(nproc)
+gpus=0
 force=false
 . "$root/tools/parse_options.sh"
 . "$root/tools/stage.sh"
 cd "$root"
-asrkit=".venv/bin/asrkit"
-markers=$data/.stages
 
-run_stage 0 "prepare data" $asrkit prepare synth --out $data --num-utts "$num_utts" --seed "$seed" --nj "$nj"
-run_stage 1 "CMVN statistics" $asrkit cmvn --manifest $data/train.jsonl --out $data/cmvn.json --nj "$nj"
-run_stage 2 "tokenizer" $asrkit tokenizer --manifest $data/train.jsonl --type bpe \
-  --vocab-size "$vocab_size" --out $data/bpe$vocab_size
-if [ "$stop_stage" -ge 3 ]; then
-  echo "== stages 3-6 (train, average, decode, score) are not built yet: the recipe stops after stage 2."
-  echo "   Data: $data/{train,dev,test,test_unseen}.jsonl, CMVN: $data/cmvn.json, tokenizer: $data/bpe$vocab_size"
-fi
+markers=$manifests/.stages run_stage 0 "synthesise the corpus" \
+  .venv/bin/asrkit prepare synth --out "$manifests" --num-utts "$num_utts" --seed "$seed" --nj "$nj"
+. "$root/tools/asr_stages.sh"

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Stages 1-6 shared by every recipe; source it from recipes/<corpus>/run.sh after stage 0.
+#
+# Needs these shell variables (the recipe's options):
+#   manifests     directory holding the manifests (<manifests>/<set>.jsonl)
+#   train_set     training manifest name; dev_set: validation manifest name
+#   test_sets     space-separated manifest names to decode
+#   token_type    bpe | unigram | char;  vocab_size (ignored for char unless > 0)
+#   experiment    Hydra preset (conf/experiment/<experiment>.yaml)
+#   exp           experiment name (exp/<exp>);  avg_num: checkpoints to average
+#   methods       space-separated decoding methods;  beam, ctc_weight
+#   nj            jobs (loader workers, synthesis);  gpus: GPUs to train on (0 = CPU)
+# and "$@" holds the Hydra overrides given after `--` (passed to training).
+asrkit=${asrkit:-.venv/bin/asrkit}
+exp_dir=exp/$exp
+tokenizer_dir=$manifests/${token_type}${vocab_size}
+[ "$token_type" = char ] && tokenizer_dir=$manifests/char
+markers=${markers:-$exp_dir/.stages}
+if [ "$token_type" = char ] && [ "${vocab_size:-0}" -le 0 ]; then vocab_args=(); else vocab_args=(--vocab-size "$vocab_size"); fi
+
+_list() { local IFS=,; echo "[$*]"; }
+_test_manifests=()
+for s in $test_sets; do _test_manifests+=("$manifests/$s.jsonl"); done
+
+markers=$manifests/.stages run_stage 1 "CMVN statistics" \
+  $asrkit cmvn --manifest "$manifests/$train_set.jsonl" --out "$manifests/cmvn.json" --nj "$nj"
+markers=$manifests/.stages run_stage 2 "tokenizer" \
+  $asrkit tokenizer --manifest "$manifests/$train_set.jsonl" --type "$token_type" "${vocab_args[@]}" \
+  --out "$tokenizer_dir"
+train_args=(+experiment="$experiment" exp_dir="$exp_dir" data.train="$manifests/$train_set.jsonl"
+            data.dev="$manifests/$dev_set.jsonl" data.cmvn="$manifests/cmvn.json"
+            tokenizer.dir="$tokenizer_dir" data.num_workers="$nj")
+[ "${gpus:-0}" -gt 0 ] && train_args+=(trainer.devices="$gpus")
+run_stage 3 "train" $asrkit train "${train_args[@]}" "$@"
+run_stage 4 "average" $asrkit average "$exp_dir" --num "$avg_num"
+run_stage 5 "decode" $asrkit decode exp_dir="$exp_dir" checkpoint="avg_$avg_num.pt" \
+  test_sets="$(_list "${_test_manifests[@]}")" methods="$(_list $methods)" beam="$beam" \
+  ctc_weight="$ctc_weight"
+run_stage 6 "score and report" $asrkit compare "$exp_dir"
