@@ -7,12 +7,12 @@
 #   test_sets     space-separated manifest names to decode
 #   token_type    bpe | unigram | char;  vocab_size (ignored for char unless > 0)
 #   experiment    Hydra preset (conf/experiment/<experiment>.yaml)
-#   exp           experiment name (exp/<exp>);  avg_num: checkpoints to average
+#   exp           experiment name (<exp_root>/<exp>, exp_root default exp);  avg_num: checkpoints to average
 #   methods       space-separated decoding methods;  beam, ctc_weight
 #   nj            jobs (loader workers, synthesis);  gpus: GPUs to train on (0 = CPU)
 # and "$@" holds the Hydra overrides given after `--` (passed to training).
 asrkit=${asrkit:-.venv/bin/asrkit}
-exp_dir=exp/$exp
+exp_dir=${exp_root:-exp}/$exp
 tokenizer_dir=$manifests/${token_type}${vocab_size}
 [ "$token_type" = char ] && tokenizer_dir=$manifests/char
 markers=${markers:-$exp_dir/.stages}

@@ -8,7 +8,7 @@
 #   5 decode dev/test, 6 score and report (asrkit compare; CER is the figure for Mandarin).
 # Options: --data DIR (corpus root; downloaded there if missing), --experiment PRESET,
 #   --exp NAME, --avg_num N, --methods "…", --beam N, --ctc_weight W, --nj N, --gpus K,
-#   --force true.
+#   --force true, --manifests DIR (default data/aishell), --exp_root DIR (default exp).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 stage=0
@@ -22,6 +22,7 @@ token_type=char
 vocab_size=0
 experiment=aishell/conformer
 exp=aishell_conformer
+exp_root=exp
 avg_num=20
 methods="ctc_greedy ctc_prefix_beam attention attention_rescoring"
 beam=10

@@ -10,7 +10,7 @@
 # Options: --num_utts N (corpus size), --seed N, --vocab_size N, --experiment PRESET
 #   (conf/experiment/…), --exp NAME (exp/NAME), --avg_num N, --methods "…", --beam N,
 #   --ctc_weight W, --nj N, --gpus K (train on K GPUs through torchrun), --force true
-#   (redo finished stages).
+#   (redo finished stages), --manifests DIR (default data/synth), --exp_root DIR (default exp).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 stage=0
@@ -25,6 +25,7 @@ token_type=bpe
 vocab_size=100
 experiment=synth/conformer
 exp=synth_conformer
+exp_root=exp
 avg_num=5
 methods="ctc_greedy ctc_prefix_beam attention attention_rescoring joint"
 beam=10
