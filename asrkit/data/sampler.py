@@ -69,12 +69,12 @@ class BucketingBatchSampler:
         if self.shuffle:
             candidates = rng.permutation(candidates)
         ordered = candidates[np.argsort(self.lengths[candidates], kind="stable")]
-        batches: list[list[int]] = []
-        for bucket in np.array_split(ordered, min(self.num_buckets, max(len(ordered), 1))):
-            if self.shuffle:
-                bucket = rng.permutation(bucket)
-            batches.extend(self._pack(bucket))
-        return batches
+        buckets = np.array_split(ordered, min(self.num_buckets, max(len(ordered), 1)))
+        if self.shuffle:
+            buckets = [rng.permutation(bucket) for bucket in buckets]
+        # packed in one pass over the buckets in length order, so only the last batch of the
+        # epoch is short (a batch may straddle two neighbouring buckets of similar lengths)
+        return self._pack(np.concatenate(buckets) if buckets else ordered)
 
     def _pack(self, bucket: np.ndarray) -> list[list[int]]:
         """Greedy packing in the given order under the padded-frame budget."""

@@ -94,3 +94,12 @@ def test_exact_mid_epoch_resume():
     assert consumed + list(resumed) == expected
     with pytest.raises(ValueError, match="seed 1 on 1"):
         BucketingBatchSampler(lengths, 6000, seed=1).load_state_dict(state | {"seed": 9, "world_size": 2})
+
+
+def test_small_corpus_still_gets_full_batches():
+    """40 utterances and 30 buckets: batches fill the budget instead of one per bucket."""
+    lengths = [200 + 3 * i for i in range(40)]
+    batches = list(BucketingBatchSampler(lengths, max_frames=3000, num_buckets=30, seed=0))
+    sizes = sorted(len(b) for b in batches)
+    assert sum(sizes) == 40 and len(batches) == 4
+    assert min(sizes[1:]) >= 9  # only one short batch (packing per bucket gave 30 of 1-2)
