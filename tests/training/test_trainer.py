@@ -72,14 +72,14 @@ def test_loss_decreases_and_checkpoints_hold_metrics(corpus, tmp_path):
 def test_resume_mid_epoch_is_bit_exact(corpus, tmp_path):
     extra = ("trainer.max_epochs=2", "trainer.accum_grad=2")
     assert run(corpus.config(tmp_path / "a", *extra))[0] == 0
-    # interrupted after update 3 (of 4 in epoch 1, at batch 6 of 7), then resumed
-    status, trainer = run(corpus.config(tmp_path / "b", *extra), stop_at_step=3)
+    # interrupted after update 2 (of 3 in epoch 1, at batch 4 of 6), then resumed
+    status, trainer = run(corpus.config(tmp_path / "b", *extra), stop_at_step=2)
     assert status == 128 + signal.SIGTERM
     stopped = model_state(tmp_path / "b")
-    assert stopped["step"] == 3 and not stopped["epoch_complete"]
-    assert stopped["loader"]["position"] == 6
+    assert stopped["step"] == 2 and not stopped["epoch_complete"]
+    assert stopped["loader"]["position"] == 4
     status, trainer = run(corpus.config(tmp_path / "b", *extra))
-    assert status == 0 and trainer.step == 8
+    assert status == 0 and trainer.step == 6
     assert_same_training_state(model_state(tmp_path / "a"), model_state(tmp_path / "b"))
 
 
@@ -179,15 +179,16 @@ def test_every_scalar_term_reaches_the_log(corpus, tmp_path):
 
 def test_step_checkpoints_and_mid_epoch_validation(corpus, tmp_path):
     status, trainer = run(corpus.config(tmp_path / "exp", "trainer.max_epochs=1",
-                                        "trainer.save_interval_steps=3",
-                                        "trainer.valid_interval=3"))
-    assert status == 0 and trainer.step == 7
-    step_3 = torch.load(tmp_path / "exp" / "checkpoints" / "step_3.pt", weights_only=True)
-    assert step_3["step"] == 3 and step_3["loader"]["position"] == 3
-    assert "dev_loss" in step_3["metrics"] and not step_3["epoch_complete"]
-    assert (tmp_path / "exp" / "checkpoints" / "step_6.pt").is_file()
+                                        "trainer.save_interval_steps=2",
+                                        "trainer.valid_interval=4"))
+    assert status == 0 and trainer.step == 6  # 6 batches in the epoch
+    step_2 = torch.load(tmp_path / "exp" / "checkpoints" / "step_2.pt", weights_only=True)
+    assert step_2["step"] == 2 and step_2["loader"]["position"] == 2
+    assert not step_2["epoch_complete"]
+    step_4 = torch.load(tmp_path / "exp" / "checkpoints" / "step_4.pt", weights_only=True)
+    assert "dev_loss" in step_4["metrics"] and step_4["loader"]["position"] == 4
     log_text = (tmp_path / "exp" / "train.log").read_text()
-    assert re.findall(r"update (\d+) dev: ", log_text) == ["3", "6", "7"]  # and the epoch end
+    assert re.findall(r"update (\d+) dev: ", log_text) == ["4", "6"]  # and the epoch end
 
 
 def test_init_from_loads_weights_and_starts_afresh(corpus, tmp_path):
