@@ -11,8 +11,7 @@
 #   --force true, --manifests DIR (default data/aishell), --exp_root DIR (default exp).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-stage=0
-stop_stage=6
+. "$root/tools/recipe_defaults.sh"
 data=downloads/aishell
 manifests=data/aishell
 train_set=train
@@ -22,14 +21,8 @@ token_type=char
 vocab_size=0
 experiment=aishell/conformer
 exp=aishell_conformer
-exp_root=exp
 avg_num=20
 methods="ctc_greedy ctc_prefix_beam attention attention_rescoring"
-beam=10
-ctc_weight=0.3
-nj=$(nproc)
-gpus=0
-force=false
 . "$root/tools/parse_options.sh"
 . "$root/tools/stage.sh"
 cd "$root"

@@ -13,8 +13,7 @@
 #   --manifests DIR (default data/librispeech), --exp_root DIR (default exp).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-stage=0
-stop_stage=6
+. "$root/tools/recipe_defaults.sh"
 data=downloads/librispeech
 manifests=data/librispeech
 train_set=train-clean-100
@@ -24,14 +23,8 @@ token_type=unigram
 vocab_size=
 experiment=librispeech/conformer_m
 exp=
-exp_root=exp
 avg_num=10
 methods="ctc_greedy ctc_prefix_beam attention attention_rescoring"
-beam=10
-ctc_weight=0.3
-nj=$(nproc)
-gpus=0
-force=false
 . "$root/tools/parse_options.sh"
 . "$root/tools/stage.sh"
 cd "$root"

@@ -13,8 +13,7 @@
 #   (redo finished stages), --manifests DIR (default data/synth), --exp_root DIR (default exp).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-stage=0
-stop_stage=6
+. "$root/tools/recipe_defaults.sh"
 num_utts=2000
 seed=1
 manifests=data/synth
@@ -25,14 +24,8 @@ token_type=bpe
 vocab_size=100
 experiment=synth/conformer
 exp=synth_conformer
-exp_root=exp
 avg_num=5
 methods="ctc_greedy ctc_prefix_beam attention attention_rescoring joint"
-beam=10
-ctc_weight=0.3
-nj=$(nproc)
-gpus=0
-force=false
 . "$root/tools/parse_options.sh"
 . "$root/tools/stage.sh"
 cd "$root"

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Options every recipe shares, with their defaults; source it before the recipe's own
+# defaults and tools/parse_options.sh (a recipe may override any of these after sourcing).
+stage=0
+stop_stage=6
+exp_root=exp
+beam=10
+ctc_weight=0.3
+nj=$(nproc)
+gpus=0
+force=false
