@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/train_step.py                       # synth + aishell presets
     .venv/bin/python benchmarks/train_step.py --presets aishell/conformer --frames 24000
     .venv/bin/python benchmarks/train_step.py --precision bf16      # on a GPU: bf16 autocast
+    .venv/bin/python benchmarks/train_step.py --frames 4000 --presets \
+        synth/conformer "synth/conformer encoder.input_layer=conv2d8"  # a preset + overrides
 
 Each preset runs in a fresh subprocess (so that its peak memory is its own) on a synthetic
 batch that fills the sampler's budget: ``--frames`` padded fbank frames (12000, WeNet's
@@ -12,7 +14,9 @@ frames/s (and × real time at 100 frames/s), ms per step, the model FLOPs of a s
 (torch.utils.flop_counter: matmuls, convolutions, attention; forward + backward) and the
 FLOP rate they imply; on CUDA also the peak allocated memory and the model-FLOPs
 utilisation (MFU = achieved FLOP/s / the GPU's dense peak, ``--peak-tflops`` or a table of
-known GPUs), on CPU the peak resident memory of the process.
+known GPUs), on CPU the peak resident memory of the process. A preset may be followed by
+Hydra overrides in the same (quoted) argument; the batch has the encoder's ``input_dim``
+mel bins.
 """
 
 from __future__ import annotations
@@ -33,12 +37,12 @@ PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, 
 
 
 def synthetic_batch(frames: int, utt_frames: int, vocab_size: int, device: torch.device,
-                    ) -> dict[str, torch.Tensor]:
+                    mel_bins: int = 80) -> dict[str, torch.Tensor]:
     batch = max(1, frames // utt_frames)
     tokens_per_utt = max(1, utt_frames // 12)
     gen = torch.Generator().manual_seed(0)
     return {
-        "feats": torch.randn(batch, utt_frames, 80, generator=gen).to(device),  # (B, T, 80)
+        "feats": torch.randn(batch, utt_frames, mel_bins, generator=gen).to(device),  # (B, T, 80)
         "feat_lens": torch.full((batch,), utt_frames, device=device),
         "tokens": torch.randint(3, vocab_size, (batch, tokens_per_utt), generator=gen).to(device),
         "token_lens": torch.full((batch,), tokens_per_utt, device=device),
@@ -63,12 +67,15 @@ def measure(preset: str, args: argparse.Namespace) -> dict:
 
     device = torch.device(args.device if args.device != "auto" else
                           ("cuda" if torch.cuda.is_available() else "cpu"))
-    config = compose_train_config([f"+experiment={preset}", f"vocab_size={args.vocab_size}"])
+    name, *overrides = preset.split()
+    config = compose_train_config([f"+experiment={name}", f"vocab_size={args.vocab_size}",
+                                   *overrides])
     torch.manual_seed(0)
     model = build_model(config).to(device).train()
     optimizer = build_optimizer(config["optim"], model)
     precision = resolve_precision(args.precision, device)
-    batch = synthetic_batch(args.frames, args.utt_frames, args.vocab_size, device)
+    batch = synthetic_batch(args.frames, args.utt_frames, args.vocab_size, device,
+                            config["encoder"].get("input_dim", 80))
 
     def step() -> None:
         with precision.autocast():
@@ -123,12 +130,13 @@ def measure(preset: str, args: argparse.Namespace) -> dict:
 
 def print_table(rows: list[dict]) -> None:
     mem = "peak_mem_gib" if any("peak_mem_gib" in r for r in rows) else "peak_rss_gib"
-    header = (f"{'preset':<20} {'params':>7} {'batch':>8} {'prec':>5} {'ms/step':>8} "
+    width = max(20, *(len(r["preset"]) for r in rows))
+    header = (f"{'preset':<{width}} {'params':>7} {'batch':>8} {'prec':>5} {'ms/step':>8} "
               f"{'frames/s':>9} {'x RT':>6} {'GFLOP':>7} {'TFLOP/s':>8} {mem:>12}"
               + ("  MFU" if mem == "peak_mem_gib" else ""))
     print(header)
     for r in rows:
-        line = (f"{r['preset']:<20} {r['params_m']:>6.1f}M {r['batch']:>8} {r['precision']:>5} "
+        line = (f"{r['preset']:<{width}} {r['params_m']:>6.1f}M {r['batch']:>8} {r['precision']:>5} "
                 f"{r['ms_per_step']:>8.0f} {r['frames_per_s']:>9,.0f} {r['x_real_time']:>6.1f} "
                 f"{r['gflop_per_step']:>7.1f} {r['tflop_per_s']:>8.3f} {r[mem]:>12.2f}")
         if mem == "peak_mem_gib":

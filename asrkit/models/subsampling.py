@@ -1,8 +1,9 @@
 """Encoder input layers: 2-D convolutional subsampling (4x, 6x, 8x) and a plain linear layer.
 
 Conv2d subsampling follows ESPnet/WeNet (Karita et al. 2019): strided 3x3 convolutions
-(a 5x5 stride-3 one for 6x) with ``d_model`` channels and ReLU over (time, mel), then a
-linear layer from channels x remaining mel bins to ``d_model``. No padding is used on the
+(a 5x5 stride-3 one for 6x) with ``d_model`` channels (or ``channels``, when given: a
+narrower stack is much cheaper, as the convolutions dominate a small model's FLOPs) and
+ReLU over (time, mel), then a linear layer from channels x remaining mel bins to ``d_model``. No padding is used on the
 time axis, so a valid output frame only sees valid input frames; ``output_lengths`` gives
 the number of valid output frames for each input length.
 
@@ -33,8 +34,10 @@ def _conv_out(size: int | torch.Tensor, layers: list[tuple[int, int]]):
 class Conv2dSubsampling(nn.Module):
     """Strided Conv2d stack + linear projection; reduces the frame rate by ``factor``."""
 
-    def __init__(self, input_dim: int, d_model: int, factor: int = 4) -> None:
+    def __init__(self, input_dim: int, d_model: int, factor: int = 4,
+                 channels: int | None = None) -> None:
         super().__init__()
+        channels = channels or d_model
         if factor not in CONV_LAYERS:
             raise ValueError(f"conv2d subsampling factor must be one of {sorted(CONV_LAYERS)}, "
                              f"got {factor}")
@@ -43,19 +46,19 @@ class Conv2dSubsampling(nn.Module):
         convs: list[nn.Module] = []
         in_channels = 1
         for kernel, stride in self.layers:
-            convs += [nn.Conv2d(in_channels, d_model, kernel, stride), nn.ReLU()]
-            in_channels = d_model
+            convs += [nn.Conv2d(in_channels, channels, kernel, stride), nn.ReLU()]
+            in_channels = channels
         self.conv = nn.Sequential(*convs)
         freq = _conv_out(input_dim, self.layers)
         if freq < 1:
             raise ValueError(f"input_dim {input_dim} is too small for conv2d{factor} subsampling")
-        self.out = nn.Linear(d_model * freq, d_model)
+        self.out = nn.Linear(channels * freq, d_model)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return _conv_out(lengths, self.layers).clamp(min=0)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.conv(x.unsqueeze(1))  # (batch, d_model, T', freq')
+        x = self.conv(x.unsqueeze(1))  # (batch, channels, T', freq')
         batch, channels, time, freq = x.shape
         x = self.out(x.transpose(1, 2).reshape(batch, time, channels * freq))  # (batch, T', d)
         return x, self.output_lengths(lengths)
@@ -79,17 +82,15 @@ class LinearInput(nn.Module):
         return self.out(x), lengths  # (batch, T, d_model)
 
 
-# name -> (input_dim, d_model, dropout) -> layer
-INPUT_LAYERS = {
-    "conv2d4": lambda input_dim, d_model, dropout: Conv2dSubsampling(input_dim, d_model, 4),
-    "conv2d6": lambda input_dim, d_model, dropout: Conv2dSubsampling(input_dim, d_model, 6),
-    "conv2d8": lambda input_dim, d_model, dropout: Conv2dSubsampling(input_dim, d_model, 8),
-    "linear": LinearInput,
-}
+INPUT_LAYERS = ("conv2d4", "conv2d6", "conv2d8", "linear")
 
 
-def build_input_layer(name: str, input_dim: int, d_model: int, dropout: float = 0.1) -> nn.Module:
-    """The input layer called ``name`` (a key of ``INPUT_LAYERS``)."""
+def build_input_layer(name: str, input_dim: int, d_model: int, dropout: float = 0.1,
+                      channels: int | None = None) -> nn.Module:
+    """The input layer called ``name`` (one of ``INPUT_LAYERS``); ``channels`` sets the conv
+    stack's width (None: ``d_model``) and is ignored by ``linear``."""
     if name not in INPUT_LAYERS:
         raise ValueError(f"unknown input layer {name!r} (known: {', '.join(INPUT_LAYERS)})")
-    return INPUT_LAYERS[name](input_dim, d_model, dropout)
+    if name == "linear":
+        return LinearInput(input_dim, d_model, dropout)
+    return Conv2dSubsampling(input_dim, d_model, int(name.removeprefix("conv2d")), channels)

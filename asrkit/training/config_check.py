@@ -120,6 +120,15 @@ def check_trainer(trainer: Mapping[str, Any]) -> None:
         _fail("trainer.resume", f"must be auto, none or a checkpoint file; not found: {resume}")
     if trainer.get("init_from") is not None:
         _existing(trainer["init_from"], "trainer.init_from")
+    mwer = trainer["mwer"]
+    if mwer["enabled"]:
+        _positive(mwer, "trainer.mwer", ("nbest", "beam"))
+        if mwer["beam"] < mwer["nbest"]:
+            _fail("trainer.mwer.beam", f"must be >= trainer.mwer.nbest ({mwer['nbest']}), "
+                                       f"got {mwer['beam']}")
+        if trainer["compile"]:
+            _fail("trainer.mwer.enabled", "not together with trainer.compile=true (the beam "
+                  "search between steps defeats the compiled graph); choose one")
 
 
 def check_data(data: Mapping[str, Any]) -> None:
@@ -171,7 +180,10 @@ def check_model_builds(config: Mapping[str, Any]) -> int:
             _fail("vocab_size", f"{config['vocab_size']} differs from the {actual} units of the "
                                 f"tokenizer in {tokenizer_dir}; leave vocab_size=null")
     with torch.device("meta"):
-        build_model(config, vocab_size)
+        model = build_model(config, vocab_size)
+    if config["trainer"]["mwer"]["enabled"] and model.decoder is None:
+        _fail("trainer.mwer.enabled", "MWER fine-tuning needs an attention decoder "
+                                      "(this model has decoder=none)")
     return vocab_size
 
 

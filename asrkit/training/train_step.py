@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from asrkit.training import distributed as dist_utils
+from asrkit.training.mwer_nbest import MwerNBest
 from asrkit.training.precision import Precision
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,11 @@ class TrainStep:
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
                  precision: Precision, ctx: dist_utils.DistributedContext, accum_grad: int = 1,
                  grad_clip: float | None = None, max_nan_in_a_row: int = 10,
-                 compile: bool = False) -> None:
+                 compile: bool = False, mwer: MwerNBest | None = None) -> None:
+        """mwer: with it, every forward pass is the MWER objective over the N-best lists
+        it makes (asrkit.training.mwer_nbest)."""
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.mwer = mwer
         self.precision, self.ctx = precision, ctx
         self.accum_grad, self.grad_clip, self.max_nan_in_a_row = accum_grad, grad_clip, \
             max_nan_in_a_row
@@ -114,7 +118,11 @@ class TrainStep:
             set_step(self.step)
         try:
             with self._sync(sync), self.precision.autocast():
-                return self.train_model(feats, feat_lens, tokens, token_lens)
+                extra = {}
+                if self.mwer is not None:  # the model's own N-best, searched without gradient
+                    nbest, errors = self.mwer(feats, feat_lens, tokens, token_lens)
+                    extra = {"nbest": nbest, "word_errors": errors}
+                return self.train_model(feats, feat_lens, tokens, token_lens, **extra)
         except torch.OutOfMemoryError:
             log.warning("out of memory in the forward pass of a batch of %s; batch skipped "
                         "(lower data.sampler.max_frames if this repeats)", batch_shape(batch))

@@ -49,6 +49,7 @@ from asrkit.training.experiment import (
     setup_logging,
     write_config,
 )
+from asrkit.training.mwer_nbest import MwerNBest
 from asrkit.training.optim import build_optimizer
 from asrkit.training.precision import resolve_precision
 from asrkit.training.progress import EpochProgress, format_duration, use_progress_bar
@@ -118,7 +119,7 @@ class Trainer:
         self.precision = resolve_precision(tcfg["precision"], self.device)
         self.steps = TrainStep(self.model, optimizer, scheduler, self.precision, ctx,
                                tcfg["accum_grad"], tcfg["grad_clip"], tcfg["max_nan_in_a_row"],
-                               compile=tcfg["compile"])
+                               compile=tcfg["compile"], mwer=self._mwer())
         self.train_model = self.steps.train_model
         self.checkpoints = CheckpointManager(
             self.exp_dir / "checkpoints", tcfg["keep_last"], tcfg["keep_best"],
@@ -151,12 +152,24 @@ class Trainer:
             raise ValueError(f"data.train: {data_cfg['train']} gives no batch (all utterances "
                              f"filtered out, or fewer batches than the {ctx.world_size} ranks)")
 
+    def _mwer(self) -> MwerNBest | None:
+        """The N-best maker of MWER fine-tuning, when ``trainer.mwer.enabled``."""
+        mwer = self.tcfg["mwer"]
+        if not mwer["enabled"]:
+            return None
+        log.info("MWER fine-tuning: loss over the %d-best of an attention beam search of "
+                 "width %d, + %g x CE", mwer["nbest"], mwer["beam"], self.model.mwer_ce_weight)
+        if not self.tcfg["init_from"]:
+            log.warning("MWER fine-tuning without trainer.init_from: it is meant to start "
+                        "from a trained model")
+        return MwerNBest(self.model, self.tokenizer, mwer["nbest"], mwer["beam"])
+
     def _log_setup(self) -> None:
         tcfg = self.tcfg
         params = sum(p.numel() for p in self.model.parameters())
         log.info("experiment %s: %s parameters, vocabulary %d", self.exp_dir, f"{params:,}",
                  self.config["vocab_size"])
-        log.info("train: %d utterances, %d batches per epoch per rank, %d updates per epoch "
+        log.info("train: %d utterances, about %d batches per epoch per rank, %d updates per epoch "
                  "(accum_grad %d); dev: %d utterances", len(self.train_loader.dataset),
                  len(self.train_loader), self.updates_per_epoch, tcfg["accum_grad"],
                  len(self.dev_loader.dataset))

@@ -61,15 +61,19 @@ def _train_until_update(args: list[str], log: Path, update: int) -> subprocess.P
     while time.monotonic() < deadline and process.poll() is None:
         if log.is_file() and f"update {update} " in log.read_text():
             return process
-        time.sleep(0.1)
+        time.sleep(0.02)
     process.kill()
     raise AssertionError(f"no update {update} logged: {process.communicate()[1][-2000:]}")
 
 
 def test_signals_write_a_checkpoint_and_exit_cleanly(corpus, tmp_path):
     exp = tmp_path / "exp"
+    # ~24 one-utterance updates per epoch, each long enough (a wider encoder) that the
+    # signal lands mid-epoch even on a fast machine
     args = corpus.overrides(exp, "trainer.max_epochs=100", "data.num_workers=1",
-                            "trainer.tensorboard=false")
+                            "trainer.tensorboard=false", "data.sampler.max_frames=500",
+                            "encoder.d_model=256", "encoder.ffn_dim=1024",
+                            "encoder.num_heads=4", "encoder.num_layers=2")
     # Ctrl-C in a terminal: SIGINT to the whole process group, DataLoader workers included
     process = _train_until_update(args, exp / "train.log", 2)
     os.killpg(process.pid, signal.SIGINT)

@@ -63,6 +63,7 @@ class ConformerEncoder(nn.Module):
         kernel_size: int = 15,
         conv_norm: str = "batch_norm",
         input_layer: str = "conv2d4",
+        input_channels: int | None = None,
         dropout: float = 0.1,
         positional_dropout: float = 0.1,
         attention_dropout: float = 0.0,
@@ -70,10 +71,12 @@ class ConformerEncoder(nn.Module):
     ) -> None:
         """input_dim: feature size (mel bins); kernel_size: depthwise conv kernel (odd);
         conv_norm: batch_norm | layer_norm; input_layer: conv2d4 | conv2d6 | conv2d8 | linear;
+        input_channels: width of the conv2d input stack (None: d_model);
         activation (FFN and conv module): swish | relu | gelu."""
         super().__init__()
         self.output_dim = d_model
-        self.input_layer = build_input_layer(input_layer, input_dim, d_model, dropout)
+        self.input_layer = build_input_layer(input_layer, input_dim, d_model, dropout,
+                                             input_channels)
         self.pos_enc = RelPositionalEncoding(d_model, positional_dropout)
         self.layers = nn.ModuleList(
             ConformerLayer(d_model, num_heads, ffn_dim, kernel_size, conv_norm, dropout,

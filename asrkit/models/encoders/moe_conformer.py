@@ -127,6 +127,7 @@ class MoEConformerEncoder(nn.Module):
         kernel_size: int = 15,
         conv_norm: str = "batch_norm",
         input_layer: str = "conv2d4",
+        input_channels: int | None = None,
         dropout: float = 0.1,
         positional_dropout: float = 0.1,
         attention_dropout: float = 0.0,
@@ -173,7 +174,8 @@ class MoEConformerEncoder(nn.Module):
         self.loss_weights = {"switch_weight": switch_loss_weight,
                              "sparsity_weight": sparsity_loss_weight,
                              "importance_weight": importance_loss_weight}
-        self.input_layer = build_input_layer(input_layer, input_dim, d_model, dropout)
+        self.input_layer = build_input_layer(input_layer, input_dim, d_model, dropout,
+                                             input_channels)
         self.pos_enc = RelPositionalEncoding(d_model, positional_dropout)
         embedding_dim = d_model if embedding_dim is None else embedding_dim
         self.embedding = None

@@ -46,6 +46,7 @@ class TransformerEncoder(nn.Module):
         ffn_dim: int = 2048,
         num_layers: int = 12,
         input_layer: str = "conv2d4",
+        input_channels: int | None = None,
         dropout: float = 0.1,
         positional_dropout: float = 0.1,
         attention_dropout: float = 0.0,
@@ -55,7 +56,8 @@ class TransformerEncoder(nn.Module):
         linear (asrkit.models.subsampling); activation of the FFN: relu | swish | gelu."""
         super().__init__()
         self.output_dim = d_model
-        self.input_layer = build_input_layer(input_layer, input_dim, d_model, dropout)
+        self.input_layer = build_input_layer(input_layer, input_dim, d_model, dropout,
+                                             input_channels)
         self.pos_enc = PositionalEncoding(d_model, positional_dropout)
         self.layers = nn.ModuleList(
             TransformerEncoderLayer(d_model, num_heads, ffn_dim, dropout, attention_dropout,

@@ -1,0 +1,75 @@
+"""The N-best lists and word errors of MWER fine-tuning (``trainer.mwer.enabled=true``).
+
+Prabhavalkar et al. 2018 train on the model's own beam-search hypotheses: for each training
+batch the model, in eval mode and without gradient, runs the attention beam search of
+asrkit.decoding (beam ``trainer.mwer.beam``, searching on until a full N-best of
+``trainer.mwer.nbest`` = 4 is found rather than stopping at the 1-best), the hypotheses and
+references are turned into words with the tokenizer, and each hypothesis' word errors are
+its word-level edit distance to the reference. ``ASRModel.forward_mwer`` then scores the
+hypotheses with gradient and computes the loss (asrkit.models.mwer).
+
+    make = MwerNBest(model, tokenizer, nbest=4, beam=4)
+    nbest, errors = make(feats, feat_lens, tokens, token_lens)
+    out = model(feats, feat_lens, tokens, token_lens, nbest=nbest, word_errors=errors)
+
+The edit distance is a small dynamic programme over a few short word lists per utterance
+(jiwer rejects empty references and costs more per call than the whole computation here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from asrkit.decoding.attention_beam import attention_beam_search
+from asrkit.models.asr_model import ASRModel
+from asrkit.text.tokenizer import Tokenizer
+
+
+def word_edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
+    """Substitutions + deletions + insertions turning ``ref`` into ``hyp`` (Levenshtein)."""
+    previous = list(range(len(hyp) + 1))
+    for i, ref_word in enumerate(ref, 1):
+        current = [i]
+        for j, hyp_word in enumerate(hyp, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1,
+                               previous[j - 1] + (ref_word != hyp_word)))
+        previous = current
+    return previous[-1]
+
+
+class MwerNBest:
+    """Makes a batch's N-best lists (token ids) and their word errors (module docstring)."""
+
+    def __init__(self, model: ASRModel, tokenizer: Tokenizer, nbest: int = 4,
+                 beam: int | None = None) -> None:
+        if nbest < 1:
+            raise ValueError(f"trainer.mwer.nbest must be >= 1, got {nbest}")
+        beam = beam or nbest
+        if beam < nbest:
+            raise ValueError(f"trainer.mwer.beam ({beam}) must be >= trainer.mwer.nbest "
+                             f"({nbest})")
+        self.model, self.tokenizer, self.nbest, self.beam = model, tokenizer, nbest, beam
+
+    @torch.no_grad()
+    def __call__(self, feats: torch.Tensor, feat_lens: torch.Tensor, tokens: torch.Tensor,
+                 token_lens: torch.Tensor) -> tuple[list[list[tuple[int, ...]]],
+                                                    list[list[float]]]:
+        """feats (B, T, F), feat_lens (B,), tokens (B, U) (padded), token_lens (B,) ->
+        (per utterance up to ``nbest`` hypotheses as token-id tuples, best first;
+        per utterance each hypothesis' word errors)."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            enc, enc_lens = self.model.encode(feats, feat_lens)
+            lists = attention_beam_search(self.model, enc, enc_lens, beam=self.beam,
+                                          nbest=self.nbest, early_stop=False)
+        finally:
+            self.model.train(was_training)
+        refs = [self.tokenizer.decode(row[:n].tolist()).split()
+                for row, n in zip(tokens.cpu(), token_lens.cpu().tolist())]
+        nbest = [[hyp.tokens for hyp in hyps] for hyps in lists]
+        errors = [[float(word_edit_distance(ref, self.tokenizer.decode(h).split())) for h in hyps]
+                  for ref, hyps in zip(refs, nbest)]
+        return nbest, errors
