@@ -7,11 +7,13 @@
 #   test_sets     space-separated manifest names to decode
 #   token_type    bpe | unigram | char;  vocab_size (ignored for char unless > 0)
 #   experiment    Hydra preset (conf/experiment/<experiment>.yaml)
+#   num_mel_bins  fbank bins, for the CMVN statistics and training (default 80)
 #   exp           experiment name (<exp_root>/<exp>, exp_root default exp);  avg_num: checkpoints to average
 #   methods       space-separated decoding methods;  beam, ctc_weight
 #   nj            jobs (loader workers, synthesis);  gpus: GPUs to train on (0 = CPU)
 # and "$@" holds the Hydra overrides given after `--` (passed to training).
 asrkit=${asrkit:-.venv/bin/asrkit}
+
 exp_dir=${exp_root:-exp}/$exp
 tokenizer_dir=$manifests/${token_type}${vocab_size}
 [ "$token_type" = char ] && tokenizer_dir=$manifests/char
@@ -23,13 +25,15 @@ _test_manifests=()
 for s in $test_sets; do _test_manifests+=("$manifests/$s.jsonl"); done
 
 markers=$manifests/.stages run_stage 1 "CMVN statistics" \
-  $asrkit cmvn --manifest "$manifests/$train_set.jsonl" --out "$manifests/cmvn.json" --nj "$nj"
+  $asrkit cmvn --manifest "$manifests/$train_set.jsonl" --out "$manifests/cmvn.json" --nj "$nj" \
+  --num-mel-bins "$num_mel_bins"
 markers=$manifests/.stages run_stage 2 "tokenizer" \
   $asrkit tokenizer --manifest "$manifests/$train_set.jsonl" --type "$token_type" "${vocab_args[@]}" \
   --out "$tokenizer_dir"
 train_args=(+experiment="$experiment" exp_dir="$exp_dir" data.train="$manifests/$train_set.jsonl"
             data.dev="$manifests/$dev_set.jsonl" data.cmvn="$manifests/cmvn.json"
-            tokenizer.dir="$tokenizer_dir" data.num_workers="$nj")
+            tokenizer.dir="$tokenizer_dir" data.num_workers="$nj"
+            data.features.num_mel_bins="$num_mel_bins")
 [ "${gpus:-0}" -gt 0 ] && train_args+=(trainer.devices="$gpus")
 run_stage 3 "train" $asrkit train "${train_args[@]}" "$@"
 run_stage 4 "average" $asrkit average "$exp_dir" --num "$avg_num"

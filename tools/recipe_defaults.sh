@@ -9,3 +9,4 @@ ctc_weight=0.3
 nj=$(nproc)
 gpus=0
 force=false
+num_mel_bins=80   # fbank bins (CMVN statistics and training)

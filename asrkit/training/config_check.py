@@ -136,6 +136,7 @@ def check_data(data: Mapping[str, Any]) -> None:
     _existing(data.get("dev"), "data.dev")
     if data.get("cmvn") is not None:
         _existing(data["cmvn"], "data.cmvn")
+        _cmvn_matches_features(data["cmvn"], data["features"]["num_mel_bins"])
     _positive(data, "data", ("sample_rate",))
     _positive(data, "data", ("num_workers", "max_fail_fraction"), strict=False)
     _positive(data["sampler"], "data.sampler", ("max_frames", "num_buckets"))
@@ -143,6 +144,20 @@ def check_data(data: Mapping[str, Any]) -> None:
     for factor in data.get("speed_perturb") or []:
         if not isinstance(factor, (int, float)) or factor <= 0:
             _fail("data.speed_perturb", f"factors must be numbers > 0, got {factor!r}")
+
+
+def _cmvn_matches_features(path: str, num_mel_bins: int) -> None:
+    from asrkit.data.cmvn import GlobalCMVN
+
+    try:
+        bins = GlobalCMVN.load(path).mean.numel()
+    except ValueError as e:
+        _fail("data.cmvn", str(e))
+    if bins != num_mel_bins:
+        _fail("data.cmvn", f"{path} holds statistics of {bins} mel bins but "
+                           f"data.features.num_mel_bins is {num_mel_bins}; recompute them with "
+                           f"`asrkit cmvn --num-mel-bins {num_mel_bins}` (recipes: --num_mel_bins "
+                           f"{num_mel_bins} --stage 1 --force true)")
 
 
 def check_optim_and_scheduler(config: Mapping[str, Any]) -> None:

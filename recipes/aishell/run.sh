@@ -8,7 +8,7 @@
 #   5 decode dev/test, 6 score and report (asrkit compare; CER is the figure for Mandarin).
 # Options: --data DIR (corpus root; downloaded there if missing), --experiment PRESET,
 #   --exp NAME, --avg_num N, --methods "…", --beam N, --ctc_weight W, --nj N, --gpus K,
-#   --force true, --manifests DIR (default data/aishell), --exp_root DIR (default exp).
+#   --num_mel_bins N (default 80), --force true, --manifests DIR (default data/aishell), --exp_root DIR (default exp).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 . "$root/tools/recipe_defaults.sh"

@@ -9,7 +9,8 @@
 #   6 score and report (asrkit compare).
 # Options: --data DIR (corpus root; downloaded there if missing), --train_set NAME
 #   (train-clean-100 | train-960), --vocab_size N, --experiment PRESET, --exp NAME,
-#   --avg_num N, --methods "…", --beam N, --ctc_weight W, --nj N, --gpus K, --force true,
+#   --avg_num N, --methods "…", --beam N, --ctc_weight W, --num_mel_bins N (default 80),
+#   --nj N, --gpus K, --force true,
 #   --manifests DIR (default data/librispeech), --exp_root DIR (default exp).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

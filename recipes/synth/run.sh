@@ -9,7 +9,8 @@
 #   5 decode test and test_unseen with every method, 6 score and report (asrkit compare).
 # Options: --num_utts N (corpus size), --seed N, --vocab_size N, --experiment PRESET
 #   (conf/experiment/…), --exp NAME (exp/NAME), --avg_num N, --methods "…", --beam N,
-#   --ctc_weight W, --nj N, --gpus K (train on K GPUs through torchrun), --force true
+#   --ctc_weight W, --num_mel_bins N (default 40), --nj N, --gpus K (train on K GPUs through
+#   torchrun), --force true
 #   (redo finished stages), --manifests DIR (default data/synth), --exp_root DIR (default exp).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -22,6 +23,7 @@ dev_set=dev
 test_sets="test test_unseen"
 token_type=bpe
 vocab_size=100
+num_mel_bins=40   # synth/base.yaml's: half the conv front end's cost, enough for clean TTS speech
 experiment=synth/conformer
 exp=synth_conformer
 avg_num=5

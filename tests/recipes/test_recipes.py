@@ -47,13 +47,17 @@ def check_outputs(tmp_path: Path, test_sets: list[str], stdout: str, metric: str
 def test_librispeech_recipe_end_to_end(tmp_path):
     subsets = {"train-clean-100": 24, "dev-clean": 4, "dev-other": 4, "test-clean": 4, "test-other": 4}
     corpus = make_librispeech_tree(tmp_path / "corpus", subsets, tmp_path / "synth")
-    stdout = run_recipe("librispeech", tmp_path, corpus.parent, ["--vocab_size", "40"])
+    options = ["--vocab_size", "40", "--num_mel_bins", "40"]
+    stdout = run_recipe("librispeech", tmp_path, corpus.parent, options)
     test_sets = ["dev-clean", "dev-other", "test-clean", "test-other"]
     check_outputs(tmp_path, test_sets, stdout, "wer")
     assert (tmp_path / "data" / "unigram40" / "spm.model").is_file()
+    assert len(json.loads((tmp_path / "data" / "cmvn.json").read_text())["mean"]) == 40
+    config = (tmp_path / "exp" / "tiny" / "config.yaml").read_text()
+    assert "num_mel_bins: 40" in config
     for subset, count in subsets.items():
         assert len((tmp_path / "data" / f"{subset}.jsonl").read_text().splitlines()) == count
-    rerun = run_recipe("librispeech", tmp_path, corpus.parent, ["--vocab_size", "40", "--stage", "3"])
+    rerun = run_recipe("librispeech", tmp_path, corpus.parent, [*options, "--stage", "3"])
     assert "== stage 3 (train): already done, skipping" in rerun
 
 

@@ -12,7 +12,7 @@ import torch
 from asrkit.config import compose_train_config
 
 TINY_MODEL = [
-    "+experiment=synth/transformer",
+    "+experiment=synth/transformer", "data.features.num_mel_bins=80",
     "encoder.num_layers=1", "encoder.d_model=32", "encoder.num_heads=2", "encoder.ffn_dim=64",
     "decoder.num_layers=1", "decoder.d_model=32", "decoder.num_heads=2", "decoder.ffn_dim=64",
     "data.num_workers=0", "data.sampler.max_frames=1500", "data.sampler.num_buckets=2",

@@ -17,7 +17,7 @@ def test_same_gradients_with_and_without_recomputation():
     checkpointed.load_state_dict(plain.state_dict())
     assert enable_activation_checkpointing(checkpointed) == 3
     assert plain.state_dict().keys() == checkpointed.state_dict().keys()
-    feats, lens = torch.randn(2, 90, 80), torch.tensor([90, 70])
+    feats, lens = torch.randn(2, 90, config["encoder"]["input_dim"]), torch.tensor([90, 70])
     tokens, token_lens = torch.tensor([[3, 4, 5], [6, 7, -1]]), torch.tensor([3, 2])
     grads = []
     for model in (plain, checkpointed):

@@ -28,6 +28,8 @@ from asrkit.bin.train import main
     ("trainer.max_epochs=two", "trainer.max_epochs"),
     ("data.train=/nonexistent/train.jsonl", "data.train"),
     ("trainer.best_metric=dev_bleu", "trainer.best_metric"),
+    ("data.features.num_mel_bins=40", "data.cmvn"),      # the stats have 80 bins
+    ("trainer.mwer.enabled=true trainer.mwer.nbest=0", "trainer.mwer.nbest"),
     ("trainer.compile=true trainer.activation_checkpointing=true",
      "trainer.activation_checkpointing"),
 ])
