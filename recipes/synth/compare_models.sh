@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Train, decode and compare the synth model presets at an equal training budget: every
+# preset shares conf/experiment/synth/base.yaml (features, augmentation, batching, optimiser,
+# schedule, epochs, decoder) and has about the same number of parameters.
+#
+#   recipes/synth/compare_models.sh [--models "transformer conformer ..."] [--jobs N]
+#       [--methods "..."] [-- hydra overrides for every model, e.g. trainer.max_epochs=10]
+#
+# Stages 0-2 of recipes/synth/run.sh run once (corpus, CMVN, tokenizer), then stages 3-5
+# (train, average, decode) for each preset as exp/synth_<model>, --jobs N of them at a time
+# (each with nproc/N threads), then one `asrkit compare` table of them all, also written to
+# exp/synth_models.md. Options not listed here (--num_utts, --vocab_size, --nj, ...) go to
+# recipes/synth/run.sh.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+models="transformer conformer moe_conformer interctc 3m contextnet"
+jobs=1
+methods="ctc_greedy attention_rescoring joint"
+exp_root=exp
+passthrough=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --models) models=$2; shift 2 ;;
+    --jobs) jobs=$2; shift 2 ;;
+    --methods) methods=$2; shift 2 ;;
+    --exp_root) exp_root=$2; passthrough+=("$1" "$2"); shift 2 ;;
+    --help|-h) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --) shift; break ;;
+    --*) [ $# -ge 2 ] || { echo "compare_models.sh: $1 needs a value" >&2; exit 2; }
+         passthrough+=("$1" "$2"); shift 2 ;;
+    *) echo "compare_models.sh: unexpected argument $1 (Hydra overrides go after --)" >&2; exit 2 ;;
+  esac
+done
+cd "$root"
+for model in $models; do
+  [ -f "conf/experiment/synth/$model.yaml" ] || { echo "compare_models.sh: no preset conf/experiment/synth/$model.yaml" >&2; exit 2; }
+done
+recipe=recipes/synth/run.sh
+"$recipe" "${passthrough[@]}" --stage 0 --stop_stage 2
+threads=$(( $(nproc) / jobs )); [ "$threads" -ge 1 ] || threads=1
+failed=0
+running=0
+for model in $models; do
+  mkdir -p "$exp_root/synth_$model"
+  OMP_NUM_THREADS=$threads "$recipe" "${passthrough[@]}" --experiment "synth/$model" \
+    --exp "synth_$model" --methods "$methods" --nj 1 --stage 3 --stop_stage 5 -- "$@" \
+    > "$exp_root/synth_$model/run.log" 2>&1 &
+  echo "synth/$model: training in $exp_root/synth_$model (log: $exp_root/synth_$model/run.log)"
+  running=$((running + 1))
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n || failed=$((failed + 1))
+    running=$((running - 1))
+  fi
+done
+while [ "$running" -gt 0 ]; do
+  wait -n || failed=$((failed + 1))
+  running=$((running - 1))
+done
+[ "$failed" -eq 0 ] || echo "compare_models.sh: $failed model(s) failed; see their run.log" >&2
+dirs=()
+for model in $models; do
+  [ -d "$exp_root/synth_$model/decode" ] && dirs+=("$exp_root/synth_$model")
+done
+[ ${#dirs[@]} -gt 0 ] || exit 1
+.venv/bin/asrkit compare "${dirs[@]}" | tee "$exp_root/synth_models.md"
+[ "$failed" -eq 0 ]
