@@ -10,6 +10,12 @@ Every key of conf/ can be overridden (`optim=adamw scheduler=warmup_cosine optim
 trainer.accum_grad=4 trainer.precision=bf16`). The config is checked before anything heavy
 starts: an unknown key or a bad value exits at once with status 2 naming the key.
 Rerunning the same command continues from the newest checkpoint (trainer.resume=auto).
+
+    asrkit train -m encoder=transformer,conformer optim.lr=1e-3,2e-3 exp_dir=exp/sweep ...
+
+-m (--multirun) sweeps as Hydra's basic sweeper does: every combination of the
+comma-separated values is one run, in exp_dir/<n>_<key=value,...>, one after another; every
+run's config is checked first (asrkit/training/sweep.py).
 Exit status: 0 done, 1 training failed, 2 bad config, 130/143 stopped by SIGINT/SIGTERM
 after writing a checkpoint. See asrkit/training/ for the loop and the experiment directory.
 """
@@ -18,25 +24,20 @@ from __future__ import annotations
 
 import sys
 
-from asrkit.config import CONFIG_ERRORS, compose_train_config, one_line
+from asrkit.config import CONFIG_ERRORS, one_line
 
 
 def main(argv: list[str]) -> int:
     if any(arg in ("-h", "--help") for arg in argv):
         print(__doc__)
         return 0
-    from asrkit.training.config_check import check_train_config
-    from asrkit.training.distributed import launch_local, under_torchrun
+    from asrkit.training.sweep import plan_jobs, run_jobs
 
+    multirun = any(arg in ("-m", "--multirun") for arg in argv)
+    argv = [arg for arg in argv if arg not in ("-m", "--multirun")]
     try:
-        config = compose_train_config(argv)
-        check_train_config(config)
+        jobs = plan_jobs(argv, multirun)
     except CONFIG_ERRORS as e:
         print(f"asrkit train: {one_line(e)}", file=sys.stderr)
         return 2
-    devices = config["trainer"]["devices"]
-    if devices > 1 and not under_torchrun():
-        return launch_local(devices, argv)
-    from asrkit.training.trainer import run_training
-
-    return run_training(config)
+    return run_jobs(jobs, multirun)

@@ -95,3 +95,41 @@ def test_signals_write_a_checkpoint_and_exit_cleanly(corpus, tmp_path):
     step_file = exp / "checkpoints" / f"step_{first['step']}.pt"
     assert f"resumed from {step_file}" in text
     assert text.count("stopped by signal") == 2
+
+
+def test_expand_sweep_is_hydras_basic_sweeper():
+    from asrkit.training.sweep import expand_sweep, job_dir_name, swept_keys
+
+    overrides = ["encoder=transformer,conformer", "optim.lr=0.001,0.002", "trainer.seed=1"]
+    jobs = expand_sweep(overrides)
+    assert jobs == [
+        ["encoder=transformer", "optim.lr=0.001", "trainer.seed=1"],
+        ["encoder=transformer", "optim.lr=0.002", "trainer.seed=1"],
+        ["encoder=conformer", "optim.lr=0.001", "trainer.seed=1"],
+        ["encoder=conformer", "optim.lr=0.002", "trainer.seed=1"],
+    ]
+    assert swept_keys(overrides) == ["encoder", "optim.lr"]
+    assert job_dir_name(3, jobs[3], ["encoder", "optim.lr"]) == "3_encoder=conformer,optim.lr=0.002"
+    assert len(expand_sweep(["trainer.seed=range(0,3)"])) == 3
+
+
+def test_multirun_trains_each_combination_into_its_own_directory(corpus, tmp_path, capsys):
+    exp = tmp_path / "sweep"
+    status = main(["-m", *corpus.overrides(exp, "trainer.max_epochs=1", "trainer.tensorboard=false",
+                                           "optim.lr=0.001,0.004")])
+    assert status == 0
+    assert sorted(p.name for p in exp.iterdir()) == ["0_optim.lr=0.001", "1_optim.lr=0.004"]
+    for run, lr in (("0_optim.lr=0.001", 0.001), ("1_optim.lr=0.004", 0.004)):
+        state = torch.load(exp / run / "checkpoints" / "epoch_1.pt", weights_only=True)
+        assert state["config"]["optim"]["lr"] == lr
+        assert state["config"]["exp_dir"] == str(exp / run)
+    assert "run 2/2 into" in capsys.readouterr().err
+
+
+def test_multirun_checks_every_run_before_the_first_starts(corpus, tmp_path, capsys):
+    exp = tmp_path / "sweep"
+    assert main(["-m", *corpus.overrides(exp, "optim.lr=0.001,-1")]) == 2
+    assert "optim.lr: must be > 0" in capsys.readouterr().err
+    assert not exp.exists()
+    assert main(corpus.overrides(exp, "optim.lr=0.001,0.002")) == 2  # a sweep needs -m
+    assert not exp.exists()

@@ -1,0 +1,85 @@
+"""Sweeps: `asrkit train -m encoder=transformer,conformer optim.lr=1e-3,2e-3 ...`.
+
+As Hydra's multirun with its basic sweeper: an override with comma-separated values (or
+`range(...)`/`choice(...)`) is swept, and every combination of the swept values is one job.
+Hydra's own override grammar and ``BasicSweeper.split_arguments`` expand the list, so the
+syntax is exactly Hydra's. Each job trains into ``<exp_dir>/<n>_<swept key=value,...>``
+(``n`` from 0, as Hydra's ``${hydra.job.num}``; ``/`` in a value becomes ``-``), one after
+another in this process's command line; every job's config is composed and checked before
+the first one starts.
+
+    jobs = expand_sweep(["encoder=transformer,conformer", "exp_dir=exp/sweep"])
+    # [["encoder=transformer", "exp_dir=exp/sweep"], ["encoder=conformer", "exp_dir=exp/sweep"]]
+"""
+
+from __future__ import annotations
+
+import sys
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+
+def expand_sweep(overrides: list[str]) -> list[list[str]]:
+    """The override list of every job, in Hydra's order (the last swept key varies fastest)."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
+
+
+def swept_keys(overrides: list[str]) -> list[str]:
+    """The keys that take more than one value."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return [o.get_key_element() for o in parsed if o.is_sweep_override()]
+
+
+def job_dir_name(number: int, job: list[str], keys: list[str]) -> str:
+    """``<n>_<key=value,...>`` over the swept keys of one job."""
+    chosen = [o for o in job if o.split("=", 1)[0] in keys]
+    return f"{number}_" + ",".join(chosen).replace("/", "-")
+
+
+def plan_jobs(argv: list[str], multirun: bool) -> list[tuple[list[str], dict]]:
+    """(overrides, checked config) of every job; raises the config errors of the first bad
+    job before anything runs. Without ``multirun`` it is the one job of ``argv``."""
+    from asrkit.config import compose_train_config
+    from asrkit.training.config_check import check_train_config
+
+    if not multirun:
+        config = compose_train_config(argv)
+        check_train_config(config)
+        return [(argv, config)]
+    keys = swept_keys(argv)
+    jobs = []
+    for number, job in enumerate(expand_sweep(argv)):
+        exp_dir = compose_train_config(job)["exp_dir"]
+        job = [o for o in job if o.lstrip("+").split("=", 1)[0] != "exp_dir"]
+        job.append(f"exp_dir='{exp_dir}/{job_dir_name(number, job, keys)}'")  # quoted: = and ,
+        config = compose_train_config(job)
+        check_train_config(config)
+        jobs.append((job, config))
+    return jobs
+
+
+def run_jobs(jobs: list[tuple[list[str], dict]], multirun: bool) -> int:
+    """Train every job in turn (``trainer.devices > 1``: through a local torchrun); returns
+    the first non-zero exit status, or 0. A run stopped by a signal ends the sweep."""
+    from asrkit.training.distributed import launch_local, under_torchrun
+    from asrkit.training.trainer import run_training
+
+    statuses = []
+    for number, (argv, config) in enumerate(jobs):
+        if multirun:
+            print(f"asrkit train: run {number + 1}/{len(jobs)} into {config['exp_dir']}: "
+                  f"{' '.join(argv)}", file=sys.stderr)
+        devices = config["trainer"]["devices"]
+        if devices > 1 and not under_torchrun():
+            statuses.append(launch_local(devices, argv))
+        else:
+            statuses.append(run_training(config))
+        if statuses[-1] in (130, 143):
+            break
+    failed = [jobs[i][1]["exp_dir"] for i, status in enumerate(statuses) if status]
+    if multirun and failed:
+        print(f"asrkit train: {len(failed)} of {len(jobs)} runs failed: {', '.join(failed)}",
+              file=sys.stderr)
+    return next((status for status in statuses if status), 0)
