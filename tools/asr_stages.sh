@@ -9,7 +9,7 @@
 #   experiment    Hydra preset (conf/experiment/<experiment>.yaml)
 #   num_mel_bins  fbank bins, for the CMVN statistics and training (default 80)
 #   exp           experiment name (<exp_root>/<exp>, exp_root default exp);  avg_num: checkpoints to average
-#   methods       space-separated decoding methods;  beam, ctc_weight
+#   methods       space-separated decoding methods;  beam, ctc_weight, rescoring_beam
 #   nj            jobs (loader workers, synthesis);  gpus: GPUs to train on (0 = CPU)
 # and "$@" holds the Hydra overrides given after `--` (passed to training).
 asrkit=${asrkit:-.venv/bin/asrkit}
@@ -39,5 +39,5 @@ run_stage 3 "train" $asrkit train "${train_args[@]}" "$@"
 run_stage 4 "average" $asrkit average "$exp_dir" --num "$avg_num"
 run_stage 5 "decode" $asrkit decode exp_dir="$exp_dir" checkpoint="avg_$avg_num.pt" \
   test_sets="$(_list "${_test_manifests[@]}")" methods="$(_list $methods)" beam="$beam" \
-  ctc_weight="$ctc_weight"
+  ctc_weight="$ctc_weight" rescoring_beam="$rescoring_beam"
 run_stage 6 "score and report" $asrkit compare "$exp_dir"

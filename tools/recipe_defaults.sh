@@ -6,6 +6,7 @@ stop_stage=6
 exp_root=exp
 beam=10
 ctc_weight=0.3
+rescoring_beam=null   # N-best size of attention_rescoring (null: --beam)
 nj=$(nproc)
 gpus=0
 force=false

@@ -71,7 +71,7 @@ def _plan(cfg: dict[str, Any]):
     options = DecodeOptions(beam=int(cfg["beam"]), ctc_weight=float(cfg["ctc_weight"]),
                             length_penalty=float(cfg["length_penalty"]),
                             length_norm=bool(cfg["length_norm"]), ctc_top_k=cfg["ctc_top_k"],
-                            pre_beam=cfg["pre_beam"],
+                            pre_beam=cfg["pre_beam"], rescoring_beam=cfg["rescoring_beam"],
                             max_len_ratio=float(cfg["max_len_ratio"]))
     for key in ("batch_size", "max_frames"):
         if int(cfg[key]) < 1:

@@ -37,6 +37,7 @@ class DecodeOptions:
     ctc_top_k: int | None = None    # labels tried per frame by CTC prefix beam (None = beam)
     pre_beam: int | None = None     # joint: tokens CTC-scored per hypothesis (None = 1.5 beam)
     max_len_ratio: float = 1.0      # attention, joint: at most ceil(ratio * T') output tokens
+    rescoring_beam: int | None = None  # attention_rescoring: its CTC N-best size (None = beam)
 
     def max_len(self, enc_lens: torch.Tensor) -> torch.Tensor:
         """(B,) output-length limits of attention/joint search from the encoder lengths."""
@@ -49,7 +50,7 @@ class DecodeOptions:
             raise ValueError(f"ctc_weight: must be in [0, 1], got {self.ctc_weight}")
         if self.max_len_ratio <= 0:
             raise ValueError(f"max_len_ratio: must be > 0, got {self.max_len_ratio}")
-        for key in ("ctc_top_k", "pre_beam"):
+        for key in ("ctc_top_k", "pre_beam", "rescoring_beam"):
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ValueError(f"{key}: must be >= 1 or null, got {value}")
@@ -82,8 +83,9 @@ METHODS = {m.name: m for m in (
         needs_decoder=True, needs_ctc=False,
         option_keys=("beam", "length_penalty", "length_norm", "max_len_ratio")),
     Method("attention_rescoring", lambda model, enc, lens, ctc, o: attention_rescoring(
-        model, enc, lens, ctc, o.beam, o.ctc_weight, o.ctc_top_k),
-        needs_decoder=True, needs_ctc=True, option_keys=("beam", "ctc_weight", "ctc_top_k")),
+        model, enc, lens, ctc, o.rescoring_beam or o.beam, o.ctc_weight, o.ctc_top_k),
+        needs_decoder=True, needs_ctc=True,
+        option_keys=("beam", "rescoring_beam", "ctc_weight", "ctc_top_k")),
     Method("joint", lambda model, enc, lens, ctc, o: joint_ctc_attention_search(
         model, enc, lens, ctc, o.beam, o.ctc_weight, o.length_penalty, o.length_norm,
         pre_beam=o.pre_beam, max_len=o.max_len(lens)), needs_decoder=True, needs_ctc=True,

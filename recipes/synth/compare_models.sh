@@ -62,5 +62,5 @@ for model in $models; do
   [ -d "$exp_root/synth_$model/decode" ] && dirs+=("$exp_root/synth_$model")
 done
 [ ${#dirs[@]} -gt 0 ] || exit 1
-.venv/bin/asrkit compare "${dirs[@]}" | tee "$exp_root/synth_models.md"
+.venv/bin/asrkit compare "${dirs[@]}" --methods $methods | tee "$exp_root/synth_models.md"
 [ "$failed" -eq 0 ]

@@ -7,15 +7,17 @@
 #
 # Stages: 0 synthesise the corpus, 1 CMVN, 2 tokenizer (bpe), 3 train, 4 average,
 #   5 decode test and test_unseen with every method, 6 score and report (asrkit compare).
-# Options: --num_utts N (corpus size), --seed N, --vocab_size N, --experiment PRESET
-#   (conf/experiment/…), --exp NAME (exp/NAME), --avg_num N, --methods "…", --beam N,
-#   --ctc_weight W, --num_mel_bins N (default 40), --nj N, --gpus K (train on K GPUs through
-#   torchrun), --force true
-#   (redo finished stages), --manifests DIR (default data/synth), --exp_root DIR (default exp).
+# Options: --num_utts N (corpus size), --heldout_fraction F (share of dev, test and
+#   test_unseen each), --seed N, --vocab_size N, --experiment PRESET (conf/experiment/…),
+#   --exp NAME (exp/NAME), --avg_num N, --methods "…", --beam N, --ctc_weight W,
+#   --num_mel_bins N (default 40), --nj N, --gpus K (train on K GPUs through torchrun),
+#   --force true (redo finished stages), --manifests DIR (default data/synth),
+#   --exp_root DIR (default exp).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 . "$root/tools/recipe_defaults.sh"
 num_utts=2000
+heldout_fraction=0.08   # share of num_utts in each of dev, test and test_unseen
 seed=1
 manifests=data/synth
 train_set=train
@@ -33,5 +35,7 @@ methods="ctc_greedy ctc_prefix_beam attention attention_rescoring joint"
 cd "$root"
 
 markers=$manifests/.stages run_stage 0 "synthesise the corpus" \
-  .venv/bin/asrkit prepare synth --out "$manifests" --num-utts "$num_utts" --seed "$seed" --nj "$nj"
+  .venv/bin/asrkit prepare synth --out "$manifests" --num-utts "$num_utts" --seed "$seed" --nj "$nj" \
+  --dev-fraction "$heldout_fraction" --test-fraction "$heldout_fraction" \
+  --test-unseen-fraction "$heldout_fraction"
 . "$root/tools/asr_stages.sh"

@@ -41,3 +41,18 @@ def test_rescoring_handles_the_empty_hypothesis(tiny_model):
     blank_only[..., 0] = 0.0
     result = attention_rescoring(model, enc, enc_lens, blank_only, beam=3)
     assert result[0][0].tokens == ()
+
+
+def test_rescoring_beam_sets_the_nbest_size_apart_from_beam(tiny_model):
+    from asrkit.decoding.methods import METHODS, DecodeOptions
+
+    model, enc, enc_lens, ctc = _setup(tiny_model, [10, 6, 8])
+    method = METHODS["attention_rescoring"]
+    wide = method.run(model, enc, enc_lens, ctc, DecodeOptions(beam=2, rescoring_beam=6))
+    assert wide == attention_rescoring(model, enc, enc_lens, ctc, beam=6, ctc_weight=0.3)
+    assert max(len(n) for n in wide) > 2  # the N-best of 6, not of beam 2
+    plain = method.run(model, enc, enc_lens, ctc, DecodeOptions(beam=2))
+    assert plain == attention_rescoring(model, enc, enc_lens, ctc, beam=2, ctc_weight=0.3)
+    assert method.options_used(DecodeOptions(rescoring_beam=6))["rescoring_beam"] == 6
+    with pytest.raises(ValueError, match="rescoring_beam"):
+        DecodeOptions(rescoring_beam=0)
