@@ -9,15 +9,16 @@
 #   5 decode test and test_unseen with every method, 6 score and report (asrkit compare).
 # Options: --num_utts N (corpus size), --heldout_fraction F (share of dev, test and
 #   test_unseen each), --seed N, --vocab_size N, --experiment PRESET (conf/experiment/…),
-#   --exp NAME (exp/NAME), --avg_num N, --methods "…", --beam N, --ctc_weight W,
+#   --exp NAME (exp/NAME), --avg_num N, --methods "…", --beam N, --rescoring_beam N,
+#   --ctc_weight W,
 #   --num_mel_bins N (default 40), --nj N, --gpus K (train on K GPUs through torchrun),
 #   --force true (redo finished stages), --manifests DIR (default data/synth),
 #   --exp_root DIR (default exp).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 . "$root/tools/recipe_defaults.sh"
-num_utts=2000
-heldout_fraction=0.08   # share of num_utts in each of dev, test and test_unseen
+num_utts=4400
+heldout_fraction=0.035   # share of num_utts in each of dev, test and test_unseen
 seed=1
 manifests=data/synth
 train_set=train
@@ -28,7 +29,8 @@ vocab_size=100
 num_mel_bins=40   # synth/base.yaml's: half the conv front end's cost, enough for clean TTS speech
 experiment=synth/conformer
 exp=synth_conformer
-avg_num=5
+avg_num=3
+rescoring_beam=20   # attention rescoring over a CTC 20-best (the other searches: --beam 10)
 methods="ctc_greedy ctc_prefix_beam attention attention_rescoring joint"
 . "$root/tools/parse_options.sh"
 . "$root/tools/stage.sh"
