@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,9 +12,10 @@ def test_help_lists_existing_subcommands(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for name in ("prepare", "tokenizer", "cmvn"):
+    expected = {"prepare", "tokenizer", "cmvn", "info", "train", "average", "decode", "score", "compare"}
+    assert set(available_subcommands()) == expected
+    for name in expected:
         assert f"  {name} " in out
-    assert set(available_subcommands()) >= {"prepare", "tokenizer", "cmvn"}
     listed = [line.split()[0] for line in out.split("commands:")[1].strip().splitlines()[:-2] if line.strip()]
     assert listed == list(available_subcommands())  # nothing listed that cannot run
 
@@ -28,3 +30,12 @@ def test_unknown_subcommand_is_one_line_error(capsys):
 def test_python_dash_m_is_the_same_command():
     out = subprocess.run([sys.executable, "-m", "asrkit", "--help"], capture_output=True, text=True, check=False)
     assert out.returncode == 0 and "usage: asrkit <command>" in out.stdout
+
+
+def test_readme_shows_the_real_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    shown = readme.split("$ .venv/bin/asrkit --help\n", 1)[1].split("```", 1)[0]
+    assert shown == out
