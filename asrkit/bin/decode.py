@@ -10,8 +10,13 @@
 Hydra overrides of conf/decode.yaml (an unknown key or a bad value fails at once, naming
 it). For every test set (named by its manifest's file stem) and method it writes
 `<exp_dir>/decode/<set>/<method>/{hyp.txt,ref.txt,wer.json,errors.txt}`, prints one line
-per method (WER, CER, RTF) and refreshes `<exp_dir>/results.md`. Every utterance of a test
-set is decoded; one whose audio cannot be read gets an empty hypothesis (and a warning).
+per method (WER, CER, RTF) and refreshes `<exp_dir>/results.md`; with `out_dir=DIR` it writes
+`DIR/<set>/<method>/` instead and leaves results.md alone (`asrkit compare` and results.md
+read only `<exp_dir>/decode`). Every manifest is read and checked before the model is
+loaded: a malformed line or an empty test set fails at once, naming the manifest. Every
+utterance of a test set is decoded; one whose audio cannot be read gets an empty hypothesis
+(and a warning). wer.json's `rtf` includes the shared feature extraction + encoder + CTC
+head, whose share alone is `rtf_shared`.
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asrkit.config import CONFIG_ERRORS, compose_config, one_line
+
+if TYPE_CHECKING:
+    from asrkit.data.manifest import Utterance
 
 
 def main(argv: list[str]) -> int:
@@ -44,8 +52,9 @@ def main(argv: list[str]) -> int:
 
 
 def _plan(cfg: dict[str, Any]):
-    """Validate the config before anything heavy: -> (test set paths by name, options,
-    normaliser)."""
+    """Validate the config and read the test sets before anything heavy: -> (test sets by
+    name as (manifest, utterances), method names, options, normaliser)."""
+    from asrkit.data.manifest import read_manifest
     from asrkit.decoding.methods import DecodeOptions, resolve_methods
     from asrkit.scoring.normalize import TextNormalizer
 
@@ -58,14 +67,18 @@ def _plan(cfg: dict[str, Any]):
         test_sets = [test_sets]
     if not test_sets:
         raise ValueError("test_sets: required, e.g. test_sets=[data/synth/test.jsonl]")
-    sets: dict[str, Path] = {}
+    sets: dict[str, tuple[Path, list[Utterance]]] = {}
     for manifest in map(Path, test_sets):
         if not manifest.is_file():
             raise ValueError(f"test_sets: {manifest} not found")
         if manifest.stem in sets:
-            raise ValueError(f"test_sets: {sets[manifest.stem]} and {manifest} would both be "
+            raise ValueError(f"test_sets: {sets[manifest.stem][0]} and {manifest} would both be "
                              f"named {manifest.stem!r}")
-        sets[manifest.stem] = manifest
+        utterances = read_manifest(manifest)
+        if not utterances:
+            # scored, it would show as 0.00 % WER over 0 utterances in results.md and compare
+            raise ValueError(f"test_sets: {manifest} has no utterances")
+        sets[manifest.stem] = (manifest, utterances)
     methods = cfg["methods"] if isinstance(cfg["methods"], list) else [cfg["methods"]]
     resolve_methods(methods)
     options = DecodeOptions(beam=int(cfg["beam"]), ctc_weight=float(cfg["ctc_weight"]),
@@ -79,11 +92,10 @@ def _plan(cfg: dict[str, Any]):
     return sets, methods, options, TextNormalizer.from_dict(cfg["normalize"])
 
 
-def decode_and_score(cfg: dict[str, Any], sets: dict[str, Path], method_names: list[str],
-                     options, normalizer) -> list[dict[str, Any]]:
+def decode_and_score(cfg: dict[str, Any], sets: dict[str, tuple[Path, list[Utterance]]],
+                     method_names: list[str], options, normalizer) -> list[dict[str, Any]]:
     import torch
 
-    from asrkit.data.manifest import read_manifest
     from asrkit.decoding.decode_set import decode_utterances
     from asrkit.decoding.experiment import load_experiment
     from asrkit.decoding.methods import resolve_methods
@@ -99,8 +111,7 @@ def decode_and_score(cfg: dict[str, Any], sets: dict[str, Path], method_names: l
     print(f"decoding with {exp.checkpoint} ({', '.join(method_names)}); "
           f"normalisation: {normalizer.describe()}")
     summaries = []
-    for set_name, manifest in sets.items():
-        utterances = read_manifest(manifest)
+    for set_name, (manifest, utterances) in sets.items():
         result = decode_utterances(
             exp.model, exp.tokenizer, utterances, exp.extractor, methods, options, exp.cmvn,
             int(cfg["batch_size"]), int(cfg["max_frames"]), int(cfg["num_workers"]),
@@ -109,6 +120,7 @@ def decode_and_score(cfg: dict[str, Any], sets: dict[str, Path], method_names: l
             extra = {"set": set_name, "method": method.name, "checkpoint": checkpoint,
                      "manifest": str(manifest), "failed": len(result.failed),
                      "audio_seconds": round(result.audio_seconds, 3),
+                     "rtf_shared": round(result.shared_rtf, 5),
                      "decode": method.options_used(options)}
             summary = write_decode_result(out_root / set_name / method.name, result.refs,
                                           result.hyps[method.name], normalizer,
@@ -122,7 +134,10 @@ def decode_and_score(cfg: dict[str, Any], sets: dict[str, Path], method_names: l
             print(f"{set_name}: {len(result.failed)} utterance(s) could not be decoded and were "
                   f"scored with empty hypotheses, e.g. {result.failed[0][0]}: "
                   f"{result.failed[0][1]}")
-    if not cfg.get("out_dir"):
+    if cfg.get("out_dir"):
+        print(f"results: {out_root}/<set>/<method>/ ({exp.exp_dir}/results.md not refreshed: "
+              "out_dir is set)")
+    else:
         path = refresh_results_md(exp.exp_dir)
         print(f"results: {out_root}/<set>/<method>/, summary in {path}")
     return summaries

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -111,3 +113,93 @@ def test_early_stop_keeps_the_best_hypothesis(tiny_model, eos_bias):
             assert e[0].tokens == f[0].tokens
             assert e[0].score == pytest.approx(f[0].score, abs=1e-5)
             assert 1 <= len(e) <= len(f)
+
+
+class ScriptedDecoder:
+    """A stand-in for the model's attention decoder whose next-token distribution is looked
+    up by the prefix emitted so far (ids: blank 0, unk 1, sos/eos 2, "a" 3, "b" 4); tokens
+    not listed get 1e-9 and an unlisted prefix ends (eos) at once."""
+
+    blank_id, sos_id, eos_id, vocab_size = 0, 2, 2, 5
+
+    def __init__(self, table: dict[tuple[int, ...], dict[int, float]]):
+        self.table = table
+
+    def log_probs(self, prefix: tuple[int, ...]) -> torch.Tensor:
+        probs = torch.full((self.vocab_size,), 1e-9, dtype=torch.float64)
+        for token, p in self.table.get(prefix, {self.eos_id: 1.0}).items():
+            probs[token] = p
+        return (probs / probs.sum()).log().float()  # (V,)
+
+    def decoder_step(self, tokens, enc, enc_mask, cache=None):
+        """tokens (N, U) from sos -> (log-probs (N, V), a cache with one row per hypothesis)."""
+        rows = [self.log_probs(tuple(row[1:])) for row in tokens.tolist()]
+        return torch.stack(rows), [tokens.float()]
+
+
+def _exhaustive_best(model, max_len, length_penalty=0.0, length_norm=False):
+    """The best of every finished hypothesis of at most ``max_len`` tokens, enumerated:
+    score = Σ log p + penalty · tokens, ranked by score / (tokens + 1) with length_norm."""
+    best = None
+
+    def walk(prefix, score):
+        nonlocal best
+        lp = model.log_probs(prefix).tolist()
+        final = score + lp[model.eos_id]
+        rank = final / (len(prefix) + 1) if length_norm else final
+        if best is None or rank > best[0]:
+            best = (rank, prefix, final)
+        if len(prefix) < max_len:
+            for token in range(model.vocab_size):
+                if token not in (model.blank_id, model.eos_id):
+                    walk(prefix + (token,), score + lp[token] + length_penalty)
+
+    walk((), 0.0)
+    return best[1], best[2]
+
+
+# "": P(eos) 0.4 wins on the raw score (log 0.4 = -0.92); "aa": 0.35 · 0.9 · 0.9 scores
+# -1.26 but -0.42 per token (eos included), so length normalisation prefers it
+PREFERS_LONG_WHEN_NORMALISED = {(): {2: 0.4, 3: 0.35, 4: 0.25}, (3,): {3: 0.9, 2: 0.1},
+                                (3, 3): {2: 0.9, 3: 0.1}}
+# "": P(eos) 0.7 (-0.36); "aaa" is certain after "a" (P 0.2): -1.61 + 0.5 per token
+PREFERS_LONG_WITH_PENALTY = {(): {2: 0.7, 3: 0.2, 4: 0.1}, (3,): {3: 1.0},
+                             (3, 3): {3: 1.0}, (3, 3, 3): {2: 1.0}}
+
+
+@pytest.mark.parametrize("method", ["attention", "joint"])
+def test_length_norm_ranks_by_score_per_token(method):
+    """With length_norm the finished hypotheses are ranked by score / (tokens + 1) and the
+    search must not stop early (after step 1 the finished "" leads on the raw score)."""
+    from asrkit.decoding.methods import METHODS, DecodeOptions
+
+    model = ScriptedDecoder(PREFERS_LONG_WHEN_NORMALISED)
+    enc, enc_lens = torch.zeros(1, 4, 8), torch.tensor([4])  # (B, T', D)
+    ctc = torch.full((1, 4, model.vocab_size), -math.log(model.vocab_size))  # λ = 0: unused
+    results = {}
+    for norm in (False, True):
+        options = DecodeOptions(beam=2, ctc_weight=0.0, length_norm=norm)
+        results[norm] = METHODS[method].run(model, enc, enc_lens, ctc, options)[0]
+        tokens, score = _exhaustive_best(model, 4, length_norm=norm)
+        assert results[norm][0].tokens == tokens
+        assert results[norm][0].score == pytest.approx(score, abs=1e-5)  # not normalised
+    assert results[False][0].tokens == () and results[True][0].tokens == (3, 3)
+    ranks = [h.score / (len(h.tokens) + 1) for h in results[True]]
+    assert ranks == sorted(ranks, reverse=True)
+
+
+@pytest.mark.parametrize("method", ["attention", "joint"])
+def test_positive_length_penalty_turns_early_stopping_off(method):
+    """After step 1 the finished "" (-0.36) beats the live "a" (-1.61 + 0.5); with a
+    positive penalty scores can rise, so the search goes on and finds "aaa" (-0.11)."""
+    from asrkit.decoding.methods import METHODS, DecodeOptions
+
+    model = ScriptedDecoder(PREFERS_LONG_WITH_PENALTY)
+    enc, enc_lens = torch.zeros(1, 4, 8), torch.tensor([4])
+    ctc = torch.full((1, 4, model.vocab_size), -math.log(model.vocab_size))
+    for penalty, expected in ((0.0, ()), (0.5, (3, 3, 3))):
+        options = DecodeOptions(beam=2, ctc_weight=0.0, length_penalty=penalty)
+        best = METHODS[method].run(model, enc, enc_lens, ctc, options)[0][0]
+        tokens, score = _exhaustive_best(model, 4, length_penalty=penalty)
+        assert best.tokens == tokens == expected
+        assert best.score == pytest.approx(score, abs=1e-5)
