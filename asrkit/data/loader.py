@@ -2,7 +2,9 @@
 
 `build_loader(manifest, tokenizer, data_cfg, train=...)` reads the `data` config group
 (conf/data/default.yaml) as a plain dict. Training adds speed perturbation, dither and
-SpecAugment and shuffles; evaluation does none of these. `ResumableLoader` advances the
+SpecAugment and shuffles; evaluation does none of these. The sampler packs by each
+utterance's length at the slowest speed factor (`longest_frames`), so every batch stays
+within `max_frames` whichever factors are drawn. `ResumableLoader` advances the
 sampler's position for every batch it hands out, so its `state_dict()` resumes exactly
 where the training loop stopped, whatever the workers had read ahead. Workers are not
 persistent: each epoch starts them afresh with the dataset's epoch set.
@@ -11,12 +13,13 @@ persistent: each epoch starts them afresh with the dataset's epoch set.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
-from asrkit.data.augment import SpecAugment
+from asrkit.data.augment import SpecAugment, speed_perturbed_length
 from asrkit.data.cmvn import GlobalCMVN
 from asrkit.data.dataset import ASRDataset, collate_batch
 from asrkit.data.features import FbankExtractor
@@ -96,20 +99,21 @@ def build_loader(
     if cmvn is None and data_cfg.get("cmvn"):
         cmvn = GlobalCMVN.load(data_cfg["cmvn"])
     name = Path(manifest).name
+    speed = [float(f) for f in data_cfg.get("speed_perturb") or []] if train else []
     utterances = read_manifest(manifest)
     token_ids = [tokenizer.encode(u.text) for u in utterances]
     keep, _ = filter_utterances(utterances, token_ids, extractor, filt["min_duration"],
-                                filt["max_duration"], filt["subsampling"], name=name)
+                                filt["max_duration"], filt["subsampling"],
+                                fastest_speed=max(speed, default=1.0), name=name)
     utterances = [utterances[i] for i in keep]
     token_ids = [token_ids[i] for i in keep]
-    speed = [float(f) for f in data_cfg.get("speed_perturb") or []] if train else []
-    stretch = 1.0 / min(speed) if speed else 1.0
     dataset = ASRDataset(
         utterances, token_ids, extractor, cmvn=cmvn,
         specaug=SpecAugment(**data_cfg["specaug"]) if train and data_cfg.get("specaug") else None,
         speed_factors=speed, dither=feats_cfg["dither"] if train else 0.0,
         seed=data_cfg["sampler"]["seed"])
-    lengths = [extractor.frames_for_duration(u.duration * stretch) for u in utterances]
+    slowest = min(speed, default=1.0)
+    lengths = [longest_frames(extractor, u.duration, slowest) for u in utterances]
     sampler_cfg = data_cfg["sampler"]
     sampler = BucketingBatchSampler(
         lengths, sampler_cfg["max_frames"], sampler_cfg["num_buckets"],
@@ -117,3 +121,11 @@ def build_loader(
         world_size=world_size)
     return ResumableLoader(dataset, sampler, data_cfg["num_workers"],
                            data_cfg["max_fail_fraction"], name=name)
+
+
+def longest_frames(extractor: FbankExtractor, duration: float, slowest_speed: float) -> int:
+    """An upper bound on the fbank frames of `duration` seconds played at `slowest_speed`,
+    the length the sampler packs by: the sample count is rounded up, as speed perturbation
+    (torchaudio) rounds its own, so no batch can exceed the budget by a frame."""
+    samples = math.ceil(duration * extractor.sample_rate)
+    return extractor.num_frames(speed_perturbed_length(samples, extractor.sample_rate, slowest_speed))

@@ -71,6 +71,15 @@ def validate_record(record: object, where: str) -> Utterance:
     )
 
 
+def _decode_line(raw: bytes, where: str) -> str:
+    """One line of a text file as str; `where` ("file:line") names it in the error."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ManifestError(f"{where}: not UTF-8 text (byte 0x{raw[e.start]:02x} at byte "
+                            f"{e.start + 1} of the line: {e.reason})") from None
+
+
 def read_manifest(path: str | os.PathLike) -> list[Utterance]:
     """Read and validate a manifest; duplicate ids are an error."""
     path = Path(path)
@@ -79,11 +88,12 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
     base = path.parent
     utterances: list[Utterance] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with path.open("rb") as f:  # decoded line by line, so that an error can name its line
+        for lineno, raw in enumerate(f, 1):
+            where = f"{path}:{lineno}"
+            line = _decode_line(raw, where)
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:

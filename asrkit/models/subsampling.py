@@ -25,7 +25,8 @@ CONV_LAYERS = {
 }
 
 
-def _conv_out(size: int | torch.Tensor, layers: list[tuple[int, int]]):
+def conv_output_length(size: int | torch.Tensor, layers: list[tuple[int, int]]):
+    """Frames (or bins) left after a stack of unpadded convolutions given as (kernel, stride)."""
     for kernel, stride in layers:
         size = (size - kernel) // stride + 1
     return size
@@ -49,13 +50,13 @@ class Conv2dSubsampling(nn.Module):
             convs += [nn.Conv2d(in_channels, channels, kernel, stride), nn.ReLU()]
             in_channels = channels
         self.conv = nn.Sequential(*convs)
-        freq = _conv_out(input_dim, self.layers)
+        freq = conv_output_length(input_dim, self.layers)
         if freq < 1:
             raise ValueError(f"input_dim {input_dim} is too small for conv2d{factor} subsampling")
         self.out = nn.Linear(channels * freq, d_model)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        return _conv_out(lengths, self.layers).clamp(min=0)
+        return conv_output_length(lengths, self.layers).clamp(min=0)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.conv(x.unsqueeze(1))  # (batch, channels, T', freq')

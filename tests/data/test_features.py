@@ -2,9 +2,10 @@ import math
 
 import pytest
 import torch
+import torchaudio.functional as AF
 from torchaudio.compliance import kaldi
 
-from asrkit.data.augment import SpecAugment, speed_perturb
+from asrkit.data.augment import SpecAugment, speed_perturb, speed_perturbed_length
 from asrkit.data.cmvn import CMVNAccumulator, GlobalCMVN
 from asrkit.data.features import FbankExtractor
 
@@ -55,6 +56,40 @@ def test_spec_augment_masks_within_limits_and_reproducible():
     assert torch.equal(feats, feats.clone()), "input untouched"
 
 
+def masked_frames(aug: SpecAugment, feats: torch.Tensor, seed: int) -> int:
+    return (aug(feats, torch.Generator().manual_seed(seed)) == 0).all(dim=1).sum().item()
+
+
+def test_time_mask_width_as_frames():
+    aug = SpecAugment(num_freq_masks=0, num_time_masks=1, time_mask_width=20)
+    for frames in (300, 60):  # a frame count does not scale with the utterance
+        feats = torch.randn(frames, 8) + 5.0
+        widths = [masked_frames(aug, feats, seed) for seed in range(200)]
+        assert max(widths) == 20 and len(set(widths)) == 21  # U[0, 20]
+
+
+def test_time_mask_width_as_fraction_of_the_length():
+    aug = SpecAugment(num_freq_masks=0, num_time_masks=1, time_mask_width=0.1)
+    for frames in (300, 150):
+        feats = torch.randn(frames, 8) + 5.0
+        widths = [masked_frames(aug, feats, seed) for seed in range(200)]
+        assert max(widths) == frames // 10
+
+
+def test_adaptive_number_of_time_masks():
+    aug = SpecAugment(num_time_masks=5, time_masks_per_frame=0.04)
+    assert [aug.time_mask_count(t) for t in (24, 25, 100, 149, 1000)] == [0, 1, 4, 5, 5]
+    assert SpecAugment(num_time_masks=5).time_mask_count(1000) == 5  # 0: a fixed count
+    aug = SpecAugment(num_freq_masks=0, num_time_masks=10, time_mask_width=5, time_masks_per_frame=0.04)
+    short = torch.randn(24, 8) + 5.0  # 24 x 0.04 < 1: no time mask at all
+    assert all(torch.equal(aug(short, torch.Generator().manual_seed(s)), short) for s in range(20))
+    long = torch.randn(100, 8) + 5.0  # 4 masks of up to 5 frames
+    widths = [masked_frames(aug, long, seed) for seed in range(200)]
+    assert 0 < max(widths) <= 4 * 5 and max(widths) > 10
+    with pytest.raises(ValueError, match="specaug.time_masks_per_frame must be >= 0"):
+        SpecAugment(time_masks_per_frame=-0.1)
+
+
 def test_time_warp_keeps_shape_and_endpoints():
     feats = torch.linspace(0, 1, 100)[:, None].repeat(1, 4)
     aug = SpecAugment(num_freq_masks=0, num_time_masks=0, time_warp=5)
@@ -71,6 +106,13 @@ def test_speed_perturbation_changes_length(factor):
     out = speed_perturb(wave, 16000, [factor], gen)
     assert abs(out.numel() - 16000 / factor) <= 2
     assert speed_perturb(wave, 16000, [1.0], gen) is wave
+
+
+@pytest.mark.parametrize("factor", [0.9, 0.95, 1.0, 1.1, 1.2])
+def test_speed_perturbed_length_is_torchaudios(factor):
+    for samples in (400, 1001, 16000, 17599, 17600, 48013):
+        expected = AF.speed(torch.zeros(samples), 16000, factor)[0].numel()
+        assert speed_perturbed_length(samples, 16000, factor) == expected
 
 
 def test_cmvn_equals_direct_statistics(tmp_path):

@@ -4,12 +4,22 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import torchaudio.functional as AF
 from omegaconf import OmegaConf
 
+from asrkit.data.audio import load_audio
 from asrkit.data.features import FbankExtractor
-from asrkit.data.filters import NO_TOKENS, TOO_LONG, TOO_MANY_TOKENS, TOO_SHORT, filter_utterances
+from asrkit.data.filters import (
+    NO_TOKENS,
+    TOO_LONG,
+    TOO_MANY_TOKENS,
+    TOO_SHORT,
+    filter_utterances,
+    subsampled_frames,
+)
 from asrkit.data.loader import LoadFailureError, build_loader
 from asrkit.data.manifest import Utterance, write_manifest
+from asrkit.models.subsampling import Conv2dSubsampling
 from asrkit.text.tokenizer import train_tokenizer
 
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
@@ -38,13 +48,114 @@ def make_corpus(root, n=24, corrupt=()):
     return root / "m.jsonl", train_tokenizer([u.text for u in utts], "char", None)
 
 
-def test_filters_count_each_reason():
+def test_filters_count_each_reason_and_log_the_counts(caplog):
     ex = FbankExtractor()
     utts = [Utterance(f"u{i}", "a.wav", d, "t", "s") for i, d in enumerate([0.05, 1.0, 40.0, 1.0, 1.0])]
-    tokens = [[3], [3], [3], [], [3] * 30]  # 1 s = 98 frames -> 24 after 4x subsampling
-    keep, dropped = filter_utterances(utts, tokens, ex, 0.1, 30.0, 4)
+    tokens = [[3], [3], [3], [], [3] * 30]  # 1 s = 98 frames -> 23 after conv2d4
+    with caplog.at_level(logging.WARNING, logger="asrkit.data.filters"):
+        keep, dropped = filter_utterances(utts, tokens, ex, 0.1, 30.0, 4, name="train.jsonl")
     assert keep == [1]
     assert dropped == {TOO_SHORT: 1, TOO_LONG: 1, NO_TOKENS: 1, TOO_MANY_TOKENS: 1}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    expected = ("train.jsonl: kept 1 of 5 utterances; dropped 1 longer than max_duration, 1 more "
+                "tokens than frames after subsampling, 1 no tokens after tokenization, 1 shorter "
+                "than min_duration")
+    assert warnings == [expected]
+
+
+@pytest.mark.parametrize("factor", [4, 6, 8])
+def test_subsampled_frames_is_the_conv_stacks_output_length(factor):
+    conv = Conv2dSubsampling(input_dim=80, d_model=4, factor=factor)
+    for frames in (15, 16, 40, 97, 98, 99, 100, 101, 333):
+        out, _ = conv(torch.zeros(1, frames, 80), torch.tensor([frames]))  # (1, T', 4)
+        assert subsampled_frames(frames, factor) == out.shape[1], frames
+    assert subsampled_frames(98, 1) == 98
+
+
+def test_token_filter_counts_encoder_frames_at_the_fastest_speed():
+    ex = FbankExtractor()
+    one_second = torch.zeros(16000)
+    conv = Conv2dSubsampling(input_dim=80, d_model=4, factor=4)
+
+    def encoder_frames(wave):  # the real thing: fbank, then the conv2d4 stack
+        feats = ex(wave)
+        return conv(feats[None], torch.tensor([feats.shape[0]]))[0].shape[1]
+
+    at_1_0 = encoder_frames(one_second)
+    at_1_1 = encoder_frames(AF.speed(one_second, 16000, 1.1)[0])
+    assert (at_1_0, at_1_1) == (23, 21)  # not 98 // 4 = 24
+    utt = [Utterance("u", "a.wav", 1.0, "t", "s")]
+    for speed, fits in ((1.0, at_1_0), (1.1, at_1_1)):
+        assert filter_utterances(utt, [[3] * fits], ex, subsampling=4, fastest_speed=speed)[0] == [0]
+        assert filter_utterances(utt, [[3] * (fits + 1)], ex, subsampling=4, fastest_speed=speed)[0] == []
+
+
+def test_train_loader_filters_for_its_fastest_speed(tmp_path, caplog):
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    utts = []
+    for n in (21, 22, 24):  # a 1 s utterance has 23 encoder frames, 21 when played at 1.1
+        sf.write(tmp_path / f"n{n}.wav", np.zeros(16000), 16000)
+        utts.append(Utterance(f"n{n}", f"n{n}.wav", 1.0, letters[:n], "s"))
+    write_manifest(tmp_path / "m.jsonl", utts)
+    tok = train_tokenizer([letters], "char", None)
+    assert [len(tok.encode(u.text)) for u in utts] == [21, 22, 24]
+    with caplog.at_level(logging.WARNING, logger="asrkit.data.filters"):
+        train = build_loader(tmp_path / "m.jsonl", tok, data_cfg(), train=True)
+    assert [u.id for u in train.dataset.utterances] == ["n21"]
+    assert "m.jsonl: kept 1 of 3 utterances; dropped 2 more tokens than frames after subsampling" \
+        in caplog.text
+    evaluation = build_loader(tmp_path / "m.jsonl", tok, data_cfg(), train=False)
+    assert [u.id for u in evaluation.dataset.utterances] == ["n21", "n22"]
+
+
+def feature_lengths(loader, epochs) -> dict[str, set[int]]:
+    lengths: dict[str, set[int]] = {}
+    for epoch in epochs:
+        loader.set_epoch(epoch)
+        for batch in loader:
+            for uid, length in zip(batch["ids"], batch["feat_lens"].tolist()):
+                lengths.setdefault(uid, set()).add(length)
+    return lengths
+
+
+def test_train_loader_speed_perturbs_and_eval_loader_does_not(tmp_path):
+    manifest, tok = make_corpus(tmp_path, n=6)
+    ex = FbankExtractor()
+    expected = {}  # id -> {factor: frames}, from torchaudio's own speed change
+    for i in range(6):
+        wave = load_audio(tmp_path / f"u{i:02d}.wav")
+        expected[f"u{i:02d}"] = {f: ex.num_frames(AF.speed(wave, 16000, f)[0].numel()) if f != 1.0
+                                 else ex.num_frames(wave.numel()) for f in (0.9, 1.0, 1.1)}
+    train = feature_lengths(build_loader(manifest, tok, data_cfg(), train=True), range(8))
+    evaluation = feature_lengths(build_loader(manifest, tok, data_cfg(), train=False), range(3))
+    for uid, frames in expected.items():
+        assert len(set(frames.values())) == 3
+        assert train[uid] == set(frames.values()), uid  # every factor drawn over 8 epochs
+        assert evaluation[uid] == {frames[1.0]}, uid
+
+
+def test_train_batches_fit_the_frame_budget_at_the_slowest_speed(tmp_path):
+    manifest, tok = make_corpus(tmp_path)
+    loader = build_loader(manifest, tok, data_cfg(speed_perturb=[0.9]), train=True)
+    for epoch in range(2):
+        loader.set_epoch(epoch)
+        batches = list(loader)
+        assert sum(len(b["ids"]) for b in batches) == 24
+        for b in batches:
+            B, T, _ = b["feats"].shape
+            assert B * T <= 600, (epoch, b["ids"], T)
+
+
+def test_eval_features_have_no_dither(tmp_path):
+    manifest, tok = make_corpus(tmp_path, n=4)
+    loader = build_loader(manifest, tok, data_cfg(), train=False)  # data.features.dither is 1.0
+    ex = FbankExtractor()
+    for epoch in (0, 1):
+        loader.set_epoch(epoch)
+        for b in loader:
+            for i, uid in enumerate(b["ids"]):
+                undithered = ex(load_audio(tmp_path / f"{uid}.wav"))
+                assert torch.equal(b["feats"][i, : b["feat_lens"][i]], undithered), (epoch, uid)
 
 
 def test_eval_loader_batches_everything_in_order_of_length(tmp_path):

@@ -60,3 +60,12 @@ def test_failed_write_keeps_the_old_file(tmp_path):
         write_manifest(path, broken())
     assert [u.id for u in read_manifest(path)] == ["a"]
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_non_utf8_line_names_file_and_line(tmp_path):
+    good = json.dumps({"id": "x", "audio": "a.wav", "duration": 1.0, "text": "t", "speaker": "s"})
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(good.encode() + b"\n" + good.replace('"t"', '"caf\xe9"').encode("latin-1") + b"\n")
+    with pytest.raises(ManifestError, match=r"latin1.jsonl:2: not UTF-8 text \(byte 0xe9 at byte \d+ "
+                                            r"of the line: invalid continuation byte\)"):
+        read_manifest(path)

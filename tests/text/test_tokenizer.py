@@ -84,3 +84,13 @@ def test_cli_missing_manifest_is_one_line_error(tmp_path, capsys):
     assert rc == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "missing.jsonl: manifest not found" in err
+
+
+def test_cli_non_utf8_manifest_is_one_line_error(tmp_path, capsys):
+    manifest = tmp_path / "bad.jsonl"
+    manifest.write_bytes(b'{"id": "u1", "audio": "a.wav", "duration": 1.0, "text": "\xff", "speaker": "s"}\n')
+    rc = tokenizer_main(["--manifest", str(manifest), "--type", "char", "--out", str(tmp_path / "x")])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"asrkit tokenizer: {manifest}:1: not UTF-8 text (byte 0xff")
+    assert err.count("\n") == 1

@@ -128,3 +128,12 @@ def test_cli_missing_src_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert len(err.strip().splitlines()) == 1
     assert prepare_main(["kaldi", "--out", str(tmp_path / "o")]) == 1
     assert "--src is required" in capsys.readouterr().err
+
+
+def test_non_utf8_text_is_one_line_naming_file_and_line(tmp_path: Path, train_dir: dict, capsys) -> None:
+    data = tmp_path / "data" / "train"
+    (data / "text").write_bytes(b"u1 HELLO\nu2 caf\xff au lait\n")
+    assert prepare_main(["kaldi", "--src", str(data), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"asrkit prepare kaldi: {data / 'text'}:2: not UTF-8 text "
+                   "(byte 0xff at byte 7 of the line: invalid start byte)\n")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 import shutil
 from pathlib import Path
 
@@ -14,8 +16,14 @@ from asrkit.data.manifest import read_manifest
 from asrkit.data.prepare import run_preparer
 from asrkit.data.prepare.synth import synthesize as synth_module
 from asrkit.data.prepare.synth import voices as voices_module
-from asrkit.data.prepare.synth.plan import SPLITS, plan_corpus, split_sizes
-from asrkit.data.prepare.synth.synthesize import add_noise, resample, trim
+from asrkit.data.prepare.synth.plan import (
+    LEVEL_RANGE,
+    RATE_RANGE,
+    SPLITS,
+    plan_corpus,
+    split_sizes,
+)
+from asrkit.data.prepare.synth.synthesize import SynthRequest, add_noise, resample, synthesize, trim
 from asrkit.data.prepare.synth.voices import (
     ESPEAK,
     ESPEAK_TRAIN,
@@ -23,8 +31,11 @@ from asrkit.data.prepare.synth.voices import (
     FLITE,
     FLITE_TRAIN,
     FLITE_UNSEEN,
+    Voice,
     select_voices,
 )
+
+synth_package = importlib.import_module("asrkit.data.prepare.synth")
 
 ACCENTS = {name.split("+")[0] for name in ESPEAK_TRAIN + ESPEAK_UNSEEN}
 VARIANTS = {name.split("+")[1] for name in ESPEAK_TRAIN + ESPEAK_UNSEEN}
@@ -72,7 +83,7 @@ def test_split_sizes():
     assert split_sizes(5, 0.08, 0.08, 0.08) == {"train": 2, "dev": 1, "test": 1, "test_unseen": 1}
     with pytest.raises(ValueError, match="no training utterances"):
         split_sizes(3, 0.08, 0.08, 0.08)
-    with pytest.raises(ValueError, match="dev fraction"):
+    with pytest.raises(ValueError, match="--dev-fraction must be in"):
         split_sizes(100, 1.5, 0.08, 0.08)
 
 
@@ -106,6 +117,20 @@ def test_plan_is_deterministic_and_train_does_not_depend_on_corpus_size():
     assert [p.text for p in small] != [p.text for p in other]
 
 
+def test_plan_draws_rate_pitch_level_and_snr_per_utterance():
+    plan = plan_corpus(5, split_sizes(200, 0.08, 0.08, 0.08), full_voices(), (20.0, 40.0))
+    draws = {
+        "rate": ([p.request.rate for p in plan], RATE_RANGE),
+        "pitch": ([p.request.pitch for p in plan], (-1.0, 1.0)),
+        "level": ([p.request.level for p in plan], LEVEL_RANGE),
+        "noise_snr": ([p.request.noise_snr for p in plan], (20.0, 40.0)),
+    }
+    for name, (values, (low, high)) in draws.items():
+        assert all(low <= v <= high for v in values), name
+        assert len(set(values)) > 150, f"{name} takes few distinct values"
+        assert max(values) - min(values) > 0.9 * (high - low), f"{name} does not span its range"
+
+
 # ---- signal steps ------------------------------------------------------------------------
 
 def test_resample_matches_the_analytic_sine():
@@ -133,6 +158,59 @@ def test_noise_has_the_requested_snr(color):
     snr = 10 * np.log10(np.mean(wave**2) / np.mean((noisy - wave) ** 2))
     assert snr == pytest.approx(20.0, abs=1e-6)
     assert np.array_equal(noisy, add_noise(wave, 20.0, color, seed=1))
+
+
+def test_synthesize_mixes_noise_at_the_planned_snr(tmp_path: Path, monkeypatch):
+    """The same utterance with and without noise: the difference is noise at the SNR asked for."""
+    t = np.arange(22050) / 22050
+    speech = np.sin(2 * np.pi * 300 * t) * np.hanning(len(t))  # an engine's output at 22.05 kHz
+    monkeypatch.setattr(synth_module, "run_engine", lambda request: (speech, 22050))
+    request = SynthRequest(Voice(ESPEAK, "en-us+m3"), "a", level=0.5, noise_snr=20.0,
+                           noise_color="pink", noise_seed=3)
+    synthesize(request, tmp_path / "noisy.wav")
+    synthesize(SynthRequest(Voice(ESPEAK, "en-us+m3"), "a", level=0.5), tmp_path / "clean.wav")
+    noisy, _ = sf.read(tmp_path / "noisy.wav")
+    clean, _ = sf.read(tmp_path / "clean.wav")
+    assert len(noisy) == len(clean)
+    scale = np.dot(noisy, clean) / np.dot(clean, clean)  # both were scaled to the same peak
+    noise = noisy - scale * clean
+    snr = 10 * np.log10(np.sum((scale * clean) ** 2) / np.sum(noise**2))
+    assert snr == pytest.approx(20.0, abs=0.5)
+
+
+def test_nj_defaults_to_the_usable_cores(tmp_path: Path, monkeypatch):
+    pool_sizes = []
+
+    class RecordingPool:
+        def __init__(self, processes):
+            pool_sizes.append(processes)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def map(self, fn, items, chunksize=1):
+            return [fn(item) for item in items]
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(6)), raising=False)
+    monkeypatch.setattr(synth_package, "ThreadPool", RecordingPool)
+    monkeypatch.setattr(voices_module, "discover_voices", full_voices)
+    monkeypatch.setattr(synth_module, "synthesize", lambda request, path: 16000)
+    summary = run_preparer("synth", None, tmp_path, num_utts=20, seed=0)
+    assert summary.total_kept == 20
+    assert pool_sizes == [len(os.sched_getaffinity(0))] == [6]
+    run_preparer("synth", None, tmp_path, num_utts=20, seed=0, nj=3)
+    assert pool_sizes[-1] == 3
+
+
+def test_command_line_errors_name_the_corpus_once(tmp_path: Path, capsys):
+    assert prepare_main(["synth", "--out", str(tmp_path), "--num-utts", "2"]) == 1
+    assert capsys.readouterr().err == ("asrkit prepare synth: --num-utts 2 leaves no training "
+                                       "utterances (dev/test/test_unseen take 3)\n")
+    assert prepare_main(["synth", "--out", str(tmp_path), "--nj", "0"]) == 1
+    assert capsys.readouterr().err == "asrkit prepare synth: --nj must be at least 1, got 0\n"
 
 
 # ---- end to end --------------------------------------------------------------------------

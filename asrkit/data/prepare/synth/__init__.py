@@ -82,9 +82,9 @@ def prepare(
 
     nj = _usable_cores() if nj is None else nj
     if nj < 1:
-        raise ValueError(f"synth: --nj must be at least 1, got {nj}")
+        raise ValueError(f"--nj must be at least 1, got {nj}")
     if noise_snr and noise_snr[0] > noise_snr[1]:
-        raise ValueError(f"synth: noise SNR range {tuple(noise_snr)} has LOW above HIGH")
+        raise ValueError(f"noise SNR range {tuple(noise_snr)} has LOW above HIGH")
     sizes = split_sizes(num_utts, dev_fraction, test_fraction, test_unseen_fraction)
     voices = discover_voices()
     for note in voices.notes:

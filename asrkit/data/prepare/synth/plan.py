@@ -46,11 +46,11 @@ def split_sizes(num_utts: int, dev: float, test: float, test_unseen: float) -> d
     fractions = {"dev": dev, "test": test, "test_unseen": test_unseen}
     for name, fraction in fractions.items():
         if not 0.0 <= fraction < 1.0:
-            raise ValueError(f"synth: {name} fraction must be in [0, 1), got {fraction}")
+            raise ValueError(f"--{name.replace('_', '-')}-fraction must be in [0, 1), got {fraction}")
     sizes = {name: max(1, round(f * num_utts)) for name, f in fractions.items()}
     train = num_utts - sum(sizes.values())
     if train < 1:
-        raise ValueError(f"synth: --num-utts {num_utts} leaves no training utterances "
+        raise ValueError(f"--num-utts {num_utts} leaves no training utterances "
                          f"(dev/test/test_unseen take {sum(sizes.values())})")
     return {"train": train, **sizes}
 
