@@ -5,7 +5,8 @@ The config has three sections, each naming its builder with Hydra's ``_target_``
 its keyword arguments flat::
 
     encoder: {_target_: asrkit.models.encoders.conformer.ConformerEncoder, input_dim: 80, ...}
-    decoder: {_target_: asrkit.models.decoders.transformer.TransformerDecoder, ...}  # or {}/None
+    decoder: {_target_: asrkit.models.decoders.transformer.TransformerDecoder, ...}
+    decoder: {_none_: true}   # decoder=none / model=ctc: no decoder (also {} or None)
     model:   {_target_: asrkit.models.asr_model.ASRModel, ctc_weight: 0.3, ...}
     vocab_size: 4233
 
@@ -15,8 +16,16 @@ and ``vocab_size``, and an encoder whose builder takes ``vocab_size`` (the MoE-C
 for the CTC head of its shared embedding) gets it too. With ``model.inter_decoder_layers``
 the decoder section is built once more per intermediate layer (3M's intermediate attention
 decoders), each with that layer's output size as ``encoder_dim``, and passed to the model
-as ``inter_decoders``. Every section is checked against its target's signature before anything
-is built, so a misspelt key fails at once with its dotted name.
+as ``inter_decoders``.
+
+A decoder section holding ``_none_: true`` (conf/decoder/none.yaml; model/ctc.yaml adds it
+too) means no attention decoder: a CTC-only model, whose ``ctc_weight`` ASRModel forces to 1.
+Every other key of that section is ignored, so a preset's ``decoder:`` keys (d_model,
+num_layers, ...) merged over ``decoder=none`` or ``model=ctc`` do no harm, and
+``+experiment=synth/conformer decoder=none`` is the preset's model without its decoder.
+
+Every section is checked against its target's signature before anything is built, so a
+misspelt key fails at once with its dotted name.
 
     from asrkit.models.build import build_model
     model = build_model(config, vocab_size=4233)
@@ -33,6 +42,9 @@ from torch import nn
 
 from asrkit.models.asr_model import ASRModel
 from asrkit.models.intermediate import encoder_depth_dims, resolve_layers
+
+# decoder-section marker of "no attention decoder" (conf/decoder/none.yaml)
+NO_DECODER = "_none_"
 
 # keys the builder passes itself, per section
 FILLED_IN = {
@@ -75,8 +87,17 @@ def check_section(section: Mapping[str, Any], name: str, filled_in: tuple[str, .
 
 
 def has_decoder(config: Mapping[str, Any]) -> bool:
-    """False for ``decoder=none`` (an empty or null decoder section)."""
-    return bool(config.get("decoder"))
+    """False for ``decoder=none`` / ``model=ctc``: a decoder section marked ``_none_: true``
+    (whatever other keys a preset merged into it), or an empty or null one."""
+    section = config.get("decoder")
+    return bool(section) and not (isinstance(section, Mapping) and section.get(NO_DECODER))
+
+
+def decoder_section(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The decoder section to build (without the ``_none_`` marker), or None for none."""
+    if not has_decoder(config):
+        return None
+    return {k: v for k, v in config["decoder"].items() if k != NO_DECODER}
 
 
 def check_model_config(config: Mapping[str, Any]) -> None:
@@ -85,8 +106,15 @@ def check_model_config(config: Mapping[str, Any]) -> None:
         if not isinstance(config.get(name), Mapping):
             raise ModelConfigError(f"{name}: missing config section")
         check_section(config[name], name, FILLED_IN[name])
-    if has_decoder(config):
-        check_section(config["decoder"], "decoder", FILLED_IN["decoder"])
+    if not has_decoder(config):
+        return
+    if not isinstance(config["decoder"], Mapping):
+        raise ModelConfigError(f"decoder: must be a mapping, got {config['decoder']!r}")
+    decoder = decoder_section(config)
+    if "_target_" not in decoder:
+        raise ModelConfigError("decoder: no _target_ (the class or function to build); "
+                               "for a CTC-only model choose decoder=none or model=ctc")
+    check_section(decoder, "decoder", FILLED_IN["decoder"])
 
 
 def build_model(config: Mapping[str, Any], vocab_size: int | None = None) -> ASRModel:
@@ -102,7 +130,7 @@ def build_model(config: Mapping[str, Any], vocab_size: int | None = None) -> ASR
     encoder: nn.Module = instantiate(encoder_section)
     decoder = None
     if has_decoder(config):
-        decoder = instantiate(dict(config["decoder"]), vocab_size=vocab_size,
+        decoder = instantiate(decoder_section(config), vocab_size=vocab_size,
                               encoder_dim=encoder.output_dim)
     model_section = dict(config["model"])
     inter_decoders = _build_inter_decoders(config, encoder, vocab_size)
@@ -119,11 +147,11 @@ def _build_inter_decoders(config: Mapping[str, Any], encoder: nn.Module,
         return []
     if not has_decoder(config):
         raise ModelConfigError("model.inter_decoder_layers: needs an attention decoder "
-                               "(the decoder section is empty)")
+                               "(this config has decoder=none)")
     try:
         dims = encoder_depth_dims(encoder)
         resolved = resolve_layers(layers, len(dims), "model.inter_decoder_layers")
     except ValueError as e:
         raise ModelConfigError(str(e)) from e
-    return [instantiate(dict(config["decoder"]), vocab_size=vocab_size,
+    return [instantiate(decoder_section(config), vocab_size=vocab_size,
                         encoder_dim=dims[layer - 1]) for layer in resolved]

@@ -12,6 +12,14 @@ against their builder's signature (asrkit.models.build.check_section); ``data``,
 ``conf/``. Hydra itself already refuses ``key=value`` overrides of keys that do not exist;
 this also catches ``+key=value`` additions and keys presets introduce. Finally the model is
 built on the ``meta`` device (no memory, no time) so that impossible shapes fail here too.
+
+The built encoder also says how many input frames it turns into one output frame (its
+``subsampling``: 4/6/8 for ``encoder.input_layer=conv2d4/6/8``, 1 for ``linear``, 8 for
+ContextNet), and ``data.filters.subsampling`` must equal it: the data filter drops the
+transcripts CTC cannot align from that factor, and with a smaller one they would pass and
+train on a CTC loss of zero (infinite, zeroed by ``zero_infinity``) without a word. A mismatch is an error, not
+silently corrected: the data section stays the one config the data loader reads, and
+config.yaml records what was run.
 """
 
 from __future__ import annotations
@@ -196,10 +204,25 @@ def check_model_builds(config: Mapping[str, Any]) -> int:
                                 f"tokenizer in {tokenizer_dir}; leave vocab_size=null")
     with torch.device("meta"):
         model = build_model(config, vocab_size)
+    check_filter_subsampling(config, model.encoder)
     if config["trainer"]["mwer"]["enabled"] and model.decoder is None:
         _fail("trainer.mwer.enabled", "MWER fine-tuning needs an attention decoder "
                                       "(this model has decoder=none)")
     return vocab_size
+
+
+def check_filter_subsampling(config: Mapping[str, Any], encoder: Any) -> None:
+    """``data.filters.subsampling`` equals the encoder's frame-rate reduction (an encoder
+    without a ``subsampling`` attribute is not checked)."""
+    factor = getattr(encoder, "subsampling", None)
+    wanted = config["data"]["filters"]["subsampling"]
+    if factor is None or wanted == factor:
+        return
+    source = config["encoder"].get("input_layer")
+    source = f"encoder.input_layer={source}" if source else type(encoder).__name__
+    _fail("data.filters.subsampling", f"is {wanted} but the encoder ({source}) keeps one frame "
+          f"in {factor}; set data.filters.subsampling={factor}, or transcripts too long for "
+          f"CTC pass the filter and train with a zero loss")
 
 
 def check_train_config(config: Mapping[str, Any], check_files: bool = True) -> int:

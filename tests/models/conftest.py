@@ -1,5 +1,5 @@
 """Shared helpers for the model tests: padded batches with garbage (not zeros) in the
-padding, and the padding-invariance check."""
+padding, the padding-invariance check, and norms moved off their identity init."""
 
 from __future__ import annotations
 
@@ -29,6 +29,28 @@ def _assert_padding_invariant(run, feats, lens, out_lens_fn=None, atol=1e-5):
             assert int(batch_lens[b]) == n
             assert alone.shape[1] == n, "run alone, the output has no padding"
             torch.testing.assert_close(batch_out[b, :n], alone[0, :n], atol=atol, rtol=1e-5)
+
+
+def _randomize_norms(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """LayerNorm/BatchNorm affine parameters and BatchNorm running statistics away from their
+    identity init (weight 1, bias 0, mean 0, var 1), so that a missing, extra or swapped norm
+    changes the numbers. Returns ``module``."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for norm in module.modules():
+            if isinstance(norm, (torch.nn.LayerNorm, torch.nn.BatchNorm1d)):
+                norm.weight.copy_(0.5 + torch.rand(norm.weight.shape, generator=gen))
+                norm.bias.copy_(0.3 * torch.randn(norm.bias.shape, generator=gen))
+            if isinstance(norm, torch.nn.BatchNorm1d):
+                norm.running_mean.copy_(torch.randn(norm.running_mean.shape, generator=gen))
+                norm.running_var.copy_(0.5 + 1.5 * torch.rand(norm.running_var.shape,
+                                                              generator=gen))
+    return module
+
+
+@pytest.fixture
+def randomize_norms():
+    return _randomize_norms
 
 
 @pytest.fixture

@@ -54,3 +54,37 @@ def test_missing_required_key_and_bad_target_are_named():
 def test_vocab_size_is_required():
     with pytest.raises(ModelConfigError, match="vocab_size"):
         build_model(config(vocab_size=None))
+
+
+def test_none_marker_ignores_the_other_decoder_keys():
+    # what decoder=none gives under a preset that sets decoder keys of its own
+    model = build_model(config(decoder={"_none_": True, "d_model": 8, "num_layers": 6}))
+    assert model.decoder is None and model.ctc_weight == 1.0
+
+
+def test_decoder_keys_without_target_or_marker_name_the_way_out():
+    with pytest.raises(ModelConfigError, match="decoder: no _target_.*decoder=none"):
+        check_model_config(config(decoder={"d_model": 8}))
+
+
+@pytest.mark.parametrize("overrides", [
+    ["+experiment=synth/conformer", "decoder=none"],
+    ["+experiment=synth/conformer", "model=ctc"],
+    ["+experiment=aishell/conformer", "model=ctc"],
+    ["+experiment=aishell/conformer", "decoder=none"],
+    ["+experiment=librispeech/conformer_s", "decoder=none"],
+])
+def test_ctc_only_on_the_command_line_wins_over_any_preset(overrides):
+    # the presets set decoder keys (and ctc_weight 0.3 or 0.5) that merge into decoder=none
+    import torch
+
+    from asrkit.config import compose_train_config
+    from asrkit.models.param_count import count_parameters
+
+    cfg = compose_train_config([*overrides, "vocab_size=100"])
+    with torch.device("meta"):
+        model = build_model(cfg)
+    assert model.decoder is None and model.ctc_weight == 1.0
+    counts = count_parameters(model)
+    assert counts["decoder"] == 0 and counts["encoder"] > 0
+    assert counts["total"] == counts["encoder"] + counts["ctc"]

@@ -1,7 +1,12 @@
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from asrkit.models.encoders.conformer import ConformerEncoder
+from asrkit.models.mask import padding_mask
+from asrkit.models.rel_attention import RelPositionMultiHeadAttention
 
 
 def tiny_encoder(**kwargs) -> ConformerEncoder:
@@ -51,3 +56,56 @@ def test_wenet_block_parameter_count():
     assert count(encoder.input_layer) == 1_838_080
     assert count(encoder.layers[0]) == 2_635_520
     assert count(encoder) == 1_838_080 + 12 * 2_635_520 + 512
+
+
+def randomized_encoder(randomize_norms, **kwargs) -> ConformerEncoder:
+    """tiny_encoder with every LayerNorm and BatchNorm off its identity init."""
+    return randomize_norms(tiny_encoder(**kwargs), seed=1)
+
+
+def reference_block(layer, x: torch.Tensor, pos_emb: torch.Tensor,
+                    mask: torch.Tensor) -> torch.Tensor:
+    """Gulati et al. 2020, eq. 1, from the layer's own submodules: macaron half-step FFN,
+    rel-pos MHSA, conv module, half-step FFN (each pre-LayerNorm, residual), final LayerNorm."""
+    x = x + 0.5 * layer.feed_forward_macaron(layer.norm_ff_macaron(x))
+    x = x + layer.self_attn(layer.norm_mha(x), pos_emb, mask.unsqueeze(1))
+    x = x + layer.conv_module(layer.norm_conv(x), mask)
+    x = x + 0.5 * layer.feed_forward(layer.norm_ff(x))
+    return layer.norm_final(x)
+
+
+@pytest.mark.parametrize("conv_norm", ["batch_norm", "layer_norm"])
+def test_block_is_the_papers_macaron_composition(conv_norm, randomize_norms):
+    encoder = randomized_encoder(randomize_norms, conv_norm=conv_norm)
+    layer = encoder.layers[0]
+    assert isinstance(layer.self_attn, RelPositionMultiHeadAttention)
+    torch.manual_seed(1)
+    x = torch.randn(2, 9, 16)  # (batch, time, d_model)
+    mask = padding_mask(torch.tensor([9, 6]), 9)
+    _, pos_emb = encoder.pos_enc(x)  # (2T-1, d_model)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x, pos_emb, mask), reference_block(layer, x, pos_emb, mask))
+
+
+def test_encoder_is_input_layer_rel_positions_blocks_final_norm(randomize_norms):
+    encoder = randomized_encoder(randomize_norms)
+    torch.manual_seed(2)
+    feats, feat_lens = torch.randn(2, 48, 20), torch.tensor([48, 33])
+    with torch.no_grad():
+        x, lens = encoder.input_layer(feats, feat_lens)  # (batch, T', d_model)
+        x, pos_emb = x * math.sqrt(16), encoder.pos_enc(x)[1]  # x only scaled by sqrt(d)
+        mask = padding_mask(lens, x.size(1))
+        for layer in encoder.layers:
+            x = reference_block(layer, x, pos_emb, mask)
+        expected = F.layer_norm(x, (16,), encoder.final_norm.weight, encoder.final_norm.bias)
+        enc, enc_lens = encoder(feats, feat_lens)
+    assert torch.equal(enc_lens, lens)
+    torch.testing.assert_close(enc, expected)
+
+
+@pytest.mark.parametrize("activation,function", [("swish", F.silu), ("relu", F.relu)])
+def test_activation_reaches_both_ffns_and_the_conv_module(activation, function):
+    layer = tiny_encoder(activation=activation).layers[0]
+    x = torch.linspace(-3, 3, 16)
+    for module in (layer.feed_forward_macaron, layer.feed_forward, layer.conv_module):
+        torch.testing.assert_close(module.activation(x), function(x))

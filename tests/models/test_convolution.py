@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from asrkit.models.convolution import ConvolutionModule
 from asrkit.models.mask import padding_mask
@@ -24,3 +25,39 @@ def test_padded_frames_do_not_leak(norm, padded_batch, assert_padding_invariant)
 def test_even_kernel_is_rejected():
     with pytest.raises(ValueError, match="kernel_size"):
         ConvolutionModule(8, kernel_size=4)
+
+
+def reference_conv_module(conv: ConvolutionModule, x: torch.Tensor, mask: torch.Tensor,
+                          norm: str, kernel_size: int) -> torch.Tensor:
+    """Gulati et al. 2020, fig. 2, in torch.nn.functional ops on the module's weights:
+    pointwise d -> 2d, GLU, depthwise (kernel k, 'same' padding, padded frames zeroed),
+    BatchNorm (eval: running statistics) or LayerNorm over channels, swish, pointwise d -> d."""
+    d = x.size(-1)
+    y = x.transpose(1, 2)  # (batch, d, T)
+    y = F.conv1d(y, conv.pointwise_conv1.weight, conv.pointwise_conv1.bias)  # (batch, 2d, T)
+    y = y[:, :d] * torch.sigmoid(y[:, d:])  # GLU over channels
+    y = y * mask.unsqueeze(1)
+    y = F.conv1d(y, conv.depthwise_conv.weight, conv.depthwise_conv.bias,
+                 padding=kernel_size // 2, groups=d)
+    if norm == "batch_norm":
+        y = F.batch_norm(y, conv.norm.running_mean, conv.norm.running_var, conv.norm.weight,
+                         conv.norm.bias, training=False, eps=1e-5)
+    else:
+        y = F.layer_norm(y.transpose(1, 2), (d,), conv.norm.weight, conv.norm.bias,
+                         eps=1e-5).transpose(1, 2)
+    y = y * torch.sigmoid(y)  # swish
+    y = F.conv1d(y, conv.pointwise_conv2.weight, conv.pointwise_conv2.bias)
+    return y.transpose(1, 2)  # (batch, T, d)
+
+
+@pytest.mark.parametrize("kernel_size", [3, 7, 15])
+@pytest.mark.parametrize("norm", ["batch_norm", "layer_norm"])
+def test_matches_the_paper_in_torch_ops(norm, kernel_size, randomize_norms):
+    torch.manual_seed(0)
+    conv = randomize_norms(ConvolutionModule(8, kernel_size=kernel_size, norm=norm)).eval()
+    assert conv.depthwise_conv.weight.shape == (8, 1, kernel_size)
+    x = torch.randn(3, 20, 8)  # (batch, time, dim)
+    mask = padding_mask(torch.tensor([20, 13, 4]), 20)
+    with torch.no_grad():
+        expected = reference_conv_module(conv, x, mask, norm, kernel_size)
+        torch.testing.assert_close(conv(x, mask), expected, atol=1e-5, rtol=1e-5)

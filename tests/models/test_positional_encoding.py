@@ -22,6 +22,16 @@ def test_absolute_encoding_matches_formula():
         torch.testing.assert_close(out[0, t], reference_sinusoid(t + 3, 8), atol=1e-5, rtol=0)
 
 
+def test_absolute_encoding_scales_the_input_by_sqrt_d():
+    # Vaswani et al. 3.4/3.5: embeddings are multiplied by sqrt(d_model), then PE is added
+    pe = PositionalEncoding(8, dropout=0.0)
+    x = torch.randn(2, 5, 8)
+    out = pe(x)
+    for t in range(5):
+        expected = x[:, t] * math.sqrt(8) + reference_sinusoid(t, 8)
+        torch.testing.assert_close(out[:, t], expected, atol=1e-5, rtol=1e-5)
+
+
 def test_relative_encoding_covers_distances_t_minus_1_to_minus_t_plus_1():
     pe = RelPositionalEncoding(6, dropout=0.0)
     x = torch.randn(2, 4, 6)

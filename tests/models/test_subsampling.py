@@ -1,7 +1,12 @@
 import pytest
 import torch
 
-from asrkit.models.subsampling import Conv2dSubsampling, LinearInput, _conv_out, build_input_layer
+from asrkit.models.subsampling import (
+    Conv2dSubsampling,
+    LinearInput,
+    build_input_layer,
+    conv_output_length,
+)
 
 
 @pytest.mark.parametrize("name,factor", [("conv2d4", 4), ("conv2d6", 6), ("conv2d8", 8),
@@ -40,9 +45,9 @@ def test_narrow_conv_stack(factor):
     layer = build_input_layer(f"conv2d{factor}", 40, 144, channels=32)
     convs = [m for m in layer.conv if isinstance(m, torch.nn.Conv2d)]
     assert [c.out_channels for c in convs] == [32] * len(convs)
-    assert layer.out.in_features == 32 * _conv_out(40, layer.layers)
+    assert layer.out.in_features == 32 * conv_output_length(40, layer.layers)
     y, lens = layer(torch.randn(2, 97, 40), torch.tensor([97, 60]))
     assert y.shape == (2, int(lens[0]), 144)
-    assert lens.tolist() == [_conv_out(97, layer.layers), _conv_out(60, layer.layers)]
+    assert lens.tolist() == [conv_output_length(97, layer.layers), conv_output_length(60, layer.layers)]
     wide = build_input_layer(f"conv2d{factor}", 40, 144)
     assert sum(p.numel() for p in layer.parameters()) < sum(p.numel() for p in wide.parameters())

@@ -1,7 +1,12 @@
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from asrkit.models.encoders.transformer import TransformerEncoder
+from asrkit.models.mask import padding_mask
+from asrkit.models.positional_encoding import sinusoid
 
 
 def tiny_encoder(**kwargs) -> TransformerEncoder:
@@ -17,6 +22,7 @@ def test_shapes(input_layer, factor):
     assert enc.shape[0] == 2 and enc.shape[2] == encoder.output_dim == 16
     assert enc.shape[1] == int(lens[0]) and int(lens[1]) < int(lens[0])
     assert abs(enc.shape[1] - 50 / factor) < 2
+    assert encoder.subsampling == factor  # what data.filters.subsampling must equal
 
 
 @pytest.mark.parametrize("input_layer", ["conv2d4", "linear"])
@@ -24,3 +30,40 @@ def test_padding_invariance(input_layer, padded_batch, assert_padding_invariant)
     encoder = tiny_encoder(input_layer=input_layer)
     feats, lens = padded_batch([48, 33, 17], 20)
     assert_padding_invariant(encoder, feats, lens)
+
+
+def reference_layer(layer, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+    """Pre-norm Transformer layer from the layer's own submodules:
+    x + MHSA(LN(x)), then x + FFN(LN(x)) (no norm after the residual)."""
+    y = layer.norm_mha(x)
+    x = x + layer.self_attn(y, y, y, attn_mask)
+    return x + layer.feed_forward(layer.norm_ff(x))
+
+
+def randomized_encoder(randomize_norms, **kwargs) -> TransformerEncoder:
+    return randomize_norms(tiny_encoder(**kwargs), seed=1)
+
+
+def test_layer_is_pre_norm(randomize_norms):
+    layer = randomized_encoder(randomize_norms).layers[0]
+    torch.manual_seed(1)
+    x = 3.0 * torch.randn(2, 7, 16) + 1.0  # (batch, time, d_model), far from normalised
+    attn_mask = padding_mask(torch.tensor([7, 4]), 7).unsqueeze(1)  # (batch, 1, T)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x, attn_mask), reference_layer(layer, x, attn_mask))
+
+
+def test_encoder_is_input_layer_scaled_positions_layers_final_norm(randomize_norms):
+    encoder = randomized_encoder(randomize_norms)
+    torch.manual_seed(2)
+    feats, feat_lens = torch.randn(2, 48, 20), torch.tensor([48, 33])
+    with torch.no_grad():
+        x, lens = encoder.input_layer(feats, feat_lens)  # (batch, T', d_model)
+        x = x * math.sqrt(16) + sinusoid(torch.arange(x.size(1)), 16)  # Vaswani et al. 3.5
+        attn_mask = padding_mask(lens, x.size(1)).unsqueeze(1)
+        for layer in encoder.layers:
+            x = reference_layer(layer, x, attn_mask)
+        expected = F.layer_norm(x, (16,), encoder.final_norm.weight, encoder.final_norm.bias)
+        enc, enc_lens = encoder(feats, feat_lens)
+    assert torch.equal(enc_lens, lens)
+    torch.testing.assert_close(enc, expected)

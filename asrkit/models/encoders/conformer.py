@@ -77,6 +77,7 @@ class ConformerEncoder(nn.Module):
         self.output_dim = d_model
         self.input_layer = build_input_layer(input_layer, input_dim, d_model, dropout,
                                              input_channels)
+        self.subsampling = self.input_layer.factor  # input frames per output frame
         self.pos_enc = RelPositionalEncoding(d_model, positional_dropout)
         self.layers = nn.ModuleList(
             ConformerLayer(d_model, num_heads, ffn_dim, kernel_size, conv_norm, dropout,

@@ -176,6 +176,7 @@ class MoEConformerEncoder(nn.Module):
                              "importance_weight": importance_loss_weight}
         self.input_layer = build_input_layer(input_layer, input_dim, d_model, dropout,
                                              input_channels)
+        self.subsampling = self.input_layer.factor  # input frames per output frame
         self.pos_enc = RelPositionalEncoding(d_model, positional_dropout)
         embedding_dim = d_model if embedding_dim is None else embedding_dim
         self.embedding = None

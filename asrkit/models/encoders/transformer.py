@@ -58,6 +58,7 @@ class TransformerEncoder(nn.Module):
         self.output_dim = d_model
         self.input_layer = build_input_layer(input_layer, input_dim, d_model, dropout,
                                              input_channels)
+        self.subsampling = self.input_layer.factor  # input frames per output frame
         self.pos_enc = PositionalEncoding(d_model, positional_dropout)
         self.layers = nn.ModuleList(
             TransformerEncoderLayer(d_model, num_heads, ffn_dim, dropout, attention_dropout,
