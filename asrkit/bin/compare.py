@@ -2,7 +2,7 @@
 
     asrkit compare exp/transformer exp/conformer
     asrkit compare exp/* --sets test test_unseen --methods ctc_greedy attention_rescoring
-    asrkit compare exp/a exp/b --format csv > results.csv
+    asrkit compare exp/a exp/b --format csv --pairs-csv pairs.csv > results.csv
     asrkit compare exp/a exp/b --plot wer.png --metric cer
 
 Reads every `<exp>/decode/<set>/<method>/wer.json` (written by `asrkit decode`) and prints
@@ -10,8 +10,14 @@ one table: a row per experiment and method, a column per test set, with the para
 epochs and training hours of the decoded checkpoint. For every two experiments scored on the
 same set with the same method it gives the difference with a 95 % confidence interval from
 paired bootstrap resampling over utterances (Bisani & Ney 2004) and whether it is
-significant. --format csv prints one row per experiment × set × method instead (the pairs go
-to --pairs-csv FILE). Exit status 2 on bad input.
+significant.
+
+--format csv prints one table only, so that stdout stays a single CSV file: a row per
+experiment × set × method. The pairwise differences and confidence intervals are NOT in it;
+write them with --pairs-csv FILE (a second CSV: set, method, a, b, metric, value_a, value_b,
+delta, ci_low, ci_high, prob_b_better, significant, utts); without it a note on stderr says
+how many pairs were left out. --plot draws a missing result as "n/a", not as a 0 % bar.
+Exit status 2 on bad input.
 """
 
 from __future__ import annotations
@@ -28,11 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sets", nargs="+", help="only these test sets (manifest stems)")
     parser.add_argument("--methods", nargs="+", help="only these decoding methods")
     parser.add_argument("--metric", choices=("wer", "cer"), default="wer")
-    parser.add_argument("--format", choices=("md", "csv"), default="md")
+    parser.add_argument("--format", choices=("md", "csv"), default="md",
+                        help="md: results and pairwise tables; csv: the results only, one "
+                             "row per experiment x set x method (pairs: --pairs-csv)")
     parser.add_argument("--plot", type=Path, metavar="FILE.png",
-                        help="also draw the metric per set and method")
+                        help="also draw the metric per set and method (missing: n/a)")
     parser.add_argument("--pairs-csv", type=Path, metavar="FILE",
-                        help="write the pairwise bootstrap results as CSV")
+                        help="write the pairwise differences with their bootstrap "
+                             "confidence intervals as CSV (the only place --format csv "
+                             "puts them)")
     parser.add_argument("--bootstrap-samples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     return parser
@@ -58,6 +68,10 @@ def main(argv: list[str]) -> int:
           end="")
     if args.pairs_csv:
         args.pairs_csv.write_text(format_pairs_csv(comparison), encoding="utf-8")
+    elif args.format == "csv" and comparison.pairs:
+        print(f"asrkit compare: {len(comparison.pairs)} pairwise difference(s) with "
+              "confidence intervals are not in the CSV; write them with --pairs-csv FILE",
+              file=sys.stderr)
     if args.plot:
         path = plot(comparison, args.plot)
         print(f"plot: {path}", file=sys.stderr)

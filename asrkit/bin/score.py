@@ -1,4 +1,4 @@
-"""Score hypotheses against references: WER/CER with S/D/I counts (jiwer).
+"""Score hypotheses against references: WER/CER with S/D/I counts (sclite's alignment).
 
     asrkit score --ref exp/x/decode/test/joint/ref.txt --hyp exp/x/decode/test/joint/hyp.txt
     asrkit score --ref ref.txt --hyp hyp.txt --cer --normalize lower nopunct
@@ -9,6 +9,14 @@ Files hold `<id> <text>` per line (Kaldi's `text`; an id alone is an empty text)
 reference is scored; a reference without a hypothesis counts as an empty hypothesis (all
 deletions); a hypothesis without a reference is an error. --normalize takes any of
 `lower upper nopunct none` and is printed with the result. Exit status 2 on bad input.
+
+Every utterance is aligned as NIST sclite aligns it (weights substitution 4, deletion 3,
+insertion 3, and sclite's tie-break), so the WER, CER, S/D/I counts and alignments equal
+`sclite -s` on the same texts (CER: on the characters written as words). Unlike sclite's
+default, scoring is case-sensitive: use --normalize lower to ignore case.
+
+With --json, a rate that is undefined (no reference words but some hypothesis words) is
+null; printed as text it reads `inf`.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from asrkit.scoring.wer import (
     format_alignments,
     format_errors_file,
     format_result_line,
+    json_safe,
     read_text,
     score_texts,
 )
@@ -38,7 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "character alignments")
     parser.add_argument("--normalize", nargs="+", default=[], metavar="OPT",
                         help=f"text normalisation: any of {' '.join(OPTION_WORDS)}")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--json", action="store_true",
+                        help="print the result as JSON (the scoring keys of wer.json; "
+                             "wer/cer null when undefined: no reference tokens but some "
+                             "hypothesis tokens)")
     parser.add_argument("--errors", type=Path, help="write per-utterance alignments here")
     parser.add_argument("--show-alignments", action="store_true",
                         help="print the per-utterance alignments after the result")
@@ -57,7 +69,8 @@ def main(argv: list[str]) -> int:
     if args.errors:
         args.errors.write_text(format_errors_file(result, unit), encoding="utf-8")
     if args.json:
-        print(json.dumps({**result.summary(), "rtf": None}, indent=2, ensure_ascii=False))
+        print(json.dumps(json_safe({**result.summary(), "rtf": None}), indent=2,
+                         ensure_ascii=False, allow_nan=False))
         return 0
     print(format_result_line(result, unit))
     print(format_result_line(result, "word" if args.cer else "char"))

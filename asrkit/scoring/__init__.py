@@ -1,2 +1,2 @@
-"""Scoring: WER/CER with alignments (jiwer), text normalisation, paired bootstrap
+"""Scoring: WER/CER with sclite's alignments, text normalisation, paired bootstrap
 significance, and the comparison of decode results across experiment directories."""

@@ -5,6 +5,7 @@ paired-bootstrap confidence interval (asrkit.scoring.bootstrap).
 
     comparison = compare_experiments(["exp/conformer", "exp/transformer"], sets=["test"])
     print(format_markdown(comparison))    # or format_csv(comparison); plot(comparison, "wer.png")
+    print(format_pairs_csv(comparison))   # the pairwise differences alone, as CSV
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ def format_markdown(comparison: Comparison) -> str:
                      if first else ["", "", "", ""])
             lines.append(_row([*cells, method, *(_pct(v) for v in values)]))
             first = False
-    lines += ["", *_normalisations(comparison)]
+    lines += ["", *normalisation_lines(comparison)]
     if comparison.pairs:
         first_pair = comparison.pairs[0].result
         note = (f"Paired bootstrap over utterances ({first_pair.num_samples} resamples): "
@@ -197,7 +198,21 @@ def format_pairs_csv(comparison: Comparison) -> str:
 
 
 def plot(comparison: Comparison, path: str | Path) -> Path:
-    """Grouped bars: one group per (set, method), one bar per experiment (matplotlib Agg)."""
+    """Draw :func:`plot_figure` to ``path`` (PNG, or any format matplotlib knows)."""
+    import matplotlib.pyplot as plt
+
+    fig = plot_figure(comparison)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_figure(comparison: Comparison):
+    """Grouped bars: one group per (set, method), one bar per experiment (matplotlib Agg).
+    A result that is missing (an experiment not decoded on that set with that method, or
+    an undefined rate) has no bar but an upright "n/a" in its slot, unlike a 0 % bar."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -209,21 +224,22 @@ def plot(comparison: Comparison, path: str | Path) -> Path:
     for i, info in enumerate(comparison.experiments):
         values = [comparison.value(info, s, m) for s, m in groups]
         xs = [g + (i - (len(comparison.experiments) - 1) / 2) * width for g in range(len(groups))]
-        ax.bar(xs, [v if v is not None else 0.0 for v in values], width, label=info.name)
+        ax.bar([x for x, v in zip(xs, values) if v is not None],
+               [v for v in values if v is not None], width, label=info.name, color=f"C{i}")
+        for x in (x for x, v in zip(xs, values) if v is None):
+            ax.text(x, 0.0, "n/a", rotation=90, ha="center", va="bottom", fontsize=7,
+                    color=f"C{i}")
     ax.set_xticks(range(len(groups)), [f"{s}\n{m}" for s, m in groups], fontsize=8)
     ax.set_ylabel(f"{comparison.metric.upper()} (%)")
-    ax.set_title(f"{comparison.metric.upper()} per test set and method")
+    ax.set_title(f"{comparison.metric.upper()} per test set and method (n/a: not scored)")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig
 
 
-def _normalisations(comparison: Comparison) -> list[str]:
+def normalisation_lines(comparison: Comparison) -> list[str]:
+    """``Text normalisation: ….`` when every result was scored alike, else a warning."""
     from asrkit.scoring.normalize import TextNormalizer
 
     described = {TextNormalizer.from_dict(run.summary.get("normalize")).describe()

@@ -3,11 +3,13 @@
     exp/<name>/decode/<set>/<method>/
         hyp.txt      <id> <hypothesis>   (as decoded, not normalised)
         ref.txt      <id> <reference>    (the manifest's text)
-        wer.json     {"wer", "cer" (percent), "sub", "del", "ins", "ref_words", "utts", "rtf",
-                      "char_sub", "char_del", "char_ins", "ref_chars", "normalize",
-                      "missing_hyps", "set", "method", "checkpoint", "manifest",
-                      "failed", "audio_seconds", "decode": {beam, ctc_weight, ...}}
-        errors.txt   per-utterance aligned REF/HYP (sclite pralign style) after normalisation
+        wer.json     {"wer", "cer" (percent; null if undefined: errors but no reference tokens),
+                      "sub", "del", "ins", "ref_words", "utts", "rtf", "char_sub",
+                      "char_del", "char_ins", "ref_chars", "normalize", "missing_hyps",
+                      "set", "method", "checkpoint", "manifest", "failed",
+                      "audio_seconds", "decode": {beam, ctc_weight, ...}}
+        errors.txt   per-utterance aligned REF/HYP (sclite's alignment, pralign style) after
+                     normalisation
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from asrkit.scoring.normalize import TextNormalizer
-from asrkit.scoring.wer import format_errors_file, read_text, score_texts, write_text
+from asrkit.scoring.wer import (
+    format_errors_file,
+    json_safe,
+    read_text,
+    score_texts,
+    write_text,
+)
 
 DECODE_DIR = "decode"
 WER_FILE = "wer.json"
@@ -33,7 +41,8 @@ def method_dir(exp_dir: str | Path, set_name: str, method: str) -> Path:
 def write_decode_result(out_dir: str | Path, refs: Mapping[str, str], hyps: Mapping[str, str],
                         normalizer: TextNormalizer, rtf: float | None = None,
                         extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Score ``hyps`` against ``refs`` and write the four files; returns wer.json's dict."""
+    """Score ``hyps`` against ``refs`` and write the four files; returns wer.json's dict
+    (an undefined rate is inf there and null in the file)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = score_texts(refs, hyps, normalizer)
@@ -42,7 +51,8 @@ def write_decode_result(out_dir: str | Path, refs: Mapping[str, str], hyps: Mapp
     write_text(out_dir / "hyp.txt", {uid: hyps.get(uid, "") for uid in refs})
     write_text(out_dir / "ref.txt", refs)
     (out_dir / "errors.txt").write_text(format_errors_file(result), encoding="utf-8")
-    _write_atomic(out_dir / WER_FILE, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    _write_atomic(out_dir / WER_FILE, json.dumps(json_safe(summary), indent=2,
+                                                 ensure_ascii=False, allow_nan=False) + "\n")
     return summary
 
 

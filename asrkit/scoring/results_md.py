@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from asrkit.scoring.compare import Comparison, compare_experiments
+from asrkit.scoring.compare import Comparison, compare_experiments, normalisation_lines
 from asrkit.scoring.decode_dir import find_runs
 
 RESULTS_FILE = "results.md"
@@ -24,7 +24,8 @@ def format_results_md(exp_dir: str | Path) -> str:
              f"{info.epochs} epochs" if info.epochs is not None else None,
              f"{info.train_hours:.2f} training hours" if info.train_hours is not None else None]
     lines = [f"# Results: {exp_dir.name}", "",
-             " · ".join(f for f in facts if f) or "(no checkpoint information)", ""]
+             " · ".join(f for f in facts if f) or "(no checkpoint information)", "",
+             *normalisation_lines(comparison), ""]
     for metric in ("wer", "cer"):
         comparison.metric = metric
         lines += [f"## {metric.upper()} (%)", "", *_table(comparison, metric), ""]

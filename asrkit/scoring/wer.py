@@ -1,4 +1,5 @@
-"""Word and character error rates with per-utterance alignments (jiwer), sclite-style reports.
+"""Word and character error rates with per-utterance alignments equal to sclite's, and
+sclite-style reports.
 
     from asrkit.scoring.wer import read_text, score_texts
     refs, hyps = read_text("ref.txt"), read_text("hyp.txt")     # {id: text}, "<id> <text>" lines
@@ -6,41 +7,38 @@
     result.summary()   # {"wer": 12.3, "cer": 4.5, "sub": ..., "del": ..., "ins": ..., ...}
     print(format_alignments(result.words))                       # errors.txt
 
-WER = (S + D + I) / N over the words of the whole set (N = reference words), the minimum
-edit distance with unit costs (jiwer, i.e. RapidFuzz's Levenshtein). CER is the same over
-characters with whitespace removed (as WeNet's compute-cer: a Mandarin CER, a letter error
-rate for English).
-
-sclite (NIST SCTK) aligns with weights substitution 4, deletion 3, insertion 3, so it
-minimises 3·(S + D + I) + S rather than S + D + I. On nearly every utterance the two agree
-on the number of errors, but (1) among alignments with the same number of errors sclite
-prefers fewer substitutions, so the split can differ — where jiwer counts two substitutions,
-sclite may count one deletion and one insertion (same WER); and (2) rarely, on utterances
-with long repeated runs, sclite picks an alignment with one more error but several fewer
-substitutions (ref ``a a a b b b b`` / hyp ``a c c c a a``: jiwer 6 errors, sclite 7). The
-per-set WER then differs by that error count. sclite is also case-insensitive by default
-(``-s`` makes it case-sensitive, as here).
+WER = (S + D + I) / N over the words of the whole set (N = reference words). Each utterance
+is aligned as NIST sclite aligns it (asrkit.scoring.align: weights substitution 4, deletion
+3, insertion 3 and sclite's tie-break), so S, D, I per utterance, the WER and errors.txt are
+sclite's (run with ``-s``), not the minimum edit distance: on rare utterances with repeated
+runs sclite's alignment has one error more (ref ``a a a b b b b`` / hyp ``a c c c a a``: 7
+errors where Levenshtein has 6), and where a substitution could be a deletion plus an
+insertion the split is sclite's. CER is the same over characters with whitespace removed (as
+WeNet's compute-cer: a Mandarin CER, a letter error rate for English), equal to sclite run on
+the characters as words. Unlike sclite's default, scoring is case-sensitive (normalise with
+``case: lower`` to ignore case).
 """
 
 from __future__ import annotations
 
+import math
 import unicodedata
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from operator import itemgetter
 from pathlib import Path
+from typing import Any
 
-import jiwer
-
+from asrkit.scoring.align import CORRECT, DELETION, INSERTION, SUBSTITUTION, align_batch
 from asrkit.scoring.normalize import TextNormalizer
-
-CORRECT, SUBSTITUTION, DELETION, INSERTION = "C", "S", "D", "I"
-_JIWER_OPS = {"equal": CORRECT, "substitute": SUBSTITUTION, "delete": DELETION,
-              "insert": INSERTION}
 
 
 @dataclass
 class UtteranceAlignment:
-    """One utterance aligned: ``pairs`` of (op, ref token or None, hyp token or None)."""
+    """One utterance aligned: ``pairs`` of (op, ref token or None, hyp token or None)
+    (counted once, on first use: not to be changed afterwards)."""
 
     id: str
     ref: list[str]
@@ -48,11 +46,15 @@ class UtteranceAlignment:
     pairs: list[tuple[str, str | None, str | None]]
 
     def count(self, op: str) -> int:
-        return sum(1 for o, _, _ in self.pairs if o == op)
+        return self._counts[op]
 
     @property
     def errors(self) -> int:
-        return sum(1 for o, _, _ in self.pairs if o != CORRECT)
+        return len(self.pairs) - self._counts[CORRECT]
+
+    @cached_property
+    def _counts(self) -> Counter:
+        return Counter(map(itemgetter(0), self.pairs))
 
 
 @dataclass
@@ -100,7 +102,9 @@ class ScoreResult:
     missing: list[str] = field(default_factory=list)  # reference ids without a hypothesis
 
     def summary(self) -> dict:
-        """The scoring keys of wer.json (rates in percent, counts at word level)."""
+        """The scoring keys of wer.json (rates in percent, counts at word level). A rate is
+        ``inf`` when the references have no tokens but the hypotheses do (``json_safe``
+        writes it as null)."""
         return {
             "wer": round(self.words.rate, 4), "cer": round(self.chars.rate, 4),
             "sub": self.words.sub, "del": self.words.dele, "ins": self.words.ins,
@@ -116,32 +120,14 @@ def words_of(text: str) -> list[str]:
 
 
 def chars_of(text: str) -> list[str]:
-    return [ch for ch in text if not ch.isspace()]
+    return list("".join(text.split()))   # str.split() splits at every str.isspace() char
 
 
 def align(ids: Sequence[str], refs: Sequence[Sequence[str]],
           hyps: Sequence[Sequence[str]]) -> list[UtteranceAlignment]:
-    """Minimum-edit-distance alignment of each (ref, hyp) token list pair (jiwer)."""
-    if not ids:
-        return []
-    # tokens are joined with single spaces; they never contain whitespace themselves
-    output = jiwer.process_words([" ".join(r) for r in refs], [" ".join(h) for h in hyps])
-    aligned = []
-    for uid, ref, hyp, chunks in zip(ids, output.references, output.hypotheses,
-                                     output.alignments):
-        pairs: list[tuple[str, str | None, str | None]] = []
-        for chunk in chunks:
-            op = _JIWER_OPS[chunk.type]
-            ref_part = ref[chunk.ref_start_idx: chunk.ref_end_idx]
-            hyp_part = hyp[chunk.hyp_start_idx: chunk.hyp_end_idx]
-            if op == DELETION:
-                pairs += [(op, r, None) for r in ref_part]
-            elif op == INSERTION:
-                pairs += [(op, None, h) for h in hyp_part]
-            else:
-                pairs += [(op, r, h) for r, h in zip(ref_part, hyp_part)]
-        aligned.append(UtteranceAlignment(uid, list(ref), list(hyp), pairs))
-    return aligned
+    """sclite's alignment (asrkit.scoring.align) of each (ref, hyp) token list pair."""
+    return [UtteranceAlignment(uid, list(ref), list(hyp), pairs)
+            for uid, ref, hyp, pairs in zip(ids, refs, hyps, align_batch(refs, hyps))]
 
 
 def score_texts(refs: Mapping[str, str], hyps: Mapping[str, str],
@@ -161,6 +147,18 @@ def score_texts(refs: Mapping[str, str], hyps: Mapping[str, str],
     words = align(ids, [words_of(t) for t in ref_texts], [words_of(t) for t in hyp_texts])
     chars = align(ids, [chars_of(t) for t in ref_texts], [chars_of(t) for t in hyp_texts])
     return ScoreResult(ErrorCounts(words), ErrorCounts(chars), normalizer, missing)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` (a summary dict, or anything in one) with every non-finite float (an
+    undefined rate) replaced by None, so that it is valid JSON (null)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
 
 
 def format_result_line(result: ScoreResult, unit: str = "word") -> str:

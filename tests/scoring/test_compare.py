@@ -9,7 +9,13 @@ from asrkit.bin.compare import main
 from asrkit.config import compose_train_config
 from asrkit.models.build import build_model
 from asrkit.models.param_count import count_parameters
-from asrkit.scoring.compare import compare_experiments, format_csv, format_markdown, plot
+from asrkit.scoring.compare import (
+    compare_experiments,
+    format_csv,
+    format_markdown,
+    plot,
+    plot_figure,
+)
 from asrkit.scoring.decode_dir import write_decode_result
 from asrkit.scoring.normalize import TextNormalizer
 from asrkit.scoring.results_md import refresh_results_md
@@ -119,6 +125,7 @@ def test_results_md_is_the_experiments_own_table(experiments):
     assert text.startswith("# Results: baseline")
     assert "| method | dev | test |" in text and "## CER (%)" in text
     assert "10 epochs" in text and "2.00 training hours" in text
+    assert "\nText normalisation: none.\n" in text  # as `asrkit compare` prints it
 
 
 def test_same_set_name_with_other_references_is_not_paired(experiments, tmp_path):
@@ -129,3 +136,35 @@ def test_same_set_name_with_other_references_is_not_paired(experiments, tmp_path
     comparison = compare_experiments([a, other], methods=["attention"])
     assert comparison.pairs == []
     assert "different references" in format_markdown(comparison)
+
+
+def test_plot_marks_a_missing_result_unlike_a_zero_bar(experiments):
+    """`better` was not decoded on dev: its slot holds "n/a", not a 0-height bar."""
+    import matplotlib.pyplot as plt
+
+    a, b, *_ = experiments
+    comparison = compare_experiments([a, b], methods=["attention"])  # groups: dev, test
+    fig = plot_figure(comparison)
+    try:
+        ax = fig.axes[0]
+        marks = [(t.get_text(), t.get_position()[0]) for t in ax.texts]
+        assert len(marks) == 1 and marks[0][0] == "n/a"
+        assert marks[0][1] == pytest.approx(0 + 0.5 * 0.4)  # dev group, second experiment
+        bars = [p for p in ax.patches if p.get_height() > 0]
+        assert len(ax.patches) == len(bars) == 3  # baseline dev, baseline test, better test
+    finally:
+        plt.close(fig)
+
+
+def test_csv_leaves_the_pairs_to_pairs_csv_and_says_so(experiments, tmp_path, capsys):
+    a, b, *_ = experiments
+    assert main([str(a), str(b), "--format", "csv"]) == 0
+    captured = capsys.readouterr()
+    rows = list(csv.DictReader(io.StringIO(captured.out)))  # stdout: one CSV table
+    assert len(rows) == 6 and "ci_low" not in captured.out  # 2 x 2 + 1 x 2 results
+    assert "2 pairwise difference(s)" in captured.err and "--pairs-csv" in captured.err
+    assert main([str(a), str(b), "--format", "csv", "--pairs-csv", str(tmp_path / "p.csv")]) == 0
+    assert capsys.readouterr().err == ""
+    pairs = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert [(p["set"], p["a"], p["b"]) for p in pairs] == [("test", "baseline", "better")] * 2
+    assert float(pairs[0]["ci_low"]) <= float(pairs[0]["delta"]) <= float(pairs[0]["ci_high"])

@@ -1,6 +1,8 @@
 import json
 
-from asrkit.bin.score import main
+from asrkit.bin.score import build_parser, main
+from asrkit.scoring.decode_dir import write_decode_result
+from asrkit.scoring.normalize import TextNormalizer
 
 
 def _files(tmp_path, refs, hyps):
@@ -40,3 +42,27 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, capsys):
     assert main(["--ref", str(tmp_path / "none.txt"), "--hyp", str(tmp_path / "hyp.txt")]) == 2
     assert "none.txt: not found" in capsys.readouterr().err
     assert main([*args[:2], "--hyp", str(tmp_path / "ref.txt"), "--normalize", "loud"]) == 2
+
+
+def test_json_is_valid_when_the_rate_is_undefined(tmp_path, capsys):
+    """No reference words but hypothesis words: the rates are null (not `Infinity`)."""
+    args = _files(tmp_path, {"u1": ""}, {"u1": "noise words"})
+    assert main([*args, "--json"]) == 0
+    out = capsys.readouterr().out
+
+    def reject(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    result = json.loads(out, parse_constant=reject)
+    assert result["wer"] is None and result["cer"] is None
+    assert (result["ins"], result["ref_words"]) == (2, 0)
+    assert "null" in " ".join(build_parser().format_help().split())
+    assert main(args) == 0
+    assert capsys.readouterr().out.startswith("WER inf % [ 2 / 0, 0 sub, 0 del, 2 ins ]")
+
+
+def test_wer_json_of_a_decode_is_valid_json_too(tmp_path):
+    summary = write_decode_result(tmp_path, {"u1": ""}, {"u1": "x"}, TextNormalizer())
+    assert summary["wer"] == float("inf")
+    text = (tmp_path / "wer.json").read_text()
+    assert '"wer": null' in text and "Infinity" not in text
