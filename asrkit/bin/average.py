@@ -1,11 +1,13 @@
 """Average the weights of the last or best N epoch checkpoints of an experiment.
 
-    asrkit average exp/conformer --num 10                    # last 10 -> exp/conformer/avg_10.pt
-    asrkit average exp/conformer --num 5 --best-by dev_wer   # best 5 by dev WER
+    asrkit average exp/conformer --num 10                  # last 10 -> exp/conformer/avg_10.pt
+    asrkit average exp/conformer --num 5 --best-by dev_wer # best 5 -> avg_best_dev_wer_5.pt
     asrkit average exp/conformer --num 5 --best-by dev_loss --out exp/conformer/best5.pt
 
 The output is a checkpoint like the others (decoding loads it with load_model) and records
-which checkpoints went in (`averaged_from`).
+which checkpoints went in (`averaged_from`). Ties in --best-by go to the newer epoch. Asking
+for more checkpoints than exp_dir/checkpoints holds is an error (exit 2) naming how many
+there are.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--best-by", metavar="METRIC",
                      help="pick the best by this dev metric: dev_loss, dev_wer, dev_cer, dev_acc")
     how.add_argument("--last", action="store_true", help="pick the newest (the default)")
-    parser.add_argument("--out", type=Path, help="output file (default EXP_DIR/avg_NUM.pt)")
+    parser.add_argument("--out", type=Path, help="output file (default EXP_DIR/avg_NUM.pt, "
+                                                 "or EXP_DIR/avg_best_METRIC_NUM.pt with "
+                                                 "--best-by)")
     return parser
 
 

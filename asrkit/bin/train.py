@@ -9,7 +9,10 @@
 Every key of conf/ can be overridden (`optim=adamw scheduler=warmup_cosine optim.lr=2e-3
 trainer.accum_grad=4 trainer.precision=bf16`). The config is checked before anything heavy
 starts: an unknown key or a bad value exits at once with status 2 naming the key.
-Rerunning the same command continues from the newest checkpoint (trainer.resume=auto).
+Rerunning the same command continues from the newest checkpoint (trainer.resume=auto); with
+a larger trainer.max_epochs it trains on, the learning-rate schedule stretched to the new
+length. exp_dir is the run directory: hydra.* overrides (hydra.run.dir, ...) are refused,
+as Hydra's launcher is not used.
 
     asrkit train -m encoder=transformer,conformer optim.lr=1e-3,2e-3 exp_dir=exp/sweep ...
 

@@ -8,6 +8,12 @@ within `max_frames` whichever factors are drawn. `ResumableLoader` advances the
 sampler's position for every batch it hands out, so its `state_dict()` resumes exactly
 where the training loop stopped, whatever the workers had read ahead. Workers are not
 persistent: each epoch starts them afresh with the dataset's epoch set.
+
+A batch none of whose utterances loaded is left out of an evaluation loader; a training
+loader (``keep_empty``) yields it as ``{"ids": [], "failed": [...]}`` so that every DDP
+rank takes the same sequence of micro-batches (the trainer skips it on all ranks together:
+a rank that silently took one batch fewer would sync its gradients at another micro-batch
+than the others and mismatch their collectives).
 """
 
 from __future__ import annotations
@@ -37,13 +43,15 @@ class LoadFailureError(RuntimeError):
 
 class ResumableLoader:
     def __init__(self, dataset: ASRDataset, sampler: BucketingBatchSampler, num_workers: int = 0,
-                 max_fail_fraction: float = 0.01, name: str = "data"):
+                 max_fail_fraction: float = 0.01, name: str = "data", keep_empty: bool = False):
+        """keep_empty: yield a batch whose utterances all failed to load (``ids`` empty)."""
         self.dataset = dataset
         self.sampler = sampler
         self.num_workers = num_workers
         self.max_failures = int(max_fail_fraction * len(dataset))
         self.max_fail_fraction = max_fail_fraction
         self.name = name
+        self.keep_empty = keep_empty
         self.failed: list[tuple[str, str]] = []  # this epoch's failures
 
     def set_epoch(self, epoch: int) -> None:
@@ -71,7 +79,7 @@ class ResumableLoader:
                     f"{self.name}: {len(self.failed)} of {len(self.dataset)} utterances failed to "
                     f"load this epoch (more than max_fail_fraction={self.max_fail_fraction}); "
                     f"last: {utt_id}: {reason}")
-            if batch["ids"]:
+            if batch["ids"] or self.keep_empty:
                 yield batch
 
     def state_dict(self) -> dict:
@@ -120,7 +128,7 @@ def build_loader(
         shuffle=train and sampler_cfg["shuffle"], seed=sampler_cfg["seed"], rank=rank,
         world_size=world_size)
     return ResumableLoader(dataset, sampler, data_cfg["num_workers"],
-                           data_cfg["max_fail_fraction"], name=name)
+                           data_cfg["max_fail_fraction"], name=name, keep_empty=train)
 
 
 def longest_frames(extractor: FbankExtractor, duration: float, slowest_speed: float) -> int:

@@ -16,7 +16,8 @@ What other code relies on (decoding, scoring, compare):
       tensorboard/         scalars (train/<term>, dev/<term>, lr, grad_norm, frames_per_s)
                            and attention images
       checkpoints/         epoch_N.pt, step_N.pt, last.pt -> newest
-      avg_N.pt             averaged weights (`asrkit average`)
+      avg_N.pt             averaged weights of the last N epochs (`asrkit average`);
+                           avg_best_<metric>_N.pt: the best N by a dev metric
 
 Every checkpoint loads with ``torch.load(weights_only=True)`` and
 ``asrkit.models.checkpoint.load_model``: ``model``, ``config``, ``epoch``, ``step``,

@@ -2,7 +2,13 @@
 (the last N epochs, or the best N by a dev metric), as ESPnet and WeNet do before decoding.
 
     asrkit average exp/conformer --num 10                    # last 10 epochs -> avg_10.pt
-    asrkit average exp/conformer --num 5 --best-by dev_wer   # best 5 by dev WER
+    asrkit average exp/conformer --num 5 --best-by dev_wer   # best 5 -> avg_best_dev_wer_5.pt
+
+The two ways are named apart, so one never overwrites the other (the recipes decode
+``avg_<avg_num>.pt``, the last N). Best-by ties go to the newer epoch (a plateau of equal dev
+WERs picks its latest epochs, as the last-N rule would). Asking for more checkpoints than
+the experiment holds is an error naming how many there are: the file name promises N
+(``trainer.keep_last`` / ``keep_best`` bound how many epoch checkpoints are kept).
 
 Floating-point tensors are averaged (summed in float64, then cast back); integer tensors
 (BatchNorm's ``num_batches_tracked``) are taken from the newest checkpoint. The result is a
@@ -31,29 +37,39 @@ from asrkit.training.checkpoint import (
 log = logging.getLogger(__name__)
 
 
+def default_output_name(num: int, best_by: str | None = None) -> str:
+    """``avg_<num>.pt`` for the last ``num`` epochs, ``avg_best_<metric>_<num>.pt`` for the
+    best ``num`` by a dev metric."""
+    return f"avg_{num}.pt" if best_by is None else f"avg_best_{best_by}_{num}.pt"
+
+
 def select_checkpoints(exp_dir: str | Path, num: int, best_by: str | None = None,
                        ) -> list[CheckpointInfo]:
     """``num`` epoch checkpoints of ``exp_dir``: the newest, or the best by ``best_by``
-    (e.g. dev_loss, dev_wer); fewer if fewer exist (with a warning). Oldest first."""
+    (e.g. dev_loss, dev_wer; ties: the newer); ValueError if fewer exist. Oldest first."""
     if num < 1:
         raise ValueError(f"--num must be >= 1, got {num}")
-    epochs = [i for i in list_checkpoints(Path(exp_dir) / "checkpoints") if i.kind == "epoch"]
+    directory = Path(exp_dir) / "checkpoints"
+    epochs = [i for i in list_checkpoints(directory) if i.kind == "epoch"]
     if not epochs:
-        raise FileNotFoundError(f"{exp_dir}/checkpoints: no epoch_N.pt checkpoint")
-    if best_by is None:
-        chosen = epochs[-num:]
-    else:
-        scored = [i for i in epochs if isinstance(i.metrics.get(best_by), (int, float))]
-        if not scored:
+        raise FileNotFoundError(f"{directory}: no epoch_N.pt checkpoint")
+    pool = epochs
+    if best_by is not None:
+        pool = [i for i in epochs if isinstance(i.metrics.get(best_by), (int, float))]
+        if not pool:
             known = sorted({k for i in epochs for k in i.metrics})
             raise ValueError(f"--best-by {best_by}: no checkpoint records it "
                              f"(recorded: {', '.join(known)})")
-        scored.sort(key=lambda i: i.metrics[best_by], reverse=metric_is_higher_better(best_by))
-        chosen = sorted(scored[:num], key=lambda i: i.step)
-    if len(chosen) < num:
-        log.warning("only %d epoch checkpoint(s) available, averaging %d instead of %d",
-                    len(chosen), len(chosen), num)
-    return chosen
+    if len(pool) < num:
+        which = f"epoch checkpoint(s) recording {best_by}" if best_by else "epoch checkpoint(s)"
+        raise ValueError(f"--num {num}: {directory} holds only {len(pool)} {which} "
+                         f"({', '.join(i.path.name for i in pool)}); use --num {len(pool)} "
+                         f"(trainer.keep_last and keep_best bound how many are kept)")
+    if best_by is None:
+        return epochs[-num:]
+    sign = -1.0 if metric_is_higher_better(best_by) else 1.0
+    ranked = sorted(pool, key=lambda i: (sign * i.metrics[best_by], -i.step))
+    return sorted(ranked[:num], key=lambda i: i.step)
 
 
 def average_state_dicts(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -92,8 +108,9 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
 
 def average_experiment(exp_dir: str | Path, num: int, best_by: str | None = None,
                        out: str | Path | None = None) -> Path:
-    """Write ``exp_dir/avg_<num>.pt`` (or ``out``); returns its path."""
+    """Write ``exp_dir/<default_output_name>`` (or ``out``); returns its path."""
     chosen = select_checkpoints(exp_dir, num, best_by)
     averaged = average_checkpoints([i.path for i in chosen])
     averaged["averaged_by"] = best_by or "last"
-    return atomic_save(averaged, Path(out) if out else Path(exp_dir) / f"avg_{num}.pt")
+    path = Path(out) if out else Path(exp_dir) / default_output_name(num, best_by)
+    return atomic_save(averaged, path)

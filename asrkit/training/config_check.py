@@ -10,8 +10,16 @@ Sections with a ``_target_`` (encoder, decoder, model, optim, scheduler) are che
 against their builder's signature (asrkit.models.build.check_section); ``data``,
 ``trainer`` and ``tokenizer`` against the keys and value types of their defaults in
 ``conf/``. Hydra itself already refuses ``key=value`` overrides of keys that do not exist;
-this also catches ``+key=value`` additions and keys presets introduce. Finally the model is
-built on the ``meta`` device (no memory, no time) so that impossible shapes fail here too.
+this also catches ``+key=value`` additions and keys presets introduce. Values are
+range-checked (sizes of the encoder and decoder > 0, ``d_model`` divisible by ``num_heads``,
+dropouts in [0, 1), SpecAugment and filter values >= 0, seeds in [0, 2^32)). Finally the
+model is built on the ``meta`` device (no memory, no time), and the optimiser and schedule
+against it, so that impossible shapes and bad optimiser or schedule arguments
+(``optim.betas``, ``scheduler.min_lr_ratio``) fail here too, before ``exp_dir`` is touched.
+
+``hydra.*`` overrides are refused (``reject_hydra_overrides``): ``asrkit train`` composes the
+config with Hydra's compose API and never runs Hydra's launcher, so ``hydra.run.dir`` and the
+like would be silently ignored; the run directory is ``exp_dir`` (DESIGN.md).
 
 The built encoder also says how many input frames it turns into one output frame (its
 ``subsampling``: 4/6/8 for ``encoder.input_layer=conv2d4/6/8``, 1 for ``linear``, 8 for
@@ -36,6 +44,11 @@ from asrkit.config import config_dir
 TOP_LEVEL = ("exp_dir", "vocab_size", "tokenizer", "data", "encoder", "decoder", "model",
              "optim", "scheduler", "trainer")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit unsigned
+# sizes that must be > 0 wherever an encoder or decoder section has them
+MODEL_SIZES = ("d_model", "num_heads", "ffn_dim", "num_layers", "input_channels", "num_experts",
+               "top_k", "expert_ffn_dim", "embedding_dim", "kernel_size", "alpha",
+               "layers_per_block", "se_reduction")
 BEST_METRICS = ("dev_loss", "dev_wer", "dev_cer", "dev_acc")
 ANY_TYPE = ("trainer.progress_bar",)  # auto | true | false: checked by value below
 
@@ -104,6 +117,7 @@ def check_trainer(trainer: Mapping[str, Any]) -> None:
                                    "max_nan_in_a_row"))
     _positive(trainer, "trainer", ("valid_interval", "save_interval_steps", "keep_last",
                                    "keep_best", "num_attention_images"), strict=False)
+    _seed(trainer.get("seed"), "trainer.seed")
     if trainer.get("grad_clip") is not None and trainer["grad_clip"] <= 0:
         _fail("trainer.grad_clip", f"must be > 0 or null, got {trainer['grad_clip']}")
     if trainer["precision"] not in PRECISIONS:
@@ -139,19 +153,84 @@ def check_trainer(trainer: Mapping[str, Any]) -> None:
                   "search between steps defeats the compiled graph); choose one")
 
 
-def check_data(data: Mapping[str, Any]) -> None:
-    _existing(data.get("train"), "data.train")
-    _existing(data.get("dev"), "data.dev")
-    if data.get("cmvn") is not None:
-        _existing(data["cmvn"], "data.cmvn")
-        _cmvn_matches_features(data["cmvn"], data["features"]["num_mel_bins"])
+def check_data(data: Mapping[str, Any], check_files: bool = True) -> None:
+    """Ranges of the data section; with ``check_files`` also that its files exist."""
+    if check_files:
+        _existing(data.get("train"), "data.train")
+        _existing(data.get("dev"), "data.dev")
+        if data.get("cmvn") is not None:
+            _existing(data["cmvn"], "data.cmvn")
+            _cmvn_matches_features(data["cmvn"], data["features"]["num_mel_bins"])
     _positive(data, "data", ("sample_rate",))
     _positive(data, "data", ("num_workers", "max_fail_fraction"), strict=False)
     _positive(data["sampler"], "data.sampler", ("max_frames", "num_buckets"))
+    _seed(data["sampler"].get("seed"), "data.sampler.seed")
     _positive(data["features"], "data.features", ("num_mel_bins", "frame_length", "frame_shift"))
+    _positive(data["features"], "data.features", ("dither",), strict=False)
+    filters = data["filters"]
+    _positive(filters, "data.filters", ("min_duration",), strict=False)
+    _positive(filters, "data.filters", ("max_duration", "subsampling"))
+    low, high = filters.get("min_duration"), filters.get("max_duration")
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)) and high < low:
+        _fail("data.filters.max_duration", f"{high} is below data.filters.min_duration={low}")
+    if isinstance(data.get("specaug"), Mapping):  # every value is a count, width or ratio
+        _positive(data["specaug"], "data.specaug", tuple(data["specaug"]), strict=False)
     for factor in data.get("speed_perturb") or []:
         if not isinstance(factor, (int, float)) or factor <= 0:
             _fail("data.speed_perturb", f"factors must be numbers > 0, got {factor!r}")
+
+
+def _seed(value: Any, key: str) -> None:
+    if isinstance(value, int) and not 0 <= value <= MAX_SEED:
+        _fail(key, f"must be in [0, 2^32 - 1] (numpy's seed range), got {value}")
+
+
+def check_model_sizes(config: Mapping[str, Any]) -> None:
+    """Sizes > 0, d_model divisible by num_heads and dropouts in [0, 1), in the encoder and
+    decoder sections (the builders would fail later, or with a ZeroDivisionError)."""
+    from asrkit.models.build import decoder_section
+
+    sections = [("encoder", config.get("encoder")), ("decoder", decoder_section(config))]
+    for name, section in sections:
+        if not isinstance(section, Mapping):
+            continue
+        _positive(section, name, MODEL_SIZES)
+        for key, value in section.items():
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if key.endswith("dropout") and numeric and not 0.0 <= value < 1.0:
+                _fail(f"{name}.{key}", f"must be in [0, 1), got {value}")
+        d_model, heads = section.get("d_model"), section.get("num_heads")
+        if isinstance(d_model, int) and isinstance(heads, int) and d_model % heads:
+            _fail(f"{name}.num_heads", f"{name}.d_model={d_model} is not divisible by "
+                                       f"{name}.num_heads={heads}")
+
+
+def check_optimizer_builds(config: Mapping[str, Any], model: Any) -> None:
+    """Build the optimiser and the schedule against ``model`` (on the meta device): their own
+    argument checks (``optim.betas``, ``scheduler.min_lr_ratio``, ...) run here."""
+    from asrkit.training.optim import build_optimizer
+    from asrkit.training.schedulers import build_scheduler
+
+    try:
+        optimizer = build_optimizer(config["optim"], model)
+        build_scheduler(config["scheduler"], optimizer,
+                        total_steps=max(1, config["trainer"]["max_epochs"]),  # a stand-in
+                        d_model=model.encoder.output_dim)
+    except (ValueError, TypeError) as e:
+        message = " ".join(str(e).split())
+        if not message.startswith(("optim", "scheduler")):
+            message = f"optim/scheduler: {message}"
+        raise TrainConfigError(message) from None
+
+
+def reject_hydra_overrides(overrides: list[str]) -> None:
+    """``hydra.*`` / ``hydra/...`` overrides would be ignored (module docstring): refuse them."""
+    for override in overrides:
+        key = override.lstrip("+~").split("=", 1)[0]
+        if key == "hydra" or key.startswith(("hydra.", "hydra/")):
+            _fail(key, "asrkit train does not use Hydra's run directory or launcher; the run "
+                       "directory is exp_dir (set exp_dir=<dir>; -m sweeps write "
+                       "exp_dir/<n>_<overrides>)")
 
 
 def _cmvn_matches_features(path: str, num_mel_bins: int) -> None:
@@ -193,6 +272,7 @@ def check_model_builds(config: Mapping[str, Any]) -> int:
     from asrkit.models.build import build_model, check_model_config
 
     check_model_config(config)
+    check_model_sizes(config)
     vocab_size = resolve_vocab_size(config)
     tokenizer_dir = config["tokenizer"]["dir"]
     if config.get("vocab_size") is not None and tokenizer_dir:
@@ -205,6 +285,7 @@ def check_model_builds(config: Mapping[str, Any]) -> int:
     with torch.device("meta"):
         model = build_model(config, vocab_size)
     check_filter_subsampling(config, model.encoder)
+    check_optimizer_builds(config, model)
     if config["trainer"]["mwer"]["enabled"] and model.decoder is None:
         _fail("trainer.mwer.enabled", "MWER fine-tuning needs an attention decoder "
                                       "(this model has decoder=none)")
@@ -239,7 +320,7 @@ def check_train_config(config: Mapping[str, Any], check_files: bool = True) -> i
     check_against_defaults(config.get("tokenizer") or {}, {"dir": None}, "tokenizer")
     check_trainer(config["trainer"])
     check_optim_and_scheduler(config)
+    check_data(config["data"], check_files)
     if check_files:
-        check_data(config["data"])
         _existing((config.get("tokenizer") or {}).get("dir"), "tokenizer.dir", "directory")
     return check_model_builds(config)

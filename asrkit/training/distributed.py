@@ -2,7 +2,7 @@
 
     torchrun --nproc_per_node=4 -m asrkit train +experiment=... exp_dir=exp/x      # 4 GPUs
     torchrun --nnodes=2 --node_rank=0 --master_addr=HOST --nproc_per_node=8 -m asrkit train ...
-    asrkit train trainer.devices=4 ...      # the same as the first line, launched for you
+    asrkit train trainer.devices=4 ...      # 4 local ranks started by asrkit (launch_local)
 
 Each process reads its place from torchrun's environment (``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``) and joins the process group with NCCL on GPUs or gloo on CPUs. Without those
@@ -12,19 +12,18 @@ alone logs and writes files; the others wait for it at barriers.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import torch
 import torch.distributed as dist
-
-log = logging.getLogger(__name__)
 
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
@@ -108,8 +107,12 @@ def broadcast_object(obj: Any, ctx: DistributedContext) -> Any:
     return box[0]
 
 
-def cleanup(ctx: DistributedContext) -> None:
+def cleanup(ctx: DistributedContext, synchronize: bool = False) -> None:
+    """Leave the process group; ``synchronize``: after a barrier, where every rank is known
+    to come (a rank that failed alone would wait there for ever)."""
     if ctx.is_distributed and dist.is_initialized():
+        if synchronize:
+            dist.barrier()
         dist.destroy_process_group()
 
 
@@ -121,22 +124,75 @@ def wrap_model(model: torch.nn.Module, ctx: DistributedContext) -> torch.nn.Modu
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
-def launch_local(num_processes: int, argv: list[str]) -> int:
-    """Re-run ``asrkit train argv`` under torchrun with ``num_processes`` on this machine
-    (``trainer.devices=K``); returns torchrun's exit status."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={num_processes}", "-m", "asrkit", "train", *argv]
-    log.info("launching %d processes: %s", num_processes, " ".join(command))
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get(
-        "OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // num_processes)))}
-    process = subprocess.Popen(command, env=env)
+def launch_local(num_processes: int, argv: list[str], grace_s: float = 30.0) -> int:
+    """Run ``asrkit train argv`` as ``num_processes`` ranks on this machine
+    (``trainer.devices=K``), each with the variables torchrun would give it; returns the
+    run's exit status: 0, 130/143 when stopped by SIGINT/SIGTERM, else the first failing
+    rank's.
 
-    def forward(signum: int, _frame: Any) -> None:  # torchrun passes it on to the workers
-        process.send_signal(signum)
+    Not torchrun itself: it takes a rank's 130 for a failure, kills the other ranks (SIGKILL
+    30 s later), exits 1 and prints its own SignalException traceback. Each rank runs in a
+    session of its own, so a terminal's Ctrl-C reaches this process alone, which passes
+    SIGINT/SIGTERM on to every rank once (a second SIGINT would make a rank raise
+    KeyboardInterrupt); the ranks agree to stop, write the checkpoint and exit together.
+    Once a rank has exited, the others get ``grace_s`` seconds to follow before they are
+    killed: a rank that failed alone leaves the others blocked at their next collective."""
+    command = [sys.executable, "-m", "asrkit", "train", *argv]
+    threads = os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // num_processes)))
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
+           "WORLD_SIZE": str(num_processes), "LOCAL_WORLD_SIZE": str(num_processes),
+           "OMP_NUM_THREADS": threads}
+    ranks: list[subprocess.Popen] = []
+    received: list[int] = []
+
+    def forward(signum: int, _frame: Any) -> None:
+        received.append(signum)
+        for process in ranks:
+            process.send_signal(signum)  # nothing once it has exited
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return process.wait()
+        for rank in range(num_processes):
+            ranks.append(subprocess.Popen(command, start_new_session=True,
+                                          env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)}))
+            for signum in received:  # a signal that came while the ranks were starting
+                ranks[-1].send_signal(signum)
+        return _wait_for_ranks(ranks, grace_s)
     finally:
+        for process in ranks:  # only if this process itself failed
+            if process.poll() is None:
+                process.kill()
+                process.wait()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _wait_for_ranks(ranks: list[subprocess.Popen], grace_s: float) -> int:
+    """The lowest rank's non-zero exit status among the ranks that exited by themselves (a
+    death by signal N counts as 128 + N), else 0; kills the ranks still running ``grace_s``
+    after the first exit."""
+    first_exit = None
+    while None in (codes := [process.poll() for process in ranks]):
+        if first_exit is None and codes != [None] * len(ranks):
+            first_exit = time.monotonic()
+        if first_exit is not None and time.monotonic() - first_exit > grace_s:
+            break
+        time.sleep(0.1)
+    statuses = []
+    for rank, process in enumerate(ranks):
+        if process.poll() is None:
+            print(f"asrkit train: rank {rank} still running {grace_s:.0f} s after another rank "
+                  f"exited; killed", file=sys.stderr, flush=True)
+            process.kill()
+            process.wait()
+            continue
+        code = process.returncode
+        statuses.append(128 - code if code < 0 else code)
+    return next((status for status in statuses if status), 0)
+
+
+def _free_port() -> int:
+    """A TCP port free on this machine now (rank 0's rendezvous store listens there)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -8,7 +8,7 @@
       train.log          rank 0's log (appended to by resumed runs)
       tensorboard/       scalars and attention images (asrkit.training.tensorboard)
       checkpoints/       epoch_N.pt, step_N.pt, last.pt (asrkit.training.checkpoint)
-      avg_N.pt           averaged weights (`asrkit average`)
+      avg_N.pt           averaged weights (`asrkit average`; avg_best_<metric>_N.pt: best N)
 
 Decoding needs nothing outside it. The directory is the same on every DDP rank; rank 0
 alone writes, the others wait at a barrier and then read the copies.

@@ -21,13 +21,17 @@ from torch import nn
 
 def _check(lr: float, betas: Sequence[float], eps: float, weight_decay: float) -> tuple:
     if lr <= 0:
-        raise ValueError(f"optim.lr must be > 0, got {lr}")
-    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
-        raise ValueError(f"optim.betas must be two numbers in [0, 1), got {list(betas)}")
+        raise ValueError(f"optim.lr: must be > 0, got {lr}")
+    listed = isinstance(betas, Sequence) and not isinstance(betas, str)
+    numbers = listed and all(isinstance(b, (int, float)) and not isinstance(b, bool)
+                             for b in betas)
+    if not numbers or len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        raise ValueError(f"optim.betas: must be two numbers in [0, 1), got "
+                         f"{list(betas) if listed else betas!r}")
     if eps <= 0:
-        raise ValueError(f"optim.eps must be > 0, got {eps}")
+        raise ValueError(f"optim.eps: must be > 0, got {eps}")
     if weight_decay < 0:
-        raise ValueError(f"optim.weight_decay must be >= 0, got {weight_decay}")
+        raise ValueError(f"optim.weight_decay: must be >= 0, got {weight_decay}")
     return float(betas[0]), float(betas[1])
 
 

@@ -2,7 +2,9 @@
 scaling (Micikevicius et al. 2018).
 
 ``trainer.precision=auto`` picks bf16 on a CUDA device that supports it (Ampere or newer),
-fp16 on older GPUs, and fp32 on the CPU. Under autocast, matrix products and attention run
+fp16 on older GPUs, and fp32 on the CPU. bf16 and fp16 also run on the CPU (torch's CPU
+autocast and ``GradScaler("cpu")``), slower than fp32 there but the same code path as on a
+GPU, which is how the tests exercise it. Under autocast, matrix products and attention run
 in the low precision while losses, softmax and normalisation stay in fp32 (torch's autocast
 op lists); parameters, gradients and optimiser states are always fp32. bf16 has fp32's
 exponent range and needs no loss scaling; fp16 uses ``torch.amp.GradScaler``, which skips
@@ -44,10 +46,8 @@ def resolve_precision(requested: str, device: torch.device) -> Precision:
             name = "fp32"
         else:
             name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if name == "fp16" and device.type != "cuda":
-        raise ValueError("trainer.precision=fp16 needs a CUDA device (use fp32 or bf16 on CPU)")
-    if name == "bf16" and device.type == "cpu":
-        log.warning("trainer.precision=bf16 on the CPU: autocast works but is usually slower "
-                    "than fp32")
-    scaler = torch.amp.GradScaler("cuda") if name == "fp16" else None
+    if name in ("bf16", "fp16") and device.type == "cpu":
+        log.warning("trainer.precision=%s on the CPU: autocast works but is usually slower "
+                    "than fp32", name)
+    scaler = torch.amp.GradScaler(device.type) if name == "fp16" else None
     return Precision(name, device.type, scaler)

@@ -12,8 +12,11 @@
   ``min_lr_ratio * lr`` (just after update ``total_steps``) (Loshchilov & Hutter 2017, without restarts).
 
 ``total_steps`` defaults to the number of updates of the whole run (the trainer fills it in:
-``max_epochs * ceil(batches per epoch / accum_grad)``). All are ``torch.optim.lr_scheduler``
-schedulers, so ``state_dict()`` is plain data and resumes exactly.
+``max_epochs * ceil(batches of epoch 1 / accum_grad)``). All are ``torch.optim.lr_scheduler``
+schedulers, so ``state_dict()`` is plain data and resumes exactly. A resumed run whose config
+gives another total (``trainer.max_epochs`` raised to train on) moves the end of the schedule
+there with ``set_total_steps``: its later updates get the rates a fresh run of the new length
+would give them.
 """
 
 from __future__ import annotations
@@ -28,11 +31,11 @@ class NoamScheduler(LRScheduler):
     def __init__(self, optimizer: torch.optim.Optimizer, d_model: int | None = None,
                  warmup_steps: int = 25000, factor: float = 5.0) -> None:
         if d_model is None or d_model <= 0:
-            raise ValueError(f"scheduler.d_model must be a positive integer, got {d_model}")
+            raise ValueError(f"scheduler.d_model: must be a positive integer, got {d_model}")
         if warmup_steps <= 0:
-            raise ValueError(f"scheduler.warmup_steps must be > 0, got {warmup_steps}")
+            raise ValueError(f"scheduler.warmup_steps: must be > 0, got {warmup_steps}")
         if factor <= 0:
-            raise ValueError(f"scheduler.factor must be > 0, got {factor}")
+            raise ValueError(f"scheduler.factor: must be > 0, got {factor}")
         self.d_model, self.warmup_steps, self.factor = d_model, warmup_steps, factor
         super().__init__(optimizer)
 
@@ -52,11 +55,11 @@ class _WarmupDecayScheduler(LRScheduler):
     def __init__(self, optimizer: torch.optim.Optimizer, warmup_steps: int = 1000,
                  total_steps: int | None = None, min_lr_ratio: float = 0.0) -> None:
         if warmup_steps < 0:
-            raise ValueError(f"scheduler.warmup_steps must be >= 0, got {warmup_steps}")
+            raise ValueError(f"scheduler.warmup_steps: must be >= 0, got {warmup_steps}")
         if total_steps is None or total_steps <= 0:
-            raise ValueError(f"scheduler.total_steps must be a positive integer, got {total_steps}")
+            raise ValueError(f"scheduler.total_steps: must be a positive integer, got {total_steps}")
         if not 0.0 <= min_lr_ratio <= 1.0:
-            raise ValueError(f"scheduler.min_lr_ratio must be in [0, 1], got {min_lr_ratio}")
+            raise ValueError(f"scheduler.min_lr_ratio: must be in [0, 1], got {min_lr_ratio}")
         self.warmup_steps, self.total_steps = warmup_steps, total_steps
         self.min_lr_ratio = min_lr_ratio
         super().__init__(optimizer)
@@ -86,6 +89,23 @@ class WarmupLinearScheduler(_WarmupDecayScheduler):
 class WarmupCosineScheduler(_WarmupDecayScheduler):
     def decay(self, progress: float) -> float:
         return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def set_total_steps(scheduler: LRScheduler, total_steps: int) -> int | None:
+    """Make a (restored) schedule end at ``total_steps`` and reset the optimiser's rate for
+    the next update accordingly; returns the previous total, or None when it was already
+    that or the schedule has none (Noam)."""
+    previous = getattr(scheduler, "total_steps", None)
+    if previous is None or previous == total_steps:
+        return None
+    if total_steps <= 0:
+        raise ValueError(f"scheduler.total_steps: must be a positive integer, got {total_steps}")
+    scheduler.total_steps = total_steps
+    rates = scheduler.get_lr()  # of update last_epoch + 1, the next one
+    for group, rate in zip(scheduler.optimizer.param_groups, rates, strict=True):
+        group["lr"] = rate
+    scheduler._last_lr = list(rates)
+    return previous
 
 
 def build_scheduler(scheduler_cfg: dict, optimizer: torch.optim.Optimizer, total_steps: int,

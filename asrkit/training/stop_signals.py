@@ -5,6 +5,9 @@ a checkpoint, and exits with 128 + the signal number (130, 143), so scripts see 
 run did not finish and ``trainer.resume=auto`` continues it. A second Ctrl-C raises
 KeyboardInterrupt at once. DataLoader workers forked after ``install`` inherit the handler
 and ignore the signal (it is not theirs to act on), so they keep feeding the last update.
+Under ``trainer.devices=K`` the ranks run in sessions of their own and the launcher passes
+the signal on to each once (asrkit.training.distributed.launch_local); the ranks agree to
+stop at the same update.
 """
 
 from __future__ import annotations

@@ -42,8 +42,9 @@ def plan_jobs(argv: list[str], multirun: bool) -> list[tuple[list[str], dict]]:
     """(overrides, checked config) of every job; raises the config errors of the first bad
     job before anything runs. Without ``multirun`` it is the one job of ``argv``."""
     from asrkit.config import compose_train_config
-    from asrkit.training.config_check import check_train_config
+    from asrkit.training.config_check import check_train_config, reject_hydra_overrides
 
+    reject_hydra_overrides(argv)
     if not multirun:
         config = compose_train_config(argv)
         check_train_config(config)
@@ -61,7 +62,7 @@ def plan_jobs(argv: list[str], multirun: bool) -> list[tuple[list[str], dict]]:
 
 
 def run_jobs(jobs: list[tuple[list[str], dict]], multirun: bool) -> int:
-    """Train every job in turn (``trainer.devices > 1``: through a local torchrun); returns
+    """Train every job in turn (``trainer.devices > 1``: K local DDP ranks, distributed.launch_local); returns
     the first non-zero exit status, or 0. A run stopped by a signal ends the sweep."""
     from asrkit.training.distributed import launch_local, under_torchrun
     from asrkit.training.trainer import run_training

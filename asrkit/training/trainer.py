@@ -12,23 +12,36 @@ Each epoch ends with validation (asrkit.training.validation), attention images a
 mid-epoch validation and ``step_N.pt`` checkpoints.
 
 Failures: a NaN/inf loss skips the micro-batch (and, on the last micro-batch of an update,
-the update) and is counted; ``trainer.max_nan_in_a_row`` in a row stop the run (exit 1).
+the update), a NaN/inf gradient norm skips the update; both are counted, and
+``trainer.max_nan_in_a_row`` of them without an update in between stop the run (exit 1).
+More than ``data.max_fail_fraction`` of a manifest's utterances failing to load stops it
+too (exit 1, one line naming the manifest, the count and the last failing utterance).
 A CUDA out-of-memory batch is skipped with a warning naming its shape. SIGINT/SIGTERM
 finish the current update, write ``checkpoints/step_N.pt`` and exit with 130/143; the same
 command resumes (``trainer.resume=auto``).
 
 Exact resume: checkpoints are written only between updates and hold the sampler position
 and every rank's RNG states; data loading never moves the global RNG (asrkit.training.rng).
-On CPU a resumed run is bit-identical to an uninterrupted one (tested).
+On CPU a resumed run is bit-identical to an uninterrupted one (tested). Rerunning with a
+larger ``trainer.max_epochs`` continues the run, and the learning-rate schedule is stretched
+to the new length (asrkit.training.schedulers.set_total_steps).
+
+The schedule's length (``scheduler.total_steps`` when null) is ``max_epochs`` times the
+updates of epoch 1: the bucket packing follows each epoch's shuffle, so later epochs may
+have a batch or two more or fewer (counting every epoch exactly would cost seconds per epoch
+on a large corpus).
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import math
 import random
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +49,7 @@ import numpy as np
 import torch
 
 from asrkit.data.cmvn import GlobalCMVN
-from asrkit.data.loader import build_loader
+from asrkit.data.loader import LoadFailureError, build_loader
 from asrkit.models.build import build_model
 from asrkit.text.tokenizer import load_tokenizer
 from asrkit.training import distributed as dist_utils
@@ -60,7 +73,7 @@ from asrkit.training.resume import (
     resume_path,
 )
 from asrkit.training.rng import rng_isolated
-from asrkit.training.schedulers import build_scheduler
+from asrkit.training.schedulers import build_scheduler, set_total_steps
 from asrkit.training.stop_signals import StopRequest
 from asrkit.training.tensorboard import TensorBoardLogger
 from asrkit.training.train_step import (
@@ -111,11 +124,12 @@ class Trainer:
                      enable_activation_checkpointing(self.model))
         self._build_loaders()
         self.updates_per_epoch = math.ceil(len(self.train_loader) / tcfg["accum_grad"])
+        self.total_steps = (self.config["scheduler"].get("total_steps")
+                            or max(1, tcfg["max_epochs"] * self.updates_per_epoch))
         optimizer = build_optimizer(self.config["optim"], self.model)
-        scheduler = build_scheduler(
-            self.config["scheduler"], optimizer,
-            total_steps=max(1, tcfg["max_epochs"] * self.updates_per_epoch),
-            d_model=self.model.encoder.output_dim)
+        scheduler = build_scheduler(self.config["scheduler"], optimizer,
+                                    total_steps=self.total_steps,
+                                    d_model=self.model.encoder.output_dim)
         self.precision = resolve_precision(tcfg["precision"], self.device)
         self.steps = TrainStep(self.model, optimizer, scheduler, self.precision, ctx,
                                tcfg["accum_grad"], tcfg["grad_clip"], tcfg["max_nan_in_a_row"],
@@ -148,6 +162,7 @@ class Trainer:
                                          cmvn=cmvn, rank=ctx.rank, world_size=ctx.world_size)
         self.dev_loader = shard_for_validation(
             build_loader(data_cfg["dev"], self.tokenizer, data_cfg, train=False, cmvn=cmvn), ctx)
+        self.train_loader.set_epoch(1)  # counted as epoch 1 (epochs are 1-based)
         if len(self.train_loader) == 0:
             raise ValueError(f"data.train: {data_cfg['train']} gives no batch (all utterances "
                              f"filtered out, or fewer batches than the {ctx.world_size} ranks)")
@@ -169,13 +184,21 @@ class Trainer:
         params = sum(p.numel() for p in self.model.parameters())
         log.info("experiment %s: %s parameters, vocabulary %d", self.exp_dir, f"{params:,}",
                  self.config["vocab_size"])
-        log.info("train: %d utterances, about %d batches per epoch per rank, %d updates per epoch "
-                 "(accum_grad %d); dev: %d utterances", len(self.train_loader.dataset),
-                 len(self.train_loader), self.updates_per_epoch, tcfg["accum_grad"],
-                 len(self.dev_loader.dataset))
+        log.info("train: %d utterances; epoch 1: %d batches per rank, %d updates (accum_grad "
+                 "%d; later epochs may differ by a few batches); dev: %d utterances",
+                 len(self.train_loader.dataset), len(self.train_loader), self.updates_per_epoch,
+                 tcfg["accum_grad"], len(self.dev_loader.dataset))
+        if hasattr(self.steps.scheduler, "total_steps"):
+            log.info("learning-rate schedule over %d updates (%s)", self.total_steps,
+                     self._schedule_length_source())
         log.info("device %s, precision %s, %d process(es)%s%s", self.device, self.precision.name,
                  self.ctx.world_size, ", torch.compile" if tcfg["compile"] else "",
                  ", activation checkpointing" if tcfg["activation_checkpointing"] else "")
+
+    def _schedule_length_source(self) -> str:
+        if self.config["scheduler"].get("total_steps"):
+            return "scheduler.total_steps"
+        return f"trainer.max_epochs={self.tcfg['max_epochs']} x epoch 1's updates"
 
     # ---- checkpoints ---------------------------------------------------------------------
     def _resume(self) -> None:
@@ -187,6 +210,11 @@ class Trainer:
         steps = self.steps
         restore_components(ckpt, self.model, steps.optimizer, steps.scheduler,
                            self.precision.scaler, path)
+        previous_total = set_total_steps(steps.scheduler, self.total_steps)
+        if previous_total is not None:
+            log.info("learning-rate schedule: %d updates in the checkpoint's, now %d from this "
+                     "config (%s); the next update's rate is %.3e", previous_total,
+                     self.total_steps, self._schedule_length_source(), steps.lr())
         steps.step, self.hours_before = int(ckpt["step"]), float(ckpt["train_hours"])
         steps.counters.update(ckpt.get("counters", {}))
         self.epoch = int(ckpt["epoch"]) + (1 if ckpt["epoch_complete"] else 0)
@@ -241,7 +269,8 @@ class Trainer:
             if self.fresh_epoch:
                 self.train_loader.set_epoch(epoch)
             self.fresh_epoch = True
-            train_metrics = self._train_epoch()
+            with self._load_failures("train"):
+                train_metrics = self._train_epoch()
             if train_metrics is None:
                 path = self.save("step", epoch_complete=False)
                 log.info("stopped by signal %d at update %d: %s written; run the same command "
@@ -275,16 +304,20 @@ class Trainer:
                 batch = next(batches, None)
             position = loader.sampler.position  # batches of this epoch taken so far
             last_of_update = position % steps.accum_grad == 0 or position >= total
-            out = steps.forward(batch, sync=last_of_update) if batch is not None else None
+            unloaded = self._unloaded(batch)
+            usable = batch is not None and not unloaded
+            out = steps.forward(batch, sync=last_of_update) if usable else None
             loss_ok = out is not None and bool(torch.isfinite(out["loss"].detach()))
-            flags = steps.agree([batch is None, self.stop.requested,
-                                 batch is not None and out is None, out is not None and not loss_ok])
+            flags = steps.agree([batch is None, self.stop.requested, usable and out is None,
+                                 out is not None and not loss_ok])
             stop_pending |= flags[STOP]
             if flags[EXHAUSTED]:
                 steps.optimizer.zero_grad(set_to_none=True)
                 break
-            skipped = flags[OOM] or flags[NONFINITE]
-            if skipped:
+            skipped = flags[OOM] or flags[NONFINITE] or unloaded
+            if unloaded:
+                self._skip_unloaded(position, last_of_update)
+            elif skipped:
                 steps.skip(batch, flags, out, last_of_update)
             elif steps.backward(out["loss"] / steps.accum_grad, batch, sync=last_of_update):
                 epoch_stats.add(out, batch)
@@ -306,6 +339,22 @@ class Trainer:
             self._periodic(position, total)
         progress.close()
         return epoch_stats.means()
+
+    def _unloaded(self, batch: dict | None) -> bool:
+        """Whether some rank's micro-batch has no utterance that loaded (a training loader
+        yields it with ``ids`` empty, so every rank takes the same micro-batches). Agreed
+        before the forward pass: DDP's forward has collectives of its own (the buffer
+        broadcast after a synced micro-batch, the one-off bucket rebuild) that every rank must
+        run or none; one more tiny all-reduce per micro-batch, free on one process."""
+        return self.steps.agree([batch is not None and not batch["ids"]])[0]
+
+    def _skip_unloaded(self, position: int, last_of_update: bool) -> None:
+        """Skip, on every rank, a micro-batch some rank has no utterance of (the loader
+        logged them); the update it ends, if any, is dropped as after a NaN loss."""
+        if last_of_update:  # the update's other micro-batches were never all-reduced
+            self.steps.optimizer.zero_grad(set_to_none=True)
+        log.info("batch %d of epoch %d skipped on every rank: a rank's utterances all failed "
+                 "to load%s", position, self.epoch, " (update dropped)" if last_of_update else "")
 
     def _log_interval(self, interval: RunningMeans, grad_norm: float, position: int,
                       total: int) -> None:
@@ -331,10 +380,22 @@ class Trainer:
                      self.save("step", epoch_complete=False, metrics=metrics))
 
     # ---- validation ----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _load_failures(self, split: str) -> Iterator[None]:
+        """Turn the loader's LoadFailureError (too many utterances of data.<split> failed)
+        into a TrainingError: one line, exit status 1."""
+        try:
+            yield
+        except LoadFailureError as e:
+            raise TrainingError(
+                f"data.{split} {self.config['data'][split]}: {e}; fix or remove those "
+                f"utterances, or raise data.max_fail_fraction") from None
+
     def validate(self, images: bool) -> dict[str, float]:
         start = time.monotonic()
-        metrics = validate(self.model, self.dev_loader, self.tokenizer, self.device,
-                           self.precision, self.ctx)
+        with self._load_failures("dev"):
+            metrics = validate(self.model, self.dev_loader, self.tokenizer, self.device,
+                               self.precision, self.ctx)
         terms = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()
                           if k not in ("wer", "cer", "utterances"))
         log.info("epoch %d update %d dev: %s  WER %.2f%%  CER %.2f%%  (%d utterances, %s)",
@@ -366,27 +427,42 @@ class Trainer:
         self.tb.images(select_maps(weights, self.tcfg["num_attention_images"]), self.step)
 
     # ---- cleanup -------------------------------------------------------------------------
-    def cleanup(self) -> None:
+    def cleanup(self, synchronize: bool = False) -> None:
+        """Close the TensorBoard writer and leave the process group. The DDP and compiled
+        wrappers are freed first, while the group lives: DDP's reducer freed at interpreter
+        exit may free the gloo group with it, whose destructor joins a thread that waits for
+        the GIL the exiting thread holds (a PyTorch teardown deadlock: ranks hung after
+        "training finished"). ``synchronize`` (every rank returned from ``train``): all ranks
+        meet at a barrier before the group goes, so no collective is in flight; a rank that
+        failed alone must not wait there for the others."""
         self.stop.restore()
         if self.tb is not None:
             self.tb.close()
+        steps = getattr(self, "steps", None)
+        if steps is not None:
+            steps.ddp = steps.train_model = self.train_model = self.model
+            if self.tcfg["compile"]:
+                torch.compiler.reset()  # dynamo's caches may hold the compiled DDP module
+            gc.collect()  # a wrapper left in a reference cycle goes now, not at exit
         if self.ctx is not None:
-            dist_utils.cleanup(self.ctx)
+            dist_utils.cleanup(self.ctx, synchronize)
 
 
 def run_training(config: dict[str, Any]) -> int:
     """Set up, train and clean up; returns the exit status (0 done, 1 failed, 2 bad setup,
     130/143 stopped by SIGINT/SIGTERM with a checkpoint written)."""
-    trainer = Trainer(config)
+    trainer, synchronized = Trainer(config), False
     try:
         try:
             trainer.setup()
         except (ValueError, FileNotFoundError) as e:
             print(f"asrkit train: {' '.join(str(e).split())}", file=sys.stderr, flush=True)
             return 2
-        return trainer.train()
+        status = trainer.train()
+        synchronized = True  # every rank returns from train() at the same point
+        return status
     except TrainingError as e:
         log.error("%s", e)
         return 1
     finally:
-        trainer.cleanup()
+        trainer.cleanup(synchronize=synchronized)

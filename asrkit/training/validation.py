@@ -121,9 +121,10 @@ def validate(model: nn.Module, loader: ResumableLoader, tokenizer: Tokenizer,
                     weight = _batch_weight(key, batch)
                     sums[key][0] += float(value) * weight
                     sums[key][1] += weight
-            with precision.autocast():
+            with precision.autocast():  # the CTC head too: under bf16/fp16 enc is low precision
                 enc, enc_lens = model.encode(feats, feat_lens)
-            hyps = ctc_greedy(model.ctc_log_probs(enc), enc_lens, blank_id)
+                log_probs = model.ctc_log_probs(enc)  # (batch, T', vocab), fp32
+            hyps = ctc_greedy(log_probs, enc_lens, blank_id)
             refs = [tokenizer.decode(row[:n].tolist())
                     for row, n in zip(batch["tokens"], batch["token_lens"].tolist())]
             for key, value in error_counts(refs, [tokenizer.decode(h) for h in hyps]).items():

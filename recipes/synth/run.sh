@@ -11,7 +11,7 @@
 #   test_unseen each), --seed N, --vocab_size N, --experiment PRESET (conf/experiment/…),
 #   --exp NAME (exp/NAME), --avg_num N, --methods "…", --beam N, --rescoring_beam N,
 #   --ctc_weight W,
-#   --num_mel_bins N (default 40), --nj N, --gpus K (train on K GPUs through torchrun),
+#   --num_mel_bins N (default 40), --nj N, --gpus K (train on K GPUs: trainer.devices=K, one DDP rank each),
 #   --force true (redo finished stages), --manifests DIR (default data/synth),
 #   --exp_root DIR (default exp).
 set -euo pipefail

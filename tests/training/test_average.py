@@ -40,11 +40,53 @@ def test_average_is_the_mean_of_the_last_n(exp_dir, capsys):
     assert "epoch_2.pt, epoch_3.pt, epoch_4.pt" in capsys.readouterr().out
 
 
+def test_last_is_the_default_and_names_the_file_avg_n(exp_dir, capsys):
+    assert main([str(exp_dir), "--num", "2", "--last"]) == 0
+    avg = load(exp_dir / "avg_2.pt")  # the name the recipes decode
+    assert avg["averaged_from"] == ["epoch_3.pt", "epoch_4.pt"]
+    assert avg["averaged_by"] == "last"
+    assert "(last): epoch_3.pt, epoch_4.pt" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("metric, chosen", [("dev_loss", [2, 4]), ("dev_wer", [3, 4])])
 def test_best_by_a_dev_metric(exp_dir, metric, chosen):
     assert main([str(exp_dir), "--num", "2", "--best-by", metric]) == 0
-    assert load(exp_dir / "avg_2.pt")["averaged_from"] == [f"epoch_{e}.pt" for e in chosen]
+    avg = load(exp_dir / f"avg_best_{metric}_2.pt")
+    assert avg["averaged_from"] == [f"epoch_{e}.pt" for e in chosen]
+    assert avg["averaged_by"] == metric
     assert [i.epoch for i in select_checkpoints(exp_dir, 2, metric)] == chosen
+
+
+def test_best_by_and_last_do_not_overwrite_each_other(exp_dir):
+    assert main([str(exp_dir), "--num", "2"]) == 0
+    assert main([str(exp_dir), "--num", "2", "--best-by", "dev_loss"]) == 0
+    assert load(exp_dir / "avg_2.pt")["averaged_from"] == ["epoch_3.pt", "epoch_4.pt"]
+    assert load(exp_dir / "avg_best_dev_loss_2.pt")["averaged_from"] == ["epoch_2.pt",
+                                                                         "epoch_4.pt"]
+
+
+def test_ties_go_to_the_newer_epochs(tmp_path):
+    """A model that never got a word right: dev_wer 100 at every epoch. The best 2 are the
+    newest 2 (as with --last), not the first two."""
+    manager = CheckpointManager(tmp_path / "checkpoints", keep_last=10, keep_best=0,
+                                best_metric="dev_wer")
+    for epoch in range(1, 5):
+        manager.save({"model": {"w": torch.full((2,), float(epoch))}, "config": {},
+                      "epoch": epoch, "step": 10 * epoch, "epoch_complete": True,
+                      "metrics": {"dev_wer": 100.0, "dev_acc": 0.5}}, "epoch")
+    assert [i.epoch for i in select_checkpoints(tmp_path, 2, "dev_wer")] == [3, 4]
+    assert [i.epoch for i in select_checkpoints(tmp_path, 2, "dev_acc")] == [3, 4]
+    assert main([str(tmp_path), "--num", "2", "--best-by", "dev_wer"]) == 0
+    assert torch.equal(load(tmp_path / "avg_best_dev_wer_2.pt")["model"]["w"],
+                       torch.full((2,), 3.5))
+
+
+def test_more_than_there_are_is_an_error_naming_how_many(exp_dir, capsys):
+    assert main([str(exp_dir), "--num", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("asrkit average: --num 5: ") and err.count("\n") == 1
+    assert "holds only 4 epoch checkpoint(s)" in err and "use --num 4" in err
+    assert not (exp_dir / "avg_5.pt").exists() and not (exp_dir / "avg_4.pt").exists()
 
 
 def test_unknown_metric_and_empty_experiment_are_errors(exp_dir, tmp_path, capsys):

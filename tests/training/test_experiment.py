@@ -3,13 +3,11 @@
 import json
 
 import pytest
-import torch
 import yaml
 
 from asrkit.text.tokenizer import load_tokenizer, train_tokenizer
 from asrkit.training.distributed import DistributedContext
 from asrkit.training.experiment import changed_keys, prepare_experiment, write_config
-from asrkit.training.precision import resolve_precision
 
 
 def test_exp_dir_gets_config_tokenizer_and_cmvn(corpus, tmp_path):
@@ -39,13 +37,3 @@ def test_changed_keys():
     assert changed_keys({"a": 1, "b": {"c": 2, "d": 3}}, {"a": 1, "b": {"c": 5}, "e": 0}) == \
         ["b.c", "b.d", "e"]
 
-
-def test_precision_choice_on_cpu():
-    cpu = torch.device("cpu")
-    assert resolve_precision("auto", cpu).name == "fp32"
-    assert resolve_precision("auto", cpu).scaler is None
-    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
-        resolve_precision("fp16", cpu)
-    bf16 = resolve_precision("bf16", cpu)
-    with bf16.autocast():
-        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16

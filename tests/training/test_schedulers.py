@@ -9,6 +9,7 @@ from asrkit.training.schedulers import (
     WarmupCosineScheduler,
     WarmupLinearScheduler,
     build_scheduler,
+    set_total_steps,
 )
 
 
@@ -72,3 +73,17 @@ def test_builder_fills_in_total_steps_and_d_model():
     assert build_scheduler(noam, optimizer(), total_steps=50, d_model=8).d_model == 8
     with pytest.raises(ValueError, match="scheduler.warmup_steps"):
         build_scheduler({**noam, "warmup_steps": 0}, optimizer(), 50, 8)
+
+
+@pytest.mark.parametrize("cls", [WarmupLinearScheduler, WarmupCosineScheduler])
+def test_set_total_steps_continues_as_a_fresh_schedule_of_the_new_length(cls):
+    """A run resumed with more epochs: after update 12 of a 12-update schedule (rate at its
+    floor), stretched to 18 the rates are those a fresh 18-update schedule gives."""
+    short = cls(optimizer(2.0), warmup_steps=3, total_steps=12, min_lr_ratio=0.1)
+    rates(short, 12)
+    assert set_total_steps(short, 18) == 12
+    assert rates(short, 6) == pytest.approx(
+        rates(cls(optimizer(2.0), warmup_steps=3, total_steps=18, min_lr_ratio=0.1), 18)[12:],
+        rel=1e-12)
+    assert set_total_steps(short, 18) is None  # already so
+    assert set_total_steps(NoamScheduler(optimizer(), d_model=4, warmup_steps=2), 5) is None

@@ -32,6 +32,16 @@ from asrkit.bin.train import main
     ("trainer.mwer.enabled=true trainer.mwer.nbest=0", "trainer.mwer.nbest"),
     ("trainer.compile=true trainer.activation_checkpointing=true",
      "trainer.activation_checkpointing"),
+    # the optimiser and the schedule are built in the check (against a meta-device model)
+    ("optim.betas=[0.9,1.5]", "optim.betas"),
+    ("scheduler.min_lr_ratio=2", "scheduler.min_lr_ratio"),
+    ("trainer.seed=-1", "trainer.seed"),
+    ("encoder.d_model=0", "encoder.d_model"),
+    ("decoder.num_heads=3", "decoder.num_heads"),
+    ("encoder.dropout=1.5", "encoder.dropout"),
+    ("data.specaug.freq_mask_width=-3", "data.specaug.freq_mask_width"),
+    ("data.filters.min_duration=-1", "data.filters.min_duration"),
+    ("hydra.run.dir=/tmp/elsewhere", "hydra.run.dir"),  # exp_dir is the run directory
 ])
 def test_config_errors_fail_fast_naming_the_key(corpus, tmp_path, capsys, override, key):
     start = time.monotonic()

@@ -122,7 +122,7 @@ def test_nan_losses_in_a_row_stop_the_run(corpus, tmp_path):
         trainer.train_model.forward = lambda *a, **k: {**forward(*a, **k),
                                                        "loss": torch.tensor(float("inf"))}
 
-    with pytest.raises(TrainingError, match="3 non-finite losses in a row"):
+    with pytest.raises(TrainingError, match="3 non-finite losses or gradient norms in a row"):
         run(corpus.config(tmp_path / "exp", "trainer.max_nan_in_a_row=3"), patch=always_nan)
 
 
@@ -202,3 +202,86 @@ def test_init_from_loads_weights_and_starts_afresh(corpus, tmp_path):
         assert trainer.step == 0 and trainer.epoch == 1
     finally:
         trainer.cleanup()
+
+
+def record_rates(rates: list[float]):
+    """A ``run`` patch that records the learning rate each update is made with."""
+    def patch(trainer):
+        update = trainer.steps.update
+
+        def recording():
+            rates.append(trainer.steps.lr())
+            return update()
+
+        trainer.steps.update = recording
+    return patch
+
+
+def test_raising_max_epochs_trains_on_with_the_schedule_of_the_new_length(corpus, tmp_path):
+    """As the README says to train on: rerun with a larger trainer.max_epochs. The restored
+    schedule had ended (warmup_linear: rate 0); it is stretched to the new total, and epoch 3
+    gets the rates of a fresh 3-epoch schedule."""
+    from asrkit.training.schedulers import WarmupLinearScheduler
+
+    exp = tmp_path / "exp"
+    status, first = run(corpus.config(exp, "trainer.max_epochs=2"))
+    assert status == 0 and first.steps.lr() == 0.0  # the end of a 2-epoch schedule
+    done = first.step
+    rates: list[float] = []
+    status, trainer = run(corpus.config(exp, "trainer.max_epochs=3"), patch=record_rates(rates))
+    assert status == 0 and trainer.epoch == 3 and len(rates) == trainer.step - done > 0
+    total = 3 * trainer.updates_per_epoch
+    assert trainer.total_steps == total == trainer.steps.scheduler.total_steps
+    fresh = WarmupLinearScheduler(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))],
+                                                  lr=0.002), warmup_steps=5, total_steps=total)
+    want = []
+    for _ in range(trainer.step):
+        want.append(fresh.get_last_lr()[0])
+        fresh.optimizer.step()
+        fresh.step()
+    assert all(rate > 0 for rate in rates)
+    assert rates == pytest.approx(want[done:], rel=1e-9)
+    assert (f"learning-rate schedule: {2 * trainer.updates_per_epoch} updates in the "
+            f"checkpoint's, now {total}") in (exp / "train.log").read_text()
+
+
+def test_the_setup_log_gives_the_batches_of_epoch_1(corpus, tmp_path):
+    # this budget packs 6 batches in the sampler's epoch 0 but 7 in epochs 1 to 3
+    status, trainer = run(corpus.config(tmp_path / "exp", "trainer.max_epochs=1",
+                                        "data.sampler.max_frames=1400",
+                                        "trainer.accum_grad=2"))
+    assert status == 0
+    log = (tmp_path / "exp" / "train.log").read_text()
+    batches = int(re.findall(r"epoch 1  batch \d+/(\d+)", log)[-1])
+    assert batches == 7
+    assert f"epoch 1: {batches} batches per rank, 4 updates (accum_grad 2;" in log
+    assert trainer.step == 4 and trainer.total_steps == 4
+
+
+def test_too_many_unloadable_utterances_stop_the_run_in_one_line(corpus, tmp_path, capsys):
+    """More than data.max_fail_fraction of the training audio fails to load: exit status 1
+    with one line naming the manifest, the count and the last failing utterance (no
+    traceback)."""
+    import json
+
+    from asrkit.training.trainer import run_training
+
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot audio at all")
+    manifest = tmp_path / "train.jsonl"
+    lines = corpus.train.read_text().splitlines()
+    with manifest.open("w") as f:
+        for i, line in enumerate(lines):
+            utt = json.loads(line)
+            utt["audio"] = str(broken if i % 4 else corpus.root / utt["audio"])  # 3 in 4 broken
+            f.write(json.dumps(utt) + "\n")
+    exp = tmp_path / "exp"
+    status = run_training(corpus.config(exp, f"data.train={manifest}", "data.num_workers=1"))
+    assert status == 1
+    errors = [line for line in (exp / "train.log").read_text().splitlines() if " ERROR " in line]
+    assert len(errors) == 1
+    error = errors[0]
+    assert f"data.train {manifest}: train.jsonl:" in error
+    assert re.search(r"\d+ of 24 utterances failed to load", error)
+    assert re.search(r"last: train-\d+: ", error) and "max_fail_fraction" in error
+    assert "Traceback" not in capsys.readouterr().err
