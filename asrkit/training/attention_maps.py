@@ -117,6 +117,26 @@ def select_maps(weights: dict[str, torch.Tensor], num_encoder_heads: int,
     return maps
 
 
+@torch.no_grad()
+def utterance_maps(model: nn.Module, item: dict[str, Any], device: torch.device,
+                   autocast: contextlib.AbstractContextManager, num_encoder_heads: int,
+                   ) -> dict[str, torch.Tensor]:
+    """``select_maps`` of one dataset item (``feats`` (T, F), ``tokens`` (U)), teacher-forced
+    with its transcript in eval mode; the model's training mode is restored."""
+    feats = item["feats"].unsqueeze(0).to(device)
+    tokens = item["tokens"].unsqueeze(0).to(device)
+    lens = torch.tensor([feats.size(1)], device=device)
+    token_lens = torch.tensor([tokens.size(1)], device=device)
+    was_training = model.training
+    model.eval()
+    try:
+        with record_attention(model) as weights, autocast:
+            model(feats, lens, tokens, token_lens)
+    finally:
+        model.train(was_training)
+    return select_maps(weights, num_encoder_heads)
+
+
 def _layer_index(name: str) -> int:
     parts = name.split(".")
     for before, part in itertools.pairwise(parts):

@@ -18,13 +18,17 @@ The edit distance is a small dynamic programme over a few short word lists per u
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
 from asrkit.decoding.attention_beam import attention_beam_search
 from asrkit.models.asr_model import ASRModel
 from asrkit.text.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
 
 
 def word_edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
@@ -51,6 +55,20 @@ class MwerNBest:
             raise ValueError(f"trainer.mwer.beam ({beam}) must be >= trainer.mwer.nbest "
                              f"({nbest})")
         self.model, self.tokenizer, self.nbest, self.beam = model, tokenizer, nbest, beam
+
+    @classmethod
+    def from_trainer_config(cls, model: ASRModel, tokenizer: Tokenizer,
+                            tcfg: Mapping[str, Any]) -> MwerNBest | None:
+        """The N-best maker ``trainer.mwer`` asks for, or None when it is not enabled."""
+        mwer = tcfg["mwer"]
+        if not mwer["enabled"]:
+            return None
+        log.info("MWER fine-tuning: loss over the %d-best of an attention beam search of "
+                 "width %d, + %g x CE", mwer["nbest"], mwer["beam"], model.mwer_ce_weight)
+        if not tcfg["init_from"]:
+            log.warning("MWER fine-tuning without trainer.init_from: it is meant to start "
+                        "from a trained model")
+        return cls(model, tokenizer, mwer["nbest"], mwer["beam"])
 
     @torch.no_grad()
     def __call__(self, feats: torch.Tensor, feat_lens: torch.Tensor, tokens: torch.Tensor,

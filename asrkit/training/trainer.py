@@ -54,7 +54,7 @@ from asrkit.models.build import build_model
 from asrkit.text.tokenizer import load_tokenizer
 from asrkit.training import distributed as dist_utils
 from asrkit.training.activation_checkpointing import enable_activation_checkpointing
-from asrkit.training.attention_maps import record_attention, select_maps
+from asrkit.training.attention_maps import utterance_maps
 from asrkit.training.checkpoint import CheckpointManager, capture_rng_state, restore_rng_state
 from asrkit.training.experiment import (
     STEP_LOGGER,
@@ -133,7 +133,8 @@ class Trainer:
         self.precision = resolve_precision(tcfg["precision"], self.device)
         self.steps = TrainStep(self.model, optimizer, scheduler, self.precision, ctx,
                                tcfg["accum_grad"], tcfg["grad_clip"], tcfg["max_nan_in_a_row"],
-                               compile=tcfg["compile"], mwer=self._mwer())
+                               compile=tcfg["compile"],
+                               mwer=MwerNBest.from_trainer_config(self.model, self.tokenizer, tcfg))
         self.train_model = self.steps.train_model
         self.checkpoints = CheckpointManager(
             self.exp_dir / "checkpoints", tcfg["keep_last"], tcfg["keep_best"],
@@ -166,18 +167,6 @@ class Trainer:
         if len(self.train_loader) == 0:
             raise ValueError(f"data.train: {data_cfg['train']} gives no batch (all utterances "
                              f"filtered out, or fewer batches than the {ctx.world_size} ranks)")
-
-    def _mwer(self) -> MwerNBest | None:
-        """The N-best maker of MWER fine-tuning, when ``trainer.mwer.enabled``."""
-        mwer = self.tcfg["mwer"]
-        if not mwer["enabled"]:
-            return None
-        log.info("MWER fine-tuning: loss over the %d-best of an attention beam search of "
-                 "width %d, + %g x CE", mwer["nbest"], mwer["beam"], self.model.mwer_ce_weight)
-        if not self.tcfg["init_from"]:
-            log.warning("MWER fine-tuning without trainer.init_from: it is meant to start "
-                        "from a trained model")
-        return MwerNBest(self.model, self.tokenizer, mwer["nbest"], mwer["beam"])
 
     def _log_setup(self) -> None:
         tcfg = self.tcfg
@@ -407,24 +396,13 @@ class Trainer:
         self.tb.flush()
         return metrics
 
-    @torch.no_grad()
     def _attention_images(self) -> None:
         """Attention maps of the first dev utterance, teacher-forced with its transcript."""
         with rng_isolated():
             item = self.dev_loader.dataset[0]
-        if "error" in item:
-            return
-        feats = item["feats"].unsqueeze(0).to(self.device)  # (1, T, F)
-        tokens = item["tokens"].unsqueeze(0).to(self.device)  # (1, U)
-        lens = torch.tensor([feats.size(1)], device=self.device)
-        token_lens = torch.tensor([tokens.size(1)], device=self.device)
-        self.model.eval()
-        try:
-            with record_attention(self.model) as weights, self.precision.autocast():
-                self.model(feats, lens, tokens, token_lens)
-        finally:
-            self.model.train()
-        self.tb.images(select_maps(weights, self.tcfg["num_attention_images"]), self.step)
+        if "error" not in item:
+            self.tb.images(utterance_maps(self.model, item, self.device, self.precision.autocast(),
+                                          self.tcfg["num_attention_images"]), self.step)
 
     # ---- cleanup -------------------------------------------------------------------------
     def cleanup(self, synchronize: bool = False) -> None:
