@@ -3,7 +3,7 @@
     from asrkit.config import compose_config
     config = compose_config("train", ["+experiment=synth/conformer", "trainer.max_epochs=3"])
 
-Entry points turn configs into plain dicts before anything heavy starts (DESIGN.md), and
+Entry points turn configs into plain dicts before anything heavy starts, and
 report `CONFIG_ERRORS` as one line (`one_line`) naming the key.
 """
 

@@ -35,7 +35,14 @@ train_args=(+experiment="$experiment" exp_dir="$exp_dir" data.train="$manifests/
             tokenizer.dir="$tokenizer_dir" data.num_workers="$nj"
             data.features.num_mel_bins="$num_mel_bins")
 [ "${gpus:-0}" -gt 0 ] && train_args+=(trainer.devices="$gpus")
-run_stage 3 "train" $asrkit train "${train_args[@]}" "$@"
+# A finished training run whose options changed is kept beside the new one, not resumed.
+_move_exp_aside() {
+  local old
+  old="$exp_dir.old-$(date +%Y%m%d-%H%M%S)"
+  mv "$exp_dir" "$old"
+  echo "== the previous $exp_dir is kept as $old"
+}
+on_rerun=_move_exp_aside run_stage 3 "train" $asrkit train "${train_args[@]}" "$@"
 run_stage 4 "average" $asrkit average "$exp_dir" --num "$avg_num"
 run_stage 5 "decode" $asrkit decode exp_dir="$exp_dir" checkpoint="avg_$avg_num.pt" \
   test_sets="$(_list "${_test_manifests[@]}")" methods="$(_list $methods)" beam="$beam" \

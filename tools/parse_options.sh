@@ -7,6 +7,10 @@
 # Each `--name value` (or `--name=value`) sets the shell variable `name` (dashes become
 # underscores) and must name a variable declared before; `--help` prints the script's
 # header comment. Everything after `--` is left in "$@" (e.g. Hydra overrides).
+#
+# A script that hands options on to another recipe declares `passthrough=()` first: options
+# it does not declare are then collected there (as `--name value`) instead of refused, and
+# those listed in `passthrough_also` (e.g. "exp_root") are both set and collected.
 __usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
 __rest=()
 while [ $# -gt 0 ]; do
@@ -18,6 +22,12 @@ while [ $# -gt 0 ]; do
     *) echo "$0: unexpected argument '$1' (options are --name value; Hydra overrides go after --)" >&2; exit 2 ;;
   esac
   __name=${__name#--}; __name=${__name//-/_}
+  if declare -p passthrough >/dev/null 2>&1; then
+    if [[ " ${passthrough_also:-} " == *" $__name "* ]] || ! declare -p "$__name" >/dev/null 2>&1; then
+      passthrough+=("--$__name" "$__value")
+    fi
+    declare -p "$__name" >/dev/null 2>&1 || continue
+  fi
   if ! declare -p "$__name" >/dev/null 2>&1; then
     echo "$0: unknown option --${__name//_/-}" >&2; exit 2
   fi

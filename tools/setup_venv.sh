@@ -1,28 +1,63 @@
 #!/usr/bin/env bash
-# Create or update the project virtualenv (.venv) and install asrkit into it.
+# Create or update the project virtualenv (.venv) from the lock file uv.lock.
 #
-#   tools/setup_venv.sh          # idempotent: reinstalls only when pyproject.toml changed
+#   tools/setup_venv.sh          # idempotent: a no-op in well under a second when up to date
+#
+# Every package, transitive ones included, comes at the exact version and hash recorded in
+# uv.lock (`uv sync --locked` refuses a lock that no longer matches pyproject.toml). uv
+# itself is installed at a pinned version into .tools/ by pip. After installing, the venv is
+# checked by importing torch and torchaudio and computing one fbank: a venv that fails is
+# rebuilt once from nothing, and if that fails too the script stops with one line naming
+# both versions.
+#
+# Refresh the lock after changing dependencies in pyproject.toml:  tools/lock.sh
 #
 # Logs go to stderr. Honours $PYTHON (default python3) and $ASRKIT_VENV (default .venv).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${ASRKIT_VENV:-$root/.venv}
 python=${PYTHON:-python3}
+. "$root/tools/uv.sh"
 
 "$python" - <<'PY' || { echo "setup_venv: Python >= 3.10 is required (found $($python --version 2>&1))" >&2; exit 1; }
 import sys
 sys.exit(0 if sys.version_info >= (3, 10) else 1)
 PY
 
-if [ ! -x "$venv/bin/python" ]; then
-  echo "setup_venv: creating $venv" >&2
-  "$python" -m venv "$venv"
+sync() {
+  UV_PROJECT_ENVIRONMENT="$venv" "$uv" sync --locked --extra dev --extra export \
+    --python "$python" --no-python-downloads --project "$root" --quiet >&2
+}
+
+# torch and torchaudio must have been built for each other: import both, compute one fbank.
+check() {
+  "$venv/bin/python" - 2>/dev/null <<'PY'
+import torch, torchaudio
+torchaudio.compliance.kaldi.fbank(torch.zeros(1, 1600))
+PY
+}
+
+versions() {
+  "$venv/bin/python" - 2>/dev/null <<'PY' || echo "torch and torchaudio could not be queried"
+from importlib.metadata import version
+print(f"torch {version('torch')} with torchaudio {version('torchaudio')}")
+PY
+}
+
+# The check costs seconds (importing torch); it is skipped when this lock passed it before.
+stamp="$venv/.asrkit-checked"
+want=$(cat "$root/uv.lock" "$root/pyproject.toml" | sha256sum | cut -c1-32)
+
+ensure_uv
+sync
+[ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && exit 0
+if ! check; then
+  echo "setup_venv: $(versions) do not work together; rebuilding $venv from uv.lock" >&2
+  rm -rf "$venv"
+  sync
+  if ! check; then
+    echo "setup_venv: broken environment: $(versions) fail to import or compute fbank together (see uv.lock)" >&2
+    exit 1
+  fi
 fi
-stamp="$venv/.asrkit-install-stamp"
-want=$(cat "$root/pyproject.toml" | sha256sum | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! "$venv/bin/python" -c "import asrkit" 2>/dev/null; then
-  echo "setup_venv: installing asrkit and its dependencies into $venv (first time: ~2 min)" >&2
-  "$venv/bin/python" -m pip install -q --upgrade pip >&2
-  "$venv/bin/python" -m pip install -q -e "$root[dev]" >&2
-  echo "$want" > "$stamp"
-fi
+echo "$want" > "$stamp"

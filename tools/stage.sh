@@ -3,17 +3,74 @@
 #
 #   run_stage N "name" command args...
 #
-# A stage runs when stage <= N <= stop_stage. It logs its start, end and elapsed time,
-# stops the recipe with the stage's name on failure, and writes a marker
-# ($exp_markers/stage_N.done) so that a finished stage is skipped on the next run
-# unless --force true is given.
+# A stage runs when stage <= N <= stop_stage. It logs its start, end and elapsed time and
+# stops the recipe with the stage's name on failure. On success it writes a marker
+# ($markers/stage_N.done) that records what the stage depended on: its command line (the
+# recipe's effective options and the Hydra overrides it was given) and the record of the
+# stage before it. The next run skips the stage only when that record is unchanged; when it
+# differs the stage reruns with one line saying why, and since every record includes the one
+# before it, so do the stages after it. `--force true` redoes a stage in any case.
+#
+# Arguments that do not change a stage's result are left out of its record: the number of
+# jobs (`--nj N`, `data.num_workers=N`); synthesis and statistics are identical for any N.
+#
+# A stage may name a function to call before it reruns over an older result (for training:
+# move the old experiment aside, since a run would otherwise resume from its checkpoints):
+#
+#   on_rerun=move_aside run_stage 3 "train" ...
+_stage_chain=""
+
+# The record of a stage: the previous stage's record, then one argument per line.
+_stage_record() {
+  local skip=false arg
+  printf 'after: %s\n' "$_stage_chain"
+  for arg in "$@"; do
+    if $skip; then skip=false; continue; fi
+    case "$arg" in
+      --nj) skip=true; continue ;;
+      --nj=*|data.num_workers=*) continue ;;
+    esac
+    printf 'arg: %s\n' "$arg"
+  done
+}
+
+# One line naming what differs between an old and a new record.
+_stage_why() {
+  local old=$1 new=$2
+  if [ "$(sed -n 1p "$old")" != "$(sed -n 1p "$new")" ]; then
+    echo "an earlier stage's inputs changed"
+    return
+  fi
+  local gone added
+  gone=$(grep -Fxv -f "$new" "$old" | sed 's/^arg: //' | paste -sd ' ' -)
+  added=$(grep -Fxv -f "$old" "$new" | sed 's/^arg: //' | paste -sd ' ' -)
+  echo "its options changed (was: ${gone:-nothing}; now: ${added:-nothing})"
+}
+
 run_stage() {
   local n=$1 name=$2; shift 2
-  [ "$n" -lt "$stage" ] || [ "$n" -gt "$stop_stage" ] && return 0
+  local hook=${on_rerun:-}
+  local record digest
+  record=$(_stage_record "$@")
+  digest=$(printf '%s\n' "$record" | sha256sum | cut -c1-16)
+  _stage_chain=$digest
+  { [ "$n" -lt "$stage" ] || [ "$n" -gt "$stop_stage" ]; } && return 0
   local marker="$markers/stage_$n.done"
-  if [ -f "$marker" ] && [ "${force:-false}" != true ]; then
-    echo "== stage $n ($name): already done, skipping (--force true redoes it)"
-    return 0
+  if [ -f "$marker" ]; then
+    if [ "${force:-false}" = true ]; then
+      echo "== stage $n ($name): done before, redoing it (--force true)"
+    elif [ "$(sed -n 1p "$marker")" = "digest: $digest" ]; then
+      echo "== stage $n ($name): already done with these options, skipping (--force true redoes it)"
+      return 0
+    else
+      local old new
+      old=$(mktemp) new=$(mktemp)
+      sed 1d "$marker" > "$old"
+      printf '%s\n' "$record" > "$new"
+      echo "== stage $n ($name): rerunning: $(_stage_why "$old" "$new")"
+      rm -f "$old" "$new"
+    fi
+    [ -z "$hook" ] || $hook
   fi
   echo "== stage $n ($name): start $(date '+%F %T')"
   local t0=$SECONDS
@@ -21,6 +78,8 @@ run_stage() {
     echo "== stage $n ($name): FAILED after $((SECONDS - t0)) s" >&2
     exit 1
   fi
-  mkdir -p "$markers" && touch "$marker"
+  mkdir -p "$markers"
+  { echo "digest: $digest"; printf '%s\n' "$record"; } > "$markers/.stage_$n.tmp"
+  mv "$markers/.stage_$n.tmp" "$marker"
   echo "== stage $n ($name): done in $((SECONDS - t0)) s"
 }

@@ -19,7 +19,7 @@ against it, so that impossible shapes and bad optimiser or schedule arguments
 
 ``hydra.*`` overrides are refused (``reject_hydra_overrides``): ``asrkit train`` composes the
 config with Hydra's compose API and never runs Hydra's launcher, so ``hydra.run.dir`` and the
-like would be silently ignored; the run directory is ``exp_dir`` (DESIGN.md).
+like would be silently ignored; the run directory is ``exp_dir``.
 
 The built encoder also says how many input frames it turns into one output frame (its
 ``subsampling``: 4/6/8 for ``encoder.input_layer=conv2d4/6/8``, 1 for ``linear``, 8 for

@@ -27,12 +27,13 @@ methods="ctc_greedy ctc_prefix_beam attention attention_rescoring"
 . "$root/tools/stage.sh"
 cd "$root"
 
-stage0() {
+stage0() {  # stage0 DATA MANIFESTS
+  local data=$1 manifests=$2
   if [ ! -d "$data/data_aishell" ] && [ ! -d "$data/transcript" ]; then
     tools/download.sh https://www.openslr.org/resources/33/data_aishell.tgz "$data"
     (cd "$data/data_aishell/wav" && for f in *.tar.gz; do tar -xzf "$f" && rm "$f"; done)
   fi
   .venv/bin/asrkit prepare aishell --src "$data" --out "$manifests"
 }
-markers=$manifests/.stages run_stage 0 "download and prepare" stage0
+markers=$manifests/.stages run_stage 0 "download and prepare" stage0 "$data" "$manifests"
 . "$root/tools/asr_stages.sh"

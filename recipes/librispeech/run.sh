@@ -35,7 +35,9 @@ subsets="dev-clean dev-other test-clean test-other"
 if [ "$train_set" = train-960 ]; then subsets="$subsets train-clean-100 train-clean-360 train-other-500"
 else subsets="$subsets $train_set"; fi
 
-stage0() {
+stage0() {  # stage0 DATA MANIFESTS TRAIN_SET SUBSET...
+  local data=$1 manifests=$2 train_set=$3; shift 3
+  local subsets="$*"
   if [ ! -d "$data/LibriSpeech" ] && [ ! -d "$data/dev-clean" ]; then
     for s in $subsets; do tools/download.sh "https://www.openslr.org/resources/12/$s.tar.gz" "$data"; done
   fi
@@ -44,5 +46,5 @@ stage0() {
     cat $manifests/train-clean-{100,360}.jsonl $manifests/train-other-500.jsonl > $manifests/train-960.jsonl
   fi
 }
-markers=$manifests/.stages run_stage 0 "download and prepare" stage0
+markers=$manifests/.stages run_stage 0 "download and prepare" stage0 "$data" "$manifests" "$train_set" $subsets
 . "$root/tools/asr_stages.sh"

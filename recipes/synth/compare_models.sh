@@ -9,7 +9,8 @@
 # Stages 0-2 of recipes/synth/run.sh run once (corpus, CMVN, tokenizer), then stages 3-5
 # (train, average, decode) for each preset as exp/synth_<model>, --jobs N of them at a time
 # (each with nproc/N threads), then one `asrkit compare` table of them all, also written to
-# exp/synth_models.md. Options not listed here (--num_utts, --vocab_size, --nj, ...) go to
+# exp/synth_models.md; each preset logs to exp/logs/synth_<model>.log. Options not listed
+# here (--num_utts, --vocab_size, --nj, ...) go to
 # recipes/synth/run.sh.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -17,20 +18,9 @@ models="transformer conformer moe_conformer interctc 3m contextnet"
 jobs=1
 methods="ctc_greedy attention_rescoring joint"
 exp_root=exp
-passthrough=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --models) models=$2; shift 2 ;;
-    --jobs) jobs=$2; shift 2 ;;
-    --methods) methods=$2; shift 2 ;;
-    --exp_root) exp_root=$2; passthrough+=("$1" "$2"); shift 2 ;;
-    --help|-h) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    --) shift; break ;;
-    --*) [ $# -ge 2 ] || { echo "compare_models.sh: $1 needs a value" >&2; exit 2; }
-         passthrough+=("$1" "$2"); shift 2 ;;
-    *) echo "compare_models.sh: unexpected argument $1 (Hydra overrides go after --)" >&2; exit 2 ;;
-  esac
-done
+passthrough=()            # every other option goes to recipes/synth/run.sh
+passthrough_also=exp_root
+. "$root/tools/parse_options.sh"
 cd "$root"
 for model in $models; do
   [ -f "conf/experiment/synth/$model.yaml" ] || { echo "compare_models.sh: no preset conf/experiment/synth/$model.yaml" >&2; exit 2; }
@@ -41,11 +31,11 @@ threads=$(( $(nproc) / jobs )); [ "$threads" -ge 1 ] || threads=1
 failed=0
 running=0
 for model in $models; do
-  mkdir -p "$exp_root/synth_$model"
+  mkdir -p "$exp_root/logs"
   OMP_NUM_THREADS=$threads "$recipe" "${passthrough[@]}" --experiment "synth/$model" \
     --exp "synth_$model" --methods "$methods" --nj 1 --stage 3 --stop_stage 5 -- "$@" \
-    > "$exp_root/synth_$model/run.log" 2>&1 &
-  echo "synth/$model: training in $exp_root/synth_$model (log: $exp_root/synth_$model/run.log)"
+    > "$exp_root/logs/synth_$model.log" 2>&1 &
+  echo "synth/$model: training in $exp_root/synth_$model (log: $exp_root/logs/synth_$model.log)"
   running=$((running + 1))
   if [ "$running" -ge "$jobs" ]; then
     wait -n || failed=$((failed + 1))
@@ -56,7 +46,7 @@ while [ "$running" -gt 0 ]; do
   wait -n || failed=$((failed + 1))
   running=$((running - 1))
 done
-[ "$failed" -eq 0 ] || echo "compare_models.sh: $failed model(s) failed; see their run.log" >&2
+[ "$failed" -eq 0 ] || echo "compare_models.sh: $failed model(s) failed; see their log in $exp_root/logs/" >&2
 dirs=()
 for model in $models; do
   [ -d "$exp_root/synth_$model/decode" ] && dirs+=("$exp_root/synth_$model")

@@ -6,7 +6,7 @@ from asrkit.bin.info import main
 from asrkit.config import compose_train_config
 from asrkit.text.tokenizer import train_tokenizer
 
-WENET_AISHELL = 42_937_856 + 770 * 4233  # REFERENCE.md: 46,197,266
+WENET_AISHELL = 42_937_856 + 770 * 4233  # WeNet's AISHELL-1 Conformer (Yao et al. 2021): 46,197,266
 
 
 def run_json(capsys, *args):
@@ -32,7 +32,7 @@ def test_every_preset_builds(capsys, experiment):
 
 def conformer_encoder_parameters(d: int, layers: int, kernel: int, mel_bins: int = 80) -> int:
     """Closed form of a Conformer encoder with FFN 4d, conv2d 4x subsampling (d channels) and
-    BatchNorm in the conv module, counted by hand from the paper's block (REFERENCE.md)."""
+    BatchNorm in the conv module, counted by hand from the paper's block (Gulati et al. 2020)."""
     freq = ((mel_bins - 3) // 2 + 1 - 3) // 2 + 1
     subsampling = (9 * d + d) + (9 * d * d + d) + (freq * d * d + d)  # conv, conv, linear
     ffn = d * 4 * d + 4 * d + 4 * d * d + d
@@ -42,7 +42,7 @@ def conformer_encoder_parameters(d: int, layers: int, kernel: int, mel_bins: int
     return subsampling + layers * block + 2 * d  # + the final LayerNorm
 
 
-# Gulati et al. 2020, table 1 (REFERENCE.md): S 16 blocks d 144 4 heads, M 16 / 256 / 4,
+# Gulati et al. 2020, table 1: S 16 blocks d 144 4 heads, M 16 / 256 / 4,
 # L 17 / 512 / 8; FFN 4d; kernel 31 (odd, as ESPnet/WeNet; the paper's 32 is even).
 # The paper's 10.3M / 30.7M / 118.8M include its 1-layer LSTM transducer decoder.
 LIBRISPEECH_CONFORMERS = [

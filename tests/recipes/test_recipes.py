@@ -58,7 +58,7 @@ def test_librispeech_recipe_end_to_end(tmp_path):
     for subset, count in subsets.items():
         assert len((tmp_path / "data" / f"{subset}.jsonl").read_text().splitlines()) == count
     rerun = run_recipe("librispeech", tmp_path, corpus.parent, [*options, "--stage", "3"])
-    assert "== stage 3 (train): already done, skipping" in rerun
+    assert "== stage 3 (train): already done with these options, skipping" in rerun
 
 
 def test_aishell_recipe_end_to_end(tmp_path):

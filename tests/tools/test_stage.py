@@ -1,0 +1,109 @@
+"""tools/stage.sh: a finished stage reruns (with its dependants) when what it depended on
+changed, says why in one line, and is skipped when nothing changed."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A three-stage toy recipe: stage 0 writes its option, stage 1 copies it, stage 2 counts.
+RECIPE = """#!/usr/bin/env bash
+set -euo pipefail
+stage=0; stop_stage=2; force=false; size=10; beam=4; nj=1
+. "{root}/tools/parse_options.sh"
+. "{root}/tools/stage.sh"
+cd "{work}"
+markers=.stages
+moved() {{ echo "hook ran for $1" >> hooks.log; }}
+append() {{ echo "$1" >> "$2"; }}
+run_stage 0 "make" append "size=$size" s0.log --nj "$nj"
+on_rerun="moved 1" run_stage 1 "copy" append "copy" s1.log
+run_stage 2 "count" append "beam=$beam" s2.log
+"""
+
+
+def make_recipe(tmp_path: Path) -> Path:
+    work = tmp_path / "work"
+    work.mkdir()
+    script = tmp_path / "recipe.sh"
+    script.write_text(RECIPE.format(root=ROOT, work=work))
+    script.chmod(0o755)
+    return script
+
+
+def run(script: Path, *options: str) -> str:
+    out = subprocess.run(["bash", str(script), *options], capture_output=True, text=True,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_unchanged_options_skip_every_stage(tmp_path):
+    script = make_recipe(tmp_path)
+    run(script)
+    again = run(script)
+    for n, name in enumerate(["make", "copy", "count"]):
+        assert f"== stage {n} ({name}): already done with these options, skipping" in again
+    work = tmp_path / "work"
+    assert lines(work / "s0.log") == ["size=10"] and lines(work / "s1.log") == ["copy"]
+    assert lines(work / "s2.log") == ["beam=4"] and not (work / "hooks.log").exists()
+
+
+def test_changed_option_reruns_its_stage_and_the_stages_after(tmp_path):
+    script = make_recipe(tmp_path)
+    run(script)
+    out = run(script, "--size", "20")
+    assert "== stage 0 (make): rerunning: its options changed (was: size=10; now: size=20)" in out
+    assert "== stage 1 (copy): rerunning: an earlier stage's inputs changed" in out
+    assert "== stage 2 (count): rerunning: an earlier stage's inputs changed" in out
+    work = tmp_path / "work"
+    assert lines(work / "s0.log") == ["size=10", "size=20"]
+    assert lines(work / "s1.log") == ["copy", "copy"]
+    assert lines(work / "s2.log") == ["beam=4", "beam=4"]
+    assert lines(work / "hooks.log") == ["hook ran for 1"]  # the rerun hook, before stage 1
+
+
+def test_a_late_option_reruns_only_its_stage(tmp_path):
+    script = make_recipe(tmp_path)
+    run(script)
+    out = run(script, "--beam", "8")
+    assert "== stage 0 (make): already done with these options" in out
+    assert "== stage 1 (copy): already done with these options" in out
+    assert "== stage 2 (count): rerunning: its options changed (was: beam=4; now: beam=8)" in out
+    assert lines(tmp_path / "work" / "s2.log") == ["beam=4", "beam=8"]
+
+
+def test_changes_seen_from_a_later_start_stage(tmp_path):
+    """--stage 2 after changing a stage-0 option: stage 2 still sees that its inputs moved."""
+    script = make_recipe(tmp_path)
+    run(script)
+    out = run(script, "--size", "30", "--stage", "2")
+    assert "== stage 2 (count): rerunning: an earlier stage's inputs changed" in out
+    assert "stage 0" not in out
+
+
+def test_job_count_is_not_an_input_and_force_redoes(tmp_path):
+    script = make_recipe(tmp_path)
+    run(script)
+    out = run(script, "--nj", "8")
+    assert "== stage 0 (make): already done with these options" in out
+    out = run(script, "--force", "true", "--stage", "1", "--stop_stage", "1")
+    assert "== stage 1 (copy): done before, redoing it (--force true)" in out
+    assert lines(tmp_path / "work" / "s1.log") == ["copy", "copy"]
+    assert lines(tmp_path / "work" / "hooks.log") == ["hook ran for 1"]
+
+
+def test_a_failed_stage_leaves_no_marker(tmp_path):
+    script = make_recipe(tmp_path)
+    text = script.read_text().replace('append "copy" s1.log', 'false')
+    script.write_text(text)
+    out = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=False)
+    assert out.returncode == 1 and "== stage 1 (copy): FAILED" in out.stderr
+    assert not (tmp_path / "work" / ".stages" / "stage_1.done").exists()
+    assert (tmp_path / "work" / ".stages" / "stage_0.done").exists()
