@@ -25,7 +25,7 @@ from asrkit.data.features import FbankExtractor
 from asrkit.data.loader import build_loader
 from asrkit.data.manifest import read_manifest
 from asrkit.data.prepare import run_preparer
-from asrkit.text.tokenizer import train_tokenizer
+from asrkit.text.registry import train_tokenizer
 
 CONF = Path(__file__).resolve().parent.parent / "conf" / "data" / "default.yaml"
 

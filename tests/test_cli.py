@@ -12,7 +12,8 @@ def test_help_lists_existing_subcommands(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    expected = {"prepare", "tokenizer", "cmvn", "info", "train", "average", "decode", "score", "compare"}
+    expected = {"prepare", "tokenizer", "cmvn", "info", "train", "average", "decode", "score", "compare",
+                "transcribe", "export"}
     assert set(available_subcommands()) == expected
     for name in expected:
         assert f"  {name} " in out

@@ -43,8 +43,13 @@ _move_exp_aside() {
   echo "== the previous $exp_dir is kept as $old"
 }
 on_rerun=_move_exp_aside run_stage 3 "train" $asrkit train "${train_args[@]}" "$@"
-run_stage 4 "average" $asrkit average "$exp_dir" --num "$avg_num"
-run_stage 5 "decode" $asrkit decode exp_dir="$exp_dir" checkpoint="avg_$avg_num.pt" \
-  test_sets="$(_list "${_test_manifests[@]}")" methods="$(_list $methods)" beam="$beam" \
-  ctc_weight="$ctc_weight" rescoring_beam="$rescoring_beam"
+# a run shorter than avg_num epochs averages what it has; decoding uses that average
+run_stage 4 "average" $asrkit average "$exp_dir" --num "$avg_num" --allow-fewer
+decode_args=(exp_dir="$exp_dir" test_sets="$(_list "${_test_manifests[@]}")"
+             methods="$(_list $methods)" beam="$beam" ctc_weight="$ctc_weight")
+# attention rescoring's CTC N-best, when that method is decoded
+if [ "$rescoring_beam" != null ] && [[ " $methods " == *" attention_rescoring "* ]]; then
+  decode_args+=(search.attention_rescoring.beam="$rescoring_beam")
+fi
+run_stage 5 "decode" $asrkit decode "${decode_args[@]}"
 run_stage 6 "score and report" $asrkit compare "$exp_dir"

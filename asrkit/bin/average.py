@@ -5,9 +5,13 @@
     asrkit average exp/conformer --num 5 --best-by dev_loss --out exp/conformer/best5.pt
 
 The output is a checkpoint like the others (decoding loads it with load_model) and records
-which checkpoints went in (`averaged_from`). Ties in --best-by go to the newer epoch. Asking
-for more checkpoints than exp_dir/checkpoints holds is an error (exit 2) naming how many
-there are.
+which checkpoints went in (`averaged_from`); it becomes the experiment's averaged model,
+which `asrkit decode` and `asrkit transcribe` use by default. Ties in --best-by go to the
+newer epoch. Asking for more checkpoints than exp_dir/checkpoints holds is an error (exit 2)
+naming how many there are; with --allow-fewer (the recipes' choice, for runs shorter than
+--num epochs) all there are are averaged, into avg_<how many>.pt. An epoch checkpoint that is
+unreadable or differs from its recorded content hash (checkpoints/epoch_N.pt.sha256) is an
+error naming it, unless --skip-corrupt.
 """
 
 from __future__ import annotations
@@ -30,16 +34,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, help="output file (default EXP_DIR/avg_NUM.pt, "
                                                  "or EXP_DIR/avg_best_METRIC_NUM.pt with "
                                                  "--best-by)")
+    parser.add_argument("--allow-fewer", action="store_true",
+                        help="average all there are when fewer than --num exist")
+    parser.add_argument("--skip-corrupt", action="store_true",
+                        help="leave out (with a warning) epoch checkpoints that are unreadable "
+                             "or differ from their recorded hash, instead of refusing")
     return parser
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    from asrkit.checkpoint_io import CorruptCheckpointError
     from asrkit.training.average import average_experiment
 
     try:
-        path = average_experiment(args.exp_dir, args.num, args.best_by, args.out)
+        path = average_experiment(args.exp_dir, args.num, args.best_by, args.out,
+                                  args.allow_fewer, args.skip_corrupt)
+    except CorruptCheckpointError as e:  # a runtime failure: the files, not the command
+        print(f"asrkit average: {' '.join(str(e).split())}", file=sys.stderr)
+        return 1
     except (ValueError, FileNotFoundError) as e:
         print(f"asrkit average: {' '.join(str(e).split())}", file=sys.stderr)
         return 2

@@ -37,9 +37,9 @@ def main(argv: list[str]) -> int:
     extractor = FbankExtractor(args.sample_rate, args.num_mel_bins, args.frame_length, args.frame_shift)
     try:
         cmvn, failed = compute_global_cmvn(args.manifest, extractor, args.nj)
-    except ManifestError as e:
+    except ManifestError as e:  # the manifest given is malformed: a usage error
         print(f"asrkit cmvn: {e}", file=sys.stderr)
-        return 1
+        return 2
     except ValueError as e:  # e.g. no readable utterance at all
         print(f"asrkit cmvn: {args.manifest}: {e}", file=sys.stderr)
         return 1

@@ -5,19 +5,23 @@
     asrkit compare exp/a exp/b --format csv --pairs-csv pairs.csv > results.csv
     asrkit compare exp/a exp/b --plot wer.png --metric cer
 
-Reads every `<exp>/decode/<set>/<method>/wer.json` (written by `asrkit decode`) and prints
-one table: a row per experiment and method, a column per test set, with the parameter count,
-epochs and training hours of the decoded checkpoint. For every two experiments scored on the
-same set with the same method it gives the difference with a 95 % confidence interval from
-paired bootstrap resampling over utterances (Bisani & Ney 2004) and whether it is
-significant.
+Reads every `<exp>/decode/<checkpoint>/<set>/<method...>/wer.json` (written by `asrkit
+decode`) and prints one table: a row per experiment and method (one per checkpoint and search
+settings when an experiment was decoded more than once; the label says which), a column per
+test set, with the parameter count, epochs and training hours of the decoded checkpoint.
+For every two rows scored on the same set with the same method it gives the difference with
+a 95 % confidence interval from paired bootstrap resampling over utterances (Bisani & Ney
+2004) and whether it is significant; a note warns when the two were decoded with other
+search settings (beam, ctc_weight, ...). --checkpoint NAME keeps one checkpoint's results.
 
---format csv prints one table only, so that stdout stays a single CSV file: a row per
-experiment × set × method. The pairwise differences and confidence intervals are NOT in it;
-write them with --pairs-csv FILE (a second CSV: set, method, a, b, metric, value_a, value_b,
-delta, ci_low, ci_high, prob_b_better, significant, utts); without it a note on stderr says
-how many pairs were left out. --plot draws a missing result as "n/a", not as a 0 % bar.
-Exit status 2 on bad input.
+--format csv prints one table only, so that stdout stays a single CSV file: a line per
+experiment × row × set (with the checkpoint and the settings as JSON). The pairwise
+differences and confidence intervals are NOT in it; write them with --pairs-csv FILE (a
+second CSV: set, method, a, b, metric, value_a, value_b, delta, ci_low, ci_high,
+prob_b_better, significant, utts); without it a note on stderr says how many pairs were
+left out. --plot draws a missing result as "n/a", not as a 0 % bar.
+Exit status 2 on bad input; a stored model config naming code outside asrkit is refused
+(--trust-module MODULE allows a module of your own).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("exp_dirs", nargs="+", type=Path, help="experiment directories")
     parser.add_argument("--sets", nargs="+", help="only these test sets (manifest stems)")
     parser.add_argument("--methods", nargs="+", help="only these decoding methods")
+    parser.add_argument("--checkpoint", help="only results of this checkpoint (as recorded, "
+                                             "e.g. avg_3.pt, or its stem)")
     parser.add_argument("--metric", choices=("wer", "cer"), default="wer")
     parser.add_argument("--format", choices=("md", "csv"), default="md",
                         help="md: results and pairwise tables; csv: the results only, one "
@@ -43,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write the pairwise differences with their bootstrap "
                              "confidence intervals as CSV (the only place --format csv "
                              "puts them)")
+    parser.add_argument("--trust-module", action="append", default=[], metavar="MODULE",
+                        help="a module of your own that the experiments' stored configs may "
+                             "name (repeatable); other non-asrkit targets are refused")
     parser.add_argument("--bootstrap-samples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     return parser
@@ -50,17 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from asrkit.scoring.compare import (
-        compare_experiments,
-        format_csv,
-        format_markdown,
-        format_pairs_csv,
-        plot,
-    )
+    from asrkit.scoring.compare import compare_experiments
+    from asrkit.scoring.compare_format import format_csv, format_markdown, format_pairs_csv, plot
 
     try:
         comparison = compare_experiments(args.exp_dirs, args.sets, args.methods, args.metric,
-                                         args.bootstrap_samples, args.seed)
+                                         args.bootstrap_samples, args.seed, args.checkpoint,
+                                         args.trust_module)
     except (OSError, ValueError) as e:
         print(f"asrkit compare: {' '.join(str(e).split())}", file=sys.stderr)
         return 2

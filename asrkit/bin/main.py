@@ -22,6 +22,8 @@ SUBCOMMANDS = {
     "decode": "asrkit.bin.decode",
     "score": "asrkit.bin.score",
     "compare": "asrkit.bin.compare",
+    "transcribe": "asrkit.bin.transcribe",
+    "export": "asrkit.bin.export",
 }
 
 

@@ -34,9 +34,9 @@ def main(argv: list[str]) -> int:
     options = {k: v for k, v in vars(args).items() if k not in ("corpus", "src", "out", "strict")}
     try:
         summary = run_preparer(args.corpus, args.src, args.out, **options)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError) as e:  # bad options or source: a usage error
         print(f"asrkit prepare {args.corpus}: {e}", file=sys.stderr)
-        return 1
+        return 2
     print(summary.format())
     if args.strict and summary.total_skipped:
         print(f"asrkit prepare {args.corpus}: --strict and {summary.total_skipped} skipped", file=sys.stderr)

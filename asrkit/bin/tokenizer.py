@@ -3,7 +3,7 @@
     asrkit tokenizer --manifest data/synth/train.jsonl --type bpe --vocab-size 100 --out data/synth/bpe100
     asrkit tokenizer --manifest data/aishell/train.jsonl --type char --out data/aishell/char
 
-Ids are fixed: 0 <blank>, 1 <unk>, 2 <sos/eos> (see asrkit/text/tokenizer.py).
+Ids are fixed: 0 <blank>, 1 <unk>, 2 <sos/eos> (see asrkit/text/base.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from asrkit.data.manifest import ManifestError, read_manifest
-from asrkit.text.tokenizer import TokenizerError, train_tokenizer
+from asrkit.text.base import TokenizerError
+from asrkit.text.registry import train_tokenizer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +37,7 @@ def main(argv: list[str]) -> int:
         tokenizer = train_tokenizer(texts, args.type, args.vocab_size)
     except (ManifestError, TokenizerError) as e:
         print(f"asrkit tokenizer: {e}", file=sys.stderr)
-        return 1
+        return 2
     tokenizer.save(args.out)
     unk = sum(t.count(1) for t in map(tokenizer.encode, texts))
     tokens = sum(len(tokenizer.encode(t)) for t in texts)

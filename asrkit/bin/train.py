@@ -17,8 +17,14 @@ as Hydra's launcher is not used.
     asrkit train -m encoder=transformer,conformer optim.lr=1e-3,2e-3 exp_dir=exp/sweep ...
 
 -m (--multirun) sweeps as Hydra's basic sweeper does: every combination of the
-comma-separated values is one run, in exp_dir/<n>_<key=value,...>, one after another; every
+comma-separated values is one run, in exp_dir/<n>_<key>-<value>+..., one after another; every
 run's config is checked first (asrkit/training/sweep.py).
+
+    asrkit train --config-dir my_conf encoder=mine ...
+
+--config-dir DIR (repeatable) adds DIR to the config search path: my_conf/encoder/mine.yaml
+is then a choice of the encoder group, whose _target_ may name your own class (importable,
+e.g. on PYTHONPATH) that fulfils asrkit.models.encoder_interface.
 Exit status: 0 done, 1 training failed, 2 bad config, 130/143 stopped by SIGINT/SIGTERM
 after writing a checkpoint. See asrkit/training/ for the loop and the experiment directory.
 """
@@ -28,6 +34,7 @@ from __future__ import annotations
 import sys
 
 from asrkit.config import CONFIG_ERRORS, one_line
+from asrkit.config.search_path import split_config_dirs
 
 
 def main(argv: list[str]) -> int:
@@ -39,8 +46,9 @@ def main(argv: list[str]) -> int:
     multirun = any(arg in ("-m", "--multirun") for arg in argv)
     argv = [arg for arg in argv if arg not in ("-m", "--multirun")]
     try:
-        jobs = plan_jobs(argv, multirun)
+        argv, config_dirs = split_config_dirs(argv)
+        jobs = plan_jobs(argv, multirun, config_dirs)
     except CONFIG_ERRORS as e:
         print(f"asrkit train: {one_line(e)}", file=sys.stderr)
         return 2
-    return run_jobs(jobs, multirun)
+    return run_jobs(jobs, multirun, config_dirs)

@@ -2,11 +2,18 @@
 
 `torchaudio.load` would need torchcodec and FFmpeg; soundfile reads the formats speech
 corpora ship in and reports durations from the file header without decoding.
+
+Nothing read is trusted blindly: a WAV file shorter than its header declares (a truncated
+copy: libsndfile quietly reads what is there) and audio with NaN or infinite samples (a
+float WAV can hold them) are errors naming the file, so that an utterance is skipped with
+its reason instead of training on part of its audio with the whole transcript, or
+poisoning the model.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 
 import numpy as np
 import soundfile as sf
@@ -50,10 +57,13 @@ def load_audio(
     start: float | None = None,
     end: float | None = None,
     sample_rate: int = 16000,
+    channel: int | None = 0,
 ) -> torch.Tensor:
     """Read a mono waveform as float32 in [-1, 1], shape (samples,), resampled to `sample_rate`.
 
-    Multi-channel audio keeps the first channel. `start`/`end` (seconds) select a segment.
+    Multi-channel audio keeps channel `channel` (0, the first, by default: what training and
+    decoding read); `channel=None` mixes all channels down (their mean). `start`/`end`
+    (seconds) select a segment.
     """
     try:
         with sf.SoundFile(str(path)) as f:
@@ -62,14 +72,59 @@ def load_audio(
             last = f.frames if end is None else min(f.frames, round(end * file_rate))
             f.seek(first)
             data = f.read(max(last - first, 0), dtype="float32", always_2d=True)
+            held = f.frames
     except (RuntimeError, OSError) as e:
         raise AudioError(f"{path}: unreadable audio ({_short(e)})") from None
+    declared = declared_wav_frames(path)
+    if declared is not None and held < declared:
+        raise AudioError(f"{path}: truncated: its header declares {declared} samples, the file "
+                         f"holds {held}")
     if data.shape[0] == 0:
         raise AudioError(f"{path}: empty audio")
-    wave = torch.from_numpy(np.ascontiguousarray(data[:, 0]))
+    wave = torch.from_numpy(to_mono(data, channel, path))
     if file_rate != sample_rate:
         wave = AF.resample(wave, file_rate, sample_rate)
     return wave
+
+
+def to_mono(data: np.ndarray, channel: int | None, path: str | os.PathLike) -> np.ndarray:
+    """(frames, channels) float32 samples -> (frames,) contiguous: channel ``channel``, or
+    the mean of all channels (``None``). Raises AudioError naming ``path`` for a channel the
+    file does not have and for non-finite samples (NaN/inf) in what is kept."""
+    channels = data.shape[1]
+    if channel is not None and not -channels <= channel < channels:
+        raise AudioError(f"{path}: has {channels} channel(s); channel {channel} does not exist")
+    if channel is None:
+        mono = data.mean(axis=1) if channels > 1 else data[:, 0]  # NaN/inf stay in the mean
+    else:
+        mono = data[:, channel]
+    finite = np.isfinite(mono)
+    if not finite.all():
+        raise AudioError(f"{path}: {int((~finite).sum())} non-finite samples (NaN/inf)")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def declared_wav_frames(path: str | os.PathLike) -> int | None:
+    """The sample frames a RIFF/WAVE header declares for its data chunk, or None (not a
+    plain WAV file, or a header that declares no size, as streamed files do)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return None
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    block_align, offset = None, 12
+    while offset + 8 <= len(head):
+        chunk, size = head[offset:offset + 4], struct.unpack("<I", head[offset + 4:offset + 8])[0]
+        if chunk == b"fmt " and offset + 22 <= len(head):
+            block_align = struct.unpack("<H", head[offset + 20:offset + 22])[0]
+        elif chunk == b"data":
+            if not block_align or size in (0, 0xFFFFFFFF):
+                return None
+            return size // block_align
+        offset += 8 + size + (size & 1)
+    return None
 
 
 def write_wav(path: str | os.PathLike, wave: torch.Tensor | np.ndarray, sample_rate: int) -> None:

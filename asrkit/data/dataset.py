@@ -2,8 +2,10 @@
 
 Each item's random choices come from a generator seeded by (seed, epoch, index), so the
 same epoch yields the same features whichever worker computes them and after a resume.
-An utterance that fails to load becomes `{"id", "error"}` instead of an exception; the
-loader logs it and counts it against `max_fail_fraction`.
+An utterance that fails to load — unreadable, truncated or non-finite audio
+(asrkit.data.audio), or non-finite features — becomes `{"id", "error"}` instead of an
+exception; the loader logs it with its id and reason and counts it against
+`max_fail_fraction`, and it never reaches a model.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class ASRDataset(torch.utils.data.Dataset):
             return {"id": utt.id, "error": str(e)}
         if self.cmvn is not None:
             feats = self.cmvn(feats)
+        if not bool(torch.isfinite(feats).all()):  # e.g. CMVN statistics with a zero variance
+            return {"id": utt.id, "error": f"{utt.audio}: non-finite features (NaN/inf)"}
         if self.specaug is not None:
             feats = self.specaug(feats, gen)
         return {"id": utt.id, "feats": feats, "tokens": torch.tensor(self.token_ids[index])}

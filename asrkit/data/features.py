@@ -23,6 +23,13 @@ class FbankExtractor:
     frame_length: float = 25.0  # ms
     frame_shift: float = 10.0  # ms
 
+    @classmethod
+    def from_config(cls, data: dict) -> FbankExtractor:
+        """The extractor a ``data`` config section describes (conf/data/default.yaml)."""
+        features = data["features"]
+        return cls(sample_rate=data["sample_rate"], num_mel_bins=features["num_mel_bins"],
+                   frame_length=features["frame_length"], frame_shift=features["frame_shift"])
+
     @property
     def window_samples(self) -> int:
         return int(self.sample_rate * self.frame_length / 1000)

@@ -4,23 +4,22 @@ CTC needs at least one encoder frame per token, so utterances whose token count 
 their encoder frame count are dropped, as are those outside [min_duration, max_duration]
 and those whose text tokenizes to nothing. The encoder frame count is a lower bound, so
 that no kept utterance is unalignable in any epoch: the utterance played at the fastest
-speed-perturbation factor, then the output length of the conv2d subsampling stack of that
-factor (asrkit.models.subsampling: 98 fbank frames give 23 at 4x, not 98 // 4 = 24).
-ContextNet's padded strides keep ceil(T / f) frames, at least as many.
+speed-perturbation factor, then the encoder's own ``output_lengths`` (the encoder contract,
+asrkit.models.encoder_interface; e.g. 98 fbank frames give 23 after a conv2d 4x stack, not
+98 // 4 = 24). Without an encoder (``output_lengths=None``) tokens are not counted.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+import torch
 
 from asrkit.data.augment import speed_perturbed_length
 from asrkit.data.features import FbankExtractor
 from asrkit.data.manifest import Utterance
-
-# asrkit.models.subsampling imports only torch, so this makes no import cycle
-from asrkit.models.subsampling import CONV_LAYERS, conv_output_length
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +29,8 @@ NO_TOKENS = "no tokens after tokenization"
 TOO_MANY_TOKENS = "more tokens than frames after subsampling"
 
 
-def subsampled_frames(frames: int, subsampling: int) -> int:
-    """The fewest encoder frames an encoder subsampling by `subsampling` makes from `frames`.
-
-    For 4, 6 and 8 that is the conv2d stack's output length; for another factor, with no
-    stack to copy, frames // subsampling - 1 (what the stacks come to, within a frame).
-    """
-    if subsampling <= 1:
-        return frames
-    if subsampling in CONV_LAYERS:
-        return max(conv_output_length(frames, CONV_LAYERS[subsampling]), 0)
-    return max(frames // subsampling - 1, 0)
+# (batch,) input frames -> (batch,) encoder frames: an encoder's ``output_lengths``
+OutputLengths = Callable[[torch.Tensor], torch.Tensor]
 
 
 def filter_utterances(
@@ -49,16 +39,17 @@ def filter_utterances(
     extractor: FbankExtractor,
     min_duration: float = 0.0,
     max_duration: float = float("inf"),
-    subsampling: int = 1,
+    output_lengths: OutputLengths | None = None,
     fastest_speed: float = 1.0,
     name: str = "data",
 ) -> tuple[list[int], Counter]:
     """Indices of the utterances to keep, and how many were dropped for each reason.
 
-    `fastest_speed` is the largest speed-perturbation factor (1.0 without perturbation).
+    `output_lengths` is the encoder's (input frames -> encoder frames, batched);
+    `fastest_speed` the largest speed-perturbation factor (1.0 without perturbation).
     """
     keep, dropped = [], Counter()
-    rate = extractor.sample_rate
+    encoder_frames = _encoder_frames(utterances, extractor, output_lengths, fastest_speed)
     for index, (utt, tokens) in enumerate(zip(utterances, token_ids)):
         if utt.duration < min_duration:
             dropped[TOO_SHORT] += 1
@@ -66,15 +57,27 @@ def filter_utterances(
             dropped[TOO_LONG] += 1
         elif not tokens:
             dropped[NO_TOKENS] += 1
+        elif encoder_frames is not None and len(tokens) > encoder_frames[index]:
+            dropped[TOO_MANY_TOKENS] += 1
         else:
-            samples = speed_perturbed_length(int(utt.duration * rate), rate, fastest_speed)
-            if len(tokens) > subsampled_frames(extractor.num_frames(samples), subsampling):
-                dropped[TOO_MANY_TOKENS] += 1
-            else:
-                keep.append(index)
+            keep.append(index)
     if dropped:
         details = ", ".join(f"{n} {reason}" for reason, n in sorted(dropped.items()))
         log.warning("%s: kept %d of %d utterances; dropped %s", name, len(keep), len(utterances), details)
     else:
         log.info("%s: kept all %d utterances", name, len(keep))
     return keep, dropped
+
+
+def _encoder_frames(utterances: Sequence[Utterance], extractor: FbankExtractor,
+                    output_lengths: OutputLengths | None, fastest_speed: float) -> list[int] | None:
+    """The fewest encoder frames of each utterance (at the fastest speed), in one call of the
+    encoder's ``output_lengths``; None without one."""
+    if output_lengths is None:
+        return None
+    rate = extractor.sample_rate
+    frames = [extractor.num_frames(speed_perturbed_length(int(u.duration * rate), rate,
+                                                          fastest_speed)) for u in utterances]
+    with torch.no_grad():
+        counts = output_lengths(torch.tensor(frames, dtype=torch.long))
+    return [max(int(n), 0) for n in counts.tolist()]

@@ -29,10 +29,10 @@ from asrkit.data.augment import SpecAugment, speed_perturbed_length
 from asrkit.data.cmvn import GlobalCMVN
 from asrkit.data.dataset import ASRDataset, collate_batch
 from asrkit.data.features import FbankExtractor
-from asrkit.data.filters import filter_utterances
+from asrkit.data.filters import OutputLengths, filter_utterances
 from asrkit.data.manifest import read_manifest
 from asrkit.data.sampler import BucketingBatchSampler
-from asrkit.text.tokenizer import Tokenizer
+from asrkit.text.base import Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +98,13 @@ def build_loader(
     cmvn: GlobalCMVN | None = None,
     rank: int = 0,
     world_size: int = 1,
+    output_lengths: OutputLengths | None = None,
 ) -> ResumableLoader:
-    """A loader over `manifest` configured by the `data` config group (a plain dict)."""
+    """A loader over `manifest` configured by the `data` config group (a plain dict).
+    `output_lengths` is the encoder's (asrkit.models.encoder_interface): with it, transcripts
+    with more tokens than encoder frames are filtered out (CTC could not align them)."""
     feats_cfg, filt = data_cfg["features"], data_cfg["filters"]
-    extractor = FbankExtractor(
-        sample_rate=data_cfg["sample_rate"], num_mel_bins=feats_cfg["num_mel_bins"],
-        frame_length=feats_cfg["frame_length"], frame_shift=feats_cfg["frame_shift"])
+    extractor = FbankExtractor.from_config(data_cfg)
     if cmvn is None and data_cfg.get("cmvn"):
         cmvn = GlobalCMVN.load(data_cfg["cmvn"])
     name = Path(manifest).name
@@ -111,7 +112,7 @@ def build_loader(
     utterances = read_manifest(manifest)
     token_ids = [tokenizer.encode(u.text) for u in utterances]
     keep, _ = filter_utterances(utterances, token_ids, extractor, filt["min_duration"],
-                                filt["max_duration"], filt["subsampling"],
+                                filt["max_duration"], output_lengths,
                                 fastest_speed=max(speed, default=1.0), name=name)
     utterances = [utterances[i] for i in keep]
     token_ids = [token_ids[i] for i in keep]

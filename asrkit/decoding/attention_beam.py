@@ -25,10 +25,14 @@ attention score, rescored with (1 − λ)·attention + λ·ΔCTC prefix score.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from asrkit.arg_types import PositiveFloat, PositiveInt
 from asrkit.decoding.ctc_prefix_score import CTCPrefixScorer
 from asrkit.decoding.hypothesis import Hypothesis, NBest
+from asrkit.decoding.search import SearchMethod, max_output_lengths
 from asrkit.models.asr_model import ASRModel
 from asrkit.models.mask import padding_mask
 
@@ -155,3 +159,21 @@ def _nbest(tokens: torch.Tensor, scores: torch.Tensor, eos_id: int, length_norm:
         hyps.sort(key=lambda pair: -pair[0])
         results.append([hyp for _, hyp in hyps[:nbest]])
     return results
+
+
+@dataclass(frozen=True)
+class AttentionSearch(SearchMethod):
+    """``attention``: beam search with the attention decoder alone; ``length_penalty``
+    added per output token, or ranking by score / (tokens + 1) with ``length_norm``; at most
+    ceil(``max_len_ratio`` x encoder frames) tokens."""
+
+    beam: PositiveInt = 10
+    length_penalty: float = 0.0
+    length_norm: bool = False
+    max_len_ratio: PositiveFloat = 1.0
+    needs_decoder = True
+
+    def __call__(self, model, enc, enc_lens, ctc_log_probs) -> list[NBest]:
+        return attention_beam_search(model, enc, enc_lens, self.beam, self.length_penalty,
+                                     self.length_norm,
+                                     max_len=max_output_lengths(enc_lens, self.max_len_ratio))

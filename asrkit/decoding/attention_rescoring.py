@@ -13,10 +13,14 @@ the CTC-based methods.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from asrkit.arg_types import PositiveInt, UnitInterval
 from asrkit.decoding.ctc_prefix_beam import ctc_prefix_beam_search
 from asrkit.decoding.hypothesis import Hypothesis, NBest
+from asrkit.decoding.search import SearchMethod
 from asrkit.models.asr_model import ASRModel
 
 
@@ -60,3 +64,24 @@ def _combine(ctc: float, att: float, ctc_weight: float) -> float:
     if ctc_weight == 1.0:
         return ctc
     return ctc_weight * ctc + (1.0 - ctc_weight) * att
+
+
+@dataclass(frozen=True)
+class AttentionRescoring(SearchMethod):
+    """``attention_rescoring``: the CTC prefix beam search's ``beam``-best rescored by the
+    attention decoder with weight ``ctc_weight`` on CTC; ``top_k`` labels tried per frame
+    (null: ``beam``)."""
+
+    beam: PositiveInt = 10
+    ctc_weight: UnitInterval = 0.3
+    top_k: PositiveInt | None = None
+    needs_decoder = True
+    needs_ctc = True
+
+    def __call__(self, model, enc, enc_lens, ctc_log_probs) -> list[NBest]:
+        return attention_rescoring(model, enc, enc_lens, ctc_log_probs, self.beam,
+                                   self.ctc_weight, self.top_k)
+
+    def settings(self) -> dict:
+        return {"beam": self.beam, "ctc_weight": self.ctc_weight,
+                "top_k": self.top_k or self.beam}

@@ -6,9 +6,12 @@ then blanks removed (Graves et al. 2006, sec. 3.2 "best path decoding").
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from asrkit.decoding.hypothesis import Hypothesis, NBest
+from asrkit.decoding.search import SearchMethod
 from asrkit.models.mask import padding_mask
 
 
@@ -25,3 +28,13 @@ def ctc_greedy_search(log_probs: torch.Tensor, lengths: torch.Tensor,
     best, keep, scores = best.cpu(), keep.cpu(), scores.cpu()
     return [[Hypothesis(tuple(best[b][keep[b]].tolist()), float(scores[b]))]
             for b in range(best.size(0))]
+
+
+@dataclass(frozen=True)
+class CTCGreedySearch(SearchMethod):
+    """``ctc_greedy``: the best path, collapsed."""
+
+    needs_ctc = True
+
+    def __call__(self, model, enc, enc_lens, ctc_log_probs) -> list[NBest]:
+        return ctc_greedy_search(ctc_log_probs, enc_lens, model.blank_id)

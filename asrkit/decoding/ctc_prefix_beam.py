@@ -14,17 +14,22 @@ The beam keeps the ``beam`` best prefixes by logaddexp(pb, pnb); with a beam wid
 hold every prefix the scores are exact labelling probabilities (tested against enumeration).
 
 Vectorised: all utterances (B) and beam entries (K) at once, extensions by the ``top_k``
-most likely non-blank labels of the frame (B, K, C); a merge is found by comparing token
-rows, (B, K, K, length) — no Python loop over the vocabulary or the beam.
+most likely non-blank labels of the frame (B, K, C); a merge is found by comparing prefix
+hashes, (B, K, K) — no Python loop over the vocabulary or the beam, and per-frame work that
+does not grow with the prefixes' length.
 
     nbest = ctc_prefix_beam_search(model.ctc_log_probs(enc), enc_lens, beam=10)
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from asrkit.arg_types import PositiveInt
 from asrkit.decoding.hypothesis import Hypothesis, NBest
+from asrkit.decoding.search import SearchMethod
 
 NEG_INF = float("-inf")
 
@@ -36,48 +41,96 @@ def ctc_prefix_beam_search(log_probs: torch.Tensor, lengths: torch.Tensor, beam:
     """log_probs (B, T, V) CTC log-probabilities, lengths (B,) valid frames -> per utterance
     the N-best prefixes (up to ``nbest``, default ``beam``) with log P(labelling | x), best
     first. ``top_k``: labels tried as extensions per frame (default ``beam``)."""
-    if beam < 1:
-        raise ValueError(f"beam must be >= 1, got {beam}")
-    batch, frames, vocab = log_probs.shape
-    device = log_probs.device
-    log_probs = log_probs.float()
-    lengths = lengths.to(device)
-    num_ext = max(1, min(top_k or beam, vocab - 1))
-    pb = torch.full((batch, beam), NEG_INF, device=device)
-    pb[:, 0] = 0.0  # the empty prefix, before any frame
-    pnb = torch.full((batch, beam), NEG_INF, device=device)
-    state = _BeamState(pb, pnb,
-                       torch.full((batch, beam, max(frames, 1)), -1, device=device),
-                       torch.zeros(batch, beam, dtype=torch.long, device=device),
-                       torch.full((batch, beam), -1, dtype=torch.long, device=device))
-    for t in range(frames):
-        active = t < lengths  # (B,)
-        if not bool(active.any()):
-            break
-        new = _prefix_step(log_probs[:, t], state, num_ext, blank_id)
-        state = new.where(active, state)
-    return _nbest(state, nbest or beam)
+    search = CTCPrefixBeamSearchState(log_probs.size(0), log_probs.size(-1), beam, blank_id,
+                                      top_k, log_probs.device)
+    search.advance(log_probs, lengths)
+    return search.nbest(nbest)
+
+
+class CTCPrefixBeamSearchState:
+    """The search carried over chunks of frames (streaming): ``advance`` with each chunk's
+    log-probabilities, ``nbest`` at any time for the hypotheses so far. Advancing over all
+    frames at once or chunk by chunk gives the same result.
+
+        search = CTCPrefixBeamSearchState(batch=1, vocab=V, beam=10)
+        for chunk in chunks:                      # (1, t, V) log-probabilities
+            search.advance(chunk, torch.tensor([chunk.size(1)]))
+            partial = search.nbest(1)[0][0]      # the best prefix so far
+    """
+
+    def __init__(self, batch: int, vocab: int, beam: int = 10, blank_id: int = 0,
+                 top_k: int | None = None, device: torch.device | str = "cpu") -> None:
+        if beam < 1:
+            raise ValueError(f"beam must be >= 1, got {beam}")
+        self.beam, self.blank_id = beam, blank_id
+        self.num_ext = max(1, min(top_k or beam, vocab - 1))
+        self.state = _BeamState.initial(batch, beam, torch.device(device))
+        self.steps: list[tuple[torch.Tensor, torch.Tensor]] = []  # per frame (parent, token)
+
+    @torch.no_grad()
+    def advance(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> None:
+        """log_probs (B, t, V) of the next frames, lengths (B,) how many of them are valid."""
+        log_probs = log_probs.float()
+        lengths = lengths.to(log_probs.device)
+        frames = int(lengths.max()) if log_probs.size(1) else 0  # one sync per chunk
+        for t in range(frames):
+            active = t < lengths  # (B,)
+            new, parent, token = _prefix_step(log_probs[:, t], self.state, self.num_ext,
+                                              self.blank_id)
+            self.state = new.where(active, self.state)
+            keep = torch.arange(self.beam, device=parent.device).expand_as(parent)
+            self.steps.append((torch.where(active[:, None], parent, keep),
+                               torch.where(active[:, None], token, -1)))
+
+    def nbest(self, nbest: int | None = None) -> list[NBest]:
+        """Per utterance the N-best prefixes so far (up to ``nbest``, default the beam)."""
+        batch = self.state.pb.size(0)
+        return _nbest(self.state, _prefixes(self.steps, batch, self.beam), nbest or self.beam)
+
+
+# A prefix is identified by a 64-bit polynomial hash of its labels (integer overflow wraps),
+# so that merging needs no comparison of whole label sequences: per frame the work is
+# O(B·K²·C), whatever the prefixes' length (with rows of labels it grew with the length,
+# and a 5-minute utterance took a minute). The labels themselves are recovered at the end
+# from the per-frame back-pointers.
+_HASH_BASE = 1_000_003
+
+
+def _extend_hash(prefix_hash: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    return prefix_hash * _HASH_BASE + (label + 1)
 
 
 class _BeamState:
-    """pb, pnb (B, K) log-probs; tokens (B, K, L) prefixes padded with -1; length (B, K);
-    last (B, K) last label or -1 for the empty prefix."""
+    """pb, pnb (B, K) log-probs; length (B, K); last (B, K) last label or -1 for the empty
+    prefix; key (B, K) the prefix's hash, parent_key (B, K) the hash of the prefix without
+    its last label."""
 
-    def __init__(self, pb: torch.Tensor, pnb: torch.Tensor, tokens: torch.Tensor,
-                 length: torch.Tensor, last: torch.Tensor) -> None:
-        self.pb, self.pnb, self.tokens, self.length, self.last = pb, pnb, tokens, length, last
+    def __init__(self, pb: torch.Tensor, pnb: torch.Tensor, length: torch.Tensor,
+                 last: torch.Tensor, key: torch.Tensor, parent_key: torch.Tensor) -> None:
+        self.pb, self.pnb, self.length, self.last = pb, pnb, length, last
+        self.key, self.parent_key = key, parent_key
+
+    @classmethod
+    def initial(cls, batch: int, beam: int, device: torch.device) -> _BeamState:
+        pb = torch.full((batch, beam), NEG_INF, device=device)
+        pb[:, 0] = 0.0  # the empty prefix, before any frame
+        zeros = torch.zeros(batch, beam, dtype=torch.long, device=device)
+        return cls(pb, torch.full_like(pb, NEG_INF), zeros, zeros - 1, zeros, zeros - 1)
+
+    def fields(self) -> tuple[torch.Tensor, ...]:
+        return self.pb, self.pnb, self.length, self.last, self.key, self.parent_key
 
     def where(self, active: torch.Tensor, old: _BeamState) -> _BeamState:
         """This state for utterances with ``active`` (B,) True, ``old`` for the others."""
         a2 = active[:, None]
-        return _BeamState(torch.where(a2, self.pb, old.pb), torch.where(a2, self.pnb, old.pnb),
-                          torch.where(a2[:, :, None], self.tokens, old.tokens),
-                          torch.where(a2, self.length, old.length),
-                          torch.where(a2, self.last, old.last))
+        return _BeamState(*(torch.where(a2, new, was)
+                            for new, was in zip(self.fields(), old.fields())))
 
 
-def _prefix_step(x: torch.Tensor, state: _BeamState, num_ext: int, blank_id: int) -> _BeamState:
-    """One frame: x (B, V) log-probabilities -> the next beam."""
+def _prefix_step(x: torch.Tensor, state: _BeamState, num_ext: int, blank_id: int,
+                 ) -> tuple[_BeamState, torch.Tensor, torch.Tensor]:
+    """One frame: x (B, V) log-probabilities -> (the next beam, each entry's parent (B, K),
+    the label it added (B, K) or -1 when it stayed)."""
     beam = state.pb.size(1)
     pb, pnb, last = state.pb, state.pnb, state.last
     total = torch.logaddexp(pb, pnb)  # (B, K)
@@ -101,42 +154,71 @@ def _prefix_step(x: torch.Tensor, state: _BeamState, num_ext: int, blank_id: int
     parent, slot = index // (num_ext + 1), index % (num_ext + 1)
     extended = slot > 0
     new_token = top_tok.gather(1, (slot - 1).clamp(min=0))  # (B, K)
-    tokens = state.tokens.gather(1, parent[:, :, None].expand_as(state.tokens))
-    parent_len = state.length.gather(1, parent)
-    position = parent_len.clamp(max=tokens.size(2) - 1)[:, :, None]
-    written = torch.where(extended, new_token, tokens.gather(2, position).squeeze(2))
-    tokens = tokens.scatter(2, position, written[:, :, None])
-    return _BeamState(cand_pb.gather(1, index), cand_pnb.gather(1, index), tokens,
-                      parent_len + extended.long(),
-                      torch.where(extended, new_token, last.gather(1, parent)))
+    parent_key = state.key.gather(1, parent)
+    new = _BeamState(
+        cand_pb.gather(1, index), cand_pnb.gather(1, index),
+        state.length.gather(1, parent) + extended.long(),
+        torch.where(extended, new_token, last.gather(1, parent)),
+        torch.where(extended, _extend_hash(parent_key, new_token), parent_key),
+        torch.where(extended, parent_key, state.parent_key.gather(1, parent)))
+    return new, parent, torch.where(extended, new_token, -1)
 
 
 def _extension_matches(state: _BeamState, alive: torch.Tensor,
                        top_tok: torch.Tensor) -> torch.Tensor:
-    """(B, J, K, C) bool: beam prefix j equals prefix k extended by label top_tok[c].
+    """(B, J, K, C) bool: beam prefix j equals prefix k extended by label top_tok[c]: j
+    without its last label is k (same hash, one label longer) and j's last label is c.
 
     Prefixes in the beam are distinct, so each j matches at most one (k, c) and each (k, c)
     at most one j."""
-    batch, beam = state.length.shape
-    used = int(state.length.max())
-    if used == 0:
-        return torch.zeros(batch, beam, beam, top_tok.size(1), dtype=torch.bool,
-                           device=top_tok.device)
-    tokens = state.tokens[:, :, :used]  # (B, K, L)
-    last_position = (state.length - 1).clamp(min=0)[:, :, None]
-    without_last = tokens.scatter(2, last_position, -1)  # prefix j minus its last label
-    same = (without_last[:, :, None, :] == tokens[:, None, :, :]).all(-1)  # (B, J, K)
+    same = state.parent_key[:, :, None] == state.key[:, None, :]  # (B, J, K)
     same &= state.length[:, :, None] == state.length[:, None, :] + 1
     same &= alive[:, :, None] & alive[:, None, :]
     return same[..., None] & (state.last[:, :, None, None] == top_tok[:, None, None, :])
 
 
-def _nbest(state: _BeamState, nbest: int) -> list[NBest]:
+def _prefixes(steps: list[tuple[torch.Tensor, torch.Tensor]], batch: int,
+              beam: int) -> list[list[list[int]]]:
+    """The labels of every final beam entry, by following the back-pointers from the last
+    frame to the first (vectorised over utterances and entries)."""
+    if not steps:
+        return [[[] for _ in range(beam)] for _ in range(batch)]
+    parents = torch.stack([p for p, _ in steps]).cpu()  # (T, B, K)
+    tokens = torch.stack([t for _, t in steps]).cpu()
+    entry = torch.arange(beam).expand(batch, beam).clone()  # the entry each final one had
+    chosen = torch.empty_like(tokens)
+    for t in range(len(steps) - 1, -1, -1):
+        chosen[t] = tokens[t].gather(1, entry)
+        entry = parents[t].gather(1, entry)
+    chosen = chosen.permute(1, 2, 0)  # (B, K, T)
+    return [[row[row >= 0].tolist() for row in utterance] for utterance in chosen]
+
+
+def _nbest(state: _BeamState, prefixes: list[list[list[int]]], nbest: int) -> list[NBest]:
     scores = torch.logaddexp(state.pb, state.pnb).cpu()  # (B, K), sorted best first
-    tokens, length = state.tokens.cpu(), state.length.cpu()
     results = []
     for b in range(scores.size(0)):
-        hyps = [Hypothesis(tuple(tokens[b, k, : length[b, k]].tolist()), float(scores[b, k]))
+        hyps = [Hypothesis(tuple(prefixes[b][k]), float(scores[b, k]))
                 for k in range(scores.size(1)) if scores[b, k] > NEG_INF]
         results.append(hyps[:nbest])
     return results
+
+
+@dataclass(frozen=True)
+class CTCPrefixBeamSearch(SearchMethod):
+    """``ctc_prefix_beam``: CTC prefix beam search; ``top_k`` labels tried per frame
+    (null: ``beam``)."""
+
+    beam: PositiveInt = 10
+    top_k: PositiveInt | None = None
+    needs_ctc = True
+
+    def __call__(self, model, enc, enc_lens, ctc_log_probs) -> list[NBest]:
+        return ctc_prefix_beam_search(ctc_log_probs, enc_lens, self.beam, model.blank_id,
+                                      self.top_k)
+
+    def settings(self) -> dict:
+        return {"beam": self.beam, "top_k": self.top_k or self.beam}
+
+
+

@@ -11,6 +11,14 @@ and at most ``max_frames`` padded fbank frames (batch × longest); an utterance 
 ``max_frames`` is decoded alone. The encoder and CTC head run once per batch; each method
 searches on their output.
 
+Long utterances: CTC searches cost time linear in the length, but the attention-based
+ones (``attention``, ``attention_rescoring``, ``joint``) grow with its square (their output
+length bounded by ``max_len_ratio`` x encoder frames): an utterance longer than
+``LONG_UTTERANCE_SECONDS`` decoded with one of them gets a warning naming it. A 5-minute
+utterance of a random-weight synth model took 3.5 s of CTC prefix beam search and ~50 s of
+rescoring on 2 CPU cores; recordings that long belong to ``asrkit transcribe``, which cuts
+them into windows.
+
 RTF (real-time factor) per method = (feature extraction + encoder + CTC head + that
 method's search) / audio duration: the shared work is counted in full for every method, so
 each figure is what decoding with that method alone would cost.
@@ -20,8 +28,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,11 +39,13 @@ from asrkit.data.cmvn import GlobalCMVN
 from asrkit.data.dataset import ASRDataset, collate_batch
 from asrkit.data.features import FbankExtractor
 from asrkit.data.manifest import Utterance
-from asrkit.decoding.methods import DecodeOptions, Method
+from asrkit.decoding.search import SearchMethod
 from asrkit.models.asr_model import ASRModel
-from asrkit.text.tokenizer import Tokenizer
+from asrkit.text.base import Tokenizer
 
 log = logging.getLogger(__name__)
+
+LONG_UTTERANCE_SECONDS = 60.0
 
 # frames every batch is padded to at least, so that the conv subsampling (up to 8x) of an
 # utterance decoded alone never sees fewer frames than its kernels (padding is masked)
@@ -74,18 +85,18 @@ def decode_utterances(
     tokenizer: Tokenizer,
     utterances: Sequence[Utterance],
     extractor: FbankExtractor,
-    methods: Sequence[Method],
-    options: DecodeOptions,
+    methods: Mapping[str, SearchMethod],
     cmvn: GlobalCMVN | None = None,
     batch_size: int = 32,
     max_frames: int = 30000,
     num_workers: int = 0,
     device: str | torch.device = "cpu",
 ) -> SetDecodeResult:
-    """Decode ``utterances`` with every method; the model must already be on ``device``."""
+    """Decode ``utterances`` with every method (by name); the model must already be on
+    ``device``."""
     model.eval()
     refs = {utt.id: utt.text for utt in utterances}
-    hyps: dict[str, dict[str, str]] = {m.name: dict.fromkeys(refs, "") for m in methods}
+    hyps: dict[str, dict[str, str]] = {name: dict.fromkeys(refs, "") for name in methods}
     search_time = dict.fromkeys(hyps, 0.0)
     shared_time, failed = 0.0, []
     dataset = ASRDataset(utterances, [[] for _ in utterances], extractor, cmvn=cmvn)
@@ -93,7 +104,13 @@ def decode_utterances(
     batches = make_batches(frames, batch_size, max_frames)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches,
                                          collate_fn=collate_batch, num_workers=num_workers)
-    needs_ctc = any(m.needs_ctc for m in methods)
+    needs_ctc = any(m.needs_ctc for m in methods.values())
+    attention_based = [name for name, m in methods.items() if m.needs_decoder]
+    for utt in utterances:
+        if attention_based and utt.duration > LONG_UTTERANCE_SECONDS:
+            log.warning("utterance %s is %.0f s long: %s grow with the square of its length; "
+                        "`asrkit transcribe` cuts long recordings into windows", utt.id,
+                        utt.duration, ", ".join(attention_based))
     done = 0
     start = time.perf_counter()
     with torch.inference_mode():
@@ -105,15 +122,15 @@ def decode_utterances(
             if batch["ids"]:
                 encoded = _encode(model, batch, device, needs_ctc, failed)
                 shared_time += _elapsed(start, device)
-                for method in methods:
+                for name, method in methods.items():
                     start = time.perf_counter()
                     if encoded is not None:
                         ids, enc, enc_lens, ctc = encoded
-                        nbest = method.run(model, enc, enc_lens, ctc, options)
+                        nbest = method(model, enc, enc_lens, ctc)
                         for utt_id, hyp_list in zip(ids, nbest):
                             text = tokenizer.decode(hyp_list[0].tokens) if hyp_list else ""
-                            hyps[method.name][utt_id] = text
-                    search_time[method.name] += _elapsed(start, device)
+                            hyps[name][utt_id] = text
+                    search_time[name] += _elapsed(start, device)
             else:
                 shared_time += _elapsed(start, device)
             log.info("decoded %d/%d utterances", done, len(utterances))
@@ -127,11 +144,8 @@ def _encode(model: ASRModel, batch: dict, device: str | torch.device, needs_ctc:
             failed: list[tuple[str, str]]):
     """Encode a batch -> (ids, enc, enc_lens, ctc_log_probs or None) of the utterances left
     with at least one encoder frame (the others are added to ``failed``), or None."""
-    feats = batch["feats"].to(device)  # (B, T, bins)
-    if feats.size(1) < MIN_BATCH_FRAMES:
-        feats = F.pad(feats, (0, 0, 0, MIN_BATCH_FRAMES - feats.size(1)))
-    enc, enc_lens = model.encode(feats, batch["feat_lens"].to(device))  # (B, T', D)
-    keep = enc_lens > 0
+    enc, enc_lens, ctc, keep = encode_batch(model, batch["feats"].to(device),
+                                            batch["feat_lens"].to(device), needs_ctc)
     ids = [uid for uid, k in zip(batch["ids"], keep.tolist()) if k]
     for uid, k in zip(batch["ids"], keep.tolist()):
         if not k:
@@ -139,11 +153,30 @@ def _encode(model: ASRModel, batch: dict, device: str | torch.device, needs_ctc:
             failed.append((uid, "no encoder frames (too short)"))
     if not ids:
         return None
+    return ids, enc, enc_lens, ctc
+
+
+def encode_batch(model: Any, feats: torch.Tensor, feat_lens: torch.Tensor,
+                 needs_ctc: bool = True,
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """The encoder (and CTC head) on a padded batch, as every decode runs them.
+
+    feats (B, T, F), feat_lens (B,) -> (enc (B', T', D), enc_lens (B',), CTC
+    log-probabilities (B', T', V) or None, keep (B,) bool): the rows left with at least one
+    encoder frame (B' = keep.sum()), without the padding no row needs. The batch is padded
+    to MIN_BATCH_FRAMES first. ``model``: an ASRModel or anything with its ``encode`` and
+    ``ctc_log_probs`` (asrkit.inference's exported models)."""
+    if feats.size(1) < MIN_BATCH_FRAMES:
+        feats = F.pad(feats, (0, 0, 0, MIN_BATCH_FRAMES - feats.size(1)))
+    enc, enc_lens = model.encode(feats, feat_lens)  # (B, T', D)
+    keep = enc_lens > 0
+    if not bool(keep.any()):
+        return enc[:0], enc_lens[:0], None, keep
     if not bool(keep.all()):
         enc, enc_lens = enc[keep], enc_lens[keep]
     enc = enc[:, : int(enc_lens.max())]  # drop the padding no utterance needs
     ctc = model.ctc_log_probs(enc) if needs_ctc else None
-    return ids, enc, enc_lens, ctc
+    return enc, enc_lens, ctc, keep
 
 
 def _elapsed(start: float, device: str | torch.device) -> float:

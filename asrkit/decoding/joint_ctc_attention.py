@@ -19,12 +19,15 @@ attention score of each hypothesis. With λ = 0 this is exactly attention beam s
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
+from asrkit.arg_types import PositiveFloat, PositiveInt, UnitInterval
 from asrkit.decoding.attention_beam import beam_search
 from asrkit.decoding.ctc_prefix_score import CTCPrefixScorer
 from asrkit.decoding.hypothesis import NBest
+from asrkit.decoding.search import SearchMethod, max_output_lengths
 from asrkit.models.asr_model import ASRModel
 
 
@@ -48,3 +51,25 @@ def joint_ctc_attention_search(model: ASRModel, enc: torch.Tensor, enc_lens: tor
     return beam_search(model, enc, enc_lens, beam, length_penalty, length_norm, nbest, max_len,
                        ctc_scorer=scorer, ctc_weight=ctc_weight, pre_beam=max(pre_beam, beam),
                        early_stop=early_stop)
+
+
+@dataclass(frozen=True)
+class JointCTCAttentionSearch(SearchMethod):
+    """``joint``: one-pass joint CTC/attention beam search (CTC prefix scores with weight
+    ``ctc_weight``); ``pre_beam`` tokens CTC-scored per hypothesis (null: 1.5 x beam);
+    length options as ``attention``'s."""
+
+    beam: PositiveInt = 10
+    ctc_weight: UnitInterval = 0.3
+    length_penalty: float = 0.0
+    length_norm: bool = False
+    pre_beam: PositiveInt | None = None
+    max_len_ratio: PositiveFloat = 1.0
+    needs_decoder = True
+    needs_ctc = True
+
+    def __call__(self, model, enc, enc_lens, ctc_log_probs) -> list[NBest]:
+        return joint_ctc_attention_search(
+            model, enc, enc_lens, ctc_log_probs, self.beam, self.ctc_weight,
+            self.length_penalty, self.length_norm, pre_beam=self.pre_beam,
+            max_len=max_output_lengths(enc_lens, self.max_len_ratio))

@@ -1,13 +1,18 @@
 """Joint CTC/attention speech recogniser (Kim, Hori & Watanabe 2017; Watanabe et al. 2017),
-with the training-time extras of 3M (You et al. 2022) and Chiu et al. 2018:
+with the training-time extras of 3M (You et al. 2022) and Chiu et al. 2018, and optionally a
+transducer branch (Graves 2012; a hybrid as in ESPnet's and icefall's transducer recipes):
 
-    loss = ctc_weight * ctc_term + (1 - ctc_weight) * att_term + encoder losses
+    loss = transducer_weight * loss_transducer
+         + (1 - transducer_weight) * (ctc_weight * ctc_term + (1 - ctc_weight) * att_term)
+         + encoder losses
     ctc_term = (1 - w) * loss_ctc + w * mean_k loss_interctc_k     (w = interctc_weight)
     att_term = loss_att + sum_k inter_decoder_weight_k * loss_att_inter<k>
 
 ``loss_ctc`` is the CTC loss of a linear head on the encoder (asrkit.models.ctc) and
 ``loss_att`` the label-smoothed loss of the attention decoder (asrkit.models.label_smoothing).
-Without a decoder (``decoder=none``) the model is CTC-only and ``ctc_weight`` is forced to 1.
+Without a decoder (``decoder=none``) ``ctc_weight`` is forced to 1 (CTC takes what the
+transducer leaves, all of the loss without one); with ``transducer_weight`` 1 the model is a
+transducer alone and has no CTC head.
 InterCTC and intermediate attention decoders (asrkit.models.intermediate) read chosen
 encoder layers and are used in training only. "Encoder losses" are whatever the encoder
 returns in its EncoderOutput (MoE balance losses, a CTC loss on the MoE shared embedding),
@@ -46,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from asrkit.arg_types import NonNegativeFloat, NonNegativeInt, Probability, UnitInterval
 from asrkit.models.ctc import CTC
 from asrkit.models.encoder_output import EncoderOutput
 from asrkit.models.intermediate import InterCTC, encoder_depth_dims, resolve_layers
@@ -61,21 +67,23 @@ class ASRModel(nn.Module):
         encoder: nn.Module,
         decoder: nn.Module | None,
         vocab_size: int,
-        ctc_weight: float = 0.3,
-        lsm_weight: float = 0.1,
+        ctc_weight: UnitInterval = 0.3,
+        lsm_weight: Probability = 0.1,
         length_normalized_loss: bool = False,
         blank_id: int = 0,
         sos_id: int = 2,
         eos_id: int = 2,
         interctc_layers: Sequence[int | float] = (),
-        interctc_weight: float = 0.0,
+        interctc_weight: UnitInterval = 0.0,
         interctc_shared_head: bool = True,
         inter_decoder_layers: Sequence[int | float] = (),
         inter_decoder_weight: float | Sequence[float] = 1.0,
         inter_decoders: Sequence[nn.Module] = (),
-        scheduled_sampling_prob: float = 0.0,
-        scheduled_sampling_ramp_steps: int = 0,
-        mwer_ce_weight: float = 0.01,
+        scheduled_sampling_prob: UnitInterval = 0.0,
+        scheduled_sampling_ramp_steps: NonNegativeInt = 0,
+        mwer_ce_weight: NonNegativeFloat = 0.01,
+        transducer: nn.Module | None = None,
+        transducer_weight: UnitInterval = 0.0,
     ) -> None:
         """encoder: any module with ``output_dim`` mapping (feats, feat_lens) to
         (enc, enc_lens); decoder: a TransformerDecoder or None (CTC-only);
@@ -90,19 +98,33 @@ class ASRModel(nn.Module):
         value for all, or one per layer);
         scheduled_sampling_prob: the largest scheduled-sampling probability, reached
         linearly after scheduled_sampling_ramp_steps (0: teacher forcing);
-        mwer_ce_weight: lambda of the MWER objective (used only by forward_mwer)."""
+        mwer_ce_weight: lambda of the MWER objective (used only by forward_mwer);
+        transducer: a transducer head (asrkit.models.transducer) or None; transducer_weight:
+        its share of the loss, the rest shared by CTC and the attention decoder as
+        ctc_weight says (1: a transducer alone, whose model then has no CTC head)."""
         super().__init__()
         if not 0.0 <= ctc_weight <= 1.0:
             raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
+        if (transducer is None) != (transducer_weight == 0.0):
+            raise ValueError("transducer_weight: must be > 0 with a transducer and 0 without "
+                             f"(got {transducer_weight} and "
+                             f"{'a' if transducer is not None else 'no'} transducer)")
         for name, value in (("sos_id", sos_id), ("eos_id", eos_id), ("blank_id", blank_id)):
             if not 0 <= value < vocab_size:
                 raise ValueError(f"{name} {value} is outside the vocabulary of {vocab_size}")
         self.vocab_size = vocab_size
+        self.transducer, self.transducer_weight = transducer, transducer_weight
         self.ctc_weight = 1.0 if decoder is None else ctc_weight
+        if transducer_weight == 1.0:  # a transducer alone
+            if decoder is not None or interctc_layers:
+                raise ValueError("transducer_weight 1 leaves no loss for the attention decoder "
+                                 "and InterCTC: choose decoder=none, or a weight below 1")
+            self.ctc_weight = 0.0
         self.blank_id, self.sos_id, self.eos_id = blank_id, sos_id, eos_id
         self.encoder = encoder
         self.decoder = decoder
-        self.ctc = CTC(encoder.output_dim, vocab_size, blank_id)
+        self.ctc = (None if transducer_weight == 1.0
+                    else CTC(encoder.output_dim, vocab_size, blank_id))
         self.att_loss = LabelSmoothingLoss(vocab_size, lsm_weight, length_normalized_loss)
         self._init_interctc(interctc_layers, interctc_weight, interctc_shared_head)
         self._init_inter_decoders(inter_decoder_layers, inter_decoder_weight, inter_decoders)
@@ -196,11 +218,16 @@ class ASRModel(nn.Module):
         enc_out = self._encode_for_training(feats, feat_lens)
         out: dict[str, torch.Tensor] = {}
         loss = enc_out.enc.new_zeros((), dtype=torch.float32)
-        if self.ctc_weight > 0.0:
-            loss = loss + self.ctc_weight * self._ctc_term(enc_out, tokens, token_lens, out)
-        if self.ctc_weight < 1.0:
-            loss = loss + (1.0 - self.ctc_weight) * self._att_term(enc_out, tokens, token_lens,
-                                                                   out)
+        rest = 1.0 - self.transducer_weight  # CTC's and the decoder's share
+        if self.transducer is not None:
+            out.update(self.transducer(enc_out.enc, enc_out.enc_lens, tokens, token_lens))
+            loss = loss + self.transducer_weight * out["loss_transducer"]
+        if rest > 0.0 and self.ctc_weight > 0.0:
+            loss = loss + rest * self.ctc_weight * self._ctc_term(enc_out, tokens, token_lens,
+                                                                  out)
+        if rest > 0.0 and self.ctc_weight < 1.0:
+            loss = loss + rest * (1.0 - self.ctc_weight) * self._att_term(enc_out, tokens,
+                                                                          token_lens, out)
         if enc_out.aux_loss is not None:
             loss = loss + enc_out.aux_loss
         out.update(enc_out.aux_terms)
@@ -323,6 +350,9 @@ class ASRModel(nn.Module):
 
     def ctc_log_probs(self, enc: torch.Tensor) -> torch.Tensor:
         """enc (B, T', D) -> CTC log-probabilities (B, T', V), fp32."""
+        if self.ctc is None:
+            raise RuntimeError("ctc_log_probs needs a CTC head; this model is a transducer "
+                               "alone (transducer_weight 1)")
         return self.ctc.log_probs(enc)
 
     def decoder_step(self, tokens: torch.Tensor, enc: torch.Tensor, enc_mask: torch.Tensor,

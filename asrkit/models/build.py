@@ -10,9 +10,10 @@ its keyword arguments flat::
     model:   {_target_: asrkit.models.asr_model.ASRModel, ctc_weight: 0.3, ...}
     vocab_size: 4233
 
-The builder fills in what one section needs from another: the decoder gets ``vocab_size``
-and ``encoder_dim`` (the encoder's ``output_dim``), the model gets ``encoder``, ``decoder``
-and ``vocab_size``, and an encoder whose builder takes ``vocab_size`` (the MoE-Conformer,
+The builder fills in what one section needs from another: the decoder and the transducer
+(an optional section: ``transducer=lstm`` / ``stateless``, conf/transducer/) get
+``vocab_size`` and ``encoder_dim`` (the encoder's ``output_dim``), the model gets
+``encoder``, ``decoder``, ``transducer`` and ``vocab_size``, and an encoder whose builder takes ``vocab_size`` (the MoE-Conformer,
 for the CTC head of its shared embedding) gets it too. With ``model.inter_decoder_layers``
 the decoder section is built once more per intermediate layer (3M's intermediate attention
 decoders), each with that layer's output size as ``encoder_dim``, and passed to the model
@@ -24,8 +25,8 @@ Every other key of that section is ignored, so a preset's ``decoder:`` keys (d_m
 num_layers, ...) merged over ``decoder=none`` or ``model=ctc`` do no harm, and
 ``+experiment=synth/conformer decoder=none`` is the preset's model without its decoder.
 
-Every section is checked against its target's signature before anything is built, so a
-misspelt key fails at once with its dotted name.
+Every section is checked against its target's annotated signature before anything is built
+(asrkit.config.targets), so a misspelt key or a bad value fails at once with its dotted name.
 
     from asrkit.models.build import build_model
     model = build_model(config, vocab_size=4233)
@@ -37,10 +38,14 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
+from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
 from torch import nn
 
+from asrkit.config.targets import check_section as check_target_section
+from asrkit.config.validate import ConfigError
 from asrkit.models.asr_model import ASRModel
+from asrkit.models.encoder_interface import missing_members
 from asrkit.models.intermediate import encoder_depth_dims, resolve_layers
 
 # decoder-section marker of "no attention decoder" (conf/decoder/none.yaml)
@@ -50,54 +55,39 @@ NO_DECODER = "_none_"
 FILLED_IN = {
     "encoder": ("vocab_size",),  # only for encoders that take it
     "decoder": ("vocab_size", "encoder_dim"),
-    "model": ("encoder", "decoder", "vocab_size", "inter_decoders"),
+    "transducer": ("vocab_size", "encoder_dim"),
+    "model": ("encoder", "decoder", "vocab_size", "inter_decoders", "transducer"),
 }
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(ConfigError):
     """A model config section names an unknown target, an unknown key or misses a key."""
 
 
 def check_section(section: Mapping[str, Any], name: str, filled_in: tuple[str, ...] = ()) -> None:
-    """Check ``section`` (with ``_target_``) against its target's signature.
-
-    Raises ModelConfigError naming ``<name>.<key>`` for a key the target does not take, a key
-    the builder fills in itself, or a required argument that is missing."""
-    if "_target_" not in section:
-        raise ModelConfigError(f"{name}: no _target_ (the class or function to build)")
-    target = section["_target_"]
+    """``asrkit.config.targets.check_section``, raising ModelConfigError."""
     try:
-        signature = inspect.signature(get_object(target))
-    except Exception as e:  # any import or lookup failure is a config error
-        raise ModelConfigError(f"{name}._target_: cannot load {target!r}: {e}") from e
-    params = signature.parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    keys = [k for k in section if not k.startswith("_")]
-    for key in keys:
-        if key in filled_in:
-            raise ModelConfigError(f"{name}.{key}: set by the model builder, remove it")
-        if key not in params and not takes_any:
-            known = ", ".join(k for k in params if k not in filled_in)
-            raise ModelConfigError(f"{name}.{key}: not an option of {target} (options: {known})")
-    for key, param in params.items():
-        required = param.default is inspect.Parameter.empty and param.kind in (
-            inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        if required and key not in keys and key not in filled_in:
-            raise ModelConfigError(f"{name}.{key}: missing (required by {target})")
+        check_target_section(section, name, filled_in)
+    except ModelConfigError:
+        raise
+    except ConfigError as e:
+        raise ModelConfigError(str(e)) from None
 
 
-def has_decoder(config: Mapping[str, Any]) -> bool:
+def has_decoder(config: Mapping[str, Any], name: str = "decoder") -> bool:
     """False for ``decoder=none`` / ``model=ctc``: a decoder section marked ``_none_: true``
-    (whatever other keys a preset merged into it), or an empty or null one."""
-    section = config.get("decoder")
+    (whatever other keys a preset merged into it), or an empty or null one. ``name``:
+    "transducer" asks the same of the transducer section."""
+    section = config.get(name)
     return bool(section) and not (isinstance(section, Mapping) and section.get(NO_DECODER))
 
 
-def decoder_section(config: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The decoder section to build (without the ``_none_`` marker), or None for none."""
-    if not has_decoder(config):
+def decoder_section(config: Mapping[str, Any], name: str = "decoder") -> dict[str, Any] | None:
+    """The decoder (or transducer) section to build (without the ``_none_`` marker), or
+    None for none."""
+    if not has_decoder(config, name):
         return None
-    return {k: v for k, v in config["decoder"].items() if k != NO_DECODER}
+    return {k: v for k, v in config[name].items() if k != NO_DECODER}
 
 
 def check_model_config(config: Mapping[str, Any]) -> None:
@@ -106,15 +96,16 @@ def check_model_config(config: Mapping[str, Any]) -> None:
         if not isinstance(config.get(name), Mapping):
             raise ModelConfigError(f"{name}: missing config section")
         check_section(config[name], name, FILLED_IN[name])
-    if not has_decoder(config):
-        return
-    if not isinstance(config["decoder"], Mapping):
-        raise ModelConfigError(f"decoder: must be a mapping, got {config['decoder']!r}")
-    decoder = decoder_section(config)
-    if "_target_" not in decoder:
-        raise ModelConfigError("decoder: no _target_ (the class or function to build); "
-                               "for a CTC-only model choose decoder=none or model=ctc")
-    check_section(decoder, "decoder", FILLED_IN["decoder"])
+    for name in ("decoder", "transducer"):
+        if not has_decoder(config, name):
+            continue
+        if not isinstance(config[name], Mapping):
+            raise ModelConfigError(f"{name}: must be a mapping, got {config[name]!r}")
+        section = decoder_section(config, name)
+        if "_target_" not in section:
+            raise ModelConfigError(f"{name}: no _target_ (the class or function to build); "
+                                   f"for none choose {name}=none")
+        check_section(section, name, FILLED_IN[name])
 
 
 def build_model(config: Mapping[str, Any], vocab_size: int | None = None) -> ASRModel:
@@ -127,16 +118,41 @@ def build_model(config: Mapping[str, Any], vocab_size: int | None = None) -> ASR
     encoder_section = dict(config["encoder"])
     if "vocab_size" in inspect.signature(get_object(encoder_section["_target_"])).parameters:
         encoder_section["vocab_size"] = vocab_size
-    encoder: nn.Module = instantiate(encoder_section)
+    encoder: nn.Module = _instantiate(encoder_section, "encoder")
+    if missing := missing_members(encoder):
+        raise ModelConfigError(f"encoder._target_: {encoder_section['_target_']} lacks "
+                               f"{', '.join(missing)} of the encoder contract "
+                               f"(asrkit.models.encoder_interface)")
     decoder = None
     if has_decoder(config):
-        decoder = instantiate(decoder_section(config), vocab_size=vocab_size,
-                              encoder_dim=encoder.output_dim)
+        decoder = _instantiate(decoder_section(config), "decoder", vocab_size=vocab_size,
+                               encoder_dim=encoder.output_dim)
     model_section = dict(config["model"])
     inter_decoders = _build_inter_decoders(config, encoder, vocab_size)
     if inter_decoders:
         model_section["inter_decoders"] = inter_decoders
-    return instantiate(model_section, encoder=encoder, decoder=decoder, vocab_size=vocab_size)
+    if has_decoder(config, "transducer"):
+        model_section["transducer"] = _instantiate(
+            decoder_section(config, "transducer"), "transducer", vocab_size=vocab_size,
+            encoder_dim=encoder.output_dim)
+    return _instantiate(model_section, "model", encoder=encoder, decoder=decoder,
+                        vocab_size=vocab_size)
+
+
+def _instantiate(section: Mapping[str, Any], name: str, **filled_in: Any) -> Any:
+    """Build a checked section. A builder's ValueError is a config error; one whose message
+    starts with one of the section's keys (``num_heads: d_model 144 is not divisible ...``)
+    is named ``<name>.<key>``."""
+    try:
+        return instantiate(dict(section), **filled_in)
+    except InstantiationException as e:
+        cause = e.__cause__
+        if not isinstance(cause, ValueError):
+            raise
+        message = " ".join(str(cause).split())
+        key = message.split(":", 1)[0]
+        prefix = f"{name}." if key in section else f"{name}: "
+        raise ModelConfigError(prefix + message) from None
 
 
 def _build_inter_decoders(config: Mapping[str, Any], encoder: nn.Module,

@@ -13,6 +13,7 @@ plain data, so it loads with `torch.load(weights_only=True)`:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import torch
 
 from asrkit.models.asr_model import ASRModel
 from asrkit.models.build import build_model
+from asrkit.models.trusted_targets import check_trusted
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -37,11 +39,16 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def load_model(
-    path: str | Path, map_location: str | torch.device = "cpu"
+    path: str | Path, map_location: str | torch.device = "cpu",
+    trusted_modules: Sequence[str] = (),
 ) -> tuple[ASRModel, dict[str, Any]]:
-    """Build the model the checkpoint's config describes and load its weights (eval mode)."""
+    """Build the model the checkpoint's config describes and load its weights (eval mode).
+    Every ``_target_`` of the stored config must be an asrkit building block, or in one of
+    ``trusted_modules`` (asrkit.models.trusted_targets); it is checked before anything is
+    imported or called."""
     checkpoint = read_checkpoint(path, map_location)
     config = checkpoint["config"]
+    check_trusted(config, str(path), trusted_modules)
     model = build_model(config)
     model.load_state_dict(checkpoint["model"])
     model.eval()

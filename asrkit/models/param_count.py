@@ -1,5 +1,5 @@
-"""Parameter counts of an ASRModel: total, per top-level part (encoder, decoder, ctc, and
-the training-only intermediate decoders and InterCTC heads) and per part's children, each
+"""Parameter counts of an ASRModel: total, per top-level part (encoder, decoder, transducer,
+ctc, and the training-only intermediate decoders and InterCTC heads) and per part's children, each
 parameter counted once (tied weights are not double counted); for Mixture-of-Experts and
 training-only modules also what decoding uses:
 
@@ -19,8 +19,9 @@ from torch import nn
 
 from asrkit.models.moe import MoEFeedForward
 
-PARTS = ("encoder", "decoder", "ctc", "inter_decoders", "interctc")
-OPTIONAL_PARTS = ("inter_decoders", "interctc")  # shown in the table only when non-empty
+PARTS = ("encoder", "decoder", "transducer", "ctc", "inter_decoders", "interctc")
+# shown in the table only when non-empty
+OPTIONAL_PARTS = ("transducer", "inter_decoders", "interctc")
 
 
 def _unique_numel(module: nn.Module | None, seen: set[int]) -> int:
@@ -35,7 +36,7 @@ def _unique_numel(module: nn.Module | None, seen: set[int]) -> int:
 
 
 def count_parameters(model: nn.Module) -> dict:
-    """-> {"total", "encoder", "decoder", "ctc", "inter_decoders", "interctc",
+    """-> {"total", "encoder", "decoder", "transducer", "ctc", "inter_decoders", "interctc",
     "training_only", "inference", "active_per_frame": int,
     "components": {"encoder.layers": int, ...}}.
 

@@ -167,3 +167,10 @@ def _backtrace(back: np.ndarray, ref: np.ndarray, hyp: np.ndarray,
     sizes = (moves != _STOP).sum(axis=1).tolist()
     return [(ops[row, :size][::-1].tolist(), ref_pos[row, :size][::-1].tolist(),
              hyp_pos[row, :size][::-1].tolist()) for row, size in enumerate(sizes)]
+
+
+def error_counts(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]]) -> list[int]:
+    """The errors (S + D + I) of sclite's alignment of every (ref, hyp) pair, in order: the
+    one definition of a word (or character) error used everywhere in asrkit — reports, dev
+    WER in training and MWER's N-best errors — so the same texts always count alike."""
+    return [sum(op != CORRECT for op, _, _ in pairs) for pairs in align_batch(refs, hyps)]

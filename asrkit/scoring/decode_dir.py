@@ -1,6 +1,6 @@
 """The decode directory of an experiment: writing one result, finding and reading them back.
 
-    exp/<name>/decode/<set>/<method>/
+    exp/<name>/decode/<checkpoint>/<set>/<method>[-<setting><value>...]/
         hyp.txt      <id> <hypothesis>   (as decoded, not normalised)
         ref.txt      <id> <reference>    (the manifest's text)
         wer.json     {"wer", "cer" (percent; null if undefined: errors but no reference tokens),
@@ -10,12 +10,19 @@
                       "audio_seconds", "decode": {beam, ctc_weight, ...}}
         errors.txt   per-utterance aligned REF/HYP (sclite's alignment, pralign style) after
                      normalisation
+
+A result is keyed by the checkpoint (its file stem: ``avg_3``, ``epoch_6``) and the search
+settings (``attention_rescoring-beam20-ctc_weight0.5-top_k20``; null settings left out), so
+decoding again with another checkpoint or beam keeps both results; the same checkpoint and
+settings overwrite their own result. Results of the layout before (``decode/<set>/<method>/``)
+are still read.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +41,25 @@ DECODE_DIR = "decode"
 WER_FILE = "wer.json"
 
 
-def method_dir(exp_dir: str | Path, set_name: str, method: str) -> Path:
-    return Path(exp_dir) / DECODE_DIR / set_name / method
+def _value_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return re.sub(r"[^A-Za-z0-9._+]", "_", str(value))
+
+
+def result_dir_name(method: str, settings: Mapping[str, Any]) -> str:
+    """``<method>[-<setting><value>...]`` over the settings that are not null."""
+    return "-".join([method, *(f"{k}{_value_text(v)}" for k, v in settings.items()
+                               if v is not None)])
+
+
+def result_dir(decode_root: str | Path, checkpoint: str, set_name: str, method: str,
+               settings: Mapping[str, Any]) -> Path:
+    """Where one decode's result goes: ``<decode_root>/<checkpoint stem>/<set>/<name>``."""
+    return (Path(decode_root) / Path(checkpoint).stem / set_name
+            / result_dir_name(method, settings))
 
 
 def write_decode_result(out_dir: str | Path, refs: Mapping[str, str], hyps: Mapping[str, str],
@@ -58,34 +82,47 @@ def write_decode_result(out_dir: str | Path, refs: Mapping[str, str], hyps: Mapp
 
 @dataclass(frozen=True)
 class DecodeRun:
-    """One scored (experiment, set, method) found on disk."""
+    """One scored (experiment, checkpoint, set, method, settings) found on disk."""
 
     exp_dir: Path
+    path: Path                # the result's directory
     set_name: str
     method: str
     summary: dict[str, Any]   # wer.json
 
     @property
-    def path(self) -> Path:
-        return method_dir(self.exp_dir, self.set_name, self.method)
+    def checkpoint(self) -> str | None:
+        return self.summary.get("checkpoint")
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.summary.get("decode") or {})
 
 
 def find_runs(exp_dir: str | Path, sets: Sequence[str] | None = None,
-              methods: Sequence[str] | None = None) -> list[DecodeRun]:
-    """Every decode/<set>/<method>/wer.json of an experiment (optionally only some sets and
-    methods), sorted by set then method."""
+              methods: Sequence[str] | None = None,
+              checkpoint: str | None = None) -> list[DecodeRun]:
+    """Every scored result under ``exp_dir/decode`` (optionally only some sets, methods or
+    one checkpoint, by name as recorded or by stem), sorted by checkpoint, set, method."""
     root = Path(exp_dir) / DECODE_DIR
     runs = []
-    for wer_file in sorted(root.glob(f"*/*/{WER_FILE}")):
-        method, set_name = wer_file.parent.name, wer_file.parent.parent.name
-        if (sets and set_name not in sets) or (methods and method not in methods):
-            continue
+    files = sorted(root.glob(f"*/*/*/{WER_FILE}")) + sorted(root.glob(f"*/*/{WER_FILE}"))
+    for wer_file in files:
         try:
             summary = json.loads(wer_file.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"{wer_file}: not valid JSON ({e})") from None
-        runs.append(DecodeRun(Path(exp_dir), set_name, method, summary))
-    return runs
+        if not isinstance(summary, dict):  # bad file content, not a caller's type
+            raise ValueError(f"{wer_file}: not a JSON object")  # noqa: TRY004
+        method = str(summary.get("method") or wer_file.parent.name)
+        set_name = str(summary.get("set") or wer_file.parent.parent.name)
+        recorded = summary.get("checkpoint")
+        if (sets and set_name not in sets) or (methods and method not in methods):
+            continue
+        if checkpoint and checkpoint not in (recorded, Path(str(recorded)).stem):
+            continue
+        runs.append(DecodeRun(Path(exp_dir), wer_file.parent, set_name, method, summary))
+    return sorted(runs, key=lambda r: (str(r.checkpoint), r.set_name, r.method, str(r.path)))
 
 
 def utterance_errors(run: DecodeRun, unit: str = "word") -> dict[str, tuple[int, int]]:

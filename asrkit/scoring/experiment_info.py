@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-CHECKPOINT_DIR = "checkpoints"
+from asrkit.experiment_dir import ExperimentDir
+
 log = logging.getLogger(__name__)
 
 
@@ -34,14 +36,6 @@ class ExperimentInfo:
     train_hours: float | None = None
 
 
-def checkpoint_path(exp_dir: Path, name: str) -> Path | None:
-    """Where a checkpoint recorded in wer.json lies: as given, in exp_dir or checkpoints/."""
-    for candidate in (Path(name), exp_dir / name, exp_dir / CHECKPOINT_DIR / name):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def load_checkpoint_light(path: str | Path) -> dict[str, Any]:
     """The checkpoint dict, memory-mapped where possible (weights are not read)."""
     try:
@@ -50,11 +44,21 @@ def load_checkpoint_light(path: str | Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def count_model_parameters(config: dict[str, Any]) -> int | None:
-    """Parameters of the model a resolved training config builds (None if it cannot)."""
-    from asrkit.models.build import build_model
+def count_model_parameters(config: dict[str, Any], source: str = "config",
+                           trusted_modules: Sequence[str] = ()) -> int | None:
+    """Parameters of the model a resolved training config builds (None if it cannot). The
+    config comes from a file (``source``): every ``_target_`` is checked first
+    (asrkit.models.trusted_targets) and anything else raises UntrustedTargetError."""
+    from asrkit.models.build import build_model, check_model_config
     from asrkit.models.param_count import count_parameters
+    from asrkit.models.trusted_targets import check_trusted
 
+    check_trusted(config, source, trusted_modules)
+    try:  # import the builders outside the meta device (asrkit.training.preflight)
+        check_model_config(config)
+    except (ValueError, ImportError) as e:
+        log.warning("%s: cannot count the model's parameters (%s)", source, e)
+        return None
     for device in ("meta", "cpu"):
         try:
             with torch.device(device):
@@ -67,21 +71,23 @@ def count_model_parameters(config: dict[str, Any]) -> int | None:
     return None
 
 
-def experiment_info(exp_dir: str | Path, name: str, checkpoint: str | None) -> ExperimentInfo:
+def experiment_info(exp_dir: str | Path, name: str, checkpoint: str | None,
+                    trusted_modules: Sequence[str] = ()) -> ExperimentInfo:
     """Info from ``checkpoint`` (a name as recorded in wer.json); missing parts stay None."""
     exp_dir = Path(exp_dir)
     if checkpoint is None:
         return ExperimentInfo(name, exp_dir)
-    path = checkpoint_path(exp_dir, checkpoint)
+    path = ExperimentDir(exp_dir).checkpoint_path(checkpoint)
     try:
         data = load_checkpoint_light(path) if path is not None else None
-    except (OSError, RuntimeError, ValueError, EOFError):
+    except (OSError, RuntimeError, ValueError, EOFError) as e:
+        log.warning("%s: unreadable (%s); its parameters, epochs and hours are left out", path, e)
         data = None
     if not isinstance(data, dict):
         return ExperimentInfo(name, exp_dir, checkpoint)
     params = data.get("num_params")
     if params is None and isinstance(data.get("config"), dict):
-        params = count_model_parameters(data["config"])
+        params = count_model_parameters(data["config"], str(path), trusted_modules)
     epoch, hours = _epochs(data), _hours(data)
     if epoch is None or hours is None:
         source = _training_source(exp_dir, data)
@@ -110,12 +116,12 @@ def _training_source(exp_dir: Path, data: dict[str, Any]) -> dict[str, Any] | No
     names.sort(key=_epoch_of_name)
     candidates = [Path(n).name for n in reversed(names)] + ["last.pt"]
     for candidate in candidates:
-        for path in (exp_dir / CHECKPOINT_DIR / candidate, exp_dir / candidate):
+        for path in (ExperimentDir(exp_dir).checkpoint_dir / candidate, exp_dir / candidate):
             if path.is_file():
                 try:
                     return load_checkpoint_light(path)
-                except (OSError, RuntimeError, ValueError, EOFError):
-                    continue
+                except (OSError, RuntimeError, ValueError, EOFError) as e:
+                    log.warning("%s: unreadable (%s); trying an older checkpoint", path, e)
     return None
 
 

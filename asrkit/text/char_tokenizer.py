@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from asrkit.text.tokenizer import SPECIAL_UNITS, UNITS_FILE, UNK_ID, Tokenizer, TokenizerError
+from asrkit.text.base import SPECIAL_UNITS, UNITS_FILE, UNK_ID, Tokenizer, TokenizerError
 
 SPACE = "▁"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from asrkit.text.tokenizer import SOS_EOS_ID, SPECIAL_UNITS, Tokenizer, TokenizerError
+from asrkit.text.base import SOS_EOS_ID, SPECIAL_UNITS, Tokenizer, TokenizerError
 
 MODEL_FILE = "spm.model"
 

@@ -31,5 +31,5 @@ Averaged files hold ``model``, ``config``, ``averaged_from``, ``epoch``, ``step`
 Modules: trainer (the loop), train_step (one micro-batch / update, failure handling),
 validation, checkpoint (files, retention, RNG states), resume, average, optim, schedulers,
 precision, activation_checkpointing, distributed, experiment (exp dir, logging),
-config_check, progress, tensorboard, attention_maps, stop_signals, rng.
+preflight, progress, tensorboard, attention_maps, stop_signals, rng.
 """

@@ -4,11 +4,15 @@
     asrkit average exp/conformer --num 10                    # last 10 epochs -> avg_10.pt
     asrkit average exp/conformer --num 5 --best-by dev_wer   # best 5 -> avg_best_dev_wer_5.pt
 
-The two ways are named apart, so one never overwrites the other (the recipes decode
-``avg_<avg_num>.pt``, the last N). Best-by ties go to the newer epoch (a plateau of equal dev
-WERs picks its latest epochs, as the last-N rule would). Asking for more checkpoints than
-the experiment holds is an error naming how many there are: the file name promises N
-(``trainer.keep_last`` / ``keep_best`` bound how many epoch checkpoints are kept).
+The two ways are named apart, so one never overwrites the other. The file written is
+recorded as the experiment's averaged model (``averaged.json``, asrkit.experiment_dir),
+which ``asrkit decode`` and ``asrkit transcribe`` use unless told otherwise. Best-by ties go
+to the newer epoch (a plateau of equal dev WERs picks its latest epochs, as the last-N rule
+would). Asking for more checkpoints than the experiment holds is an error naming how many
+there are: the file name promises N (``trainer.keep_last`` / ``keep_best`` bound how many
+epoch checkpoints are kept); with ``allow_fewer`` (``--allow-fewer``, what the recipes pass,
+so that a run shorter than ``--avg_num`` epochs still averages) all there are are averaged
+and the name says how many.
 
 Floating-point tensors are averaged (summed in float64, then cast back); integer tensors
 (BatchNorm's ``num_batches_tracked``) are taken from the newest checkpoint. The result is a
@@ -27,12 +31,9 @@ from typing import Any
 
 import torch
 
-from asrkit.training.checkpoint import (
-    CheckpointInfo,
-    atomic_save,
-    list_checkpoints,
-    metric_is_higher_better,
-)
+from asrkit.checkpoint_io import CorruptCheckpointError, atomic_save, verify
+from asrkit.experiment_dir import ExperimentDir
+from asrkit.training.checkpoint import CheckpointInfo, list_checkpoints, metric_is_higher_better
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +45,17 @@ def default_output_name(num: int, best_by: str | None = None) -> str:
 
 
 def select_checkpoints(exp_dir: str | Path, num: int, best_by: str | None = None,
-                       ) -> list[CheckpointInfo]:
+                       allow_fewer: bool = False,
+                       skip_corrupt: bool = False) -> list[CheckpointInfo]:
     """``num`` epoch checkpoints of ``exp_dir``: the newest, or the best by ``best_by``
-    (e.g. dev_loss, dev_wer; ties: the newer); ValueError if fewer exist. Oldest first."""
+    (e.g. dev_loss, dev_wer; ties: the newer); ValueError if fewer exist, unless
+    ``allow_fewer`` (then all there are, with a warning). Oldest first. An epoch checkpoint
+    that is unreadable or differs from its recorded hash is an error naming it (leaving it
+    out silently would average other epochs than asked), unless ``skip_corrupt``."""
     if num < 1:
         raise ValueError(f"--num must be >= 1, got {num}")
-    directory = Path(exp_dir) / "checkpoints"
-    epochs = [i for i in list_checkpoints(directory) if i.kind == "epoch"]
+    directory = ExperimentDir(exp_dir).checkpoint_dir
+    epochs = _sound_epochs(directory, skip_corrupt)
     if not epochs:
         raise FileNotFoundError(f"{directory}: no epoch_N.pt checkpoint")
     pool = epochs
@@ -60,6 +65,10 @@ def select_checkpoints(exp_dir: str | Path, num: int, best_by: str | None = None
             known = sorted({k for i in epochs for k in i.metrics})
             raise ValueError(f"--best-by {best_by}: no checkpoint records it "
                              f"(recorded: {', '.join(known)})")
+    if len(pool) < num and allow_fewer:
+        log.warning("--num %d: %s holds only %d epoch checkpoint(s) (a short run?); averaging "
+                    "those", num, directory, len(pool))
+        num = len(pool)
     if len(pool) < num:
         which = f"epoch checkpoint(s) recording {best_by}" if best_by else "epoch checkpoint(s)"
         raise ValueError(f"--num {num}: {directory} holds only {len(pool)} {which} "
@@ -70,6 +79,20 @@ def select_checkpoints(exp_dir: str | Path, num: int, best_by: str | None = None
     sign = -1.0 if metric_is_higher_better(best_by) else 1.0
     ranked = sorted(pool, key=lambda i: (sign * i.metrics[best_by], -i.step))
     return sorted(ranked[:num], key=lambda i: i.step)
+
+
+def _sound_epochs(directory: Path, skip_corrupt: bool) -> list[CheckpointInfo]:
+    infos = [i for i in list_checkpoints(directory) if i.kind == "epoch"]
+    readable = {i.path for i in infos}
+    bad = [p for p in sorted(directory.glob("epoch_*.pt")) if p not in readable]
+    bad += [i.path for i in infos if verify(i.path) is False]
+    if bad and not skip_corrupt:
+        raise CorruptCheckpointError(
+            f"{bad[0]}: corrupt or unreadable checkpoint; not averaging without it (that "
+            f"would average other epochs than asked): delete it, or pass --skip-corrupt")
+    for path in bad:
+        log.warning("%s: corrupt or unreadable, left out (--skip-corrupt)", path)
+    return [i for i in infos if i.path not in bad]
 
 
 def average_state_dicts(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -93,7 +116,14 @@ def average_state_dicts(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, 
 
 def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
     """The averaged checkpoint (plain data) of ``paths`` (oldest first)."""
-    checkpoints = [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
+    checkpoints = []
+    for path in paths:
+        try:
+            checkpoints.append(torch.load(path, map_location="cpu", weights_only=True))
+        except (RuntimeError, OSError, EOFError, ValueError) as e:
+            raise CorruptCheckpointError(f"{path}: corrupt or unreadable checkpoint "
+                             f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+                             f"delete it, or pass --skip-corrupt") from None
     newest = checkpoints[-1]
     return {
         "model": average_state_dicts([c["model"] for c in checkpoints]),
@@ -107,10 +137,17 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
 
 
 def average_experiment(exp_dir: str | Path, num: int, best_by: str | None = None,
-                       out: str | Path | None = None) -> Path:
-    """Write ``exp_dir/<default_output_name>`` (or ``out``); returns its path."""
-    chosen = select_checkpoints(exp_dir, num, best_by)
+                       out: str | Path | None = None, allow_fewer: bool = False,
+                       skip_corrupt: bool = False) -> Path:
+    """Write ``exp_dir/<default_output_name>`` (or ``out``) and record it as the
+    experiment's averaged model (what decoding uses by default) when it lies in
+    ``exp_dir``; returns its path. The name counts the checkpoints actually averaged."""
+    exp = ExperimentDir(exp_dir)
+    chosen = select_checkpoints(exp.path, num, best_by, allow_fewer, skip_corrupt)
     averaged = average_checkpoints([i.path for i in chosen])
     averaged["averaged_by"] = best_by or "last"
-    path = Path(out) if out else Path(exp_dir) / default_output_name(num, best_by)
-    return atomic_save(averaged, path)
+    path = Path(out) if out else exp.path / default_output_name(len(chosen), best_by)
+    atomic_save(averaged, path)
+    if path.resolve().parent == exp.path.resolve():
+        exp.record_average(path, averaged["averaged_from"])
+    return path

@@ -11,10 +11,13 @@ plain data (``torch.load(weights_only=True)`` loads it; see asrkit.models.checkp
     dev_wer (percent), dev_cer, dev_acc, dev_<term>..., train_<term>...}
 
 A file is written to a hidden temporary name in the same directory and renamed into place,
-so a crash never leaves a truncated checkpoint under a real name. Retention: the newest
+with a content hash beside it (``epoch_N.pt.sha256``, asrkit.checkpoint_io), so a crash
+never leaves a truncated checkpoint under a real name and a corrupted one is recognised:
+resuming passes over it to the newest sound checkpoint. Retention: the newest
 ``keep_last`` and the best ``keep_best`` epoch checkpoints by ``best_metric`` are kept
 (``*acc*`` metrics: higher is better; others lower), and the newest ``keep_last`` step
-checkpoints.
+checkpoints; a step checkpoint written when a signal stopped the run (``interrupted``) goes
+once the resumed run has written a newer epoch checkpoint.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from asrkit.checkpoint_io import atomic_save, hash_path, verify
 
 log = logging.getLogger(__name__)
 
@@ -66,27 +71,6 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 # ---- files -----------------------------------------------------------------------------------
-def atomic_save(obj: dict[str, Any], path: str | Path) -> Path:
-    """torch.save to a temporary file in the same directory, fsync, then rename into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return path
-
-
 def _point_last(directory: Path, target: Path) -> None:
     """Make ``last.pt`` a relative symlink to ``target`` (replaced atomically)."""
     tmp = directory / f".last.pt.tmp{os.getpid()}"
@@ -103,6 +87,7 @@ class CheckpointInfo:
     epoch: int
     epoch_complete: bool
     metrics: dict[str, Any]
+    interrupted: bool = False  # a step checkpoint written on SIGINT/SIGTERM
 
 
 def read_info(path: Path) -> CheckpointInfo | None:
@@ -114,7 +99,7 @@ def read_info(path: Path) -> CheckpointInfo | None:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         return CheckpointInfo(path, match.group(1), int(ckpt["step"]), int(ckpt["epoch"]),
                               bool(ckpt.get("epoch_complete", match.group(1) == "epoch")),
-                              dict(ckpt.get("metrics", {})))
+                              dict(ckpt.get("metrics", {})), bool(ckpt.get("interrupted")))
     except (RuntimeError, OSError, EOFError, KeyError, TypeError, ValueError,
             pickle.UnpicklingError, zipfile.BadZipFile) as e:  # truncated or foreign
         log.warning("checkpoint %s is not readable, ignored (%s: %s)", path, type(e).__name__, e)
@@ -132,9 +117,44 @@ def list_checkpoints(directory: str | Path) -> list[CheckpointInfo]:
 
 
 def newest_checkpoint(directory: str | Path) -> Path | None:
-    """The checkpoint ``trainer.resume=auto`` continues from: the most updates done."""
-    infos = list_checkpoints(directory)
-    return infos[-1].path if infos else None
+    """The checkpoint ``trainer.resume=auto`` continues from: the one with the most updates
+    done that is sound: its content hash matches (asrkit.checkpoint_io), or it has none and
+    loads in full. A corrupt newer one is passed over with a warning naming both."""
+    skipped = []
+    for info in reversed(list_checkpoints(directory)):
+        if _sound(info.path):
+            if skipped:
+                log.warning("checkpoint %s is corrupt (%s); resuming from %s instead",
+                            ", ".join(str(p) for p in skipped),
+                            "its content differs from its recorded hash", info.path)
+            return info.path
+        skipped.append(info.path)
+    if skipped:
+        log.warning("every checkpoint in %s is corrupt (%s): starting afresh", directory,
+                    ", ".join(str(p) for p in skipped))
+    return None
+
+
+def _sound(path: Path) -> bool:
+    verified = verify(path)
+    if verified is not None:
+        return verified
+    try:  # no hash recorded: load it in full
+        torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile,
+            ValueError) as e:
+        log.warning("checkpoint %s does not load (%s: %s)", path, type(e).__name__,
+                    str(e).splitlines()[0] if str(e) else "")
+        return False
+    return True
+
+
+def first_non_finite(state: dict[str, torch.Tensor]) -> str | None:
+    """The name of the first floating-point tensor of a state dict holding NaN/inf."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return name
+    return None
 
 
 def metric_is_higher_better(metric: str) -> bool:
@@ -169,8 +189,11 @@ class CheckpointManager:
         higher = metric_is_higher_better(self.best_metric)
         scored.sort(key=lambda i: i.metrics[self.best_metric], reverse=higher)
         keep |= {i.path for i in scored[: self.keep_best]}
+        if epochs:  # a stop's checkpoint is stale once an epoch checkpoint is newer
+            keep -= {i.path for i in steps if i.interrupted and i.step <= epochs[-1].step}
         newest = infos[-1].path if infos else None
         removed = [i.path for i in infos if i.path not in keep and i.path != newest]
         for path in removed:
             path.unlink(missing_ok=True)
+            hash_path(path).unlink(missing_ok=True)
         return removed

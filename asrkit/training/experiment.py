@@ -1,16 +1,6 @@
-"""The experiment directory: one per experiment, the run directory of ``asrkit train``.
-
-    exp/<name>/
-      config.yaml        the resolved config as run (plain YAML; vocab_size filled in;
-                         tokenizer.dir, data.cmvn point at the copies below; paths absolute)
-      tokenizer/         copy of the tokenizer (asrkit.text.tokenizer.load_tokenizer reads it)
-      cmvn.json          copy of the CMVN statistics (absent when data.cmvn is null)
-      train.log          rank 0's log (appended to by resumed runs)
-      tensorboard/       scalars and attention images (asrkit.training.tensorboard)
-      checkpoints/       epoch_N.pt, step_N.pt, last.pt (asrkit.training.checkpoint)
-      avg_N.pt           averaged weights (`asrkit average`; avg_best_<metric>_N.pt: best N)
-
-Decoding needs nothing outside it. The directory is the same on every DDP rank; rank 0
+"""Setting up the experiment directory for a training run (its layout is
+asrkit.experiment_dir's): logging to ``train.log``, copies of the tokenizer and the CMVN
+statistics, and ``config.yaml`` as run. The directory is the same on every DDP rank; rank 0
 alone writes, the others wait at a barrier and then read the copies.
 """
 
@@ -27,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from asrkit.text.tokenizer import copy_tokenizer, load_tokenizer
+from asrkit.experiment_dir import ExperimentDir
+from asrkit.text.registry import copy_tokenizer, fingerprint, load_tokenizer
 from asrkit.training.distributed import DistributedContext, barrier
 
 log = logging.getLogger(__name__)
@@ -48,20 +39,26 @@ def setup_logging(exp_dir: Path, ctx: DistributedContext, progress_bar: bool) ->
     root.setLevel(logging.INFO if ctx.is_main else logging.WARNING)
     prefix = f"[rank {ctx.rank}] " if ctx.is_distributed else ""
     fmt = logging.Formatter(f"%(asctime)s {prefix}%(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    handlers: list[logging.Handler] = []
+    if ctx.is_main:  # first, so that an exp_dir that cannot be written fails before anything
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(ExperimentDir(exp_dir).train_log, encoding="utf-8")
+        file_handler.setFormatter(fmt)
+        handlers.append(file_handler)
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter(
         ("\r\033[K" if progress_bar else "") + f"{prefix}%(levelname)s %(message)s"))
     if progress_bar:
         console.addFilter(_SkipSteps())
-    _handlers.append(console)
-    if ctx.is_main:
-        exp_dir.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.FileHandler(exp_dir / "train.log", encoding="utf-8")
-        file_handler.setFormatter(fmt)
-        _handlers.append(file_handler)
+    _handlers.extend([console, *handlers])
     for handler in _handlers:
         root.addHandler(handler)
     root.propagate = False
+
+
+def logging_ready() -> bool:
+    """Whether setup_logging has run (messages reach stderr and train.log)."""
+    return bool(_handlers)
 
 
 def teardown_logging() -> None:
@@ -98,14 +95,14 @@ def _copy_tokenizer(src: Path, dst: Path) -> None:
 def experiment_config(config: dict[str, Any]) -> dict[str, Any]:
     """The config as the experiment directory records it (paths into exp_dir, absolute)."""
     saved = copy.deepcopy(config)
-    exp_dir = Path(config["exp_dir"]).resolve()
-    saved["exp_dir"] = str(exp_dir)
-    saved["tokenizer"] = {**(saved.get("tokenizer") or {}), "dir": str(exp_dir / "tokenizer")}
+    exp = ExperimentDir(Path(config["exp_dir"]).resolve())
+    saved["exp_dir"] = str(exp.path)
+    saved["tokenizer"] = {**(saved.get("tokenizer") or {}), "dir": str(exp.tokenizer_dir)}
     data = saved["data"]
     for split in ("train", "dev"):
         if data.get(split):
             data[split] = str(Path(data[split]).resolve())
-    data["cmvn"] = str(exp_dir / "cmvn.json") if config["data"].get("cmvn") else None
+    data["cmvn"] = str(exp.cmvn_file) if config["data"].get("cmvn") else None
     return saved
 
 
@@ -123,21 +120,23 @@ def prepare_experiment(config: dict[str, Any], ctx: DistributedContext) -> dict[
     experiment records it (with ``vocab_size`` set), on every rank. ``write_config`` writes
     it once the run has been set up."""
     saved = experiment_config(config)
-    exp_dir = Path(saved["exp_dir"])
+    exp = ExperimentDir(saved["exp_dir"])
     if ctx.is_main:
-        exp_dir.mkdir(parents=True, exist_ok=True)
-        _copy_tokenizer(Path(config["tokenizer"]["dir"]), exp_dir / "tokenizer")
+        exp.path.mkdir(parents=True, exist_ok=True)
+        _copy_tokenizer(Path(config["tokenizer"]["dir"]), exp.tokenizer_dir)
         if config["data"].get("cmvn"):
-            _copy_file(Path(config["data"]["cmvn"]), exp_dir / "cmvn.json")
+            _copy_file(Path(config["data"]["cmvn"]), exp.cmvn_file)
     barrier(ctx)
-    saved["vocab_size"] = int(load_tokenizer(saved["tokenizer"]["dir"]).vocab_size)
+    tokenizer = load_tokenizer(saved["tokenizer"]["dir"])
+    saved["vocab_size"] = int(tokenizer.vocab_size)
+    saved["tokenizer"]["fingerprint"] = fingerprint(tokenizer)  # checked when decoding
     return saved
 
 
 def write_config(saved: dict[str, Any], ctx: DistributedContext) -> Path:
     """Write ``exp_dir/config.yaml`` (rank 0), warning about keys that differ from the
     previous run's."""
-    path = Path(saved["exp_dir"]) / "config.yaml"
+    path = ExperimentDir(saved["exp_dir"]).config_file
     if ctx.is_main:
         if path.is_file():
             previous = yaml.safe_load(path.read_text(encoding="utf-8")) or {}

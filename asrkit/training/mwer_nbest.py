@@ -5,42 +5,29 @@ batch the model, in eval mode and without gradient, runs the attention beam sear
 asrkit.decoding (beam ``trainer.mwer.beam``, searching on until a full N-best of
 ``trainer.mwer.nbest`` = 4 is found rather than stopping at the 1-best), the hypotheses and
 references are turned into words with the tokenizer, and each hypothesis' word errors are
-its word-level edit distance to the reference. ``ASRModel.forward_mwer`` then scores the
-hypotheses with gradient and computes the loss (asrkit.models.mwer).
+counted as every report counts them (sclite's alignment, asrkit.scoring.align.error_counts).
+``ASRModel.forward_mwer`` then scores the hypotheses with gradient and computes the loss
+(asrkit.models.mwer).
 
     make = MwerNBest(model, tokenizer, nbest=4, beam=4)
     nbest, errors = make(feats, feat_lens, tokens, token_lens)
     out = model(feats, feat_lens, tokens, token_lens, nbest=nbest, word_errors=errors)
-
-The edit distance is a small dynamic programme over a few short word lists per utterance
-(jiwer rejects empty references and costs more per call than the whole computation here).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from asrkit.decoding.attention_beam import attention_beam_search
 from asrkit.models.asr_model import ASRModel
-from asrkit.text.tokenizer import Tokenizer
+from asrkit.scoring.align import error_counts
+from asrkit.text.base import Tokenizer
 
 log = logging.getLogger(__name__)
-
-
-def word_edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
-    """Substitutions + deletions + insertions turning ``ref`` into ``hyp`` (Levenshtein)."""
-    previous = list(range(len(hyp) + 1))
-    for i, ref_word in enumerate(ref, 1):
-        current = [i]
-        for j, hyp_word in enumerate(hyp, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1,
-                               previous[j - 1] + (ref_word != hyp_word)))
-        previous = current
-    return previous[-1]
 
 
 class MwerNBest:
@@ -88,6 +75,8 @@ class MwerNBest:
         refs = [self.tokenizer.decode(row[:n].tolist()).split()
                 for row, n in zip(tokens.cpu(), token_lens.cpu().tolist())]
         nbest = [[hyp.tokens for hyp in hyps] for hyps in lists]
-        errors = [[float(word_edit_distance(ref, self.tokenizer.decode(h).split())) for h in hyps]
-                  for ref, hyps in zip(refs, nbest)]
+        pairs = [(ref, self.tokenizer.decode(h).split()) for ref, hyps in zip(refs, nbest)
+                 for h in hyps]
+        counts = iter(error_counts([r for r, _ in pairs], [h for _, h in pairs]))
+        errors = [[float(next(counts)) for _ in hyps] for hyps in nbest]
         return nbest, errors

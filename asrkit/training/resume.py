@@ -10,14 +10,18 @@ number of ranks works from epoch checkpoints; a mid-epoch checkpoint then restar
 from __future__ import annotations
 
 import logging
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from asrkit.checkpoint_io import CorruptCheckpointError, verify
 from asrkit.models.checkpoint import read_checkpoint
 from asrkit.training.checkpoint import newest_checkpoint
+from asrkit.training.distributed import DistributedContext
+from asrkit.training.training_state import TrainingState
 
 log = logging.getLogger(__name__)
 
@@ -47,21 +51,31 @@ def resume_path(resume: str | None, checkpoint_dir: Path) -> Path | None:
 
 
 def load_training_state(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """The checkpoint dict; a file that does not load or differs from its recorded hash is
+    one CorruptCheckpointError naming it."""
+    if verify(path) is False:
+        raise CorruptCheckpointError(f"{path}: corrupt checkpoint (its content differs from "
+                                     f"its recorded hash); resume from another one")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CorruptCheckpointError(f"{path}: corrupt or unreadable checkpoint ({first})") \
+            from None
 
 
-def restore_components(ckpt: dict[str, Any], model: nn.Module,
-                       optimizer: torch.optim.Optimizer, scheduler: Any,
-                       scaler: torch.amp.GradScaler | None, path: Path | None = None) -> None:
+def restore(ckpt: dict[str, Any], path: Path, model: nn.Module, state: TrainingState,
+            ctx: DistributedContext) -> str:
+    """Load a training checkpoint into the model and the training state (the one place a
+    run is restored); returns where it continues. A checkpoint of another model or
+    optimiser is one ValueError naming it."""
     try:
         model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        state.optimizer.load_state_dict(ckpt["optimizer"])
     except (RuntimeError, ValueError) as e:
         first = str(e).strip().splitlines()[0]
         raise ValueError(f"{path}: cannot resume, the checkpoint is of another model or "
                          f"optimiser ({first}); use another exp_dir, or trainer.resume=none "
                          f"to start afresh (trainer.init_from=... to start from its weights)"
                          ) from None
-    scheduler.load_state_dict(ckpt["scheduler"])
-    if scaler is not None and ckpt.get("grad_scaler"):
-        scaler.load_state_dict(ckpt["grad_scaler"])
+    return state.load_state_dict(ckpt, ctx.rank, ctx.world_size)

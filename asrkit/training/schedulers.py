@@ -1,41 +1,46 @@
 """Learning-rate schedules, stepped once per optimiser update.
 
 - ``NoamScheduler`` (Vaswani et al. 2017, eq. 3): the rate of update ``s`` (1-based) is
-  ``factor * d_model^-0.5 * min(s^-0.5, s * warmup_steps^-1.5)``: a linear warm-up to
-  ``factor * (d_model * warmup_steps)^-0.5`` at ``s = warmup_steps``, then inverse square root
-  decay. It sets the rate itself; the optimiser's ``lr`` is not used. ``d_model`` defaults
-  to the encoder's output size (the trainer fills it in when the config leaves it null).
-- ``WarmupLinearScheduler``: linear warm-up from 0 to the optimiser's ``lr`` over
-  ``warmup_steps`` (update s has ``lr * s / warmup_steps``), then linear decay towards
-  ``min_lr_ratio * lr``, reached just after update ``total_steps``.
-- ``WarmupCosineScheduler``: the same warm-up, then half a cosine down to
-  ``min_lr_ratio * lr`` (just after update ``total_steps``) (Loshchilov & Hutter 2017, without restarts).
+``factor * d_model^-0.5 * min(s^-0.5, s * warmup_steps^-1.5)``: a linear warm-up to ``factor
+* (d_model * warmup_steps)^-0.5`` at ``s = warmup_steps``, then inverse square root decay.
+It sets the rate itself; the optimiser's ``lr`` is not used. ``d_model`` defaults to the
+encoder's output size (the trainer fills it in when the config leaves it null). -
+``WarmupLinearScheduler``: linear warm-up from 0 to the optimiser's ``lr`` over
+``warmup_steps`` (update s has ``lr * s / warmup_steps``), then linear decay towards
+``min_lr_ratio * lr``, reached just after update ``total_steps``. -
+``WarmupCosineScheduler``: the same warm-up, then half a cosine down to ``min_lr_ratio *
+lr`` (just after update ``total_steps``) (Loshchilov & Hutter 2017, without restarts).
 
 ``total_steps`` defaults to the number of updates of the whole run (the trainer fills it in:
-``max_epochs * ceil(batches of epoch 1 / accum_grad)``). All are ``torch.optim.lr_scheduler``
-schedulers, so ``state_dict()`` is plain data and resumes exactly. A resumed run whose config
-gives another total (``trainer.max_epochs`` raised to train on) moves the end of the schedule
-there with ``set_total_steps``: its later updates get the rates a fresh run of the new length
-would give them.
-"""
+``max_epochs * ceil(batches of epoch 1 / accum_grad)``). Warm-up follows the run's length:
+``build_scheduler`` shortens ``warmup_steps`` to a quarter of the run's updates when it is
+longer (with a warning), so that a short run (a first try, a test, a small corpus) is not
+spent entirely in warm-up at a tiny rate; runs longer than 4 x warm-up are unchanged. All
+are ``torch.optim.lr_scheduler`` schedulers, so ``state_dict()`` is plain data and resumes
+exactly. A resumed run whose config gives another total (``trainer.max_epochs`` raised to
+train on) moves the end of the schedule there with ``set_total_steps``: its later updates
+get the rates a fresh run of the new length would give them."""
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
+from asrkit.arg_types import NonNegativeInt, PositiveFloat, PositiveInt, UnitInterval
+
+log = logging.getLogger(__name__)
+
+MAX_WARMUP_SHARE = 0.25  # warm-up takes at most this share of a run's updates
+
 
 class NoamScheduler(LRScheduler):
-    def __init__(self, optimizer: torch.optim.Optimizer, d_model: int | None = None,
-                 warmup_steps: int = 25000, factor: float = 5.0) -> None:
-        if d_model is None or d_model <= 0:
-            raise ValueError(f"scheduler.d_model: must be a positive integer, got {d_model}")
-        if warmup_steps <= 0:
-            raise ValueError(f"scheduler.warmup_steps: must be > 0, got {warmup_steps}")
-        if factor <= 0:
-            raise ValueError(f"scheduler.factor: must be > 0, got {factor}")
+    def __init__(self, optimizer: torch.optim.Optimizer, d_model: PositiveInt | None = None,
+                 warmup_steps: PositiveInt = 25000, factor: PositiveFloat = 5.0) -> None:
+        if d_model is None:
+            raise ValueError("scheduler.d_model: must be a positive integer, got None")
         self.d_model, self.warmup_steps, self.factor = d_model, warmup_steps, factor
         super().__init__(optimizer)
 
@@ -52,14 +57,10 @@ class NoamScheduler(LRScheduler):
 class _WarmupDecayScheduler(LRScheduler):
     """Linear warm-up to the base rate, then ``decay(progress in [0, 1])`` times it."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, warmup_steps: int = 1000,
-                 total_steps: int | None = None, min_lr_ratio: float = 0.0) -> None:
-        if warmup_steps < 0:
-            raise ValueError(f"scheduler.warmup_steps: must be >= 0, got {warmup_steps}")
-        if total_steps is None or total_steps <= 0:
-            raise ValueError(f"scheduler.total_steps: must be a positive integer, got {total_steps}")
-        if not 0.0 <= min_lr_ratio <= 1.0:
-            raise ValueError(f"scheduler.min_lr_ratio: must be in [0, 1], got {min_lr_ratio}")
+    def __init__(self, optimizer: torch.optim.Optimizer, warmup_steps: NonNegativeInt = 1000,
+                 total_steps: PositiveInt | None = None, min_lr_ratio: UnitInterval = 0.0) -> None:
+        if total_steps is None:
+            raise ValueError("scheduler.total_steps: must be a positive integer, got None")
         self.warmup_steps, self.total_steps = warmup_steps, total_steps
         self.min_lr_ratio = min_lr_ratio
         super().__init__(optimizer)
@@ -91,6 +92,14 @@ class WarmupCosineScheduler(_WarmupDecayScheduler):
         return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def effective_warmup(warmup_steps: int, total_steps: int) -> int:
+    """The warm-up a run of ``total_steps`` updates gets: ``warmup_steps``, cut to a quarter
+    of the run when it is longer (module docstring)."""
+    if warmup_steps > MAX_WARMUP_SHARE * total_steps:
+        return max(1, int(MAX_WARMUP_SHARE * total_steps))
+    return warmup_steps
+
+
 def set_total_steps(scheduler: LRScheduler, total_steps: int) -> int | None:
     """Make a (restored) schedule end at ``total_steps`` and reset the optimiser's rate for
     the next update accordingly; returns the previous total, or None when it was already
@@ -101,6 +110,9 @@ def set_total_steps(scheduler: LRScheduler, total_steps: int) -> int | None:
     if total_steps <= 0:
         raise ValueError(f"scheduler.total_steps: must be a positive integer, got {total_steps}")
     scheduler.total_steps = total_steps
+    configured = getattr(scheduler, "configured_warmup_steps", None)
+    if configured is not None:  # the warm-up of a fresh run of the new length
+        scheduler.warmup_steps = effective_warmup(configured, total_steps)
     rates = scheduler.get_lr()  # of update last_epoch + 1, the next one
     for group, rate in zip(scheduler.optimizer.param_groups, rates, strict=True):
         group["lr"] = rate
@@ -117,13 +129,22 @@ def build_scheduler(scheduler_cfg: dict, optimizer: torch.optim.Optimizer, total
     from hydra.errors import InstantiationException
     from hydra.utils import get_object, instantiate
 
-    from asrkit.models.build import check_section
+    from asrkit.config.targets import check_section
 
     check_section(scheduler_cfg, "scheduler", filled_in=("optimizer",))
     params = inspect.signature(get_object(scheduler_cfg["_target_"])).parameters
     fill = {name: value for name, value in (("total_steps", total_steps), ("d_model", d_model))
             if name in params and scheduler_cfg.get(name) is None}
+    warmup = scheduler_cfg.get("warmup_steps")
+    run_length = scheduler_cfg.get("total_steps") or total_steps
+    if isinstance(warmup, int) and effective_warmup(warmup, run_length) != warmup:
+        fill["warmup_steps"] = effective_warmup(warmup, run_length)
+        log.warning("scheduler.warmup_steps=%d is more than a quarter of this run's %d updates: "
+                    "warm-up shortened to %d updates", warmup, run_length, fill["warmup_steps"])
     try:
-        return instantiate({**scheduler_cfg, **fill}, optimizer=optimizer, _convert_="all")
+        scheduler = instantiate({**scheduler_cfg, **fill}, optimizer=optimizer, _convert_="all")
     except InstantiationException as e:  # Hydra wraps the scheduler's own error; raise that one
         raise (e.__cause__ if isinstance(e.__cause__, ValueError) else e) from None
+    if isinstance(warmup, int):
+        scheduler.configured_warmup_steps = warmup  # saved in state_dict(), for set_total_steps
+    return scheduler

@@ -3,9 +3,11 @@
 As Hydra's multirun with its basic sweeper: an override with comma-separated values (or
 `range(...)`/`choice(...)`) is swept, and every combination of the swept values is one job.
 Hydra's own override grammar and ``BasicSweeper.split_arguments`` expand the list, so the
-syntax is exactly Hydra's. Each job trains into ``<exp_dir>/<n>_<swept key=value,...>``
-(``n`` from 0, as Hydra's ``${hydra.job.num}``; ``/`` in a value becomes ``-``), one after
-another in this process's command line; every job's config is composed and checked before
+syntax is exactly Hydra's. Each job trains into ``<exp_dir>/<n>_<key>-<value>+...`` over
+the swept keys (``n`` from 0, as Hydra's ``${hydra.job.num}``; e.g. ``3_encoder-conformer+
+optim.lr-0.002``), a name made only of letters, digits and ``._-+`` so that it passes back
+unquoted as ``asrkit decode exp_dir=<exp_dir>/3_encoder-conformer+optim.lr-0.002``; jobs
+run one after another in this process; every job's config is composed and checked before
 the first one starts.
 
     jobs = expand_sweep(["encoder=transformer,conformer", "exp_dir=exp/sweep"])
@@ -14,7 +16,9 @@ the first one starts.
 
 from __future__ import annotations
 
+import re
 import sys
+from collections.abc import Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -33,39 +37,47 @@ def swept_keys(overrides: list[str]) -> list[str]:
 
 
 def job_dir_name(number: int, job: list[str], keys: list[str]) -> str:
-    """``<n>_<key=value,...>`` over the swept keys of one job."""
-    chosen = [o for o in job if o.split("=", 1)[0] in keys]
-    return f"{number}_" + ",".join(chosen).replace("/", "-")
+    """``<n>_<key>-<value>+...`` over the swept keys of one job (characters other than
+    letters, digits and ``._`` in a value become ``-``)."""
+    chosen = []
+    for override in job:
+        key, _, value = override.lstrip("+").partition("=")
+        if key in keys:
+            chosen.append(f"{key}-{re.sub(r'[^A-Za-z0-9._]', '-', value)}")
+    return f"{number}_" + "+".join(chosen)
 
 
-def plan_jobs(argv: list[str], multirun: bool) -> list[tuple[list[str], dict]]:
+def plan_jobs(argv: list[str], multirun: bool,
+              config_dirs: Sequence[str] = ()) -> list[tuple[list[str], dict]]:
     """(overrides, checked config) of every job; raises the config errors of the first bad
     job before anything runs. Without ``multirun`` it is the one job of ``argv``."""
     from asrkit.config import compose_train_config
-    from asrkit.training.config_check import check_train_config, reject_hydra_overrides
+    from asrkit.training.preflight import check_train_config, reject_hydra_overrides
 
     reject_hydra_overrides(argv)
     if not multirun:
-        config = compose_train_config(argv)
+        config = compose_train_config(argv, config_dirs)
         check_train_config(config)
         return [(argv, config)]
     keys = swept_keys(argv)
     jobs = []
     for number, job in enumerate(expand_sweep(argv)):
-        exp_dir = compose_train_config(job)["exp_dir"]
+        exp_dir = compose_train_config(job, config_dirs)["exp_dir"]
         job = [o for o in job if o.lstrip("+").split("=", 1)[0] != "exp_dir"]
-        job.append(f"exp_dir='{exp_dir}/{job_dir_name(number, job, keys)}'")  # quoted: = and ,
-        config = compose_train_config(job)
+        job.append(f"exp_dir='{exp_dir}/{job_dir_name(number, job, keys)}'")
+        config = compose_train_config(job, config_dirs)
         check_train_config(config)
         jobs.append((job, config))
     return jobs
 
 
-def run_jobs(jobs: list[tuple[list[str], dict]], multirun: bool) -> int:
+def run_jobs(jobs: list[tuple[list[str], dict]], multirun: bool,
+             config_dirs: Sequence[str] = ()) -> int:
     """Train every job in turn (``trainer.devices > 1``: K local DDP ranks, distributed.launch_local); returns
     the first non-zero exit status, or 0. A run stopped by a signal ends the sweep."""
+    from asrkit.config.search_path import config_dir_args
     from asrkit.training.distributed import launch_local, under_torchrun
-    from asrkit.training.trainer import run_training
+    from asrkit.training.run import run_training
 
     statuses = []
     for number, (argv, config) in enumerate(jobs):
@@ -74,7 +86,7 @@ def run_jobs(jobs: list[tuple[list[str], dict]], multirun: bool) -> int:
                   f"{' '.join(argv)}", file=sys.stderr)
         devices = config["trainer"]["devices"]
         if devices > 1 and not under_torchrun():
-            statuses.append(launch_local(devices, argv))
+            statuses.append(launch_local(devices, [*config_dir_args(list(config_dirs)), *argv]))
         else:
             statuses.append(run_training(config))
         if statuses[-1] in (130, 143):

@@ -1,19 +1,20 @@
 """One micro-batch and one optimiser update, with the failure handling of the loop.
 
-``TrainStep`` owns the model (plain, DDP-wrapped, compiled), the optimiser, the schedule,
-the precision and the update counter. The trainer calls, per micro-batch::
+``TrainStep`` owns the model as it is run (plain, DDP-wrapped, compiled), the precision and
+the update rules (accumulation, clipping, NaN handling); the optimiser, the schedule, the
+update counter and the skip counters are the run's ``TrainingState``
+(asrkit.training.training_state), which it advances. The trainer calls, per micro-batch::
 
     out = steps.forward(batch, sync)          # None: out of memory (batch shape logged)
-    flags = steps.agree([exhausted, stop, out is None, loss not finite])  # same on all ranks
+    flags = steps.agree(StepFlags(exhausted, stop, out is None, loss not finite))
     steps.skip(...) | steps.backward(out["loss"] / accum_grad, batch, sync)
     steps.update()                            # on the last micro-batch of an update
 
 ``sync`` is False on every micro-batch but the last of an update: under DDP those run under
 ``no_sync()`` and only the last one all-reduces the accumulated gradients. ``agree`` is the
-collective after the forward pass (a sum of four flags: exhausted, stop, OOM, NaN), so
-every rank skips, stops or ends the epoch at the same micro-batch; the trainer agrees once
-more before the forward on whether any rank's batch failed to load. Without DDP both are
-free.
+collective after the forward pass (each flag OR-ed over ranks), so every rank skips, stops
+or ends the epoch at the same micro-batch; the trainer agrees once more before the forward
+on whether any rank's batch failed to load. Without DDP both are free.
 
 ``trainer.compile=true`` compiles the training forward (and with it the backward) once, for
 batches of every shape (``compile_for_varying_shapes``; see there for what it costs).
@@ -26,6 +27,7 @@ import logging
 import math
 import time
 from collections import defaultdict
+from dataclasses import astuple, dataclass
 
 import torch
 from torch import nn
@@ -33,10 +35,22 @@ from torch import nn
 from asrkit.training import distributed as dist_utils
 from asrkit.training.mwer_nbest import MwerNBest
 from asrkit.training.precision import Precision
+from asrkit.training.training_state import TrainingState
 
 log = logging.getLogger(__name__)
 
-EXHAUSTED, STOP, OOM, NONFINITE = range(4)  # the per-micro-batch flags of `agree`
+@dataclass(frozen=True)
+class StepFlags:
+    """What a rank found at one micro-batch; ``TrainStep.agree`` ORs each over the ranks."""
+
+    exhausted: bool = False   # no batch left this epoch
+    stop: bool = False        # SIGINT/SIGTERM received
+    oom: bool = False         # the forward pass ran out of memory
+    nonfinite: bool = False   # the loss is NaN/inf
+
+    @property
+    def skipped(self) -> bool:
+        return self.oom or self.nonfinite
 
 
 def compile_for_varying_shapes(module: nn.Module) -> nn.Module:
@@ -62,6 +76,12 @@ def compile_for_varying_shapes(module: nn.Module) -> nn.Module:
 
 class TrainingError(RuntimeError):
     """The run cannot go on (NaN losses in a row, OOM under DDP); the message says why."""
+
+
+def _ids(batch: dict, most: int = 4) -> str:
+    ids = list(batch.get("ids") or [])
+    more = f" and {len(ids) - most} more" if len(ids) > most else ""
+    return "utterances " + ", ".join(ids[:most]) + more
 
 
 def batch_shape(batch: dict) -> str:
@@ -95,51 +115,68 @@ class RunningMeans:
 
 
 class TrainStep:
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
-                 precision: Precision, ctx: dist_utils.DistributedContext, accum_grad: int = 1,
+    def __init__(self, model: nn.Module, state: TrainingState, precision: Precision,
+                 ctx: dist_utils.DistributedContext, accum_grad: int = 1,
                  grad_clip: float | None = None, max_nan_in_a_row: int = 10,
                  compile: bool = False, mwer: MwerNBest | None = None) -> None:
         """mwer: with it, every forward pass is the MWER objective over the N-best lists
         it makes (asrkit.training.mwer_nbest)."""
-        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
-        self.mwer = mwer
+        self.model, self.state, self.mwer = model, state, mwer
         self.precision, self.ctx = precision, ctx
         self.accum_grad, self.grad_clip, self.max_nan_in_a_row = accum_grad, grad_clip, \
             max_nan_in_a_row
         self.ddp = dist_utils.wrap_model(model, ctx)
         self.train_model = compile_for_varying_shapes(self.ddp) if compile else self.ddp
-        self.step = 0  # updates done
-        self.counters = {"nan_skipped": 0, "oom_skipped": 0, "nonfinite_grad_skipped": 0}
         self.nan_in_a_row = 0
+        self._stats_before: list[torch.Tensor] = []
 
     @property
     def device(self) -> torch.device:
         return self.ctx.device
 
-    def lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self.state.optimizer
+
+    def release_wrappers(self) -> None:
+        """Drop the DDP and compiled wrappers (before the process group goes)."""
+        self.ddp = self.train_model = self.model
 
     def _sync(self, sync: bool) -> contextlib.AbstractContextManager:
         if sync or not self.ctx.is_distributed:
             return contextlib.nullcontext()
         return self.ddp.no_sync()
 
-    def agree(self, flags: list[bool]) -> list[bool]:
-        """Each flag summed over ranks (one all-reduce): True if any rank raised it."""
+    def agree(self, flags: StepFlags) -> StepFlags:
+        """Each flag OR-ed over ranks (one all-reduce)."""
         if not self.ctx.is_distributed:
-            return list(flags)
+            return flags
         device = self.device if self.device.type == "cuda" else torch.device("cpu")
-        value = torch.tensor([float(f) for f in flags], device=device)
-        return [f > 0 for f in dist_utils.all_reduce_sum(value, self.ctx).tolist()]
+        value = torch.tensor([float(f) for f in astuple(flags)], device=device)
+        return StepFlags(*(f > 0 for f in dist_utils.all_reduce_sum(value, self.ctx).tolist()))
+
+    def agree_any(self, flag: bool) -> bool:
+        """One flag OR-ed over ranks."""
+        return self.agree(StepFlags(exhausted=flag)).exhausted
+
+    def _running_stats(self) -> list[torch.Tensor]:
+        """The buffers a training forward pass changes: BatchNorm's running statistics."""
+        return [buffer for module in self.model.modules()
+                if isinstance(module, nn.modules.batchnorm._BatchNorm)
+                for buffer in module.buffers(recurse=False)]
 
     def forward(self, batch: dict, sync: bool) -> dict[str, torch.Tensor] | None:
+        """The model's loss terms for a micro-batch (None: out of memory). The running
+        statistics it updates are kept aside, so that ``skip`` can undo them: a skipped
+        micro-batch leaves no trace in the model."""
+        self._stats_before = [b.clone() for b in self._running_stats()]
         feats = batch["feats"].to(self.device, non_blocking=True)
         feat_lens = batch["feat_lens"].to(self.device, non_blocking=True)
         tokens = batch["tokens"].to(self.device, non_blocking=True)
         token_lens = batch["token_lens"].to(self.device, non_blocking=True)
         set_step = getattr(self.model, "set_step", None)
         if set_step is not None:  # e.g. the scheduled-sampling ramp
-            set_step(self.step)
+            set_step(self.state.step)
         try:
             with self._sync(sync), self.precision.autocast():
                 extra = {}
@@ -150,8 +187,14 @@ class TrainStep:
         except torch.OutOfMemoryError:
             log.warning("out of memory in the forward pass of a batch of %s; batch skipped "
                         "(lower data.sampler.max_frames if this repeats)", batch_shape(batch))
+            self._restore_running_stats()
             self._free_memory()
             return None
+
+    def _restore_running_stats(self) -> None:
+        with torch.no_grad():
+            for buffer, before in zip(self._running_stats(), self._stats_before, strict=True):
+                buffer.copy_(before)
 
     def backward(self, loss: torch.Tensor, batch: dict, sync: bool) -> bool:
         """False if the backward pass ran out of memory (gradients dropped; one process)."""
@@ -169,7 +212,7 @@ class TrainStep:
             log.warning("out of memory in the backward pass of a batch of %s; update skipped",
                         batch_shape(batch))
             self.optimizer.zero_grad(set_to_none=True)
-            self.counters["oom_skipped"] += 1
+            self.state.counters["oom_skipped"] += 1
             self._free_memory()
             return False
 
@@ -177,30 +220,35 @@ class TrainStep:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
-    def skip(self, batch: dict, flags: list[bool], out: dict | None,
+    def skip(self, batch: dict, flags: StepFlags, out: dict | None,
              last_of_update: bool) -> None:
-        """A micro-batch some rank could not use: no backward on any rank; if it ends an
-        update, that update is dropped. Raises TrainingError after max_nan_in_a_row."""
+        """A micro-batch some rank could not use: no backward on any rank, and the running
+        statistics its forward pass changed are put back; if it ends an update, that update
+        is dropped. Raises TrainingError after max_nan_in_a_row."""
+        if out is not None:
+            self._restore_running_stats()
         if last_of_update:
             self.optimizer.zero_grad(set_to_none=True)
-        if flags[OOM]:
-            self.counters["oom_skipped"] += 1
+        if flags.oom:
+            self.state.counters["oom_skipped"] += 1
             return
-        self.counters["nan_skipped"] += 1
+        self.state.counters["nan_skipped"] += 1
         loss = float(out["loss"].detach()) if out is not None else float("nan")
-        self._count_nonfinite(f"non-finite loss ({loss} on this rank) at update {self.step}, "
-                              f"batch of {batch_shape(batch)}: skipped")
+        self._count_nonfinite(f"non-finite loss ({loss} on this rank) at update "
+                              f"{self.state.step}, batch of {batch_shape(batch)} "
+                              f"({_ids(batch)}): skipped")
 
     def _count_nonfinite(self, what: str) -> None:
         """One more non-finite loss or gradient norm since the last update made; raises
         TrainingError at ``max_nan_in_a_row``."""
         self.nan_in_a_row += 1
-        skipped = self.counters["nan_skipped"] + self.counters["nonfinite_grad_skipped"]
+        counters = self.state.counters
+        skipped = counters["nan_skipped"] + counters["nonfinite_grad_skipped"]
         log.warning("%s (%d in a row, %d in all)", what, self.nan_in_a_row, skipped)
         if self.nan_in_a_row >= self.max_nan_in_a_row:
             raise TrainingError(
                 f"{self.nan_in_a_row} non-finite losses or gradient norms in a row "
-                f"(trainer.max_nan_in_a_row={self.max_nan_in_a_row}) at update {self.step}: "
+                f"(trainer.max_nan_in_a_row={self.max_nan_in_a_row}) at update {self.state.step}: "
                 f"the model has diverged or the data is broken; lower optim.lr, keep "
                 f"trainer.grad_clip set, or check the data")
 
@@ -210,24 +258,24 @@ class TrainStep:
         norm is not finite is skipped and counts toward ``max_nan_in_a_row`` like a
         non-finite loss; with fp16 the GradScaler skips overflowing updates itself (a few
         are normal while it finds its scale) and they are not counted."""
-        scaler = self.precision.scaler
+        state, scaler = self.state, self.precision.scaler
         if scaler is not None:
-            scaler.unscale_(self.optimizer)
+            scaler.unscale_(state.optimizer)
         params = [p for p in self.model.parameters() if p.grad is not None]
         norm = float(torch.nn.utils.clip_grad_norm_(params, self.grad_clip or float("inf")))
         if not math.isfinite(norm) and scaler is None:
-            self.counters["nonfinite_grad_skipped"] += 1
-            self.optimizer.zero_grad(set_to_none=True)
-            self._count_nonfinite(f"non-finite gradient norm at update {self.step}: "
+            state.counters["nonfinite_grad_skipped"] += 1
+            state.optimizer.zero_grad(set_to_none=True)
+            self._count_nonfinite(f"non-finite gradient norm at update {state.step}: "
                                   f"update skipped")
             return norm
         if scaler is not None:
-            scaler.step(self.optimizer)
+            scaler.step(state.optimizer)
             scaler.update()
         else:
-            self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.step += 1
+            state.optimizer.step()
+        state.scheduler.step()
+        state.optimizer.zero_grad(set_to_none=True)
+        state.step += 1
         self.nan_in_a_row = 0
         return norm

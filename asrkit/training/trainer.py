@@ -1,6 +1,6 @@
 """The training loop: ``Trainer(config).setup() / .train() / .cleanup()``.
 
-    from asrkit.training.trainer import run_training
+    from asrkit.training.run import run_training
     status = run_training(compose_train_config([...]))   # what `asrkit train` does
 
 One update = ``trainer.accum_grad`` micro-batches (asrkit.training.train_step): forward,
@@ -39,7 +39,6 @@ import gc
 import logging
 import math
 import random
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,12 +49,13 @@ import torch
 
 from asrkit.data.cmvn import GlobalCMVN
 from asrkit.data.loader import LoadFailureError, build_loader
+from asrkit.experiment_dir import ExperimentDir
 from asrkit.models.build import build_model
-from asrkit.text.tokenizer import load_tokenizer
+from asrkit.text.registry import load_tokenizer
 from asrkit.training import distributed as dist_utils
 from asrkit.training.activation_checkpointing import enable_activation_checkpointing
 from asrkit.training.attention_maps import utterance_maps
-from asrkit.training.checkpoint import CheckpointManager, capture_rng_state, restore_rng_state
+from asrkit.training.checkpoint import CheckpointManager, capture_rng_state, first_non_finite
 from asrkit.training.experiment import (
     STEP_LOGGER,
     prepare_experiment,
@@ -66,31 +66,19 @@ from asrkit.training.mwer_nbest import MwerNBest
 from asrkit.training.optim import build_optimizer
 from asrkit.training.precision import resolve_precision
 from asrkit.training.progress import EpochProgress, format_duration, use_progress_bar
-from asrkit.training.resume import (
-    init_weights_from,
-    load_training_state,
-    restore_components,
-    resume_path,
-)
+from asrkit.training.resume import init_weights_from, load_training_state, restore, resume_path
 from asrkit.training.rng import rng_isolated
 from asrkit.training.schedulers import build_scheduler, set_total_steps
 from asrkit.training.stop_signals import StopRequest
 from asrkit.training.tensorboard import TensorBoardLogger
-from asrkit.training.train_step import (
-    EXHAUSTED,
-    NONFINITE,
-    OOM,
-    STOP,
-    RunningMeans,
-    TrainingError,
-    TrainStep,
-)
+from asrkit.training.train_step import RunningMeans, StepFlags, TrainingError, TrainStep
+from asrkit.training.training_state import TrainingState
 from asrkit.training.validation import shard_for_validation, validate
 
 log = logging.getLogger(__name__)
 step_log = logging.getLogger(STEP_LOGGER)
 
-__all__ = ["Trainer", "TrainingError", "run_training"]
+__all__ = ["Trainer", "TrainingError"]
 
 
 class Trainer:
@@ -131,38 +119,48 @@ class Trainer:
                                     total_steps=self.total_steps,
                                     d_model=self.model.encoder.output_dim)
         self.precision = resolve_precision(tcfg["precision"], self.device)
-        self.steps = TrainStep(self.model, optimizer, scheduler, self.precision, ctx,
+        self.state = TrainingState(optimizer, scheduler, self.precision.scaler,
+                                   self.train_loader)
+        self.steps = TrainStep(self.model, self.state, self.precision, ctx,
                                tcfg["accum_grad"], tcfg["grad_clip"], tcfg["max_nan_in_a_row"],
                                compile=tcfg["compile"],
                                mwer=MwerNBest.from_trainer_config(self.model, self.tokenizer, tcfg))
-        self.train_model = self.steps.train_model
+        exp = ExperimentDir(self.exp_dir)
         self.checkpoints = CheckpointManager(
-            self.exp_dir / "checkpoints", tcfg["keep_last"], tcfg["keep_best"],
+            exp.checkpoint_dir, tcfg["keep_last"], tcfg["keep_best"],
             tcfg["best_metric"]) if ctx.is_main else None
-        self.tb = TensorBoardLogger(self.exp_dir / "tensorboard",
+        self.tb = TensorBoardLogger(exp.tensorboard_dir,
                                     enabled=ctx.is_main and tcfg["tensorboard"])
-        self.epoch, self.hours_before, self.fresh_epoch = 1, 0.0, True
         self._log_setup()
         self._resume()  # last: restores the RNG states
         write_config(self.config, ctx)  # only once the run can start
         self.stop.install()
-        self.start_time = time.monotonic()
+        self.state.start_clock()
 
     @property
     def step(self) -> int:
-        return self.steps.step
+        return self.state.step
+
+    @property
+    def epoch(self) -> int:
+        return self.state.epoch
 
     @property
     def counters(self) -> dict[str, int]:
-        return self.steps.counters
+        return self.state.counters
 
     def _build_loaders(self) -> None:
         data_cfg, ctx = self.config["data"], self.ctx
         cmvn = GlobalCMVN.load(data_cfg["cmvn"]) if data_cfg.get("cmvn") else None
+        # CTC needs a frame per token; a transducer alone can emit several on one frame
+        output_lengths = (self.model.encoder.output_lengths
+                          if getattr(self.model, "ctc", None) is not None else None)
         self.train_loader = build_loader(data_cfg["train"], self.tokenizer, data_cfg, train=True,
-                                         cmvn=cmvn, rank=ctx.rank, world_size=ctx.world_size)
+                                         cmvn=cmvn, rank=ctx.rank, world_size=ctx.world_size,
+                                         output_lengths=output_lengths)
         self.dev_loader = shard_for_validation(
-            build_loader(data_cfg["dev"], self.tokenizer, data_cfg, train=False, cmvn=cmvn), ctx)
+            build_loader(data_cfg["dev"], self.tokenizer, data_cfg, train=False, cmvn=cmvn,
+                         output_lengths=output_lengths), ctx)
         self.train_loader.set_epoch(1)  # counted as epoch 1 (epochs are 1-based)
         if len(self.train_loader) == 0:
             raise ValueError(f"data.train: {data_cfg['train']} gives no batch (all utterances "
@@ -177,7 +175,7 @@ class Trainer:
                  "%d; later epochs may differ by a few batches); dev: %d utterances",
                  len(self.train_loader.dataset), len(self.train_loader), self.updates_per_epoch,
                  tcfg["accum_grad"], len(self.dev_loader.dataset))
-        if hasattr(self.steps.scheduler, "total_steps"):
+        if hasattr(self.state.scheduler, "total_steps"):
             log.info("learning-rate schedule over %d updates (%s)", self.total_steps,
                      self._schedule_length_source())
         log.info("device %s, precision %s, %d process(es)%s%s", self.device, self.precision.name,
@@ -192,76 +190,70 @@ class Trainer:
     # ---- checkpoints ---------------------------------------------------------------------
     def _resume(self) -> None:
         path = dist_utils.broadcast_object(
-            resume_path(self.tcfg["resume"], self.exp_dir / "checkpoints"), self.ctx)
+            resume_path(self.tcfg["resume"], ExperimentDir(self.exp_dir).checkpoint_dir),
+            self.ctx)
         if path is None:
             return
-        ckpt = load_training_state(path)
-        steps = self.steps
-        restore_components(ckpt, self.model, steps.optimizer, steps.scheduler,
-                           self.precision.scaler, path)
-        previous_total = set_total_steps(steps.scheduler, self.total_steps)
+        state = self.state
+        where = restore(load_training_state(path), path, self.model, state, self.ctx)
+        previous_total = set_total_steps(state.scheduler, self.total_steps)
         if previous_total is not None:
             log.info("learning-rate schedule: %d updates in the checkpoint's, now %d from this "
                      "config (%s); the next update's rate is %.3e", previous_total,
-                     self.total_steps, self._schedule_length_source(), steps.lr())
-        steps.step, self.hours_before = int(ckpt["step"]), float(ckpt["train_hours"])
-        steps.counters.update(ckpt.get("counters", {}))
-        self.epoch = int(ckpt["epoch"]) + (1 if ckpt["epoch_complete"] else 0)
-        where = "the start of epoch"
-        if not ckpt["epoch_complete"]:
-            try:
-                self.train_loader.load_state_dict(ckpt["loader"])
-                self.fresh_epoch = False
-                where = f"batch {self.train_loader.sampler.position}/{len(self.train_loader)} of epoch"
-            except ValueError as e:
-                log.warning("%s; epoch %d restarts from its first batch", e, self.epoch)
-        if len(ckpt["rng"]) == self.ctx.world_size:
-            restore_rng_state(ckpt["rng"][self.ctx.rank])
-        else:
-            log.warning("checkpoint from %d rank(s), now %d: RNG states not restored",
-                        len(ckpt["rng"]), self.ctx.world_size)
-        log.info("resumed from %s at %s %d, update %d", path, where, self.epoch, self.step)
+                     self.total_steps, self._schedule_length_source(), state.lr())
+        log.info("resumed from %s at %s %d, update %d", path, where, state.epoch, state.step)
 
     def train_hours(self) -> float:
-        return self.hours_before + (time.monotonic() - self.start_time) / 3600.0
+        return self.state.train_hours()
 
     def save(self, kind: str, epoch_complete: bool, metrics: dict[str, Any] | None = None,
-             ) -> Path | None:
-        """Write epoch_N.pt / step_N.pt (rank 0); every rank calls it (RNG states are gathered)."""
+             interrupted: bool = False) -> Path | None:
+        """Write epoch_N.pt / step_N.pt (rank 0); every rank calls it (RNG states are
+        gathered). The checkpoint's contents: the model, the config, the metrics and the
+        training state (asrkit.training.training_state)."""
+        self._check_finite()
         rng = dist_utils.gather_objects(capture_rng_state(), self.ctx)
-        scaler, steps, hours = self.precision.scaler, self.steps, self.train_hours()
-        state = {
-            "model": self.model.state_dict(), "config": self.config,
-            "optimizer": steps.optimizer.state_dict(), "scheduler": steps.scheduler.state_dict(),
-            "grad_scaler": scaler.state_dict() if scaler is not None else None,
-            "loader": self.train_loader.state_dict(), "rng": rng,
-            "epoch": self.epoch, "step": self.step, "epoch_complete": epoch_complete,
-            "train_hours": hours, "counters": dict(self.counters),
-            "world_size": self.ctx.world_size,
-            "metrics": {"epoch": self.epoch, "step": self.step, "train_hours": hours,
-                        **(metrics or {})},
-        }
-        path = self.checkpoints.save(state, kind) if self.checkpoints else None
+        state = self.state
+        contents = {"model": self.model.state_dict(), "config": self.config,
+                    **state.state_dict(epoch_complete, rng, self.ctx.world_size),
+                    "interrupted": interrupted}
+        contents["metrics"] = {"epoch": state.epoch, "step": state.step,
+                               "train_hours": contents["train_hours"], **(metrics or {})}
+        path = self.checkpoints.save(contents, kind) if self.checkpoints else None
+        self.last_saved = (path, state.step)
         dist_utils.barrier(self.ctx)
         return path
+
+    def _check_finite(self) -> None:
+        """A checkpoint is never written with a NaN/inf parameter or buffer: the run stops
+        naming the first such tensor and the last checkpoint known to be sound."""
+        name = first_non_finite(self.model.state_dict())
+        if name is None:
+            return
+        path, step = getattr(self, "last_saved", (None, 0))
+        since = (f"since update {step} ({path} was the last checkpoint written)" if path
+                 else "since the run started (no checkpoint was written)")
+        raise TrainingError(f"model tensor {name} holds NaN/inf values {since}, now at update "
+                            f"{self.state.step}; no checkpoint written (lower optim.lr, check "
+                            f"the data, or resume from that checkpoint)")
 
     # ---- the loop ------------------------------------------------------------------------
     def train(self) -> int:
         """Train to ``trainer.max_epochs``; returns the exit status (0, or 130/143 if stopped)."""
-        max_epochs = self.tcfg["max_epochs"]
-        if self.epoch > max_epochs:
+        max_epochs, state = self.tcfg["max_epochs"], self.state
+        if state.epoch > max_epochs:
             log.info("nothing to do: %d epoch(s) already trained (trainer.max_epochs=%d)",
-                     self.epoch - 1, max_epochs)
+                     state.epoch - 1, max_epochs)
             return 0
-        for epoch in range(self.epoch, max_epochs + 1):
-            self.epoch, epoch_start = epoch, time.monotonic()
-            if self.fresh_epoch:
+        for epoch in range(state.epoch, max_epochs + 1):
+            state.epoch, epoch_start = epoch, time.monotonic()
+            if state.fresh_epoch:
                 self.train_loader.set_epoch(epoch)
-            self.fresh_epoch = True
+            state.fresh_epoch = True
             with self._load_failures("train"):
                 train_metrics = self._train_epoch()
             if train_metrics is None:
-                path = self.save("step", epoch_complete=False)
+                path = self.save("step", epoch_complete=False, interrupted=True)
                 log.info("stopped by signal %d at update %d: %s written; run the same command "
                          "again to resume", self.stop.signum or 0, self.step, path)
                 return self.stop.exit_status
@@ -270,7 +262,7 @@ class Trainer:
             path = self.save("epoch", epoch_complete=True, metrics=metrics)
             log.info("epoch %d done in %s (%.3f h of training so far): %s", epoch,
                      format_duration(time.monotonic() - epoch_start), self.train_hours(), path)
-            if self.steps.agree([self.stop.requested])[0]:
+            if self.steps.agree_any(self.stop.requested):
                 log.info("stopped by signal after epoch %d; run the same command again to "
                          "resume", epoch)
                 return self.stop.exit_status
@@ -297,13 +289,14 @@ class Trainer:
             usable = batch is not None and not unloaded
             out = steps.forward(batch, sync=last_of_update) if usable else None
             loss_ok = out is not None and bool(torch.isfinite(out["loss"].detach()))
-            flags = steps.agree([batch is None, self.stop.requested, usable and out is None,
-                                 out is not None and not loss_ok])
-            stop_pending |= flags[STOP]
-            if flags[EXHAUSTED]:
-                steps.optimizer.zero_grad(set_to_none=True)
+            flags = steps.agree(StepFlags(exhausted=batch is None, stop=self.stop.requested,
+                                          oom=usable and out is None,
+                                          nonfinite=out is not None and not loss_ok))
+            stop_pending |= flags.stop
+            if flags.exhausted:
+                self.state.optimizer.zero_grad(set_to_none=True)
                 break
-            skipped = flags[OOM] or flags[NONFINITE] or unloaded
+            skipped = flags.skipped or unloaded
             if unloaded:
                 self._skip_unloaded(position, last_of_update)
             elif skipped:
@@ -317,7 +310,7 @@ class Trainer:
                 continue
             if not skipped:
                 grad_norm = steps.update()
-            progress.update(position, interval.means().get("loss", math.nan), steps.lr(),
+            progress.update(position, interval.means().get("loss", math.nan), self.state.lr(),
                             interval.rates(self.ctx.world_size)["frames_per_s"])
             if interval.batches and self.step % self.tcfg["log_interval"] == 0:
                 self._log_interval(interval, grad_norm, position, total)
@@ -335,20 +328,20 @@ class Trainer:
         before the forward pass: DDP's forward has collectives of its own (the buffer
         broadcast after a synced micro-batch, the one-off bucket rebuild) that every rank must
         run or none; one more tiny all-reduce per micro-batch, free on one process."""
-        return self.steps.agree([batch is not None and not batch["ids"]])[0]
+        return self.steps.agree_any(batch is not None and not batch["ids"])
 
     def _skip_unloaded(self, position: int, last_of_update: bool) -> None:
         """Skip, on every rank, a micro-batch some rank has no utterance of (the loader
         logged them); the update it ends, if any, is dropped as after a NaN loss."""
         if last_of_update:  # the update's other micro-batches were never all-reduced
-            self.steps.optimizer.zero_grad(set_to_none=True)
+            self.state.optimizer.zero_grad(set_to_none=True)
         log.info("batch %d of epoch %d skipped on every rank: a rank's utterances all failed "
                  "to load%s", position, self.epoch, " (update dropped)" if last_of_update else "")
 
     def _log_interval(self, interval: RunningMeans, grad_norm: float, position: int,
                       total: int) -> None:
         means = interval.means()
-        values = {**means, "lr": self.steps.lr(), "grad_norm": grad_norm,
+        values = {**means, "lr": self.state.lr(), "grad_norm": grad_norm,
                   **interval.rates(self.ctx.world_size)}
         terms = "  ".join(f"{k} {v:.4g}" for k, v in means.items())
         step_log.info("epoch %d  batch %d/%d  update %d  %s  lr %.3e  grad_norm %.3g  "
@@ -418,29 +411,9 @@ class Trainer:
             self.tb.close()
         steps = getattr(self, "steps", None)
         if steps is not None:
-            steps.ddp = steps.train_model = self.train_model = self.model
+            steps.release_wrappers()
             if self.tcfg["compile"]:
                 torch.compiler.reset()  # dynamo's caches may hold the compiled DDP module
             gc.collect()  # a wrapper left in a reference cycle goes now, not at exit
         if self.ctx is not None:
             dist_utils.cleanup(self.ctx, synchronize)
-
-
-def run_training(config: dict[str, Any]) -> int:
-    """Set up, train and clean up; returns the exit status (0 done, 1 failed, 2 bad setup,
-    130/143 stopped by SIGINT/SIGTERM with a checkpoint written)."""
-    trainer, synchronized = Trainer(config), False
-    try:
-        try:
-            trainer.setup()
-        except (ValueError, FileNotFoundError) as e:
-            print(f"asrkit train: {' '.join(str(e).split())}", file=sys.stderr, flush=True)
-            return 2
-        status = trainer.train()
-        synchronized = True  # every rank returns from train() at the same point
-        return status
-    except TrainingError as e:
-        log.error("%s", e)
-        return 1
-    finally:
-        trainer.cleanup(synchronize=synchronized)

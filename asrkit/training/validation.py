@@ -1,4 +1,5 @@
-"""Validation on the dev set: every loss term, token accuracy, and CTC-greedy WER/CER.
+"""Validation on the dev set: every loss term, token accuracy, and greedy WER/CER (CTC
+greedy; transducer greedy for a transducer alone).
 
 Loss terms are the scalars the model returns, averaged over utterances (they are
 per-utterance means within a batch); ``acc`` (and any ``acc*`` term) is averaged over the
@@ -6,7 +7,8 @@ decoder's target tokens (transcript + eos). CTC greedy decoding (of a second, pl
 pass, as the training forward may differ) takes the best unit per encoder frame, merges repeats and drops blanks (Graves et al. 2006); hypothesis and reference
 are the tokenizer's ``decode`` of the units, so both are normalised alike. WER counts word
 edits / reference words, CER character edits with spaces removed / reference characters,
-both in percent and computed with jiwer (Levenshtein alignment).
+both in percent, counted with sclite's alignment (asrkit.scoring.align.error_counts, as the
+reports count them).
 
 Under DDP every rank validates a strided share of the dev batches (no utterance left out,
 whatever the number of ranks) and the sums are combined; every rank gets the same result.
@@ -20,12 +22,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-import jiwer
 import torch
 from torch import nn
 
 from asrkit.data.loader import ResumableLoader
-from asrkit.text.tokenizer import Tokenizer
+from asrkit.scoring.align import error_counts as align_error_counts
+from asrkit.scoring.wer import chars_of, words_of
+from asrkit.text.base import Tokenizer
 from asrkit.training.distributed import DistributedContext, gather_objects
 from asrkit.training.precision import Precision
 from asrkit.training.rng import rng_isolated
@@ -76,15 +79,14 @@ def ctc_greedy(log_probs: torch.Tensor, lengths: torch.Tensor, blank_id: int = 0
 
 
 def error_counts(refs: list[str], hyps: list[str]) -> dict[str, int]:
-    """Word and character (spaces removed) edit counts and reference lengths."""
-    words = jiwer.process_words(refs, hyps)
-    chars = jiwer.process_characters([r.replace(" ", "") for r in refs],
-                                     [h.replace(" ", "") for h in hyps])
+    """Word and character (spaces removed) error counts and reference lengths."""
+    ref_words, hyp_words = [words_of(r) for r in refs], [words_of(h) for h in hyps]
+    ref_chars, hyp_chars = [chars_of(r) for r in refs], [chars_of(h) for h in hyps]
     return {
-        "word_errors": words.substitutions + words.deletions + words.insertions,
-        "words": words.hits + words.substitutions + words.deletions,
-        "char_errors": chars.substitutions + chars.deletions + chars.insertions,
-        "chars": chars.hits + chars.substitutions + chars.deletions,
+        "word_errors": sum(align_error_counts(ref_words, hyp_words)),
+        "words": sum(map(len, ref_words)),
+        "char_errors": sum(align_error_counts(ref_chars, hyp_chars)),
+        "chars": sum(map(len, ref_chars)),
     }
 
 
@@ -123,8 +125,7 @@ def validate(model: nn.Module, loader: ResumableLoader, tokenizer: Tokenizer,
                     sums[key][1] += weight
             with precision.autocast():  # the CTC head too: under bf16/fp16 enc is low precision
                 enc, enc_lens = model.encode(feats, feat_lens)
-                log_probs = model.ctc_log_probs(enc)  # (batch, T', vocab), fp32
-            hyps = ctc_greedy(log_probs, enc_lens, blank_id)
+                hyps = _greedy(model, enc, enc_lens, blank_id)
             refs = [tokenizer.decode(row[:n].tolist())
                     for row, n in zip(batch["tokens"], batch["token_lens"].tolist())]
             for key, value in error_counts(refs, [tokenizer.decode(h) for h in hyps]).items():
@@ -133,6 +134,18 @@ def validate(model: nn.Module, loader: ResumableLoader, tokenizer: Tokenizer,
     finally:
         model.train(was_training)
     return _combine(gather_objects((dict(sums), counts), ctx))
+
+
+def _greedy(model: nn.Module, enc: torch.Tensor, enc_lens: torch.Tensor,
+            blank_id: int) -> list[list[int]]:
+    """The quick hypotheses dev WER is computed from: CTC greedy, or transducer greedy for
+    a transducer alone (a model without a CTC head)."""
+    if getattr(model, "ctc", None) is not None:
+        return ctc_greedy(model.ctc_log_probs(enc), enc_lens, blank_id)  # (B, T', V) fp32
+    from asrkit.decoding.transducer_greedy import transducer_greedy_search
+
+    return [list(nbest[0].tokens) for nbest in transducer_greedy_search(model.transducer, enc,
+                                                                         enc_lens)]
 
 
 def _combine(shares: list[tuple[dict, dict]]) -> dict[str, float]:

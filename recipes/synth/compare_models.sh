@@ -4,7 +4,11 @@
 # schedule, epochs, decoder) and has about the same number of parameters.
 #
 #   recipes/synth/compare_models.sh [--models "transformer conformer ..."] [--jobs N]
-#       [--methods "..."] [-- hydra overrides for every model, e.g. trainer.max_epochs=10]
+#       [--methods "..."] [--transducer_methods "..."]
+#       [-- hydra overrides for every model, e.g. trainer.max_epochs=10]
+#
+# The transducer presets (*_transducer) decode with --transducer_methods, the others with
+# --methods.
 #
 # Stages 0-2 of recipes/synth/run.sh run once (corpus, CMVN, tokenizer), then stages 3-5
 # (train, average, decode) for each preset as exp/synth_<model>, --jobs N of them at a time
@@ -14,9 +18,10 @@
 # recipes/synth/run.sh.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-models="transformer conformer moe_conformer interctc 3m contextnet"
+models="transformer conformer moe_conformer interctc 3m contextnet conformer_transducer contextnet_transducer"
 jobs=1
 methods="ctc_greedy attention_rescoring joint"
+transducer_methods="transducer_greedy transducer_modified_beam transducer_beam"
 exp_root=exp
 passthrough=()            # every other option goes to recipes/synth/run.sh
 passthrough_also=exp_root
@@ -32,8 +37,10 @@ failed=0
 running=0
 for model in $models; do
   mkdir -p "$exp_root/logs"
+  model_methods=$methods
+  [[ $model == *transducer* ]] && model_methods=$transducer_methods
   OMP_NUM_THREADS=$threads "$recipe" "${passthrough[@]}" --experiment "synth/$model" \
-    --exp "synth_$model" --methods "$methods" --nj 1 --stage 3 --stop_stage 5 -- "$@" \
+    --exp "synth_$model" --methods "$model_methods" --nj 1 --stage 3 --stop_stage 5 -- "$@" \
     > "$exp_root/logs/synth_$model.log" 2>&1 &
   echo "synth/$model: training in $exp_root/synth_$model (log: $exp_root/logs/synth_$model.log)"
   running=$((running + 1))
@@ -52,5 +59,6 @@ for model in $models; do
   [ -d "$exp_root/synth_$model/decode" ] && dirs+=("$exp_root/synth_$model")
 done
 [ ${#dirs[@]} -gt 0 ] || exit 1
-.venv/bin/asrkit compare "${dirs[@]}" --methods $methods | tee "$exp_root/synth_models.md"
+.venv/bin/asrkit compare "${dirs[@]}" --methods $methods $transducer_methods \
+  | tee "$exp_root/synth_models.md"
 [ "$failed" -eq 0 ]

@@ -15,13 +15,13 @@ from asrkit.data.filters import (
     TOO_MANY_TOKENS,
     TOO_SHORT,
     filter_utterances,
-    subsampled_frames,
 )
 from asrkit.data.loader import LoadFailureError, build_loader
 from asrkit.data.manifest import Utterance, write_manifest
 from asrkit.models.subsampling import Conv2dSubsampling
-from asrkit.text.tokenizer import train_tokenizer
+from asrkit.text.registry import train_tokenizer
 
+CONV4 = Conv2dSubsampling(input_dim=80, d_model=4, factor=4)  # the encoders' conv2d4 stack
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
 
 
@@ -53,7 +53,8 @@ def test_filters_count_each_reason_and_log_the_counts(caplog):
     utts = [Utterance(f"u{i}", "a.wav", d, "t", "s") for i, d in enumerate([0.05, 1.0, 40.0, 1.0, 1.0])]
     tokens = [[3], [3], [3], [], [3] * 30]  # 1 s = 98 frames -> 23 after conv2d4
     with caplog.at_level(logging.WARNING, logger="asrkit.data.filters"):
-        keep, dropped = filter_utterances(utts, tokens, ex, 0.1, 30.0, 4, name="train.jsonl")
+        keep, dropped = filter_utterances(utts, tokens, ex, 0.1, 30.0, CONV4.output_lengths,
+                                          name="train.jsonl")
     assert keep == [1]
     assert dropped == {TOO_SHORT: 1, TOO_LONG: 1, NO_TOKENS: 1, TOO_MANY_TOKENS: 1}
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -63,13 +64,11 @@ def test_filters_count_each_reason_and_log_the_counts(caplog):
     assert warnings == [expected]
 
 
-@pytest.mark.parametrize("factor", [4, 6, 8])
-def test_subsampled_frames_is_the_conv_stacks_output_length(factor):
-    conv = Conv2dSubsampling(input_dim=80, d_model=4, factor=factor)
-    for frames in (15, 16, 40, 97, 98, 99, 100, 101, 333):
-        out, _ = conv(torch.zeros(1, frames, 80), torch.tensor([frames]))  # (1, T', 4)
-        assert subsampled_frames(frames, factor) == out.shape[1], frames
-    assert subsampled_frames(98, 1) == 98
+def test_without_an_encoder_tokens_are_not_counted():
+    utts = [Utterance("u", "a.wav", 1.0, "t", "s")]
+    assert filter_utterances(utts, [[3] * 500], FbankExtractor())[0] == [0]
+    assert filter_utterances(utts, [[3] * 500], FbankExtractor(),
+                             output_lengths=CONV4.output_lengths)[0] == []
 
 
 def test_token_filter_counts_encoder_frames_at_the_fastest_speed():
@@ -86,8 +85,10 @@ def test_token_filter_counts_encoder_frames_at_the_fastest_speed():
     assert (at_1_0, at_1_1) == (23, 21)  # not 98 // 4 = 24
     utt = [Utterance("u", "a.wav", 1.0, "t", "s")]
     for speed, fits in ((1.0, at_1_0), (1.1, at_1_1)):
-        assert filter_utterances(utt, [[3] * fits], ex, subsampling=4, fastest_speed=speed)[0] == [0]
-        assert filter_utterances(utt, [[3] * (fits + 1)], ex, subsampling=4, fastest_speed=speed)[0] == []
+        assert filter_utterances(utt, [[3] * fits], ex, output_lengths=conv.output_lengths,
+                                 fastest_speed=speed)[0] == [0]
+        assert filter_utterances(utt, [[3] * (fits + 1)], ex, output_lengths=conv.output_lengths,
+                                 fastest_speed=speed)[0] == []
 
 
 def test_train_loader_filters_for_its_fastest_speed(tmp_path, caplog):
@@ -100,11 +101,13 @@ def test_train_loader_filters_for_its_fastest_speed(tmp_path, caplog):
     tok = train_tokenizer([letters], "char", None)
     assert [len(tok.encode(u.text)) for u in utts] == [21, 22, 24]
     with caplog.at_level(logging.WARNING, logger="asrkit.data.filters"):
-        train = build_loader(tmp_path / "m.jsonl", tok, data_cfg(), train=True)
+        train = build_loader(tmp_path / "m.jsonl", tok, data_cfg(), train=True,
+                             output_lengths=CONV4.output_lengths)
     assert [u.id for u in train.dataset.utterances] == ["n21"]
     assert "m.jsonl: kept 1 of 3 utterances; dropped 2 more tokens than frames after subsampling" \
         in caplog.text
-    evaluation = build_loader(tmp_path / "m.jsonl", tok, data_cfg(), train=False)
+    evaluation = build_loader(tmp_path / "m.jsonl", tok, data_cfg(), train=False,
+                              output_lengths=CONV4.output_lengths)
     assert [u.id for u in evaluation.dataset.utterances] == ["n21", "n22"]
 
 

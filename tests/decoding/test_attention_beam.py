@@ -171,15 +171,16 @@ PREFERS_LONG_WITH_PENALTY = {(): {2: 0.7, 3: 0.2, 4: 0.1}, (3,): {3: 1.0},
 def test_length_norm_ranks_by_score_per_token(method):
     """With length_norm the finished hypotheses are ranked by score / (tokens + 1) and the
     search must not stop early (after step 1 the finished "" leads on the raw score)."""
-    from asrkit.decoding.methods import METHODS, DecodeOptions
+    from asrkit.decoding.plan import search_methods
 
     model = ScriptedDecoder(PREFERS_LONG_WHEN_NORMALISED)
     enc, enc_lens = torch.zeros(1, 4, 8), torch.tensor([4])  # (B, T', D)
     ctc = torch.full((1, 4, model.vocab_size), -math.log(model.vocab_size))  # λ = 0: unused
     results = {}
     for norm in (False, True):
-        options = DecodeOptions(beam=2, ctc_weight=0.0, length_norm=norm)
-        results[norm] = METHODS[method].run(model, enc, enc_lens, ctc, options)[0]
+        search = search_methods([method], ["beam=2", "ctc_weight=0.0",
+                                           f"search.{method}.length_norm={norm}"])[method]
+        results[norm] = search(model, enc, enc_lens, ctc)[0]
         tokens, score = _exhaustive_best(model, 4, length_norm=norm)
         assert results[norm][0].tokens == tokens
         assert results[norm][0].score == pytest.approx(score, abs=1e-5)  # not normalised
@@ -192,14 +193,15 @@ def test_length_norm_ranks_by_score_per_token(method):
 def test_positive_length_penalty_turns_early_stopping_off(method):
     """After step 1 the finished "" (-0.36) beats the live "a" (-1.61 + 0.5); with a
     positive penalty scores can rise, so the search goes on and finds "aaa" (-0.11)."""
-    from asrkit.decoding.methods import METHODS, DecodeOptions
+    from asrkit.decoding.plan import search_methods
 
     model = ScriptedDecoder(PREFERS_LONG_WITH_PENALTY)
     enc, enc_lens = torch.zeros(1, 4, 8), torch.tensor([4])
     ctc = torch.full((1, 4, model.vocab_size), -math.log(model.vocab_size))
     for penalty, expected in ((0.0, ()), (0.5, (3, 3, 3))):
-        options = DecodeOptions(beam=2, ctc_weight=0.0, length_penalty=penalty)
-        best = METHODS[method].run(model, enc, enc_lens, ctc, options)[0][0]
+        search = search_methods([method], ["beam=2", "ctc_weight=0.0",
+                                           f"search.{method}.length_penalty={penalty}"])[method]
+        best = search(model, enc, enc_lens, ctc)[0][0]
         tokens, score = _exhaustive_best(model, 4, length_penalty=penalty)
         assert best.tokens == tokens == expected
         assert best.score == pytest.approx(score, abs=1e-5)

@@ -44,15 +44,18 @@ def test_rescoring_handles_the_empty_hypothesis(tiny_model):
 
 
 def test_rescoring_beam_sets_the_nbest_size_apart_from_beam(tiny_model):
-    from asrkit.decoding.methods import METHODS, DecodeOptions
+    from asrkit.config import ConfigError
+    from asrkit.decoding.plan import search_methods
 
     model, enc, enc_lens, ctc = _setup(tiny_model, [10, 6, 8])
-    method = METHODS["attention_rescoring"]
-    wide = method.run(model, enc, enc_lens, ctc, DecodeOptions(beam=2, rescoring_beam=6))
-    assert wide == attention_rescoring(model, enc, enc_lens, ctc, beam=6, ctc_weight=0.3)
-    assert max(len(n) for n in wide) > 2  # the N-best of 6, not of beam 2
-    plain = method.run(model, enc, enc_lens, ctc, DecodeOptions(beam=2))
-    assert plain == attention_rescoring(model, enc, enc_lens, ctc, beam=2, ctc_weight=0.3)
-    assert method.options_used(DecodeOptions(rescoring_beam=6))["rescoring_beam"] == 6
-    with pytest.raises(ValueError, match="rescoring_beam"):
-        DecodeOptions(rescoring_beam=0)
+    wide = search_methods(["attention_rescoring"],
+                          ["beam=2", "search.attention_rescoring.beam=6"])["attention_rescoring"]
+    assert wide(model, enc, enc_lens, ctc) == attention_rescoring(model, enc, enc_lens, ctc,
+                                                                  beam=6, ctc_weight=0.3)
+    assert max(len(n) for n in wide(model, enc, enc_lens, ctc)) > 2  # the N-best of 6
+    plain = search_methods(["attention_rescoring"], ["beam=2"])["attention_rescoring"]
+    assert plain(model, enc, enc_lens, ctc) == attention_rescoring(model, enc, enc_lens, ctc,
+                                                                   beam=2, ctc_weight=0.3)
+    assert wide.settings()["beam"] == 6 and plain.settings()["beam"] == 2
+    with pytest.raises(ConfigError, match="search.attention_rescoring.beam: must be > 0"):
+        search_methods(["attention_rescoring"], ["search.attention_rescoring.beam=0"])

@@ -61,3 +61,26 @@ def test_nbest_is_sorted_distinct_and_repeats_need_a_blank():
     assert len(set(tokens)) == len(tokens)
     assert [h.score for h in nbest] == sorted((h.score for h in nbest), reverse=True)
     assert tokens[0] == (1, 1)
+
+
+def test_the_search_carried_over_chunks_equals_the_whole_utterance():
+    """Streaming: advancing chunk by chunk (chunks of 1, 3 and 7 frames, a batch of two
+    lengths) gives the same N-best as all frames at once, and a partial result after each
+    chunk is the search over the frames so far."""
+    from asrkit.decoding.ctc_prefix_beam import CTCPrefixBeamSearchState
+
+    torch.manual_seed(3)
+    log_probs = (3 * torch.randn(2, 20, 6)).log_softmax(-1)
+    lengths = torch.tensor([20, 13])
+    whole = ctc_prefix_beam_search(log_probs, lengths, beam=4)
+    for size in (1, 3, 7):
+        search = CTCPrefixBeamSearchState(2, 6, beam=4)
+        for start in range(0, 20, size):
+            chunk = log_probs[:, start:start + size]
+            valid = (lengths - start).clamp(min=0, max=chunk.size(1))
+            search.advance(chunk, valid)
+            so_far = ctc_prefix_beam_search(log_probs[:, :start + size],
+                                            torch.minimum(lengths, torch.tensor(start + size)),
+                                            beam=4)
+            assert search.nbest() == so_far
+        assert search.nbest() == whole

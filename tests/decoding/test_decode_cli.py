@@ -50,18 +50,22 @@ def test_decode_writes_every_set_and_method(synth_exp, synth_dir, capsys):
     methods = ["ctc_greedy", "ctc_prefix_beam", "attention", "attention_rescoring", "joint"]
     assert out.splitlines()[0] == (f"decoding with {synth_exp / 'avg_2.pt'} "
                                    f"({', '.join(methods)}); normalisation: case lower")
+    dirs = {"ctc_greedy": "ctc_greedy", "ctc_prefix_beam": "ctc_prefix_beam-beam3-top_k3",
+            "attention": "attention-beam3-length_penalty0-length_normfalse-max_len_ratio1",
+            "attention_rescoring": "attention_rescoring-beam3-ctc_weight0.5-top_k3",
+            "joint": "joint-beam3-ctc_weight0.5-length_penalty0-length_normfalse-max_len_ratio1"}
     for manifest in sets:
         set_name = manifest.stem
         shared = set()
         for method in methods:
-            run = synth_exp / "decode" / set_name / method
+            run = synth_exp / "decode" / "avg_2" / set_name / dirs[method]
             assert {p.name for p in run.iterdir()} == {"hyp.txt", "ref.txt", "wer.json",
                                                        "errors.txt"}
             summary = json.loads((run / "wer.json").read_text())
             assert WER_KEYS <= set(summary)
             assert summary["utts"] == 2 and summary["rtf"] > 0
             assert summary["normalize"] == {"case": "lower", "punctuation": "keep"}
-            assert summary["checkpoint"] == "avg_2.pt"
+            assert summary["checkpoint"] == "avg_2.pt" and summary["method"] == method
             refs, hyps = read_text(run / "ref.txt"), read_text(run / "hyp.txt")
             assert list(refs) == list(hyps)
             assert summary["ref_words"] == sum(len(t.split()) for t in refs.values())
@@ -79,15 +83,34 @@ def test_decode_writes_every_set_and_method(synth_exp, synth_dir, capsys):
 
 
 @pytest.mark.parametrize("override,message", [
-    ("bemm=3", "Could not override 'bemm'"),
-    ("methods=[ctc_greedy,beam]", "unknown method 'beam'"),
-    ("ctc_weight=1.5", "ctc_weight: must be in [0, 1]"),
-    ("normalize.case=title", "normalize.case: 'title' is not one of"),
+    ("bemm=3", "bemm: unknown key (did you mean beam?)"),
+    ("methods=[ctc_greedy,beam]", ("methods: unknown method 'beam' (known: attention, "
+                                   "attention_rescoring, ctc_greedy, ctc_prefix_beam, joint, "
+                                   "transducer_beam, transducer_greedy, "
+                                   "transducer_modified_beam, transducer_rescoring; a new one "
+                                   "is conf/search/beam.yaml or +search.beam._target_=...)")),
+    ("ctc_weight=1.5", "ctc_weight: must be <= 1, got 1.5"),
+    ("normalize.case=title", "normalize.case: must be one of keep, lower, upper, got 'title'"),
+    ("search.joint.beem=4", "search.joint.beem: unknown key (did you mean beam?)"),
+    ("search.joint.pre_beam=-1", "search.joint.pre_beam: must be > 0, got -1"),
+    ("length_norm=true", ("length_norm: now an option of each search method that has it: "
+                          "search.<method>.length_norm (attention, joint)")),
+    ("rescoring_beam=20", ("rescoring_beam: now an option of each search method that has it: "
+                           "search.<method>.rescoring_beam (attention_rescoring (as beam))")),
 ])
 def test_bad_config_fails_at_once_naming_the_key(synth_exp, synth_dir, capsys, override, message):
     rc = main([f"exp_dir={synth_exp}", f"test_sets=[{synth_dir / 'test.jsonl'}]", override])
     assert rc == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err == f"asrkit decode: {message}\n"
+
+
+def test_an_audio_file_as_a_test_set_points_to_transcribe(synth_exp, tmp_path, capsys):
+    wav = tmp_path / "x.wav"
+    wav.write_bytes(b"RIFF")
+    assert main([f"exp_dir={synth_exp}", f"test_sets=[{wav}]"]) == 2
+    assert "is an audio file, not a manifest; to transcribe audio files use `asrkit " \
+           "transcribe" in capsys.readouterr().err
 
 
 def test_missing_exp_dir_and_test_sets(synth_exp, capsys):
@@ -100,7 +123,7 @@ def test_missing_exp_dir_and_test_sets(synth_exp, capsys):
 def test_missing_checkpoint_names_the_ones_found(synth_exp, synth_dir, capsys):
     rc = main([f"exp_dir={synth_exp}", f"test_sets=[{synth_dir / 'test.jsonl'}]",
                "checkpoint=avg_10.pt"])
-    assert rc == 1
+    assert rc == 2  # a usage error, like every other one
     assert "'avg_10.pt' not found" in capsys.readouterr().err
 
 
@@ -137,6 +160,95 @@ def test_out_dir_leaves_the_experiment_alone(make_experiment, synth_dir, tmp_pat
                f"test_sets=[{synth_dir / 'test.jsonl'}]", f"out_dir={out_dir}"])
     assert rc == 0
     assert "results.md not refreshed" in capsys.readouterr().out
-    assert (out_dir / "test" / "ctc_greedy" / "wer.json").is_file()
+    assert (out_dir / "avg_2" / "test" / "ctc_greedy" / "wer.json").is_file()
     assert not (exp_dir / "decode").exists() and not (exp_dir / "results.md").exists()
     assert find_runs(exp_dir) == []
+
+
+def test_decodes_with_other_settings_or_checkpoints_keep_both(make_experiment, synth_dir,
+                                                              tmp_path, capsys):
+    """Each decode is keyed by checkpoint and search settings: nothing overwrites another,
+    results.md lists them all, and compare notes that the rows it pairs differ in beam."""
+    from asrkit.scoring.compare import compare_experiments
+    from asrkit.scoring.compare_format import format_markdown
+
+    exp_dir = make_experiment(tmp_path / "exp", synth_dir / "train.jsonl")
+    test = synth_dir / "test.jsonl"
+    for extra in (["beam=2"], ["beam=4"], ["beam=2", "checkpoint=checkpoints/epoch_3.pt"]):
+        assert main([f"exp_dir={exp_dir}", "checkpoint=avg_2.pt", "methods=[attention_rescoring]",
+                     f"test_sets=[{test}]", *extra]) == 0
+    found = sorted(str(p.relative_to(exp_dir / "decode"))
+                   for p in (exp_dir / "decode").glob("*/*/*"))
+    assert found == ["avg_2/test/attention_rescoring-beam2-ctc_weight0.3-top_k2",
+                     "avg_2/test/attention_rescoring-beam4-ctc_weight0.3-top_k4",
+                     "epoch_3/test/attention_rescoring-beam2-ctc_weight0.3-top_k2"]
+    results = (exp_dir / "results.md").read_text()
+    for label in ("attention_rescoring (avg_2, beam 2, top_k 2)",
+                  "attention_rescoring (avg_2, beam 4, top_k 4)",
+                  "attention_rescoring (epoch_3, beam 2, top_k 2)"):
+        assert f"| {label} |" in results
+    comparison = compare_experiments([exp_dir])
+    assert len(comparison.rows) == 3 and len(comparison.pairs) == 3
+    table = format_markdown(comparison)
+    assert "were decoded with different search settings (beam 2 vs 4, top_k 2 vs 4)" in table
+    capsys.readouterr()
+
+
+def test_the_default_checkpoint_is_the_experiments_average(make_experiment, synth_dir, tmp_path,
+                                                           capsys):
+    from asrkit.experiment_dir import ExperimentDir
+
+    exp_dir = make_experiment(tmp_path / "exp", synth_dir / "train.jsonl")
+    args = [f"exp_dir={exp_dir}", "methods=[ctc_greedy]", f"test_sets=[{synth_dir / 'test.jsonl'}]"]
+    assert main(args) == 2  # no averaged model recorded and no checkpoints/last.pt
+    assert "has no averaged model and no checkpoints/last.pt" in capsys.readouterr().err
+    ExperimentDir(exp_dir).record_average(exp_dir / "avg_2.pt", ["epoch_2.pt", "epoch_3.pt"])
+    assert main(args) == 0
+    assert capsys.readouterr().out.startswith(f"decoding with {exp_dir / 'avg_2.pt'}")
+    assert (exp_dir / "decode" / "avg_2" / "test" / "ctc_greedy" / "wer.json").is_file()
+
+
+NEW_METHOD = '''
+from dataclasses import dataclass
+
+from asrkit.arg_types import PositiveInt
+from asrkit.decoding.ctc_greedy import ctc_greedy_search
+from asrkit.decoding.hypothesis import Hypothesis
+from asrkit.decoding.search import SearchMethod
+
+
+@dataclass(frozen=True)
+class FirstTokens(SearchMethod):
+    """CTC greedy, cut to the first ``keep`` tokens."""
+
+    keep: PositiveInt = 1
+    needs_ctc = True
+
+    def __call__(self, model, enc, enc_lens, ctc_log_probs):
+        best = ctc_greedy_search(ctc_log_probs, enc_lens, model.blank_id)
+        return [[Hypothesis(h[0].tokens[: self.keep], h[0].score)] for h in best]
+'''
+
+
+def test_a_new_search_method_is_one_file_plus_its_config(make_experiment, synth_dir, tmp_path,
+                                                         monkeypatch, capsys):
+    """Written in a temporary directory; nothing in asrkit or conf/ is edited."""
+    code, conf = tmp_path / "code", tmp_path / "conf"
+    code.mkdir()
+    (code / "first_tokens.py").write_text(NEW_METHOD)
+    (conf / "search").mkdir(parents=True)
+    (conf / "search" / "first_tokens.yaml").write_text(
+        "_target_: first_tokens.FirstTokens\nkeep: 2\n")
+    monkeypatch.syspath_prepend(str(code))
+    exp_dir = make_experiment(tmp_path / "exp", synth_dir / "train.jsonl")
+    assert main(["--config-dir", str(conf), f"exp_dir={exp_dir}", "checkpoint=avg_2.pt",
+                 "methods=[ctc_greedy,first_tokens]", "search.first_tokens.keep=3",
+                 f"test_sets=[{synth_dir / 'test.jsonl'}]"]) == 0
+    greedy = read_text(exp_dir / "decode/avg_2/test/ctc_greedy/hyp.txt")
+    first = read_text(exp_dir / "decode/avg_2/test/first_tokens-keep3/hyp.txt")
+    from asrkit.text.registry import load_tokenizer
+
+    tokenizer = load_tokenizer(exp_dir / "tokenizer")
+    for uid, text in greedy.items():
+        assert first[uid] == tokenizer.decode(tokenizer.encode(text)[:3])
+    assert "first_tokens" in capsys.readouterr().out

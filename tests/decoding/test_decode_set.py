@@ -4,10 +4,14 @@ import shutil
 import pytest
 import soundfile as sf
 
+from asrkit.config import ConfigError
 from asrkit.data.manifest import Utterance, read_manifest
 from asrkit.decoding.decode_set import decode_utterances, make_batches
 from asrkit.decoding.experiment import load_experiment
-from asrkit.decoding.methods import METHODS, DecodeOptions, resolve_methods
+from asrkit.decoding.plan import search_methods
+from asrkit.decoding.search import max_output_lengths
+
+METHODS = ["ctc_greedy", "ctc_prefix_beam", "attention", "attention_rescoring", "joint"]
 
 
 def test_batches_respect_size_and_frame_budget():
@@ -25,12 +29,11 @@ def test_batches_respect_size_and_frame_budget():
 def test_batched_decoding_equals_per_utterance(synth_exp, synth_dir):
     exp = load_experiment(synth_exp, "avg_2.pt")
     utterances = read_manifest(synth_dir / "train.jsonl")[:6]
-    methods = resolve_methods(list(METHODS), exp.model)
-    options = DecodeOptions(beam=3)
+    methods = search_methods(METHODS, ["beam=3"], exp.model)
     batched = decode_utterances(exp.model, exp.tokenizer, utterances, exp.extractor, methods,
-                                options, exp.cmvn, batch_size=6)
+                                exp.cmvn, batch_size=6)
     alone = decode_utterances(exp.model, exp.tokenizer, utterances, exp.extractor, methods,
-                              options, exp.cmvn, batch_size=1)
+                              exp.cmvn, batch_size=1)
     assert list(batched.refs) == [u.id for u in utterances]
     for method in METHODS:
         assert batched.hyps[method] == alone.hyps[method], method
@@ -55,11 +58,10 @@ def test_unreadable_or_too_short_audio_gives_an_empty_hypothesis(synth_exp, synt
         Utterance("short", str(short), 0.0125, "a", "spk"),
         Utterance("tiny", str(tiny), 0.05, "b", "spk"),
     ]
-    methods = resolve_methods(list(METHODS), exp.model)
+    methods = search_methods(METHODS, ["beam=2"], exp.model)
     for batch_size in (1, 5):
         result = decode_utterances(exp.model, exp.tokenizer, utterances, exp.extractor,
-                                   methods, DecodeOptions(beam=2), exp.cmvn,
-                                   batch_size=batch_size)
+                                   methods, exp.cmvn, batch_size=batch_size)
         assert sorted(uid for uid, _ in result.failed) == ["broken", "missing", "short", "tiny"]
         for method in METHODS:
             assert list(result.hyps[method]) == [u.id for u in utterances]
@@ -69,10 +71,10 @@ def test_unreadable_or_too_short_audio_gives_an_empty_hypothesis(synth_exp, synt
 def test_decoding_methods_fail_early_on_a_ctc_only_model(make_experiment, synth_dir, tmp_path):
     exp_dir = make_experiment(tmp_path / "ctc", synth_dir / "train.jsonl", decoder=False)
     exp = load_experiment(exp_dir, "avg_2.pt")
-    with pytest.raises(ValueError, match="'attention' needs an attention decoder"):
-        resolve_methods(["ctc_greedy", "attention"], exp.model)
-    with pytest.raises(ValueError, match="unknown method 'beam'"):
-        resolve_methods(["beam"], exp.model)
+    with pytest.raises(ConfigError, match="'attention' needs an attention decoder"):
+        search_methods(["ctc_greedy", "attention"], model=exp.model)
+    with pytest.raises(ConfigError, match="unknown method 'beam'"):
+        search_methods(["beam"], model=exp.model)
 
 
 def test_checkpoint_not_found_lists_what_exists(synth_exp):
@@ -89,14 +91,19 @@ def test_experiment_directory_is_self_contained(synth_exp, tmp_path):
     assert json.dumps(exp.config)  # plain data
 
 
-def test_decode_options_are_validated_and_cap_output_length():
+def test_search_options_are_validated_and_cap_output_length():
     import torch
 
-    assert DecodeOptions(max_len_ratio=0.5).max_len(torch.tensor([10, 3, 1])).tolist() == [5, 2, 1]
-    with pytest.raises(ValueError, match="max_len_ratio"):
-        DecodeOptions(max_len_ratio=0)
-    with pytest.raises(ValueError, match="beam: must be >= 1"):
-        DecodeOptions(beam=0)
-    method = METHODS["joint"]
-    assert set(method.options_used(DecodeOptions())) == {
-        "beam", "ctc_weight", "length_penalty", "length_norm", "pre_beam", "max_len_ratio"}
+    assert max_output_lengths(torch.tensor([10, 3, 1]), 0.5).tolist() == [5, 2, 1]
+    with pytest.raises(ConfigError, match=r"^search.attention.max_len_ratio: must be > 0"):
+        search_methods(["attention"], ["search.attention.max_len_ratio=0"])
+    with pytest.raises(ConfigError, match=r"^beam: must be > 0, got 0"):
+        search_methods(["joint"], ["beam=0"])
+    with pytest.raises(ConfigError, match=r"^search.joint.beam: must be > 0, got 0"):
+        search_methods(["joint"], ["search.joint.beam=0"])
+    joint = search_methods(["joint"], ["beam=4", "ctc_weight=0.5"])["joint"]
+    assert joint.settings() == {"beam": 4, "ctc_weight": 0.5, "length_penalty": 0.0,
+                                "length_norm": False, "pre_beam": None, "max_len_ratio": 1.0}
+    rescoring = search_methods(["attention_rescoring"], ["search.attention_rescoring.beam=20"])
+    assert rescoring["attention_rescoring"].settings() == {"beam": 20, "ctc_weight": 0.3,
+                                                           "top_k": 20}

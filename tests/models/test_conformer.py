@@ -109,3 +109,34 @@ def test_activation_reaches_both_ffns_and_the_conv_module(activation, function):
     x = torch.linspace(-3, 3, 16)
     for module in (layer.feed_forward_macaron, layer.feed_forward, layer.conv_module):
         torch.testing.assert_close(module.activation(x), function(x))
+
+
+@pytest.mark.parametrize("conv_norm", ["batch_norm", "layer_norm"])
+def test_training_block_output_and_gradients_match_the_composition(conv_norm, randomize_norms,
+                                                                   assert_close_scaled):
+    """Training mode (BatchNorm on batch statistics), dropout 0: the block with its fused
+    residual additions gives the output and gradients of the plain composition."""
+    encoder = randomized_encoder(randomize_norms, conv_norm=conv_norm, dropout=0.0)
+    layer = encoder.train().layers[0]
+    torch.manual_seed(1)
+    x = torch.randn(2, 9, 16, requires_grad=True)
+    mask = padding_mask(torch.tensor([9, 6]), 9)
+    _, pos_emb = encoder.pos_enc(x)
+    weight = torch.randn(2, 9, 16)
+    results = []
+    for block in (layer, lambda *a: reference_block(layer, *a)):
+        for t in (x, *layer.parameters()):
+            t.grad = None
+        out = block(x, pos_emb.detach(), mask)
+        (out * weight).sum().backward()
+        results.append((out, [x.grad] + [p.grad for p in layer.parameters()]))
+    (out, grads), (expected, reference) = results
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    largest = max(g.abs().max().item() for g in reference)
+    for a, b in zip(grads, reference, strict=True):
+        assert_close_scaled(a, b, scale=largest)
+
+
+def test_block_dropout_rate_comes_from_the_config():
+    layer = tiny_encoder(dropout=0.2).layers[0]
+    assert layer.dropout.p == 0.2 and layer.feed_forward.dropout.p == 0.2

@@ -4,7 +4,7 @@ import pytest
 
 from asrkit.bin.info import main
 from asrkit.config import compose_train_config
-from asrkit.text.tokenizer import train_tokenizer
+from asrkit.text.registry import train_tokenizer
 
 WENET_AISHELL = 42_937_856 + 770 * 4233  # WeNet's AISHELL-1 Conformer (Yao et al. 2021): 46,197,266
 
@@ -104,3 +104,28 @@ def test_errors_are_one_line_naming_the_key(capsys, args, named):
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and named in err
+
+
+# (preset, the paper's total in millions: Gulati et al. 2020, table 1; Han et al. 2020)
+TRANSDUCER_PRESETS = [
+    ("librispeech/conformer_transducer_s", 10.3), ("librispeech/conformer_transducer_m", 30.7),
+    ("librispeech/conformer_transducer_l", 118.8), ("librispeech/contextnet_s", 10.8),
+    ("librispeech/contextnet_m", 31.4), ("librispeech/contextnet_l", 112.7),
+]
+
+
+@pytest.mark.parametrize("experiment,paper", TRANSDUCER_PRESETS)
+def test_transducer_presets_have_the_papers_sizes(experiment, paper):
+    """Within 2 % of the paper's total at its 1k word pieces (built on the meta device)."""
+    import torch
+
+    from asrkit.models.build import build_model
+    from asrkit.models.param_count import count_parameters
+
+    config = compose_train_config([f"+experiment={experiment}", "vocab_size=1024"])
+    with torch.device("meta"):
+        model = build_model(config)
+    counts = count_parameters(model)
+    assert model.transducer is not None and model.ctc is None and model.decoder is None
+    assert abs(counts["total"] - paper * 1e6) <= 0.02 * paper * 1e6, counts["total"]
+    assert counts["total"] == counts["encoder"] + counts["transducer"]

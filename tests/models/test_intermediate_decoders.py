@@ -1,6 +1,5 @@
 import pytest
 import torch
-from hydra.errors import HydraException
 
 from asrkit.models.asr_model import ASRModel
 from asrkit.models.build import ModelConfigError, build_model
@@ -94,8 +93,9 @@ def test_with_interctc_and_every_term_logged():
 
 
 def test_errors_name_the_setting():
-    with pytest.raises(HydraException, match="inter_decoder_weight: 1 weights for 2"):
-        build(inter_decoder_layers=[1, 2], inter_decoder_weight=[1.0])  # (wrapped by Hydra)
+    with pytest.raises(ModelConfigError,
+                       match="^model.inter_decoder_weight: 1 weights for 2 intermediate"):
+        build(inter_decoder_layers=[1, 2], inter_decoder_weight=[1.0])
     with pytest.raises(ModelConfigError, match="inter_decoder_layers: layer 4 is outside"):
         build(inter_decoder_layers=[4])
     config = {"encoder": dict(ENCODER), "decoder": None, "vocab_size": VOCAB,

@@ -139,7 +139,8 @@ def test_new_presets_build(capsys, experiment):
     assert info_main([f"+experiment={experiment}", "vocab_size=100", "--json"]) == 0
     counts = json.loads(capsys.readouterr().out)
     assert counts["total"] == (counts["encoder"] + counts["decoder"] + counts["ctc"]
-                               + counts["inter_decoders"] + counts["interctc"])
+                               + counts["transducer"] + counts["inter_decoders"]
+                               + counts["interctc"])
     if experiment.startswith("synth/"):  # the size of synth/conformer
         assert abs(counts["inference"] - SYNTH_CONFORMER) < 0.05 * SYNTH_CONFORMER, counts
 

@@ -22,7 +22,7 @@ def test_shapes(input_layer, factor):
     assert enc.shape[0] == 2 and enc.shape[2] == encoder.output_dim == 16
     assert enc.shape[1] == int(lens[0]) and int(lens[1]) < int(lens[0])
     assert abs(enc.shape[1] - 50 / factor) < 2
-    assert encoder.subsampling == factor  # what data.filters.subsampling must equal
+    assert torch.equal(encoder.output_lengths(torch.tensor([50, 30])), lens)
 
 
 @pytest.mark.parametrize("input_layer", ["conv2d4", "linear"])

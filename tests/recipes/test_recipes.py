@@ -39,7 +39,9 @@ def check_outputs(tmp_path: Path, test_sets: list[str], stdout: str, metric: str
     assert (exp / "checkpoints" / "epoch_1.pt").is_file() and (exp / "avg_1.pt").is_file()
     for test_set in test_sets:
         for method in METHODS:
-            wer = json.loads((exp / "decode" / test_set / method / "wer.json").read_text())
+            run = next(p for p in (exp / "decode" / "avg_1" / test_set).iterdir()
+                       if p.name.split("-")[0] == method)
+            wer = json.loads((run / "wer.json").read_text())
             assert wer["utts"] == 4 and 0 <= wer[metric] and wer["method"] == method
     assert "| tiny |" in stdout  # the compare table of stage 6
 

@@ -9,14 +9,9 @@ from asrkit.bin.compare import main
 from asrkit.config import compose_train_config
 from asrkit.models.build import build_model
 from asrkit.models.param_count import count_parameters
-from asrkit.scoring.compare import (
-    compare_experiments,
-    format_csv,
-    format_markdown,
-    plot,
-    plot_figure,
-)
-from asrkit.scoring.decode_dir import write_decode_result
+from asrkit.scoring.compare import compare_experiments
+from asrkit.scoring.compare_format import format_csv, format_markdown, plot, plot_figure
+from asrkit.scoring.decode_dir import result_dir, write_decode_result
 from asrkit.scoring.normalize import TextNormalizer
 from asrkit.scoring.results_md import refresh_results_md
 
@@ -28,7 +23,7 @@ WORDS = ["the", "a", "cat", "dog", "sat", "ran", "on", "in", "mat", "house", "bi
 
 def _fake_experiment(root, name, error_rate, sets, seed, layers=1):
     """An experiment directory as train + decode leave it: checkpoints, avg_2.pt, and
-    decode/<set>/<method>/ with hypotheses of about ``error_rate`` word errors."""
+    decode/avg_2/<set>/<method>/ with hypotheses of about ``error_rate`` word errors."""
     exp = root / name
     config = compose_train_config([*TINY, f"encoder.num_layers={layers}"])
     model = build_model(config)
@@ -45,7 +40,8 @@ def _fake_experiment(root, name, error_rate, sets, seed, layers=1):
         for method in ("ctc_greedy", "attention"):
             hyps = {uid: " ".join(w if rng.random() > error_rate else rng.choice(WORDS)
                                   for w in text.split()) for uid, text in refs.items()}
-            write_decode_result(exp / "decode" / set_name / method, refs, hyps,
+            write_decode_result(result_dir(exp / "decode", "avg_2.pt", set_name, method, {}),
+                                refs, hyps,
                                 TextNormalizer(), rtf=0.05,
                                 extra={"checkpoint": "avg_2.pt", "set": set_name,
                                        "method": method})
@@ -131,7 +127,7 @@ def test_results_md_is_the_experiments_own_table(experiments):
 def test_same_set_name_with_other_references_is_not_paired(experiments, tmp_path):
     a, *_ = experiments
     other, _ = _fake_experiment(tmp_path, "other", 0.1, ["test"], seed=2)
-    ref = other / "decode" / "test" / "attention" / "ref.txt"
+    ref = other / "decode" / "avg_2" / "test" / "attention" / "ref.txt"
     ref.write_text(ref.read_text().replace("utt000 ", "utt000 different words "))
     comparison = compare_experiments([a, other], methods=["attention"])
     assert comparison.pairs == []

@@ -4,14 +4,8 @@ import pytest
 
 from asrkit.bin.tokenizer import main as tokenizer_main
 from asrkit.data.manifest import Utterance, write_manifest
-from asrkit.text.tokenizer import (
-    BLANK_ID,
-    SOS_EOS_ID,
-    UNK_ID,
-    TokenizerError,
-    load_tokenizer,
-    train_tokenizer,
-)
+from asrkit.text.base import BLANK_ID, SOS_EOS_ID, UNK_ID, TokenizerError
+from asrkit.text.registry import load_tokenizer, train_tokenizer
 
 TEXTS = [
     "the quick brown fox jumps over the lazy dog",
@@ -81,7 +75,7 @@ def test_cli_trains_from_manifest(tmp_path, capsys):
 def test_cli_missing_manifest_is_one_line_error(tmp_path, capsys):
     rc = tokenizer_main(["--manifest", str(tmp_path / "missing.jsonl"), "--type", "char",
                          "--out", str(tmp_path / "x")])
-    assert rc == 1
+    assert rc == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "missing.jsonl: manifest not found" in err
 
@@ -90,7 +84,7 @@ def test_cli_non_utf8_manifest_is_one_line_error(tmp_path, capsys):
     manifest = tmp_path / "bad.jsonl"
     manifest.write_bytes(b'{"id": "u1", "audio": "a.wav", "duration": 1.0, "text": "\xff", "speaker": "s"}\n')
     rc = tokenizer_main(["--manifest", str(manifest), "--type", "char", "--out", str(tmp_path / "x")])
-    assert rc == 1
+    assert rc == 2
     err = capsys.readouterr().err
     assert err.startswith(f"asrkit tokenizer: {manifest}:1: not UTF-8 text (byte 0xff")
     assert err.count("\n") == 1

@@ -27,7 +27,7 @@ def test_rng_state_round_trip_through_a_weights_only_file(tmp_path):
 
 def test_atomic_save_leaves_no_temporary_file(tmp_path):
     path = atomic_save({"x": torch.ones(2)}, tmp_path / "a" / "c.pt")
-    assert sorted(p.name for p in path.parent.iterdir()) == ["c.pt"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["c.pt", "c.pt.sha256"]
     assert torch.equal(torch.load(path, weights_only=True)["x"], torch.ones(2))
 
 
@@ -80,3 +80,16 @@ def test_step_checkpoints_keep_the_newest(tmp_path, keep_last):
         manager.save(s, "step")
     assert sorted(p.name for p in tmp_path.glob("step_*.pt")) == \
         [f"step_{s}.pt" for s in range(6 - keep_last, 6)]
+
+
+def test_a_stops_step_checkpoint_goes_once_its_epoch_is_done(tmp_path):
+    """Ctrl-C mid-epoch 2 writes step_7.pt; the resumed run finishes epoch 2 (epoch_2.pt,
+    step 10): step_7.pt is stale and removed. A periodic step checkpoint stays (keep_last)."""
+    manager = CheckpointManager(tmp_path, keep_last=5, keep_best=0, best_metric="dev_loss")
+    manager.save(state(1, 5), "epoch")
+    manager.save({**state(2, 6), "epoch_complete": False}, "step")          # save_interval
+    manager.save({**state(2, 7), "epoch_complete": False, "interrupted": True}, "step")
+    assert {p.name for p in tmp_path.glob("*.pt")} >= {"step_6.pt", "step_7.pt"}
+    manager.save(state(2, 10), "epoch")
+    assert sorted(p.name for p in tmp_path.glob("*_*.pt")) == ["epoch_1.pt", "epoch_2.pt",
+                                                                 "step_6.pt"]

@@ -49,7 +49,7 @@ def test_two_devices_train_an_epoch_with_rank_0_alone_writing(corpus, tmp_path):
     process = start(corpus.overrides(exp, "trainer.devices=2", "trainer.max_epochs=1"))
     err = finish(process)
     assert process.returncode == 0, err[-3000:]
-    assert sorted(os.listdir(exp / "checkpoints")) == ["epoch_1.pt", "last.pt"]
+    assert sorted(os.listdir(exp / "checkpoints")) == ["epoch_1.pt", "epoch_1.pt.sha256", "last.pt"]
     ckpt = torch.load(exp / "checkpoints" / "epoch_1.pt", weights_only=True)
     assert ckpt["world_size"] == 2 and ckpt["epoch_complete"]
     text = (exp / "train.log").read_text()

@@ -200,7 +200,7 @@ def train_worker(rank: int, port: int, config: dict, out_dir: str, nan_at: int =
 def rank_batch_ids(config: dict, corpus, rank: int) -> list[list[str]]:
     """The utterance ids of ``rank``'s batches in epoch 1, as the trainer's sampler makes them."""
     from asrkit.data.loader import build_loader
-    from asrkit.text.tokenizer import load_tokenizer
+    from asrkit.text.registry import load_tokenizer
 
     loader = build_loader(corpus.train, load_tokenizer(corpus.tokenizer), config["data"],
                           train=True, rank=rank, world_size=2)

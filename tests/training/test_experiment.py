@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from asrkit.text.tokenizer import load_tokenizer, train_tokenizer
+from asrkit.text.registry import load_tokenizer, train_tokenizer
 from asrkit.training.distributed import DistributedContext
 from asrkit.training.experiment import changed_keys, prepare_experiment, write_config
 

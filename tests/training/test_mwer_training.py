@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import math
 
-import jiwer
 import pytest
 import torch
 
-from asrkit.config import compose_train_config
+from asrkit.config import ConfigError, compose_train_config
 from asrkit.models.build import build_model
-from asrkit.text.tokenizer import load_tokenizer
-from asrkit.training.config_check import TrainConfigError, check_train_config
-from asrkit.training.mwer_nbest import MwerNBest, word_edit_distance
+from asrkit.scoring.align import error_counts
+from asrkit.scoring.wer import score_texts
+from asrkit.text.registry import load_tokenizer
+from asrkit.training.mwer_nbest import MwerNBest
+from asrkit.training.preflight import check_train_config
 from asrkit.training.trainer import Trainer
 
 
@@ -26,16 +27,15 @@ from asrkit.training.trainer import Trainer
     ("", "a b", 2),
     ("a b c d", "b a d c e", 3),   # insert b, a, b -> d, c, d -> e
 ])
-def test_word_edit_distance(ref, hyp, errors):
-    assert word_edit_distance(ref.split(), hyp.split()) == errors
+def test_word_errors_are_the_scorers(ref, hyp, errors):
+    assert error_counts([ref.split()], [hyp.split()]) == [errors]
 
 
 def _reference_errors(ref: str, hyp: str) -> int:
-    """jiwer's count, the independent reference (it needs a non-empty hypothesis)."""
-    if not hyp.split():
-        return len(ref.split())
-    out = jiwer.process_words(ref, hyp)
-    return out.substitutions + out.deletions + out.insertions
+    """The reports' count (asrkit decode's wer.json: sclite's alignment, checked against the
+    sclite binary in tests/scoring): MWER counts errors as the results are counted."""
+    result = score_texts({"u": ref}, {"u": hyp})
+    return result.words.sub + result.words.dele + result.words.ins
 
 
 def test_nbest_lists_and_word_errors(corpus, tmp_path):
@@ -62,15 +62,15 @@ def test_nbest_lists_and_word_errors(corpus, tmp_path):
 
 
 def test_mwer_config_errors(corpus, tmp_path):
-    with pytest.raises(TrainConfigError, match="^trainer.mwer.beam"):
+    with pytest.raises(ConfigError, match="^trainer.mwer.beam"):
         check_train_config(corpus.config(tmp_path / "e", "trainer.mwer.enabled=true",
                                          "trainer.mwer.beam=2"))
     ctc_only = [o for o in corpus.overrides(tmp_path / "e", "trainer.mwer.enabled=true",
                                             "decoder=none")
                 if not o.startswith(("decoder.", "+experiment="))]  # the preset sets decoder.*
-    with pytest.raises(TrainConfigError, match="^trainer.mwer.enabled.*decoder"):
+    with pytest.raises(ConfigError, match="^trainer.mwer.enabled.*decoder"):
         check_train_config(compose_train_config(ctc_only))
-    with pytest.raises(TrainConfigError, match="^trainer.mwer.enabled.*compile"):
+    with pytest.raises(ConfigError, match="^trainer.mwer.enabled.*compile"):
         check_train_config(corpus.config(tmp_path / "e", "trainer.mwer.enabled=true",
                                          "trainer.compile=true"))
 
@@ -101,7 +101,9 @@ def test_mwer_fine_tuning_from_a_trained_model(corpus, tmp_path):
         return [float(line.split(f"{term} ")[1].split()[0]) for line in lines]
 
     assert all(math.isfinite(v) for v in values("loss_mwer"))
-    assert all(0 < v < 30 for v in values("mwer_expected_errors"))  # words per utterance
+    # errors per utterance: at most reference + hypothesis words (sclite's count may pass
+    # Levenshtein's max of the two on this barely trained model's long hypotheses)
+    assert all(0 < v < 80 for v in values("mwer_expected_errors"))
     before = torch.load(start, weights_only=True)["model"]
     after = torch.load(exp / "checkpoints" / "last.pt", weights_only=True)
     assert after["epoch_complete"] and after["step"] >= 1

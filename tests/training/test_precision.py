@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from asrkit.training.precision import resolve_precision
-from asrkit.training.trainer import run_training
+from asrkit.training.precision import cpu_native_bf16, resolve_precision
+from asrkit.training.run import run_training
 
 
 def test_precision_choice_on_cpu():
@@ -26,6 +26,46 @@ def test_precision_choice_on_cpu():
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float16
     with pytest.raises(ValueError, match="trainer.precision"):
         resolve_precision("fp8", cpu)
+
+
+def fake_cpuinfo(*flags: str) -> str:
+    """Two processors' worth of /proc/cpuinfo with the given extra flags."""
+    block = ("processor\t: {n}\nvendor_id\t: GenuineIntel\nmodel name\t: Fake Xeon\n"
+             "flags\t\t: fpu vme sse sse2 avx avx2 avx512f {extra}\n\n")
+    return "".join(block.format(n=n, extra=" ".join(flags)) for n in range(2))
+
+
+@pytest.mark.parametrize("flags, native", [
+    (("avx512_bf16", "amx_tile", "amx_bf16"), "AMX-BF16"),
+    (("avx512_bf16",), "AVX512-BF16"),
+    (("avx512_vnni",), None),
+])
+def test_native_bf16_from_cpuinfo_flags(flags, native):
+    assert cpu_native_bf16(fake_cpuinfo(*flags)) == native
+
+
+@pytest.mark.parametrize("flags, switch, expected, line", [
+    (("amx_bf16", "avx512_bf16"), True, "bf16", "precision bf16: CPU has AMX-BF16"),
+    (("avx512_bf16",), True, "bf16", "precision bf16: CPU has AVX512-BF16"),
+    ((), True, "fp32", "precision fp32: no native bf16 on this CPU"),
+    (("amx_bf16",), False, "fp32", ("precision fp32: CPU has AMX-BF16, but bf16 is not the CPU "
+                                   "default yet")),
+])
+def test_auto_on_the_cpu_follows_the_switch_and_says_why(flags, switch, expected, line, caplog):
+    cpu = torch.device("cpu")
+    with caplog.at_level("INFO", logger="asrkit.training.precision"):
+        chosen = resolve_precision("auto", cpu, cpuinfo=fake_cpuinfo(*flags),
+                                   cpu_bf16_by_default=switch)
+    assert chosen.name == expected and chosen.scaler is None
+    assert line in caplog.text
+
+
+def test_the_cpu_default_is_fp32_until_the_switch_is_flipped():
+    from asrkit.training import precision
+
+    assert precision.CPU_BF16_BY_DEFAULT is False
+    amx = fake_cpuinfo("amx_bf16")
+    assert resolve_precision("auto", torch.device("cpu"), cpuinfo=amx).name == "fp32"
 
 
 @pytest.mark.parametrize("precision, extra", [

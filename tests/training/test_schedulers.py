@@ -87,3 +87,25 @@ def test_set_total_steps_continues_as_a_fresh_schedule_of_the_new_length(cls):
         rel=1e-12)
     assert set_total_steps(short, 18) is None  # already so
     assert set_total_steps(NoamScheduler(optimizer(), d_model=4, warmup_steps=2), 5) is None
+
+
+def test_warm_up_follows_a_short_runs_length(caplog):
+    """synth/base's 200 warm-up updates in a 40-update run: cut to 10, so the run reaches its
+    peak rate and decays, instead of ending at 40/200 of it."""
+    from asrkit.training.schedulers import effective_warmup
+
+    assert [effective_warmup(200, n) for n in (40, 800, 801, 3)] == [10, 200, 200, 1]
+    cfg = {"_target_": "asrkit.training.schedulers.WarmupCosineScheduler", "warmup_steps": 200,
+           "total_steps": None, "min_lr_ratio": 0.0}
+    scheduler = build_scheduler(cfg, optimizer(), total_steps=40, d_model=8)
+    assert scheduler.warmup_steps == 10 and scheduler.configured_warmup_steps == 200
+    assert "warm-up shortened to 10 updates" in caplog.text
+    rates = []
+    for _ in range(40):
+        rates.append(scheduler.get_last_lr()[0])
+        scheduler.optimizer.step()
+        scheduler.step()
+    peak = scheduler.base_lrs[0]
+    assert max(rates) == pytest.approx(peak) and rates.index(max(rates)) == 9
+    long = build_scheduler({**cfg}, optimizer(), total_steps=1000, d_model=8)
+    assert long.warmup_steps == 200  # a run of more than 4 x warm-up is unchanged

@@ -42,6 +42,18 @@ from asrkit.bin.train import main
     ("data.specaug.freq_mask_width=-3", "data.specaug.freq_mask_width"),
     ("data.filters.min_duration=-1", "data.filters.min_duration"),
     ("hydra.run.dir=/tmp/elsewhere", "hydra.run.dir"),  # exp_dir is the run directory
+    # every section: a value of the wrong type or sign, named with its full key
+    ("encoder.dropout=abc", "encoder.dropout: must be a number, got 'abc'"),
+    ("encoder.num_layers=2.5", "encoder.num_layers: must be an integer, got 2.5"),
+    ("encoder.num_layers=-2", "encoder.num_layers: must be > 0, got -2"),
+    ("decoder.ffn_dim=-8", "decoder.ffn_dim: must be > 0, got -8"),
+    ("model.ctc_weight=2", "model.ctc_weight: must be <= 1, got 2"),
+    ("optim.lr=fast", "optim.lr: must be a number, got 'fast'"),
+    ("scheduler.warmup_steps=-5", "scheduler.warmup_steps: must be >= 0, got -5"),
+    ("data.sample_rate=0", "data.sample_rate: must be > 0, got 0"),
+    ("trainer.max_epochs=abc", "trainer.max_epochs: must be an integer, got 'abc'"),
+    ("+tokenizer.dri=x", "tokenizer.dri: unknown key (did you mean dir?)"),
+    ("vocab_size=2", "vocab_size: must be >= 3, got 2"),
 ])
 def test_config_errors_fail_fast_naming_the_key(corpus, tmp_path, capsys, override, key):
     start = time.monotonic()
@@ -53,9 +65,11 @@ def test_config_errors_fail_fast_naming_the_key(corpus, tmp_path, capsys, overri
     assert not (tmp_path / "exp").exists()  # nothing was started
 
 
-def test_typo_suggests_the_right_key(corpus, tmp_path, capsys):
-    assert main(corpus.overrides(tmp_path / "exp", "+trainer.max_epoch=3")) == 2
-    assert "did you mean max_epochs?" in capsys.readouterr().err
+@pytest.mark.parametrize("typo", ["trainer.max_epoch=3", "+trainer.max_epoch=3"])
+def test_typo_suggests_the_right_key_not_adding_it(corpus, tmp_path, capsys, typo):
+    assert main(corpus.overrides(tmp_path / "exp", typo)) == 2
+    err = capsys.readouterr().err
+    assert err == "asrkit train: trainer.max_epoch: unknown key (did you mean max_epochs?)\n"
 
 
 def test_impossible_model_shape_fails_before_training(corpus, tmp_path, capsys):
@@ -119,7 +133,7 @@ def test_expand_sweep_is_hydras_basic_sweeper():
         ["encoder=conformer", "optim.lr=0.002", "trainer.seed=1"],
     ]
     assert swept_keys(overrides) == ["encoder", "optim.lr"]
-    assert job_dir_name(3, jobs[3], ["encoder", "optim.lr"]) == "3_encoder=conformer,optim.lr=0.002"
+    assert job_dir_name(3, jobs[3], ["encoder", "optim.lr"]) == "3_encoder-conformer+optim.lr-0.002"
     assert len(expand_sweep(["trainer.seed=range(0,3)"])) == 3
 
 
@@ -128,12 +142,35 @@ def test_multirun_trains_each_combination_into_its_own_directory(corpus, tmp_pat
     status = main(["-m", *corpus.overrides(exp, "trainer.max_epochs=1", "trainer.tensorboard=false",
                                            "optim.lr=0.001,0.004")])
     assert status == 0
-    assert sorted(p.name for p in exp.iterdir()) == ["0_optim.lr=0.001", "1_optim.lr=0.004"]
-    for run, lr in (("0_optim.lr=0.001", 0.001), ("1_optim.lr=0.004", 0.004)):
+    assert sorted(p.name for p in exp.iterdir()) == ["0_optim.lr-0.001", "1_optim.lr-0.004"]
+    for run, lr in (("0_optim.lr-0.001", 0.001), ("1_optim.lr-0.004", 0.004)):
         state = torch.load(exp / run / "checkpoints" / "epoch_1.pt", weights_only=True)
         assert state["config"]["optim"]["lr"] == lr
         assert state["config"]["exp_dir"] == str(exp / run)
     assert "run 2/2 into" in capsys.readouterr().err
+    # a run directory passes back to asrkit decode as it is, unquoted
+    from asrkit.bin.decode import main as decode
+
+    assert decode([f"exp_dir={exp}/1_optim.lr-0.004", "checkpoint=checkpoints/epoch_1.pt",
+                   "methods=[ctc_greedy]", f"test_sets=[{corpus.dev}]"]) == 0
+    assert list((exp / "1_optim.lr-0.004" / "decode" / "epoch_1" / "dev").iterdir())
+
+
+def test_the_readmes_sweep_over_encoders_composes_and_checks(corpus, tmp_path, caplog):
+    """`asrkit train -m encoder=transformer,conformer,moe_conformer +experiment=synth/conformer`:
+    the preset's Conformer-only keys do not leak into the Transformer."""
+    from asrkit.training.sweep import plan_jobs
+
+    overrides = [o for o in corpus.overrides(tmp_path / "sweep")
+                 if not o.startswith(("+experiment", "encoder."))]
+    jobs = plan_jobs(["encoder=transformer,conformer,moe_conformer",
+                      "+experiment=synth/conformer", *overrides], multirun=True)
+    encoders = [config["encoder"]["_target_"].rsplit(".", 1)[1] for _, config in jobs]
+    assert encoders == ["TransformerEncoder", "ConformerEncoder", "MoEConformerEncoder"]
+    assert [config["exp_dir"].rsplit("/", 1)[1] for _, config in jobs] == [
+        "0_encoder-transformer", "1_encoder-conformer", "2_encoder-moe_conformer"]
+    assert "kernel_size" not in jobs[0][1]["encoder"] and jobs[1][1]["encoder"]["kernel_size"] == 15
+    assert not (tmp_path / "sweep").exists()
 
 
 def test_multirun_checks_every_run_before_the_first_starts(corpus, tmp_path, capsys):
@@ -143,3 +180,22 @@ def test_multirun_checks_every_run_before_the_first_starts(corpus, tmp_path, cap
     assert not exp.exists()
     assert main(corpus.overrides(exp, "optim.lr=0.001,0.002")) == 2  # a sweep needs -m
     assert not exp.exists()
+
+
+def test_the_config_check_leaves_no_tensor_on_the_meta_device(tmp_path):
+    """The check builds the model on the meta device; a module imported for the first time
+    inside it (torchaudio's Kaldi features make a tensor at import) must not be left with
+    meta tensors, or every utterance fails to load ("Cannot copy out of meta tensor")."""
+    code = ("from asrkit.config import compose_train_config\n"
+            "from asrkit.training.preflight import check_train_config\n"
+            "config = compose_train_config(['+experiment=synth/conformer_transducer', "
+            "'vocab_size=100'])\n"
+            "check_train_config(config, check_disk=False)\n"
+            "import torch, torchaudio.compliance.kaldi as kaldi\n"
+            "from asrkit.data.features import FbankExtractor\n"
+            "assert kaldi.EPSILON.device.type == 'cpu', kaldi.EPSILON.device\n"
+            "print(FbankExtractor()(torch.zeros(1600)).shape)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=False, cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "torch.Size([8, 80])"

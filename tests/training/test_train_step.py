@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from asrkit.training.trainer import Trainer, TrainingError, run_training
+from asrkit.training.run import run_training
+from asrkit.training.trainer import Trainer, TrainingError
 
 
 class FixedBatches:
@@ -45,8 +46,8 @@ def sgd_trainer(config: dict) -> Trainer:
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
     sgd = torch.optim.SGD(trainer.model.parameters(), lr=0.1)
-    trainer.steps.optimizer = sgd
-    trainer.steps.scheduler = torch.optim.lr_scheduler.LambdaLR(sgd, lambda step: 1.0)
+    trainer.state.optimizer = sgd
+    trainer.state.scheduler = torch.optim.lr_scheduler.LambdaLR(sgd, lambda step: 1.0)
     return trainer
 
 

@@ -97,7 +97,7 @@ def test_nan_loss_is_skipped_and_counted(corpus, tmp_path):
     calls = {"n": 0}
 
     def nan_on_second_batch(trainer):
-        forward = trainer.train_model.forward
+        forward = trainer.steps.train_model.forward
 
         def patched(*args, **kwargs):
             out = forward(*args, **kwargs)
@@ -106,7 +106,7 @@ def test_nan_loss_is_skipped_and_counted(corpus, tmp_path):
                 out["loss"] = out["loss"] * float("nan")
             return out
 
-        trainer.train_model.forward = patched
+        trainer.steps.train_model.forward = patched
 
     status, trainer = run(corpus.config(tmp_path / "exp", "trainer.max_epochs=1"),
                           patch=nan_on_second_batch)
@@ -118,8 +118,8 @@ def test_nan_loss_is_skipped_and_counted(corpus, tmp_path):
 
 def test_nan_losses_in_a_row_stop_the_run(corpus, tmp_path):
     def always_nan(trainer):
-        forward = trainer.train_model.forward
-        trainer.train_model.forward = lambda *a, **k: {**forward(*a, **k),
+        forward = trainer.steps.train_model.forward
+        trainer.steps.train_model.forward = lambda *a, **k: {**forward(*a, **k),
                                                        "loss": torch.tensor(float("inf"))}
 
     with pytest.raises(TrainingError, match="3 non-finite losses or gradient norms in a row"):
@@ -128,7 +128,7 @@ def test_nan_losses_in_a_row_stop_the_run(corpus, tmp_path):
 
 def test_out_of_memory_batch_is_skipped_with_its_shape(corpus, tmp_path, caplog):
     def oom_on_first_batch(trainer):
-        forward = trainer.train_model.forward
+        forward = trainer.steps.train_model.forward
         calls = {"n": 0}
 
         def patched(*args, **kwargs):
@@ -137,7 +137,7 @@ def test_out_of_memory_batch_is_skipped_with_its_shape(corpus, tmp_path, caplog)
                 raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
             return forward(*args, **kwargs)
 
-        trainer.train_model.forward = patched
+        trainer.steps.train_model.forward = patched
 
     with caplog.at_level(logging.WARNING, logger="asrkit"):
         logging.getLogger("asrkit").addHandler(caplog.handler)
@@ -210,7 +210,7 @@ def record_rates(rates: list[float]):
         update = trainer.steps.update
 
         def recording():
-            rates.append(trainer.steps.lr())
+            rates.append(trainer.state.lr())
             return update()
 
         trainer.steps.update = recording
@@ -221,19 +221,20 @@ def test_raising_max_epochs_trains_on_with_the_schedule_of_the_new_length(corpus
     """As the README says to train on: rerun with a larger trainer.max_epochs. The restored
     schedule had ended (warmup_linear: rate 0); it is stretched to the new total, and epoch 3
     gets the rates of a fresh 3-epoch schedule."""
-    from asrkit.training.schedulers import WarmupLinearScheduler
+    from asrkit.training.schedulers import WarmupLinearScheduler, effective_warmup
 
     exp = tmp_path / "exp"
     status, first = run(corpus.config(exp, "trainer.max_epochs=2"))
-    assert status == 0 and first.steps.lr() == 0.0  # the end of a 2-epoch schedule
+    assert status == 0 and first.state.lr() == 0.0  # the end of a 2-epoch schedule
     done = first.step
     rates: list[float] = []
     status, trainer = run(corpus.config(exp, "trainer.max_epochs=3"), patch=record_rates(rates))
     assert status == 0 and trainer.epoch == 3 and len(rates) == trainer.step - done > 0
     total = 3 * trainer.updates_per_epoch
-    assert trainer.total_steps == total == trainer.steps.scheduler.total_steps
+    assert trainer.total_steps == total == trainer.state.scheduler.total_steps
     fresh = WarmupLinearScheduler(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))],
-                                                  lr=0.002), warmup_steps=5, total_steps=total)
+                                                  lr=0.002),
+                                  warmup_steps=effective_warmup(5, total), total_steps=total)
     want = []
     for _ in range(trainer.step):
         want.append(fresh.get_last_lr()[0])
@@ -264,7 +265,7 @@ def test_too_many_unloadable_utterances_stop_the_run_in_one_line(corpus, tmp_pat
     traceback)."""
     import json
 
-    from asrkit.training.trainer import run_training
+    from asrkit.training.run import run_training
 
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot audio at all")

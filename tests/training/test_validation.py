@@ -2,6 +2,7 @@ import jiwer
 import pytest
 import torch
 
+from asrkit.scoring.wer import score_texts
 from asrkit.training.validation import StridedBatches, _combine, ctc_greedy, error_counts
 
 
@@ -11,7 +12,7 @@ def test_ctc_greedy_merges_repeats_and_drops_blanks():
     assert ctc_greedy(log_probs, torch.tensor([8, 4])) == [[5, 5, 7], [3, 4]]
 
 
-def test_error_counts_agree_with_jiwer():
+def test_error_counts_agree_with_jiwer_where_levenshtein_and_sclite_agree():
     refs = ["the cat sat", "a dog ran home", "yes"]
     hyps = ["the cat sat down", "a dog home", ""]
     counts = error_counts(refs, hyps)
@@ -19,6 +20,17 @@ def test_error_counts_agree_with_jiwer():
         100 * jiwer.wer(refs, hyps))
     nospace = [r.replace(" ", "") for r in refs], [h.replace(" ", "") for h in hyps]
     assert counts["char_errors"] / counts["chars"] == pytest.approx(jiwer.cer(*nospace))
+
+
+def test_dev_wer_counts_errors_as_the_reports_do():
+    """"a a a b b b b" / "a c c c a a": sclite (and asrkit's reports) count 7 errors where
+    Levenshtein counts 6; dev WER follows the reports."""
+    refs, hyps = ["a a a b b b b", "the cat"], ["a c c c a a", "the hat"]
+    counts = error_counts(refs, hyps)
+    report = score_texts(dict(enumerate(refs)), dict(enumerate(hyps)))
+    assert counts["word_errors"] == report.words.sub + report.words.dele + report.words.ins == 8
+    assert jiwer.process_words(refs[0], hyps[0]).wer * 7 == pytest.approx(6)
+    assert counts["char_errors"] == report.chars.sub + report.chars.dele + report.chars.ins
 
 
 def test_shares_of_ranks_combine_to_the_whole():

@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from asrkit.arg_types import PositiveInt, Probability
 from asrkit.models.attention import MultiHeadAttention
+from asrkit.models.dropout import Dropout
 from asrkit.models.feed_forward import FeedForward
 from asrkit.models.mask import causal_mask, decoder_self_attention_mask
 from asrkit.models.positional_encoding import PositionalEncoding
@@ -36,7 +38,7 @@ class TransformerDecoderLayer(nn.Module):
                                            kv_dim=encoder_dim)
         self.norm_ff = nn.LayerNorm(d_model)
         self.feed_forward = FeedForward(d_model, ffn_dim, dropout, activation)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, self_mask: torch.Tensor, enc: torch.Tensor,
                 enc_mask: torch.Tensor, cache: torch.Tensor | None = None) -> torch.Tensor:
@@ -48,9 +50,9 @@ class TransformerDecoderLayer(nn.Module):
         is ``cat(cache, new)``."""
         y = self.norm_self_attn(x)  # keys/values: every position
         query, residual = (y, x) if cache is None else (y[:, -1:], x[:, -1:])
-        h = residual + self.dropout(self.self_attn(query, y, y, self_mask))
-        h = h + self.dropout(self.src_attn(self.norm_src_attn(h), enc, enc, enc_mask))
-        h = h + self.dropout(self.feed_forward(self.norm_ff(h)))
+        h = self.dropout.residual(residual, self.self_attn(query, y, y, self_mask))
+        h = self.dropout.residual(h, self.src_attn(self.norm_src_attn(h), enc, enc, enc_mask))
+        h = self.dropout.residual(h, self.feed_forward(self.norm_ff(h)))
         return h if cache is None else torch.cat([cache, h], dim=1)
 
 
@@ -59,13 +61,13 @@ class TransformerDecoder(nn.Module):
         self,
         vocab_size: int,
         encoder_dim: int,
-        d_model: int = 256,
-        num_heads: int = 4,
-        ffn_dim: int = 2048,
-        num_layers: int = 6,
-        dropout: float = 0.1,
-        positional_dropout: float = 0.1,
-        attention_dropout: float = 0.0,
+        d_model: PositiveInt = 256,
+        num_heads: PositiveInt = 4,
+        ffn_dim: PositiveInt = 2048,
+        num_layers: PositiveInt = 6,
+        dropout: Probability = 0.1,
+        positional_dropout: Probability = 0.1,
+        attention_dropout: Probability = 0.0,
         activation: str = "relu",
         tie_weights: bool = False,
     ) -> None:

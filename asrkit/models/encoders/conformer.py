@@ -17,7 +17,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from asrkit.arg_types import PositiveInt, Probability
 from asrkit.models.convolution import ConvolutionModule
+from asrkit.models.dropout import Dropout
 from asrkit.models.encoder_output import EncoderOutput, check_layers
 from asrkit.models.feed_forward import FeedForward, build_activation
 from asrkit.models.mask import padding_mask
@@ -41,32 +43,33 @@ class ConformerLayer(nn.Module):
         self.norm_ff = nn.LayerNorm(d_model)
         self.feed_forward = FeedForward(d_model, ffn_dim, dropout, activation)
         self.norm_final = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, pos_emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x (batch, T, d), pos_emb (2T-1, d), mask (batch, T) bool -> (batch, T, d)."""
-        x = x + 0.5 * self.dropout(self.feed_forward_macaron(self.norm_ff_macaron(x)))
-        x = x + self.dropout(self.self_attn(self.norm_mha(x), pos_emb, mask.unsqueeze(1)))
-        x = x + self.dropout(self.conv_module(self.norm_conv(x), mask))
-        x = x + 0.5 * self.dropout(self.feed_forward(self.norm_ff(x)))
+        dropout = self.dropout  # x + w * dropout(branch), one pass each (asrkit.models.dropout)
+        x = dropout.residual(x, self.feed_forward_macaron(self.norm_ff_macaron(x)), 0.5)
+        x = dropout.residual(x, self.self_attn(self.norm_mha(x), pos_emb, mask.unsqueeze(1)))
+        x = dropout.residual(x, self.conv_module(self.norm_conv(x), mask))
+        x = dropout.residual(x, self.feed_forward(self.norm_ff(x)), 0.5)
         return self.norm_final(x)
 
 
 class ConformerEncoder(nn.Module):
     def __init__(
         self,
-        input_dim: int,
-        d_model: int = 256,
-        num_heads: int = 4,
-        ffn_dim: int = 2048,
-        num_layers: int = 12,
-        kernel_size: int = 15,
+        input_dim: PositiveInt,
+        d_model: PositiveInt = 256,
+        num_heads: PositiveInt = 4,
+        ffn_dim: PositiveInt = 2048,
+        num_layers: PositiveInt = 12,
+        kernel_size: PositiveInt = 15,
         conv_norm: str = "batch_norm",
         input_layer: str = "conv2d4",
-        input_channels: int | None = None,
-        dropout: float = 0.1,
-        positional_dropout: float = 0.1,
-        attention_dropout: float = 0.0,
+        input_channels: PositiveInt | None = None,
+        dropout: Probability = 0.1,
+        positional_dropout: Probability = 0.1,
+        attention_dropout: Probability = 0.0,
         activation: str = "swish",
     ) -> None:
         """input_dim: feature size (mel bins); kernel_size: depthwise conv kernel (odd);
@@ -77,7 +80,6 @@ class ConformerEncoder(nn.Module):
         self.output_dim = d_model
         self.input_layer = build_input_layer(input_layer, input_dim, d_model, dropout,
                                              input_channels)
-        self.subsampling = self.input_layer.factor  # input frames per output frame
         self.pos_enc = RelPositionalEncoding(d_model, positional_dropout)
         self.layers = nn.ModuleList(
             ConformerLayer(d_model, num_heads, ffn_dim, kernel_size, conv_norm, dropout,
@@ -95,6 +97,10 @@ class ConformerEncoder(nn.Module):
 
     def intermediate_dims(self) -> list[int]:
         return [self.output_dim] * len(self.layers)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Encoder frames of inputs of ``lengths`` frames (the input layer's reduction)."""
+        return self.input_layer.output_lengths(lengths)
 
     def forward_with_intermediates(self, feats: torch.Tensor, feat_lens: torch.Tensor,
                                    layers: Sequence[int] = ()) -> EncoderOutput:

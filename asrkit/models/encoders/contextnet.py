@@ -31,6 +31,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from asrkit.arg_types import PositiveFloat, PositiveInt
 from asrkit.models.encoder_output import EncoderOutput, check_layers
 from asrkit.models.feed_forward import build_activation
 from asrkit.models.mask import padding_mask
@@ -99,11 +100,11 @@ class ContextNetBlock(nn.Module):
 class ContextNetEncoder(nn.Module):
     def __init__(
         self,
-        input_dim: int,
-        alpha: float = 1.0,
-        kernel_size: int = 5,
-        layers_per_block: int = 5,
-        se_reduction: int = 8,
+        input_dim: PositiveInt,
+        alpha: PositiveFloat = 1.0,
+        kernel_size: PositiveInt = 5,
+        layers_per_block: PositiveInt = 5,
+        se_reduction: PositiveInt = 8,
         strided_blocks: Sequence[int] = (3, 7, 14),
         activation: str = "swish",
     ) -> None:
@@ -115,11 +116,8 @@ class ContextNetEncoder(nn.Module):
         bad = [b for b in strided_blocks if not 0 <= b < NUM_BLOCKS]
         if bad:
             raise ValueError(f"strided_blocks {bad} are outside C0..C{NUM_BLOCKS - 1}")
-        if alpha <= 0:
-            raise ValueError(f"alpha (width multiplier) must be > 0, got {alpha}")
         channels = block_channels(alpha)
         self.output_dim = channels[-1]
-        self.subsampling = 2 ** len(set(strided_blocks))
         blocks = []
         in_channels = input_dim
         for i, out_channels in enumerate(channels):
@@ -133,6 +131,12 @@ class ContextNetEncoder(nn.Module):
 
     def intermediate_dims(self) -> list[int]:
         return [block.se.fc2.out_features for block in self.layers]
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Encoder frames of inputs of ``lengths`` frames: ceil(T / s) per strided block."""
+        for block in self.layers:
+            lengths = torch.div(lengths + block.stride - 1, block.stride, rounding_mode="floor")
+        return lengths
 
     def forward(self, feats: torch.Tensor,
                 feat_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

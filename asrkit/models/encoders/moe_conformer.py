@@ -26,8 +26,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from asrkit.arg_types import NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
 from asrkit.models.convolution import ConvolutionModule
 from asrkit.models.ctc import CTC
+from asrkit.models.dropout import Dropout
 from asrkit.models.encoder_output import AuxCTC, EncoderOutput, check_layers
 from asrkit.models.encoders.conformer import ConformerLayer
 from asrkit.models.feed_forward import FeedForward, build_activation
@@ -67,7 +69,7 @@ class MoEConformerLayer(nn.Module):
         self.norm_ff = nn.LayerNorm(d_model)
         self.feed_forward = ffn("second")
         self.norm_final = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     @staticmethod
     def _ffn(module: nn.Module, x: torch.Tensor, mask: torch.Tensor,
@@ -86,11 +88,12 @@ class MoEConformerLayer(nn.Module):
         routings: list[Routing] = []
         ff = self._ffn(self.feed_forward_macaron, self.norm_ff_macaron(x), mask, router_extra,
                        routings)
-        x = x + 0.5 * self.dropout(ff)
-        x = x + self.dropout(self.self_attn(self.norm_mha(x), pos_emb, mask.unsqueeze(1)))
-        x = x + self.dropout(self.conv_module(self.norm_conv(x), mask))
+        x = self.dropout.residual(x, ff, 0.5)
+        x = self.dropout.residual(x, self.self_attn(self.norm_mha(x), pos_emb,
+                                                    mask.unsqueeze(1)))
+        x = self.dropout.residual(x, self.conv_module(self.norm_conv(x), mask))
         ff = self._ffn(self.feed_forward, self.norm_ff(x), mask, router_extra, routings)
-        x = x + 0.5 * self.dropout(ff)
+        x = self.dropout.residual(x, ff, 0.5)
         return self.norm_final(x), routings
 
 
@@ -119,30 +122,30 @@ class SharedEmbedding(nn.Module):
 class MoEConformerEncoder(nn.Module):
     def __init__(
         self,
-        input_dim: int,
-        d_model: int = 256,
-        num_heads: int = 4,
-        ffn_dim: int = 2048,
-        num_layers: int = 12,
-        kernel_size: int = 15,
+        input_dim: PositiveInt,
+        d_model: PositiveInt = 256,
+        num_heads: PositiveInt = 4,
+        ffn_dim: PositiveInt = 2048,
+        num_layers: PositiveInt = 12,
+        kernel_size: PositiveInt = 15,
         conv_norm: str = "batch_norm",
         input_layer: str = "conv2d4",
-        input_channels: int | None = None,
-        dropout: float = 0.1,
-        positional_dropout: float = 0.1,
-        attention_dropout: float = 0.0,
+        input_channels: PositiveInt | None = None,
+        dropout: Probability = 0.1,
+        positional_dropout: Probability = 0.1,
+        attention_dropout: Probability = 0.0,
         activation: str = "swish",
-        num_experts: int = 8,
-        top_k: int = 1,
-        expert_ffn_dim: int | None = None,
+        num_experts: PositiveInt = 8,
+        top_k: PositiveInt = 1,
+        expert_ffn_dim: PositiveInt | None = None,
         moe_ffns: Sequence[str] = ("second",),
         moe_layers: Sequence[int] | None = None,
-        embedding_layers: int = 0,
-        embedding_dim: int | None = None,
-        embedding_ctc_weight: float = 0.0,
-        switch_loss_weight: float = 0.0,
-        sparsity_loss_weight: float = 0.15,
-        importance_loss_weight: float = 0.15,
+        embedding_layers: NonNegativeInt = 0,
+        embedding_dim: PositiveInt | None = None,
+        embedding_ctc_weight: NonNegativeFloat = 0.0,
+        switch_loss_weight: NonNegativeFloat = 0.0,
+        sparsity_loss_weight: NonNegativeFloat = 0.15,
+        importance_loss_weight: NonNegativeFloat = 0.15,
         vocab_size: int | None = None,
     ) -> None:
         """The Conformer's options (asrkit.models.encoders.conformer), plus:
@@ -176,7 +179,6 @@ class MoEConformerEncoder(nn.Module):
                              "importance_weight": importance_loss_weight}
         self.input_layer = build_input_layer(input_layer, input_dim, d_model, dropout,
                                              input_channels)
-        self.subsampling = self.input_layer.factor  # input frames per output frame
         self.pos_enc = RelPositionalEncoding(d_model, positional_dropout)
         embedding_dim = d_model if embedding_dim is None else embedding_dim
         self.embedding = None
@@ -199,6 +201,10 @@ class MoEConformerEncoder(nn.Module):
 
     def intermediate_dims(self) -> list[int]:
         return [self.output_dim] * len(self.layers)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Encoder frames of inputs of ``lengths`` frames (the input layer's reduction)."""
+        return self.input_layer.output_lengths(lengths)
 
     def training_only_modules(self) -> list[nn.Module]:
         """Modules used for training losses only (not at decoding)."""

@@ -10,7 +10,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from asrkit.arg_types import PositiveInt, Probability
 from asrkit.models.attention import MultiHeadAttention
+from asrkit.models.dropout import Dropout
 from asrkit.models.encoder_output import EncoderOutput, check_layers
 from asrkit.models.feed_forward import FeedForward
 from asrkit.models.mask import padding_mask
@@ -28,28 +30,28 @@ class TransformerEncoderLayer(nn.Module):
         self.self_attn = MultiHeadAttention(d_model, num_heads, attention_dropout)
         self.norm_ff = nn.LayerNorm(d_model)
         self.feed_forward = FeedForward(d_model, ffn_dim, dropout, activation)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
         """x (batch, T, d), attn_mask (batch, 1, T) bool -> (batch, T, d)."""
         y = self.norm_mha(x)
-        x = x + self.dropout(self.self_attn(y, y, y, attn_mask))
-        return x + self.dropout(self.feed_forward(self.norm_ff(x)))
+        x = self.dropout.residual(x, self.self_attn(y, y, y, attn_mask))
+        return self.dropout.residual(x, self.feed_forward(self.norm_ff(x)))
 
 
 class TransformerEncoder(nn.Module):
     def __init__(
         self,
-        input_dim: int,
-        d_model: int = 256,
-        num_heads: int = 4,
-        ffn_dim: int = 2048,
-        num_layers: int = 12,
+        input_dim: PositiveInt,
+        d_model: PositiveInt = 256,
+        num_heads: PositiveInt = 4,
+        ffn_dim: PositiveInt = 2048,
+        num_layers: PositiveInt = 12,
         input_layer: str = "conv2d4",
-        input_channels: int | None = None,
-        dropout: float = 0.1,
-        positional_dropout: float = 0.1,
-        attention_dropout: float = 0.0,
+        input_channels: PositiveInt | None = None,
+        dropout: Probability = 0.1,
+        positional_dropout: Probability = 0.1,
+        attention_dropout: Probability = 0.0,
         activation: str = "relu",
     ) -> None:
         """input_dim: feature size (mel bins); input_layer: conv2d4 | conv2d6 | conv2d8 |
@@ -58,7 +60,6 @@ class TransformerEncoder(nn.Module):
         self.output_dim = d_model
         self.input_layer = build_input_layer(input_layer, input_dim, d_model, dropout,
                                              input_channels)
-        self.subsampling = self.input_layer.factor  # input frames per output frame
         self.pos_enc = PositionalEncoding(d_model, positional_dropout)
         self.layers = nn.ModuleList(
             TransformerEncoderLayer(d_model, num_heads, ffn_dim, dropout, attention_dropout,
@@ -76,6 +77,10 @@ class TransformerEncoder(nn.Module):
 
     def intermediate_dims(self) -> list[int]:
         return [self.output_dim] * len(self.layers)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Encoder frames of inputs of ``lengths`` frames (the input layer's reduction)."""
+        return self.input_layer.output_lengths(lengths)
 
     def forward_with_intermediates(self, feats: torch.Tensor, feat_lens: torch.Tensor,
                                    layers: Sequence[int] = ()) -> EncoderOutput:

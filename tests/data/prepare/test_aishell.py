@@ -107,8 +107,8 @@ def test_cli_strict_fails_when_something_was_skipped(tmp_path: Path, corpus: dic
 
 def test_cli_missing_src_is_a_clear_error(tmp_path: Path, capsys) -> None:
     missing = tmp_path / "corpora" / "aishell"
-    assert prepare_main(["aishell", "--src", str(missing), "--out", str(tmp_path / "o")]) == 1
+    assert prepare_main(["aishell", "--src", str(missing), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert str(missing) in err and "data_aishell" in err and len(err.strip().splitlines()) == 1
-    assert prepare_main(["aishell", "--out", str(tmp_path / "o")]) == 1
+    assert prepare_main(["aishell", "--out", str(tmp_path / "o")]) == 2
     assert "--src is required" in capsys.readouterr().err

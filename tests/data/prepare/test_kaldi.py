@@ -106,7 +106,7 @@ def test_malformed_segments_name_the_file(tmp_path: Path, train_dir: dict, lines
     lines(data / "segments", ["u1 u1 0.0"])
     with pytest.raises(ValueError, match="segments: segment 'u1' should be"):
         run_preparer("kaldi", data, tmp_path / "out")
-    assert prepare_main(["kaldi", "--src", str(data), "--out", str(tmp_path / "out")]) == 1
+    assert prepare_main(["kaldi", "--src", str(data), "--out", str(tmp_path / "out")]) == 2
     assert f"{data / 'segments'}: segment 'u1'" in capsys.readouterr().err
 
 
@@ -122,18 +122,18 @@ def test_cli_strict_fails_when_something_was_skipped(tmp_path: Path, train_dir: 
 
 def test_cli_missing_src_is_a_clear_error(tmp_path: Path, capsys) -> None:
     missing = tmp_path / "data" / "nope"
-    assert prepare_main(["kaldi", "--src", str(missing), "--out", str(tmp_path / "o")]) == 1
+    assert prepare_main(["kaldi", "--src", str(missing), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert f"{missing}: not a Kaldi data directory (no wav.scp)" in err
     assert len(err.strip().splitlines()) == 1
-    assert prepare_main(["kaldi", "--out", str(tmp_path / "o")]) == 1
+    assert prepare_main(["kaldi", "--out", str(tmp_path / "o")]) == 2
     assert "--src is required" in capsys.readouterr().err
 
 
 def test_non_utf8_text_is_one_line_naming_file_and_line(tmp_path: Path, train_dir: dict, capsys) -> None:
     data = tmp_path / "data" / "train"
     (data / "text").write_bytes(b"u1 HELLO\nu2 caf\xff au lait\n")
-    assert prepare_main(["kaldi", "--src", str(data), "--out", str(tmp_path / "out")]) == 1
+    assert prepare_main(["kaldi", "--src", str(data), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err == (f"asrkit prepare kaldi: {data / 'text'}:2: not UTF-8 text "
                    "(byte 0xff at byte 7 of the line: invalid start byte)\n")

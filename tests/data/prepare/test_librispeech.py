@@ -117,12 +117,12 @@ def test_cli_strict_fails_when_something_was_skipped(tmp_path: Path, corpus: dic
 
 def test_cli_missing_src_is_a_clear_error(tmp_path: Path, capsys) -> None:
     missing = tmp_path / "no" / "LibriSpeech"
-    assert prepare_main(["librispeech", "--src", str(missing), "--out", str(tmp_path / "o")]) == 1
+    assert prepare_main(["librispeech", "--src", str(missing), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert str(missing) in err and len(err.strip().splitlines()) == 1
-    assert prepare_main(["librispeech", "--out", str(tmp_path / "o")]) == 1
+    assert prepare_main(["librispeech", "--out", str(tmp_path / "o")]) == 2
     assert "--src is required" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert prepare_main(["librispeech", "--src", str(empty), "--out", str(tmp_path / "o")]) == 1
+    assert prepare_main(["librispeech", "--src", str(empty), "--out", str(tmp_path / "o")]) == 2
     assert f"{empty}: no LibriSpeech subsets" in capsys.readouterr().err

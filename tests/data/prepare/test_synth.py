@@ -206,10 +206,10 @@ def test_nj_defaults_to_the_usable_cores(tmp_path: Path, monkeypatch):
 
 
 def test_command_line_errors_name_the_corpus_once(tmp_path: Path, capsys):
-    assert prepare_main(["synth", "--out", str(tmp_path), "--num-utts", "2"]) == 1
+    assert prepare_main(["synth", "--out", str(tmp_path), "--num-utts", "2"]) == 2
     assert capsys.readouterr().err == ("asrkit prepare synth: --num-utts 2 leaves no training "
                                        "utterances (dev/test/test_unseen take 3)\n")
-    assert prepare_main(["synth", "--out", str(tmp_path), "--nj", "0"]) == 1
+    assert prepare_main(["synth", "--out", str(tmp_path), "--nj", "0"]) == 2
     assert capsys.readouterr().err == "asrkit prepare synth: --nj must be at least 1, got 0\n"
 
 
@@ -268,7 +268,7 @@ def test_missing_engines_give_one_clear_line(tmp_path: Path, monkeypatch, capsys
     monkeypatch.setattr(voices_module.shutil, "which", lambda name: None)
     with pytest.raises(FileNotFoundError, match="tools/install_deps.sh"):
         run_preparer("synth", None, tmp_path, num_utts=10)
-    assert prepare_main(["synth", "--out", str(tmp_path), "--num-utts", "10"]) == 1
+    assert prepare_main(["synth", "--out", str(tmp_path), "--num-utts", "10"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "install_deps.sh" in err
 

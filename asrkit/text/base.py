@@ -1,4 +1,4 @@
-"""Tokenizers behind one interface: sentencepiece word pieces (bpe, unigram) or characters.
+"""The tokenizer interface: what every tokenizer type (asrkit.text.registry) provides.
 
 Ids are fixed for every tokenizer type so that models and decoders never ask:
   0 `<blank>` (CTC blank; never produced by `encode`), 1 `<unk>`, 2 `<sos/eos>`
@@ -11,7 +11,6 @@ experiment directory can carry a copy.
 from __future__ import annotations
 
 import json
-import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
@@ -62,46 +61,3 @@ class Tokenizer(ABC):
                 "unk_id": UNK_ID, "sos_eos_id": SOS_EOS_ID, **extra}
         (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         return directory
-
-
-def train_tokenizer(texts: list[str], type: str, vocab_size: int | None) -> Tokenizer:
-    """Train a tokenizer of `type` ("bpe", "unigram" or "char") on `texts`."""
-    from asrkit.text.char_tokenizer import CharTokenizer
-    from asrkit.text.sentencepiece_tokenizer import SentencePieceTokenizer
-
-    if not texts:
-        raise TokenizerError("no training text: the manifest(s) hold no utterances")
-    if type == "char":
-        return CharTokenizer.train(texts, vocab_size)
-    if type in ("bpe", "unigram"):
-        if vocab_size is None:
-            raise TokenizerError(f"--vocab-size is required for type '{type}'")
-        return SentencePieceTokenizer.train(texts, type, vocab_size)
-    raise TokenizerError(f"unknown tokenizer type '{type}' (known: bpe, unigram, char)")
-
-
-def load_tokenizer(directory: str | Path) -> Tokenizer:
-    """Load a tokenizer saved by `Tokenizer.save` (or `asrkit tokenizer`)."""
-    from asrkit.text.char_tokenizer import CharTokenizer
-    from asrkit.text.sentencepiece_tokenizer import SentencePieceTokenizer
-
-    meta_path = Path(directory) / META_FILE
-    if not meta_path.is_file():
-        raise TokenizerError(f"{meta_path}: not found (train one with `asrkit tokenizer`)")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise TokenizerError(f"{meta_path}: not valid JSON ({e.msg})") from None
-    kind = meta.get("type")
-    if kind == "char":
-        return CharTokenizer.load(Path(directory))
-    if kind in ("bpe", "unigram"):
-        return SentencePieceTokenizer.load(Path(directory))
-    raise TokenizerError(f"{meta_path}: unknown tokenizer type {kind!r}")
-
-
-def copy_tokenizer(src: str | Path, dst: str | Path) -> Path:
-    """Copy a tokenizer directory (e.g. into an experiment directory)."""
-    load_tokenizer(src)  # fail early on a broken source
-    shutil.copytree(src, dst, dirs_exist_ok=True)
-    return Path(dst)

@@ -1,0 +1,72 @@
+"""``asrkit decode``'s work: decode every test set with every method and score it.
+
+    plan = make_plan(overrides)            # asrkit.decoding.plan: checked before loading
+    summaries = decode_and_score(plan)
+
+For every test set and method the result goes to
+``<exp_dir>/decode/<checkpoint>/<set>/<method>[-<setting><value>...]/`` (hyp.txt, ref.txt,
+wer.json, errors.txt; asrkit.scoring.decode_dir), keyed by the checkpoint and the search
+settings so that no decode overwrites another; one line per method is printed (WER, CER,
+RTF) and ``<exp_dir>/results.md`` refreshed. With ``out_dir=DIR`` the results go to
+``DIR/<checkpoint>/<set>/<method...>/`` instead and results.md is left alone. wer.json's
+``rtf`` includes the shared feature extraction + encoder + CTC head, whose share alone is
+``rtf_shared``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from asrkit.decoding.decode_set import decode_utterances
+from asrkit.decoding.experiment import load_experiment
+from asrkit.decoding.plan import DecodePlan, build_methods
+from asrkit.experiment_dir import ExperimentDir
+from asrkit.scoring.decode_dir import result_dir, write_decode_result
+from asrkit.scoring.results_md import refresh_results_md
+
+
+def decode_and_score(plan: DecodePlan) -> list[dict[str, Any]]:
+    cfg = plan.config
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg["threads"]))
+    exp = load_experiment(cfg["exp_dir"], cfg["checkpoint"], cfg["device"],
+                          cfg["trust_modules"])
+    methods = build_methods(cfg, exp.model)
+    out_root = Path(cfg["out_dir"]) if cfg.get("out_dir") else ExperimentDir(exp.exp_dir).decode_dir
+    checkpoint = exp.checkpoint_label
+    print(f"decoding with {exp.checkpoint} ({', '.join(methods)}); "
+          f"normalisation: {plan.normalizer.describe()}")
+    summaries = []
+    for set_name, (manifest, utterances) in plan.test_sets.items():
+        result = decode_utterances(
+            exp.model, exp.tokenizer, utterances, exp.extractor, methods, exp.cmvn,
+            int(cfg["batch_size"]), int(cfg["max_frames"]), int(cfg["num_workers"]),
+            cfg["device"])
+        for name, method in methods.items():
+            settings = method.settings()
+            extra = {"set": set_name, "method": name, "checkpoint": checkpoint,
+                     "manifest": str(manifest), "failed": len(result.failed),
+                     "audio_seconds": round(result.audio_seconds, 3),
+                     "rtf_shared": round(result.shared_rtf, 5), "decode": settings}
+            out_dir = result_dir(out_root, checkpoint, set_name, name, settings)
+            summary = write_decode_result(out_dir, result.refs, result.hyps[name],
+                                          plan.normalizer, result.rtf[name], extra)
+            summaries.append(summary)
+            print(f"{set_name:<14} {name:<20} WER {summary['wer']:6.2f} %  "
+                  f"CER {summary['cer']:6.2f} %  [{summary['sub']} sub {summary['del']} del "
+                  f"{summary['ins']} ins / {summary['ref_words']} words, {summary['utts']} utts]"
+                  f"  RTF {summary['rtf']:.4f}")
+        if result.failed:
+            print(f"{set_name}: {len(result.failed)} utterance(s) could not be decoded and were "
+                  f"scored with empty hypotheses, e.g. {result.failed[0][0]}: "
+                  f"{result.failed[0][1]}")
+    results = f"{out_root}/{Path(checkpoint).stem}/<set>/<method>/"
+    if cfg.get("out_dir"):
+        print(f"results: {results} ({exp.exp_dir}/results.md not refreshed: out_dir is set)")
+    else:
+        path = refresh_results_md(exp.exp_dir, cfg["trust_modules"])
+        print(f"results: {results}, summary in {path}")
+    return summaries

@@ -1,0 +1,98 @@
+"""What a config read back from a file may build: asrkit's own building blocks, by name.
+
+A checkpoint, an averaged model, an experiment directory or an exported model stores the
+config it was trained with, and building the model from it runs Hydra's ``instantiate`` on
+every ``_target_`` in it — nested ones included. Such a file must not be able to call
+anything else (``builtins.open`` in write mode, ``shutil.copyfile``, ...): every ``_target_``
+of a config from a file is checked against ``BUILDING_BLOCKS``, an explicit list of dotted
+names compared whole (no prefix rule, which ``asrkit.models.encoders.conformer.torch.save``
+would pass), before anything is imported or called. Anything else is refused with one line
+naming the file and the target.
+
+Configs typed by the user (the command line, ``conf/``, ``--config-dir``) may name their own
+classes; a model trained with one is loaded back only when the user names the module they
+trust (``trust_modules=[my_package]`` for ``asrkit decode``, ``--trust-module my_package``
+for ``asrkit compare``): then targets in that module or its submodules are allowed too.
+
+    check_trusted(checkpoint["config"], "exp/a/avg_3.pt")            # raises on anything else
+    check_trusted(config, "exp/a/avg_3.pt", trusted_modules=["my_package"])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from asrkit.config.validate import ConfigError
+
+# Every class a stored model config may name. A new building block is added here (a test
+# checks that every target in conf/'s encoder, decoder and model groups is listed).
+BUILDING_BLOCKS = frozenset({
+    "asrkit.models.asr_model.ASRModel",
+    "asrkit.models.encoders.transformer.TransformerEncoder",
+    "asrkit.models.encoders.conformer.ConformerEncoder",
+    "asrkit.models.encoders.moe_conformer.MoEConformerEncoder",
+    "asrkit.models.encoders.contextnet.ContextNetEncoder",
+    "asrkit.models.decoders.transformer.TransformerDecoder",
+    "asrkit.models.transducer.build.transducer_head",
+})
+# Hydra keys that make instantiate call something other than the target
+_HYDRA_CALL_KEYS = ("_args_", "_partial_")
+
+
+class UntrustedTargetError(ConfigError):
+    """A config read from a file names something that is not an asrkit building block."""
+
+
+def iter_targets(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted path, value) of every ``_target_`` in a nested config, lists included."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            child = f"{path}.{key}".lstrip(".")
+            if key == "_target_":
+                yield child, value
+            else:
+                yield from iter_targets(value, child)
+    elif isinstance(node, (list, tuple)):
+        for index, item in enumerate(node):
+            yield from iter_targets(item, f"{path}[{index}]")
+
+
+def _trusted(target: str, trusted_modules: Sequence[str]) -> bool:
+    if target in BUILDING_BLOCKS:
+        return True
+    module = target.rpartition(".")[0]
+    return any(module == m or module.startswith(m + ".") for m in trusted_modules if m)
+
+
+MODEL_SECTIONS = ("encoder", "decoder", "transducer", "model")  # what building a model instantiates
+
+
+def check_trusted(config: Any, source: str, trusted_modules: Sequence[str] = ()) -> None:
+    """Raise UntrustedTargetError, naming ``source`` (the file) and the target, for any
+    ``_target_`` in the model sections of ``config`` (the only ones a model is built from)
+    that is not a building block (or in a trusted module)."""
+    if not isinstance(config, dict):
+        raise UntrustedTargetError(f"{source}: the stored config is not a mapping; refused")
+    config = {key: config.get(key) for key in MODEL_SECTIONS}
+    for path, target in iter_targets(config):
+        if not isinstance(target, str) or not _trusted(target, trusted_modules):
+            raise UntrustedTargetError(
+                f"{source}: {path} names {target!r}, which is not an asrkit building block; "
+                f"refused without calling it (a model of your own module loads with "
+                f"trust_modules=[<module>] / --trust-module <module>)")
+    for path, _ in _iter_keys(config, _HYDRA_CALL_KEYS):
+        raise UntrustedTargetError(f"{source}: {path} is not allowed in a stored model config; "
+                                   f"refused")
+
+
+def _iter_keys(node: Any, keys: Sequence[str], path: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            child = f"{path}.{key}".lstrip(".")
+            if key in keys:
+                yield child, value
+            yield from _iter_keys(value, keys, child)
+    elif isinstance(node, (list, tuple)):
+        for index, item in enumerate(node):
+            yield from _iter_keys(item, keys, f"{path}[{index}]")

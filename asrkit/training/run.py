@@ -1,0 +1,55 @@
+"""Running one training job as ``asrkit train`` does: set up, train, clean up, and turn
+every failure into one line with the documented exit status.
+
+    status = run_training(compose_train_config([...]))
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from asrkit.checkpoint_io import CorruptCheckpointError
+from asrkit.training.experiment import logging_ready
+from asrkit.training.train_step import TrainingError
+from asrkit.training.trainer import Trainer
+
+log = logging.getLogger("asrkit.training.trainer")
+
+
+def run_training(config: dict[str, Any]) -> int:
+    """Set up, train and clean up; returns the exit status (0 done, 1 failed, 2 bad setup,
+    130/143 stopped by SIGINT/SIGTERM with a checkpoint written). Every failure is one line,
+    on stderr and, once the run has its log, in train.log too."""
+    trainer, synchronized = Trainer(config), False
+    try:
+        try:
+            trainer.setup()
+        except CorruptCheckpointError as e:  # the files, not the command: a runtime failure
+            return _fail(e, 1)
+        except (ValueError, OSError) as e:  # a bad config value, exp_dir not writable, ...
+            return _fail(e, 2)
+        status = trainer.train()
+        synchronized = True  # every rank returns from train() at the same point
+        return status
+    except TrainingError as e:
+        return _fail(e, 1)
+    except OSError as e:  # e.g. the disk filled up while writing a checkpoint
+        return _fail(e, 1)
+    finally:
+        trainer.cleanup(synchronize=synchronized)
+
+
+def _fail(error: BaseException, status: int) -> int:
+    """One line naming what failed: through the log (stderr and train.log) once it is set
+    up, else on stderr."""
+    message = " ".join(str(error).split())
+    if isinstance(error, OSError) and error.filename is not None and \
+            str(error.filename) not in message:
+        message = f"{error.filename}: {message}"
+    if logging_ready():
+        log.error("asrkit train: %s", message)
+    else:
+        print(f"asrkit train: {message}", file=sys.stderr, flush=True)
+    return status

@@ -1,0 +1,147 @@
+"""A checkpoint or experiment directory cannot make asrkit call code: every `_target_` of a
+config read back from a file must be an asrkit building block, checked before anything is
+imported or called. Each crafted file below names something that would write or create a
+file; the test asserts that the file or directory it targets is untouched."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import torch
+
+from asrkit.bin.compare import main as compare
+from asrkit.bin.decode import main as decode
+from asrkit.models.checkpoint import load_model
+from asrkit.models.trusted_targets import BUILDING_BLOCKS, UntrustedTargetError, check_trusted
+
+
+def _craft(exp_dir, section: str, payload: dict) -> None:
+    """Replace a section of the experiment's avg_2.pt config with ``payload``."""
+    path = exp_dir / "avg_2.pt"
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["config"][section] = payload
+    torch.save(checkpoint, path)
+
+
+@pytest.fixture
+def victim(tmp_path):
+    path = tmp_path / "precious.txt"
+    path.write_text("keep me")
+    return path
+
+
+def _payloads(victim, tmp_path):
+    return {
+        "open for writing": ("encoder", {"_target_": "builtins.open", "file": str(victim),
+                                         "mode": "w"}),
+        "copy over": ("encoder", {"_target_": "shutil.copyfile", "src": "/etc/hostname",
+                                  "dst": str(tmp_path / "planted.txt")}),
+        "make a directory": ("decoder", {"_target_": "os.makedirs",
+                                         "name": str(tmp_path / "made")}),
+        "a target inside an allowed section": ("model", {
+            "_target_": "asrkit.models.asr_model.ASRModel",
+            "ctc_weight": {"_target_": "builtins.open", "file": str(victim), "mode": "w"}}),
+        "a name under asrkit that is no building block": ("encoder", {
+            "_target_": "asrkit.models.encoders.conformer.torch.save", "obj": 1,
+            "f": str(victim)}),
+        "hydra's positional arguments": ("encoder", {
+            "_target_": "asrkit.models.encoders.conformer.ConformerEncoder",
+            "_args_": [{"_target_": "builtins.open", "file": str(victim), "mode": "w"}]}),
+    }
+
+
+@pytest.mark.parametrize("case", ["open for writing", "copy over", "make a directory",
+                                  "a target inside an allowed section",
+                                  "a name under asrkit that is no building block",
+                                  "hydra's positional arguments"])
+def test_decode_refuses_a_checkpoint_that_names_code(make_experiment, synth_dir, tmp_path,
+                                                      victim, capsys, case):
+    exp = make_experiment(tmp_path / "exp", synth_dir / "train.jsonl")
+    section, payload = _payloads(victim, tmp_path)[case]
+    _craft(exp, section, payload)
+    status = decode([f"exp_dir={exp}", "checkpoint=avg_2.pt", "methods=[ctc_greedy]",
+                     f"test_sets=[{synth_dir / 'test.jsonl'}]"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert str(exp / "avg_2.pt") in err
+    assert "not an asrkit building block" in err or "not allowed in a stored model config" in err
+    assert victim.read_text() == "keep me"
+    assert not (tmp_path / "planted.txt").exists() and not (tmp_path / "made").exists()
+
+
+def test_compare_refuses_a_crafted_experiment(make_experiment, synth_dir, tmp_path, victim,
+                                              capsys):
+    exp = make_experiment(tmp_path / "exp", synth_dir / "train.jsonl")
+    assert decode([f"exp_dir={exp}", "checkpoint=avg_2.pt", "methods=[ctc_greedy]",
+                   f"test_sets=[{synth_dir / 'test.jsonl'}]"]) == 0
+    _craft(exp, "encoder", {"_target_": "builtins.open", "file": str(victim), "mode": "w"})
+    capsys.readouterr()
+    assert compare([str(exp)]) == 2
+    err = capsys.readouterr().err
+    assert "'builtins.open', which is not an asrkit building block" in err
+    assert victim.read_text() == "keep me"
+
+
+OWN_ENCODER = '''
+from asrkit.models.encoders.transformer import TransformerEncoder
+
+
+class MyEncoder(TransformerEncoder):
+    """A user's own encoder (here: the Transformer under another name)."""
+'''
+
+
+def test_a_users_own_module_loads_only_when_trusted(make_experiment, synth_dir, tmp_path,
+                                                    monkeypatch):
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "my_encoders.py").write_text(OWN_ENCODER)
+    monkeypatch.syspath_prepend(str(tmp_path / "code"))
+    exp = make_experiment(tmp_path / "exp", synth_dir / "train.jsonl")
+    checkpoint = torch.load(exp / "avg_2.pt", weights_only=True)
+    checkpoint["config"]["encoder"]["_target_"] = "my_encoders.MyEncoder"
+    torch.save(checkpoint, exp / "avg_2.pt")
+    sys.modules.pop("my_encoders", None)
+    with pytest.raises(UntrustedTargetError, match="'my_encoders.MyEncoder'"):
+        load_model(exp / "avg_2.pt")
+    assert "my_encoders" not in sys.modules  # refused before anything was imported
+    model, _ = load_model(exp / "avg_2.pt", trusted_modules=["my_encoders"])
+    assert type(model.encoder).__name__ == "MyEncoder"
+    assert decode([f"exp_dir={exp}", "checkpoint=avg_2.pt", "methods=[ctc_greedy]",
+                   "trust_modules=[my_encoders]", f"test_sets=[{synth_dir / 'test.jsonl'}]"]) == 0
+
+
+def test_trust_is_by_module_not_by_prefix():
+    config = {"encoder": {"_target_": "my_encodersX.Evil"}}
+    with pytest.raises(UntrustedTargetError):
+        check_trusted(config, "x.pt", trusted_modules=["my_encoders"])
+    check_trusted({"encoder": {"_target_": "my_encoders.sub.Enc"}}, "x.pt", ["my_encoders"])
+
+
+def test_every_model_option_in_conf_is_a_building_block():
+    from omegaconf import OmegaConf
+
+    from asrkit.config import config_dir
+    from asrkit.models.trusted_targets import iter_targets
+
+    for group in ("encoder", "decoder", "transducer", "model"):
+        for path in sorted((config_dir() / group).glob("*.yaml")):
+            node = OmegaConf.to_container(OmegaConf.load(path))
+            for _, target in iter_targets(node):
+                assert target in BUILDING_BLOCKS, (path, target)
+
+
+def test_the_manifest_name_cannot_leave_the_decode_directory(make_experiment, synth_dir,
+                                                              tmp_path):
+    """A test set called `...jsonl` (stem `..`) is named safely, inside decode/."""
+    exp = make_experiment(tmp_path / "exp", synth_dir / "train.jsonl")
+    sneaky = tmp_path / "sets" / "...jsonl"
+    sneaky.parent.mkdir()
+    sneaky.write_text((synth_dir / "test.jsonl").read_text())
+    assert decode([f"exp_dir={exp}", "checkpoint=avg_2.pt", "methods=[ctc_greedy]",
+                   f"test_sets=[{sneaky}]"]) == 0
+    results = list((exp / "decode").rglob("wer.json"))
+    assert len(results) == 1 and results[0].parent.parent.name == "set"
+    assert json.loads(results[0].read_text())["set"] == "set"
+    assert not (exp / "decode" / "avg_2" / "ctc_greedy").exists()

@@ -1,0 +1,94 @@
+"""The package's import graph: no cycles (imports inside functions count too) and
+dependencies that point one way, bin -> training/decoding/scoring -> models/data/text."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "asrkit"
+LAYERS = {"bin": 3, "training": 2, "decoding": 2, "scoring": 2, "inference": 2,
+          "models": 1, "data": 1, "text": 1}
+# sideways imports that are allowed (the importer needs the other's search, scoring or
+# tokenizer): MWER training makes N-best lists with the decoding code's beam search and
+# counts their word errors with the scorer; the data loader tokenizes transcripts.
+SIDEWAYS = {("training", "decoding"), ("training", "scoring"), ("decoding", "scoring"),
+            ("inference", "decoding"), ("inference", "scoring"), ("data", "text")}
+
+
+def module_names() -> dict[str, Path]:
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    return modules
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = module_names()
+
+    def owner(name: str) -> str:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name
+
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [f"{node.module}.{alias.name}" for alias in node.names]
+            for target in targets:
+                if target.startswith("asrkit"):
+                    graph[name].add(owner(target))
+        graph[name].discard(name)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_finder_sees_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_cycles():
+    assert find_cycle(import_graph()) is None
+
+
+def test_dependencies_point_one_way():
+    wrong = []
+    for name, targets in import_graph().items():
+        layer = name.split(".")[1] if name.count(".") else None
+        for target in targets:
+            other = target.split(".")[1] if target.count(".") else None
+            if layer not in LAYERS or other not in LAYERS or layer == other:
+                continue
+            upward = LAYERS[other] > LAYERS[layer]
+            sideways = LAYERS[other] == LAYERS[layer] and (layer, other) not in SIDEWAYS
+            if upward or sideways:
+                wrong.append(f"{name} -> {target}")
+    assert wrong == []
