@@ -1,0 +1,186 @@
+"""Transcribe audio files with a trained or exported model (text, JSON, SRT or CTM, with timestamps).
+
+    asrkit transcribe exp/conformer talk.wav
+    asrkit transcribe exp/conformer recordings/ --format json --out talks.jsonl
+    find /data -name '*.flac' | asrkit transcribe exported/ - --format ctm --out all.ctm
+    asrkit transcribe exp/conformer lecture.mp3 --format srt --out lecture.srt \\
+        --method ctc_prefix_beam --beam 5 --window 15
+    asrkit transcribe exp/conformer call.wav --channel 1 --checkpoint avg_3.pt
+
+MODEL is an experiment directory (`asrkit train`; --checkpoint picks a checkpoint, by
+default its averaged model, else checkpoints/last.pt) or a directory written by `asrkit
+export` (run with onnxruntime or TorchScript). AUDIO: files (any format soundfile reads:
+wav, flac, ogg, mp3, ...), directories (searched recursively for audio files by extension)
+or `-` (paths read from standard input, one a line). Any sample rate (resampled to the
+model's) and channel count (mixed down; --channel N keeps channel N, from 0).
+
+Long recordings are cut at pauses into windows of about --window seconds, each decoded
+with --overlap seconds of context on both sides, in batches, and stitched: each word is
+kept from the window owning its midpoint. Every word and token gets a start and end in
+seconds and a confidence (a word's: the mean posterior of its tokens): with a transducer
+search (transducer_greedy, transducer_modified_beam, transducer_beam) from the encoder
+frames its labels were emitted at and the joint's posterior of each label there; with any
+other method from CTC forced alignment of the final hypothesis. --method is any search
+method of `asrkit decode` (default transducer_modified_beam when the model has a
+transducer, else attention_rescoring when it has an attention decoder, else
+ctc_prefix_beam); --beam, --ctc-weight and --search KEY=VALUE (e.g.
+search.attention_rescoring.beam=20) set its options.
+
+Formats: text (the transcript; `<source><TAB><text>` per line for several files), json
+(one object per line per file: text, words and tokens with start, end, confidence),
+srt (subtitles; several files need --out DIR: DIR/<name>.srt each), ctm (NIST CTM: `<file>
+1 <start> <duration> <word> <confidence>`). A file that cannot be read (unreadable, empty,
+truncated, NaN samples, too short) gets one line on stderr naming it; the others are still
+transcribed. A summary line (files, audio, wall time, RTF) ends the run, and a progress
+bar is drawn on a terminal for several files.
+
+Exit status: 0 every file transcribed, 1 some file failed (or the model could not be
+run), 2 usage error (a missing path or model, an unknown method or option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from pathlib import Path
+
+from asrkit.config import ConfigError, one_line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="asrkit transcribe", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", type=Path, help="experiment or exported model directory")
+    p.add_argument("audio", nargs="+", help="audio files, directories, or - (paths on stdin)")
+    p.add_argument("--format", choices=("text", "json", "srt", "ctm"), default="text")
+    p.add_argument("--out", type=Path, help="write here instead of stdout (srt with several "
+                                            "files: a directory)")
+    p.add_argument("--checkpoint", help="checkpoint of an experiment (default: its averaged "
+                                        "model, else checkpoints/last.pt)")
+    p.add_argument("--method", help="search method (conf/search/<name>.yaml)")
+    p.add_argument("--beam", type=int, help="beam of the search method")
+    p.add_argument("--ctc-weight", type=float, help="CTC weight of rescoring / joint search")
+    p.add_argument("--search", action="append", default=[], metavar="KEY=VALUE",
+                   help="a decode config override, e.g. search.attention_rescoring.beam=20")
+    p.add_argument("--channel", type=int, help="keep this channel (from 0) instead of "
+                                               "mixing all channels down")
+    p.add_argument("--window", type=float, default=20.0, help="seconds per window (default 20)")
+    p.add_argument("--overlap", type=float, default=1.0,
+                   help="seconds of context on each side of a window (default 1)")
+    p.add_argument("--batch-size", type=int, default=8, help="windows decoded together")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (experiments only)")
+    p.add_argument("--threads", type=int, help="intra-op threads (torch / onnxruntime)")
+    p.add_argument("--progress", choices=("auto", "true", "false"), default="auto",
+                   help="progress bar on stderr (auto: on a terminal, for several files)")
+    p.add_argument("--trust-module", action="append", default=[], metavar="MODULE",
+                   help="a module of your own that the model's stored config may name")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from asrkit.data.audio import AudioError
+    from asrkit.inference.audio_files import AudioPathError, collect_audio
+    from asrkit.inference.progress import FileProgress, summary_line
+    from asrkit.inference.transcriber import Transcriber
+    from asrkit.inference.windows import WindowSettings
+
+    def fail(message: str, status: int) -> int:
+        print(f"asrkit transcribe: {message}", file=sys.stderr)
+        return status
+
+    try:
+        paths = collect_audio(args.audio, sys.stdin)
+        windows = WindowSettings(args.window, args.overlap, min(4.0, args.window / 2))
+        if len(paths) > 1 and args.format == "srt" and (args.out is None or args.out.is_file()):
+            raise AudioPathError(f"--format srt for {len(paths)} files needs --out DIR (one "
+                                 f".srt per file)")
+    except (AudioPathError, ValueError) as e:
+        return fail(one_line(e), 2)
+    overrides = list(args.search)
+    overrides += [f"beam={args.beam}"] if args.beam is not None else []
+    overrides += [f"ctc_weight={args.ctc_weight}"] if args.ctc_weight is not None else []
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        transcriber = Transcriber.load(args.model, args.checkpoint, args.method, overrides,
+                                       args.device, args.trust_module, args.threads,
+                                       windows=windows, batch_size=args.batch_size,
+                                       channel=args.channel)
+    except (ConfigError, FileNotFoundError, HydraException, OmegaConfBaseException) as e:
+        return fail(one_line(e), 2)  # a bad argument: a missing model, an unknown method
+    except (OSError, ValueError, RuntimeError) as e:
+        return fail(one_line(e), 1)  # a model that cannot be read or run
+
+    show = args.progress == "true" or (args.progress == "auto" and len(paths) > 1
+                                       and sys.stderr.isatty())
+    progress = FileProgress(len(paths), show)
+    start, audio, failed, done = time.perf_counter(), 0.0, 0, 0
+    with _output(args.out, args.format, len(paths)) as writer:
+        try:
+            for result in transcriber.stream([str(p) for p in paths]):
+                done += 1
+                if hasattr(result, "reason"):
+                    failed += 1
+                    progress.close()
+                    print(f"asrkit transcribe: {result.reason}", file=sys.stderr)
+                else:
+                    audio += result.duration
+                writer(result, transcriber)
+                progress.update(done, audio)
+        except (AudioError, OSError, RuntimeError) as e:
+            progress.close()
+            return fail(one_line(e), 1)
+    progress.close()
+    print(summary_line(len(paths), failed, audio, time.perf_counter() - start), file=sys.stderr)
+    return 1 if failed else 0
+
+
+@contextlib.contextmanager
+def _output(out: Path | None, fmt: str, count: int):
+    """A writer(result, transcriber) for the format, to --out or stdout."""
+    from asrkit.inference import formats
+
+    if fmt == "srt" and count > 1:
+        out.mkdir(parents=True, exist_ok=True)
+        used: set[str] = set()
+
+        def write_srt_file(result, transcriber) -> None:
+            if hasattr(result, "reason"):
+                return
+            name = formats.ctm_name(result.source)
+            while name in used:
+                name += "_"
+            used.add(name)
+            with (out / f"{name}.srt").open("w", encoding="utf-8") as f:
+                formats.write_srt(result, f, transcriber.words.joiner)
+
+        yield write_srt_file
+        return
+    stream = out.open("w", encoding="utf-8") if out is not None else sys.stdout
+
+    def write(result, transcriber) -> None:
+        if fmt == "json":
+            formats.write_json(result, stream)
+        elif hasattr(result, "reason"):
+            return
+        elif fmt == "text":
+            formats.write_text([result], stream, with_source=count > 1)
+        elif fmt == "srt":
+            formats.write_srt(result, stream, transcriber.words.joiner)
+        else:
+            formats.write_ctm(result, stream)
+        stream.flush()
+
+    try:
+        yield write
+    finally:
+        if out is not None:
+            stream.close()

@@ -1,0 +1,290 @@
+"""``asrkit export``: an experiment's model as a self-contained directory of ONNX graphs (run
+with onnxruntime) or TorchScript modules, plus its tokenizer, CMVN statistics, feature
+settings and a description (asrkit.inference.exported_dir), from which ``asrkit
+transcribe`` runs without the training code building a model from its config.
+
+    report = export_model("exp/conformer", "exported/", runtime="onnx")
+    report.max_abs_diff       # {"ctc_log_probs": 1.9e-06, "decoder_scores": 3.8e-06}
+    report.size_bytes
+
+Graphs (asrkit.inference.exported_dir): ``encoder`` (feats, feat_lens -> enc, enc_lens),
+for models with a CTC head ``ctc`` (enc -> log-probabilities), with an attention decoder
+``decoder`` (the teacher-forced decoder, for rescoring), and with a transducer its three
+search calls ``encoder_projection``, ``prediction`` (one step) and ``joiner``
+(asrkit.inference.transducer_graphs), each with dynamic batch (hypothesis) and time axes
+(ONNX: ``dynamic_axes``; TorchScript: traced, with the tracer recording the shape
+arithmetic). All are recorded by tracing the eager model in fp32 on the CPU, with the two
+blocks whose fast kernels cannot be traced replaced by their traceable forms
+(asrkit.inference.traceable).
+
+The export is checked before it is declared done: the exported graphs are run on one
+batch of utterances of several lengths (random features) beside the eager model, and the
+encoder lengths, the CTC log-probabilities (valid frames), the decoder's hypothesis scores
+and the transducer's projected frames, prediction outputs and joint log-probabilities
+(asrkit.inference.transducer_graphs.compare_transducers) must agree within ``tolerance``
+(1e-4); otherwise the directory gets no model.json and the export fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from asrkit.config import ConfigError
+from asrkit.decoding.experiment import Experiment, load_experiment
+from asrkit.inference.alignment import FrameTiming
+from asrkit.inference.exported_dir import (
+    ALL_GRAPHS,
+    FORMAT_VERSION,
+    RUNTIMES,
+    ExportedDir,
+    model_family,
+)
+from asrkit.inference.exported_model import ExportedModel
+from asrkit.inference.traceable import traceable_forms
+from asrkit.inference.transducer_graphs import (
+    compare_transducers,
+    state_description,
+    transducer_example_inputs,
+    transducer_graph_specs,
+)
+from asrkit.models.mask import padding_mask
+from asrkit.text.registry import fingerprint
+
+OPSET = 17
+CHECK_LENGTHS = (301, 230, 117, 45)   # fbank frames of the check batch's utterances
+
+
+class ExportError(RuntimeError):
+    """The exported graphs disagree with the eager model (or could not be written)."""
+
+
+@dataclass
+class ExportReport:
+    out_dir: Path
+    family: str
+    runtime: str
+    size_bytes: int
+    max_abs_diff: dict[str, float]
+
+
+class EncoderGraph(nn.Module):
+    """ASRModel.encode: the encoder alone (each graph holds only its own parameters)."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor):
+        return self.encoder(feats, feat_lens)  # (B, T', D), (B,)
+
+
+class CTCGraph(nn.Module):
+    """ASRModel.ctc_log_probs: the CTC head."""
+
+    def __init__(self, ctc: nn.Module) -> None:
+        super().__init__()
+        self.ctc = ctc
+
+    def forward(self, enc: torch.Tensor) -> torch.Tensor:
+        return self.ctc.log_probs(enc)  # (B, T', V)
+
+
+class DecoderGraph(nn.Module):
+    """The attention decoder, teacher-forced, with log-softmax outputs."""
+
+    def __init__(self, decoder: nn.Module) -> None:
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, tokens: torch.Tensor, token_mask: torch.Tensor, enc: torch.Tensor,
+                enc_mask: torch.Tensor) -> torch.Tensor:
+        logits = self.decoder(tokens, token_mask, enc, enc_mask)  # (N, U, V)
+        return F.log_softmax(logits.float(), dim=-1)
+
+
+def _spec(name: str, dtype: str, *shape: int | str) -> dict:
+    return {"name": name, "dtype": dtype, "shape": list(shape)}
+
+
+def graph_specs(model: nn.Module, bins: int) -> dict[str, tuple[nn.Module, list, list]]:
+    """name -> (module, inputs, outputs) of every graph the model has. The wrappers are in
+    eval mode: the exporter puts a module back into its mode afterwards, which for a
+    wrapper left in training mode would switch the model's dropout on."""
+    dim, vocab = model.encoder.output_dim, model.vocab_size
+    specs = {
+        "encoder": (EncoderGraph(model.encoder).eval(),
+                    [_spec("feats", "float32", "batch", "time", bins),
+                     _spec("feat_lens", "int64", "batch")],
+                    [_spec("enc", "float32", "batch", "frames", dim),
+                     _spec("enc_lens", "int64", "batch")]),
+    }
+    if model.ctc is not None:
+        specs["ctc"] = (CTCGraph(model.ctc).eval(),
+                        [_spec("enc", "float32", "batch", "frames", dim)],
+                        [_spec("ctc_log_probs", "float32", "batch", "frames", vocab)])
+    if model.decoder is not None:
+        specs["decoder"] = (DecoderGraph(model.decoder).eval(),
+                            [_spec("tokens", "int64", "hyps", "length"),
+                             _spec("token_mask", "bool", "hyps", "length"),
+                             _spec("enc", "float32", "hyps", "frames", dim),
+                             _spec("enc_mask", "bool", "hyps", "frames")],
+                            [_spec("log_probs", "float32", "hyps", "length", vocab)])
+    if model.transducer is not None:
+        specs.update(transducer_graph_specs(model.transducer, dim))
+    return specs
+
+
+def example_inputs(model: nn.Module, bins: int, lengths: Sequence[int],
+                   seed: int = 0) -> dict[str, tuple[torch.Tensor, ...]]:
+    """Inputs of every graph for a batch of utterances of ``lengths`` fbank frames."""
+    generator = torch.Generator().manual_seed(seed)
+    feats = torch.randn(len(lengths), max(lengths), bins, generator=generator)
+    feat_lens = torch.tensor(list(lengths))
+    with torch.no_grad():
+        enc, enc_lens = model.encode(feats, feat_lens)
+    inputs = {"encoder": (feats, feat_lens), "ctc": (enc,)}
+    if model.transducer is not None:
+        inputs.update(transducer_example_inputs(model.transducer, enc, seed))
+    if model.decoder is not None:
+        tokens = torch.randint(3, model.vocab_size, (len(lengths), 7), generator=generator)
+        tokens[:, 0] = model.sos_id
+        token_lens = torch.tensor([7, 4, 6, 1, 5, 3][: len(lengths)] + [7] * (len(lengths) - 6))
+        inputs["decoder"] = (tokens, padding_mask(token_lens, 7), enc,
+                             padding_mask(enc_lens, enc.size(1)))
+    return inputs
+
+
+def export_graph(module: nn.Module, inputs: tuple, in_specs: list, out_specs: list,
+                 path: Path, runtime: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about shapes: checked afterwards
+        if runtime == "onnx":
+            dynamic = {s["name"]: {i: axis for i, axis in enumerate(s["shape"])
+                                   if isinstance(axis, str)} for s in in_specs + out_specs}
+            torch.onnx.export(module, inputs, str(path), dynamo=False, opset_version=OPSET,
+                              input_names=[s["name"] for s in in_specs],
+                              output_names=[s["name"] for s in out_specs],
+                              dynamic_axes=dynamic)
+        else:
+            torch.jit.trace(module, inputs, check_trace=False).save(str(path))
+
+
+def export_model(exp_dir: str | Path, out_dir: str | Path, runtime: str = "onnx",
+                 checkpoint: str | None = None, trusted_modules: Sequence[str] = (),
+                 tolerance: float = 1e-4) -> ExportReport:
+    """Export the experiment's model (``checkpoint``; None: its averaged model) to
+    ``out_dir`` and check it against the eager model (module docstring)."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"format: {runtime!r} unknown (known: {', '.join(RUNTIMES)})")
+    exp = load_experiment(exp_dir, checkpoint, "cpu", trusted_modules)
+    model = exp.model.float().eval()
+    try:
+        family = model_family(model)
+    except ValueError as e:
+        raise ConfigError(f"{exp.checkpoint}: {e}") from None
+    out = _prepare_out_dir(out_dir)
+    bins = exp.extractor.num_mel_bins
+    specs = graph_specs(model, bins)
+    exported = ExportedDir(out)
+    inputs = example_inputs(model, bins, CHECK_LENGTHS[:2], seed=1)
+    with traceable_forms(model), torch.no_grad():
+        for name, (module, in_specs, out_specs) in specs.items():
+            export_graph(module, inputs[name], in_specs, out_specs,
+                         exported.graph_file(name, runtime), runtime)
+    exp.tokenizer.save(exported.tokenizer_dir)
+    if exp.cmvn is not None:
+        exp.cmvn.save(exported.cmvn_file)
+    info = _description(exp, family, runtime, specs)
+    exported.write_info(info)
+    try:
+        diffs = check_export(model, out, bins, tolerance)
+    except ExportError:
+        exported.info_file.unlink()
+        raise
+    info["check"] = {"lengths": list(CHECK_LENGTHS), "max_abs_diff": diffs,
+                     "tolerance": tolerance}
+    exported.write_info(info)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    return ExportReport(out, family, runtime, size, diffs)
+
+
+def check_export(model: nn.Module, out: Path, bins: int, tolerance: float) -> dict[str, float]:
+    """Run the exported graphs and the eager model on a batch of CHECK_LENGTHS; the largest
+    absolute differences, by output. Raises ExportError beyond ``tolerance``."""
+    exported = ExportedModel.load(out)
+    feats, feat_lens = example_inputs(model, bins, CHECK_LENGTHS, seed=2)["encoder"]
+    with torch.no_grad():
+        enc, enc_lens = model.encode(feats, feat_lens)
+    x_enc, x_lens = exported.encode(feats, feat_lens)
+    if not torch.equal(x_lens, enc_lens):
+        raise ExportError(f"{out}: exported encoder lengths {x_lens.tolist()} differ from the "
+                          f"eager model's {enc_lens.tolist()}")
+    valid = padding_mask(enc_lens, enc.size(1))
+    diffs = {}
+    if model.ctc is not None:
+        with torch.no_grad():
+            ctc = model.ctc_log_probs(enc)
+        diffs["ctc_log_probs"] = float((exported.ctc_log_probs(x_enc) - ctc)[valid].abs().max())
+    if model.transducer is not None:
+        diffs.update(compare_transducers(model.transducer, exported.transducer, enc, x_enc,
+                                         enc_lens))
+    if model.decoder is not None:
+        generator = torch.Generator().manual_seed(3)
+        hyps = [torch.randint(3, model.vocab_size, (n,), generator=generator).tolist()
+                for n in (9, 4, 6, 1)]
+        with torch.no_grad():
+            eager = model.score_hypotheses(enc, enc_lens, hyps)
+        diffs["decoder_scores"] = float((exported.score_hypotheses(x_enc, x_lens, hyps)
+                                         - eager).abs().max())
+    worst = max(diffs, key=diffs.get)
+    if not diffs[worst] <= tolerance:
+        raise ExportError(f"{out}: exported {worst} differ from the eager model's by "
+                          f"{diffs[worst]:.3g} (> {tolerance:g})")
+    return diffs
+
+
+def _prepare_out_dir(out_dir: str | Path) -> Path:
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out: {out} is a file")
+    if out.is_dir() and any(out.iterdir()) and not ExportedDir.holds_export(out):
+        raise FileExistsError(f"--out: {out} is not empty and holds no exported model; "
+                              f"refusing to write into it")
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("model.json", *(f"{g}{s}" for g in ALL_GRAPHS for s in RUNTIMES.values())):
+        with contextlib.suppress(FileNotFoundError):
+            (out / stale).unlink()
+    return out
+
+
+def _description(exp: Experiment, family: str, runtime: str, specs: dict) -> dict:
+    extractor = exp.extractor
+    timing = FrameTiming.of_encoder(exp.model.encoder.output_lengths,
+                                    extractor.frame_shift / 1000, extractor.frame_length / 1000)
+    model = exp.model
+    return {
+        "format_version": FORMAT_VERSION, "family": family, "runtime": runtime,
+        "graphs": {name: {"file": f"{name}{RUNTIMES[runtime]}", "inputs": ins, "outputs": outs}
+                   for name, (_, ins, outs) in specs.items()},
+        "vocab_size": model.vocab_size, "blank_id": model.blank_id, "sos_id": model.sos_id,
+        "eos_id": model.eos_id, "features": dataclasses.asdict(extractor),
+        "frame_period": timing.period, "first_frame_centre": timing.first_centre,
+        "cmvn": exp.cmvn is not None, "tokenizer": "tokenizer",
+        "tokenizer_fingerprint": fingerprint(exp.tokenizer),
+        "source": {"exp_dir": str(exp.exp_dir.resolve()), "checkpoint": exp.checkpoint_label,
+                   "torch": torch.__version__, "opset": OPSET if runtime == "onnx" else None},
+        "config": json.loads(json.dumps(exp.config, default=str)),
+        **({"transducer": {"blank_id": model.transducer.blank_id,
+                           "state": state_description(model.transducer)}}
+           if model.transducer is not None else {}),
+    }

@@ -1,0 +1,59 @@
+"""Fixtures of the transcription tests: one intra-op thread, the trained synth model
+(tests/inference/synth_model.py, made once per session), transducers trained on its encoder
+(tests/inference/synth_transducer.py, once per session, when a test asks) and a 10-minute
+recording made of its training utterances with known utterance boundaries."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from asrkit.data.audio import load_audio
+from tests.inference.synth_model import SynthModel, synth_model
+from tests.inference.synth_transducer import SynthTransducer, synth_transducer
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> SynthModel:
+    return synth_model(tmp_path_factory.getbasetemp() / "synth_model")
+
+
+@pytest.fixture(scope="session")
+def trained_transducer(trained, tmp_path_factory) -> SynthTransducer:
+    return synth_transducer(trained, tmp_path_factory.getbasetemp() / "synth_transducer")
+
+
+@dataclass
+class LongRecording:
+    path: Path
+    texts: list[str]          # each placed utterance's transcript, in order
+    bounds: np.ndarray        # (n + 1,) seconds: utterance k lies in [bounds[k], bounds[k+1])
+
+
+@pytest.fixture(scope="session")
+def long_recording(trained, tmp_path_factory) -> LongRecording:
+    """At least 10 minutes of the model's training utterances in a seeded random order."""
+    waves = [load_audio(u.audio).numpy() for u in trained.utterances]
+    rng = random.Random(0)
+    order, total = [], 0.0
+    while total < 600.0:
+        order.append(rng.randrange(len(waves)))
+        total += waves[order[-1]].size / 16000
+    path = tmp_path_factory.mktemp("long") / "ten_minutes.wav"
+    sf.write(str(path), np.concatenate([waves[i] for i in order]), 16000, subtype="PCM_16")
+    bounds = np.cumsum([0] + [waves[i].size for i in order]) / 16000
+    return LongRecording(path, [trained.utterances[i].text for i in order], bounds)

@@ -1,0 +1,160 @@
+"""Transcribing with a model that recognises synth speech (tests/inference/synth_model.py):
+resampling and channel mixing, a 10-minute recording cut into windows and stitched, bad
+files among good ones, and the command line's formats."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+from asrkit.bin.transcribe import main
+from asrkit.data.audio import load_audio
+from asrkit.inference.recording import Recording
+from asrkit.inference.transcriber import Transcriber
+from asrkit.scoring.align import align_tokens
+
+
+@pytest.fixture(scope="module")
+def transcriber(trained):
+    return Transcriber.load(trained.exp_dir, method="ctc_prefix_beam")
+
+
+def test_recognises_its_utterances_from_paths_and_arrays(trained, transcriber):
+    utterances = trained.utterances
+    from_paths = transcriber.transcribe([u.audio for u in utterances])
+    assert [r.text for r in from_paths] == [u.text for u in utterances]
+    waves = [load_audio(u.audio) for u in utterances]
+    from_arrays = transcriber.transcribe(waves)  # one batch of several lengths
+    assert [r.text for r in from_arrays] == [u.text for u in utterances]
+    assert from_arrays[0].source == "<array 0>"
+    for r, wave in zip(from_paths, waves):
+        assert r.duration == pytest.approx(wave.numel() / 16000)
+        assert all(0 <= w.start < w.end <= r.duration + 0.05 for w in r.words)
+        assert all(0.0 < w.confidence <= 1.0 for w in r.words)
+
+
+def test_44k_stereo_gives_the_mono_16k_hypothesis(trained, transcriber, tmp_path):
+    utterance = trained.utterances[0]
+    mono = load_audio(utterance.audio)
+    at_44k = AF.resample(mono, 16000, 44100)
+    noise = torch.randn(at_44k.shape, generator=torch.Generator().manual_seed(0)) * 0.3
+    stereo = torch.stack([at_44k + noise, at_44k - noise], dim=1)  # the mean cancels the noise
+    path = tmp_path / "stereo44k.wav"
+    sf.write(str(path), stereo.numpy(), 44100, subtype="FLOAT")
+    mixed, = transcriber.transcribe([path])
+    assert mixed.text == utterance.text == transcriber.transcribe([utterance.audio])[0].text
+    # the same array given at its own rate, and channel 0 alone (speech plus loud noise)
+    assert transcriber.transcribe([stereo], sample_rate=44100)[0].text == utterance.text
+    channel0 = Transcriber.load(trained.exp_dir, method="ctc_prefix_beam", channel=0)
+    assert channel0.transcribe([path])[0].text != utterance.text
+
+
+def test_ten_minute_recording(transcriber, long_recording, monkeypatch):
+    """Every word in order (up to the model's own slips), no word lost or doubled at the
+    seams, each utterance's words within 0.1 s of its known boundaries, and the file read
+    in blocks no longer than a window with its context (memory flat with the length)."""
+    blocks = []
+    read = Recording._read_file
+
+    def counting_read(self, first, last):
+        blocks.append(last - first)
+        return read(self, first, last)
+
+    monkeypatch.setattr(Recording, "_read_file", counting_read)
+    start = time.perf_counter()
+    result, = transcriber.transcribe([long_recording.path])
+    elapsed = time.perf_counter() - start
+    assert max(blocks) <= (20 + 2 * 1) * 16000 and sum(blocks) < 1.4 * 16000 * result.duration
+    bounds, texts = long_recording.bounds, long_recording.texts
+    assert result.duration == pytest.approx(bounds[-1]) and result.duration >= 600
+    assert result.windows >= 30
+    ref = [(word, k) for k, text in enumerate(texts) for word in text.split()]
+    pairs = align_tokens([w for w, _ in ref], [w.text for w in result.words])
+    errors = sum(op != "C" for op, _, _ in pairs)
+    assert errors / len(ref) < 0.05, f"{errors} word errors in {len(ref)}"
+    # each utterance's words, by where they lie: as many as it has (a seam that lost or
+    # doubled words would show here), and inside [its start - 0.1 s, its end + 0.1 s]
+    owner = np.searchsorted(bounds, [w.midpoint for w in result.words], side="right") - 1
+    counts = np.bincount(owner, minlength=len(texts))
+    expected = np.array([len(t.split()) for t in texts])
+    assert np.abs(counts - expected).max() <= 1  # the model may join or split one word
+    assert (counts == expected).mean() > 0.95
+    for k in range(len(texts)):
+        words = [w for w, o in zip(result.words, owner) if o == k]
+        assert words[0].start >= bounds[k] - 0.1, (k, words[0], bounds[k])
+        assert words[-1].end <= bounds[k + 1] + 0.1, (k, words[-1], bounds[k + 1])
+    assert elapsed < 60
+
+
+def test_bad_files_among_good_ones(trained, tmp_path, capsys):
+    good = [u.audio for u in trained.utterances[:2]]
+    empty = tmp_path / "empty.wav"
+    sf.write(str(empty), np.zeros(0, "float32"), 16000)
+    truncated = tmp_path / "truncated.wav"
+    truncated.write_bytes(Path(good[0]).read_bytes()[:3000])
+    nan = tmp_path / "nan.wav"
+    sf.write(str(nan), np.full(8000, np.nan, "float32"), 16000, subtype="FLOAT")
+    text = tmp_path / "readme.flac"
+    text.write_text("not audio")
+    tiny = tmp_path / "tiny.wav"
+    sf.write(str(tiny), np.zeros(100, "float32"), 16000)
+    inputs = [good[0], empty, truncated, nan, text, tiny, good[1]]
+    out = tmp_path / "out.jsonl"
+    status = main([str(trained.exp_dir), *map(str, inputs), "--format", "json", "--out", str(out),
+                   "--method", "ctc_greedy"])
+    assert status == 1
+    err = capsys.readouterr().err.splitlines()
+    failures = [line for line in err if line.startswith("asrkit transcribe: ")]
+    assert len(failures) == 5
+    for bad, line in zip([empty, truncated, nan, text, tiny], failures):
+        assert str(bad) in line
+    assert "empty audio" in failures[0] and "truncated" in failures[1]
+    assert "non-finite" in failures[2] and "unreadable" in failures[3]
+    assert "too short" in failures[4]
+    assert err[-1].startswith("transcribed 7 files (5 failed): ")
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [entry["source"] for entry in lines] == list(map(str, inputs))
+    assert lines[0]["text"] == trained.utterances[0].text
+    assert lines[-1]["text"] == trained.utterances[1].text
+    assert all("error" in entry for entry in lines[1:-1])
+
+
+def test_command_line_formats(trained, tmp_path, capsys):
+    paths = [str(u.audio) for u in trained.utterances[:3]]
+    assert main([str(trained.exp_dir), paths[0], "--method", "ctc_greedy"]) == 0
+    out = capsys.readouterr()
+    assert out.out == trained.utterances[0].text + "\n"
+    assert out.err.startswith("transcribed 1 file: 0:0")
+    ctm = tmp_path / "all.ctm"
+    assert main([str(trained.exp_dir), *paths, "--format", "ctm", "--out", str(ctm)]) == 0
+    rows = [line.split() for line in ctm.read_text().splitlines()]
+    assert [r[4] for r in rows] == " ".join(u.text for u in trained.utterances[:3]).split()
+    assert all(len(r) == 6 and r[1] == "1" and float(r[3]) > 0 for r in rows)
+    srt_dir = tmp_path / "srt"
+    assert main([str(trained.exp_dir), *paths, "--format", "srt", "--out", str(srt_dir)]) == 0
+    assert sorted(p.name for p in srt_dir.iterdir()) == \
+        sorted(f"{p.rsplit('/', 1)[-1][:-4]}.srt" for p in paths)
+    assert main([str(trained.exp_dir), *paths, "--format", "srt"]) == 2  # needs --out DIR
+    assert main([str(trained.exp_dir), str(tmp_path / "missing.wav")]) == 2
+    assert main([str(tmp_path / "no_model"), paths[0]]) == 2
+    assert main([str(trained.exp_dir), paths[0], "--method", "nope"]) == 2
+
+
+def test_a_recording_that_fails_midway(trained, transcriber, tmp_path):
+    """NaN samples 30 s into a 40 s recording: its first window was read (and queued) before
+    the failure; the recording fails alone and the next one is still transcribed."""
+    wave = np.zeros(16000 * 40, "float32")
+    wave[16000 * 30] = np.nan
+    bad = tmp_path / "nan_at_30s.wav"
+    sf.write(str(bad), wave, 16000, subtype="FLOAT")
+    good = trained.utterances[2]
+    failed, result = transcriber.transcribe([bad, good.audio])
+    assert failed.reason == f"{bad}: 1 non-finite samples (NaN/inf)"
+    assert result.text == good.text
