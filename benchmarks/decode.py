@@ -1,66 +1,220 @@
-"""Real-time factor of every decoding method on the CPU (or a GPU), for a preset model.
+"""Decoding speed, in two parts.
 
-    .venv/bin/python benchmarks/decode.py                                  # synth/conformer, random weights
+    .venv/bin/python benchmarks/decode.py --search-only              # part 1 only (seconds)
+    .venv/bin/python benchmarks/decode.py                            # parts 1 and 2
     .venv/bin/python benchmarks/decode.py --preset librispeech/conformer_s --num-utts 200
     .venv/bin/python benchmarks/decode.py --exp exp/conformer --checkpoint avg_10.pt \\
-        --manifest data/synth/test.jsonl                                   # a trained model
+        --manifest data/synth/test.jsonl                             # part 2, a trained model
 
-Prints, per torch thread count, the RTF of features + encoder alone and of each method
-(features + encoder + CTC head + that method's search, divided by the audio duration; see
-asrkit.decoding.decode_set), best of --repeats runs, and the mean hypothesis length. A random-weight decoder seldom emits eos, so attention and
-joint search would run to the encoder length; ``--max-len-ratio`` (default 0.35 with random
-weights: about the bpe-100 tokens per encoder frame of the synth corpus) caps the output length
-at a realistic value instead. With --exp the model's own lengths are used (ratio 1).
+1. **Batched search against a plain reference, on the same log-probabilities.** The CTC
+   prefix beam search (asrkit.decoding.ctc_prefix_beam: every utterance and beam entry at
+   once, a tensor step per frame) and attention rescoring (that search, then one decoder
+   pass over all hypotheses of the batch) against a per-utterance Python implementation
+   written here: the prefix beam search of Hannun et al. 2014 (Alg. 1) with a dict of
+   prefixes, the same extension rule (the ``beam`` most likely non-blank labels of each
+   frame, from one torch ``topk`` per utterance) and the same merging, then one decoder
+   pass per hypothesis. Both run on the log-probabilities of ``--search-utts`` utterances
+   of 2-8 s: those of the preset's model with random weights (flat distributions, the
+   hardest case for merging) and "peaky" ones shaped like a trained CTC model's (a label
+   every ~3 frames, blank elsewhere, 0.35 labels per encoder frame). It prints each one's
+   real-time factor (search time / audio duration; the encoder is not included), the
+   speed-up, and whether the two agree (the same best hypothesis, scores within 1e-3).
+2. **Every decoding method end to end** (features + encoder + CTC head + search, as
+   ``asrkit decode`` runs it; asrkit.decoding.decode_set), per torch thread count, for a
+   preset with random weights on a synth test set, or a trained experiment (``--exp``). A
+   random-weight decoder seldom emits eos, so attention and joint search would run to the
+   encoder length; ``--max-len-ratio`` (default 0.35 with random weights: about the bpe-100
+   tokens per encoder frame of the synth corpus) caps the output length instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import heapq
+import math
 import tempfile
+import time
+from collections import defaultdict
 from pathlib import Path
 
 import torch
 
-from asrkit.config import compose_train_config
-from asrkit.data.features import FbankExtractor
-from asrkit.data.manifest import read_manifest
-from asrkit.data.prepare import run_preparer
-from asrkit.decoding.decode_set import decode_utterances
-from asrkit.decoding.experiment import load_experiment
-from asrkit.decoding.methods import METHODS, DecodeOptions, resolve_methods
-from asrkit.models.build import build_model
-from asrkit.models.param_count import count_parameters
-from asrkit.text.tokenizer import train_tokenizer
+NEG_INF = float("-inf")
 
 
-def random_model(preset: str, texts: list[str], vocab: int, device: str):
-    tokenizer = train_tokenizer(texts, "bpe", vocab)
-    config = compose_train_config([f"+experiment={preset}", f"vocab_size={tokenizer.vocab_size}"])
+def _logaddexp(a: float, b: float) -> float:
+    if a == NEG_INF:
+        return b
+    if b == NEG_INF:
+        return a
+    high, low = (a, b) if a > b else (b, a)
+    return high + math.log1p(math.exp(low - high))
+
+
+def reference_prefix_beam(log_probs: torch.Tensor, beam: int, blank: int = 0,
+                          top_k: int | None = None) -> list[tuple[tuple[int, ...], float]]:
+    """One utterance's (T, V) log-probabilities -> its N-best [(labels, log P)], best first,
+    by the textbook dict-of-prefixes prefix beam search, one frame at a time."""
+    k = max(1, min(top_k or beam, log_probs.size(1) - 1))
+    masked = log_probs.float().index_fill(1, torch.tensor([blank]), NEG_INF)
+    top_val, top_tok = masked.topk(k, dim=1)
+    frames, cand_vals, cand_toks = log_probs.float().tolist(), top_val.tolist(), top_tok.tolist()
+    hyps: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, NEG_INF)}  # prefix: pb, pnb
+    for x, vals, toks in zip(frames, cand_vals, cand_toks, strict=True):
+        grown: dict[tuple[int, ...], list[float]] = defaultdict(lambda: [NEG_INF, NEG_INF])
+        for prefix, (pb, pnb) in hyps.items():
+            total = _logaddexp(pb, pnb)
+            stay = grown[prefix]
+            stay[0] = _logaddexp(stay[0], total + x[blank])
+            if prefix:
+                stay[1] = _logaddexp(stay[1], pnb + x[prefix[-1]])
+            for value, token in zip(vals, toks, strict=True):
+                extended = grown[(*prefix, token)]
+                base = pb if prefix and prefix[-1] == token else total
+                extended[1] = _logaddexp(extended[1], base + value)
+        best = heapq.nlargest(beam, grown.items(), key=lambda kv: _logaddexp(*kv[1]))
+        hyps = {prefix: (pb, pnb) for prefix, (pb, pnb) in best}
+    ranked = [(prefix, _logaddexp(pb, pnb)) for prefix, (pb, pnb) in hyps.items()]
+    return sorted(ranked, key=lambda item: -item[1])
+
+
+def reference_rescoring(model, enc: torch.Tensor, enc_lens: torch.Tensor, log_probs: torch.Tensor,
+                        beam: int, ctc_weight: float) -> list[list[tuple[tuple[int, ...], float]]]:
+    """Per utterance: the reference prefix beam search, then each hypothesis scored by the
+    decoder on its own; re-ranked by ctc_weight * ctc + (1 - ctc_weight) * attention."""
+    results = []
+    for b in range(enc.size(0)):
+        length = int(enc_lens[b])
+        ranked = []
+        for labels, ctc_score in reference_prefix_beam(log_probs[b, :length], beam,
+                                                       model.blank_id):
+            att = float(model.score_hypotheses(enc[b: b + 1, :length], enc_lens[b: b + 1],
+                                               [list(labels)])[0])
+            ranked.append((labels, ctc_weight * ctc_score + (1.0 - ctc_weight) * att))
+        results.append(sorted(ranked, key=lambda item: -item[1]))
+    return results
+
+
+def peaky_log_probs(lengths: torch.Tensor, vocab: int, blank: int = 0,
+                    labels_per_frame: float = 0.35, seed: int = 0) -> torch.Tensor:
+    """(B, T', V) log-probabilities shaped like a trained CTC model's: on a random
+    ``labels_per_frame`` share of frames one label dominates, blank on the rest."""
+    gen = torch.Generator().manual_seed(seed)
+    batch, frames = lengths.numel(), int(lengths.max())
+    logits = 1.5 * torch.randn(batch, frames, vocab, generator=gen)  # (B, T', V)
+    label_frames = torch.rand(batch, frames, generator=gen) < labels_per_frame
+    labels = torch.randint(blank + 1, vocab, (batch, frames), generator=gen)  # non-blank
+    winner = torch.where(label_frames, labels, blank)  # (B, T')
+    logits.scatter_add_(2, winner.unsqueeze(-1), torch.full((batch, frames, 1), 8.0))
+    return torch.log_softmax(logits, dim=-1)
+
+
+def preset_model(preset: str, vocab: int, device: str):
+    from asrkit.config import compose_train_config
+    from asrkit.models.build import build_model
+
+    config = compose_train_config([f"+experiment={preset}", f"vocab_size={vocab}"])
     torch.manual_seed(0)
-    model = build_model(config).to(device).eval()
-    data = config["data"]
-    extractor = FbankExtractor(data["sample_rate"], data["features"]["num_mel_bins"],
-                               data["features"]["frame_length"], data["features"]["frame_shift"])
-    return model, tokenizer, extractor, None
+    return build_model(config).to(device).eval(), config
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="synth/conformer", help="+experiment= preset")
-    parser.add_argument("--exp", type=Path, help="decode with this experiment's checkpoint")
-    parser.add_argument("--checkpoint", default="avg_10.pt")
-    parser.add_argument("--manifest", type=Path, help="test set (default: a synth test set)")
-    parser.add_argument("--num-utts", type=int, default=200, help="size of the synth corpus")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS))
-    parser.add_argument("--beam", type=int, default=10)
-    parser.add_argument("--ctc-weight", type=float, default=0.3)
-    parser.add_argument("--max-len-ratio", type=float, default=None)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per thread count")
-    args = parser.parse_args()
+def search_inputs(model, utts: int, mel_bins: int, device: str, seed: int = 0):
+    """Random fbank features of 2-8 s utterances through the model: (enc, enc_lens, the
+    model's CTC log-probs, audio seconds)."""
+    gen = torch.Generator().manual_seed(seed)
+    frames = torch.randint(200, 801, (utts,), generator=gen)  # 10 ms frames
+    feats = torch.randn(utts, int(frames.max()), mel_bins, generator=gen)
+    with torch.inference_mode():
+        enc, enc_lens = model.encode(feats.to(device), frames.to(device))
+        log_probs = model.ctc_log_probs(enc)
+    return enc, enc_lens, log_probs, float(frames.sum()) * 0.01
+
+
+def best_time(fn, repeats: int, device: str):
+    """(seconds of the fastest of ``repeats`` runs, the last result)."""
+    times, out = [], None
+    for _ in range(repeats):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        out = fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return min(times), out
+
+
+def agreement(batched, reference) -> tuple[float, float]:
+    """(share of utterances whose best labels agree, largest |score difference| among them)."""
+    same, diff = 0, 0.0
+    for ours, ref in zip(batched, reference, strict=True):
+        if ours and ref and tuple(ours[0].tokens) == tuple(ref[0][0]):
+            same += 1
+            diff = max(diff, abs(ours[0].score - ref[0][1]))
+    return same / max(len(reference), 1), diff
+
+
+def search_benchmark(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.search_threads)
+    model, config = preset_model(args.preset, args.vocab_size, args.device)
+    mel = config["encoder"].get("input_dim", 80)
+    enc, enc_lens, model_lp, audio = search_inputs(model, args.search_utts, mel, args.device)
+    peaky = peaky_log_probs(enc_lens.cpu(), model_lp.size(-1)).to(args.device)
+    print(f"search on the same log-probs: {args.preset} (random weights), "
+          f"{args.search_utts} utterances ({audio:.1f} s), vocabulary {model_lp.size(-1)}, "
+          f"beam {args.beam}, ctc_weight {args.ctc_weight}, {args.search_threads} thread(s), "
+          f"device {args.device}; RTF = search time / audio (encoder excluded)")
+    print(f"{'log-probs':<14} {'method':<20} {'batched RTF':>12} {'reference RTF':>14} "
+          f"{'speed-up':>9}  agreement (best hyp, max |score diff|)")
+    for kind, log_probs in (("random model", model_lp), ("peaky", peaky)):
+        compare_searches(kind, model, enc, enc_lens, log_probs, audio, args)
+
+
+def compare_searches(kind: str, model, enc: torch.Tensor, enc_lens: torch.Tensor,
+                     log_probs: torch.Tensor, audio: float, args: argparse.Namespace) -> None:
+    """One table row per method: the batched search and the reference on ``log_probs``."""
+    from asrkit.decoding.attention_rescoring import rescore_nbest
+    from asrkit.decoding.ctc_prefix_beam import ctc_prefix_beam_search
+
+    lp_cpu = log_probs.cpu()
+
+    def batched_ctc():
+        return ctc_prefix_beam_search(log_probs, enc_lens, args.beam, model.blank_id)
+
+    def reference_ctc():
+        return [reference_prefix_beam(lp_cpu[b, : int(enc_lens[b])], args.beam, model.blank_id)
+                for b in range(lp_cpu.size(0))]
+
+    def batched_rescoring():
+        with torch.inference_mode():
+            nbest = ctc_prefix_beam_search(log_probs, enc_lens, args.beam, model.blank_id)
+            return rescore_nbest(model, enc, enc_lens, nbest, args.ctc_weight)
+
+    def reference_rescore():
+        with torch.inference_mode():
+            return reference_rescoring(model, enc, enc_lens, lp_cpu, args.beam, args.ctc_weight)
+
+    for method, fast, slow in (("ctc_prefix_beam", batched_ctc, reference_ctc),
+                               ("attention_rescoring", batched_rescoring, reference_rescore)):
+        fast()  # warm-up
+        t_fast, ours = best_time(fast, args.repeats, args.device)
+        t_slow, ref = best_time(slow, 1, args.device)
+        same, diff = agreement(ours, ref)
+        print(f"{kind:<14} {method:<20} {t_fast / audio:>12.5f} {t_slow / audio:>14.5f} "
+              f"{t_slow / t_fast:>8.1f}x  {same:.0%}, {diff:.1e}", flush=True)
+
+
+def full_pipeline(args: argparse.Namespace) -> None:
+    """Part 2: every method end to end (asrkit.decoding.decode_set), per thread count."""
+    from asrkit.data.features import FbankExtractor
+    from asrkit.data.manifest import read_manifest
+    from asrkit.data.prepare import run_preparer
+    from asrkit.decoding.decode_set import decode_utterances
+    from asrkit.decoding.experiment import load_experiment
+    from asrkit.decoding.plan import search_methods
+    from asrkit.models.param_count import count_parameters
+    from asrkit.text.registry import train_tokenizer
+
     with tempfile.TemporaryDirectory() as tmp:
         manifest = args.manifest
         if manifest is None:
@@ -70,46 +224,80 @@ def main() -> None:
         if args.exp is not None:
             exp = load_experiment(args.exp, args.checkpoint, args.device)
             model, tokenizer, extractor, cmvn = exp.model, exp.tokenizer, exp.extractor, exp.cmvn
-            ratio = args.max_len_ratio or 1.0
-            what = f"{exp.checkpoint}"
+            ratio, what = args.max_len_ratio or 1.0, f"{exp.checkpoint}"
         else:
             train = read_manifest(manifest.parent / "train.jsonl")
-            model, tokenizer, extractor, cmvn = random_model(
-                args.preset, [u.text for u in train], 100, args.device)
-            ratio = args.max_len_ratio or 0.35
+            tokenizer = train_tokenizer([u.text for u in train], "bpe", 100)
+            model, config = preset_model(args.preset, tokenizer.vocab_size, args.device)
+            feat = config["data"]["features"]
+            extractor = FbankExtractor(config["data"]["sample_rate"], feat["num_mel_bins"],
+                                       feat["frame_length"], feat["frame_shift"])
+            cmvn, ratio = None, args.max_len_ratio or 0.35
             what = f"{args.preset} (random weights)"
-        methods = resolve_methods(args.methods, model)
-        options = DecodeOptions(beam=args.beam, ctc_weight=args.ctc_weight,
-                                max_len_ratio=ratio)
+        overrides = [f"beam={args.beam}", f"ctc_weight={args.ctc_weight}"]
+        overrides += [f"search.{m}.max_len_ratio={ratio}" for m in args.methods
+                      if m in ("attention", "joint")]
+        methods = search_methods(args.methods, overrides, model)
         audio = sum(u.duration for u in utterances)
         params = count_parameters(model)["total"]
-        print(f"model {what}: {params / 1e6:.2f}M parameters, vocabulary {tokenizer.vocab_size}")
+        print(f"\nmodel {what}: {params / 1e6:.2f}M parameters, vocabulary {tokenizer.vocab_size}")
         print(f"test set {manifest.name}: {len(utterances)} utterances, {audio:.1f} s of audio; "
               f"beam {args.beam}, ctc_weight {args.ctc_weight}, max_len_ratio {ratio}, "
               f"batch {args.batch_size}, device {args.device}")
-        # warm-up (allocator, first-call overheads) on a few utterances
-        decode_utterances(model, tokenizer, utterances[:4], extractor, methods, options, cmvn,
-                          args.batch_size, device=args.device)
+        decode_utterances(model, tokenizer, utterances[:4], extractor, methods, cmvn,
+                          args.batch_size, device=args.device)  # warm-up
         table = {}
         for threads in args.threads:
             torch.set_num_threads(threads)
-            runs = [decode_utterances(model, tokenizer, utterances, extractor, methods, options,
-                                      cmvn, args.batch_size, device=args.device)
+            runs = [decode_utterances(model, tokenizer, utterances, extractor, methods, cmvn,
+                                      args.batch_size, device=args.device)
                     for _ in range(args.repeats)]
             table[threads] = {"features + encoder": min(r.shared_rtf for r in runs)}
-            for method in methods:
-                table[threads][method.name] = min(r.rtf[method.name] for r in runs)
+            for name in methods:
+                table[threads][name] = min(r.rtf[name] for r in runs)
             hyps = runs[0].hyps
-        print(f"RTF, best of {args.repeats} (each method's includes features + encoder):")
-        print(f"{'':<22}" + "".join(f"{f'{n} thread' + ('s' if n > 1 else ''):>12}"
-                                    for n in args.threads) + "   mean hypothesis")
-        for name in table[args.threads[0]]:
-            length = ""
-            if name in hyps:
-                texts = list(hyps[name].values())
-                length = f"{sum(len(t) for t in texts) / max(len(texts), 1):.0f} characters"
-            print(f"{name:<22}" + "".join(f"{table[n][name]:>12.4f}" for n in args.threads)
-                  + f"   {length}")
+    print(f"RTF, best of {args.repeats} (each method's includes features + encoder):")
+    print(f"{'':<22}" + "".join(f"{f'{n} thread' + ('s' if n > 1 else ''):>12}"
+                                for n in args.threads) + "   mean hypothesis")
+    for name in table[args.threads[0]]:
+        length = ""
+        if name in hyps:
+            texts = list(hyps[name].values())
+            length = f"{sum(len(t) for t in texts) / max(len(texts), 1):.0f} characters"
+        print(f"{name:<22}" + "".join(f"{table[n][name]:>12.4f}" for n in args.threads)
+              + f"   {length}")
+
+
+METHODS = ["ctc_greedy", "ctc_prefix_beam", "attention", "attention_rescoring", "joint"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="synth/conformer", help="+experiment= preset")
+    parser.add_argument("--exp", type=Path, help="part 2 with this experiment's checkpoint")
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--manifest", type=Path, help="test set (default: a synth test set)")
+    parser.add_argument("--num-utts", type=int, default=200, help="size of the synth corpus")
+    parser.add_argument("--methods", nargs="+", default=METHODS)
+    parser.add_argument("--beam", type=int, default=10)
+    parser.add_argument("--ctc-weight", type=float, default=0.3)
+    parser.add_argument("--max-len-ratio", type=float, default=None)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement (best)")
+    parser.add_argument("--search-only", action="store_true", help="part 1 only")
+    parser.add_argument("--no-search", action="store_true", help="part 2 only")
+    parser.add_argument("--search-utts", type=int, default=32)
+    parser.add_argument("--search-threads", type=int, default=1)
+    parser.add_argument("--vocab-size", type=int, default=100, help="part 1's output size")
+    args = parser.parse_args()
+    if not args.no_search:
+        search_benchmark(args)
+    if not args.search_only:
+        full_pipeline(args)
+
 
 if __name__ == "__main__":
     main()

@@ -35,7 +35,8 @@ class MultiHeadAttention(nn.Module):
                  kv_dim: int | None = None) -> None:
         super().__init__()
         if d_model % num_heads:
-            raise ValueError(f"d_model {d_model} is not divisible by num_heads {num_heads}")
+            raise ValueError(f"num_heads: d_model {d_model} is not divisible by num_heads "
+                             f"{num_heads}")
         kv_dim = d_model if kv_dim is None else kv_dim
         self.num_heads = num_heads
         self.dropout = dropout

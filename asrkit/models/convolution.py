@@ -10,11 +10,22 @@ for an utterance does not depend on how much padding follows it.
 
 Note: in training mode BatchNorm statistics include the padded frames of the batch (as in
 WeNet/ESPnet); in eval mode the module is exactly padding invariant.
+
+Layout: the whole module works on (batch, T, channels) tensors, with no transposes. The
+pointwise convolutions are linear layers on the conv weights (a kernel-1 convolution is a
+matrix product over channels, and as a matmul its backward is several times faster on a
+CPU), the GLU halves the last dimension, and the depthwise convolution runs on a
+channels-last 2-D view (batch, channels, 1, T), which is the same memory as (batch, T,
+channels), so oneDNN's channels-last depthwise kernel needs no reorder. BatchNorm
+normalises the (batch * T, channels) view: the same statistics over batch and time as
+BatchNorm1d over (batch, channels, T). The parameters keep their ``nn.Conv1d`` shapes, so
+checkpoints are unchanged.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 CONV_NORMS = ("batch_norm", "layer_norm")
@@ -39,12 +50,15 @@ class ConvolutionModule(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x (batch, T, d), mask (batch, T) bool, True = valid frame -> (batch, T, d)."""
-        x = self.glu(self.pointwise_conv1(x.transpose(1, 2)))  # (batch, d, T)
-        x = x.masked_fill(~mask.unsqueeze(1), 0.0)
-        x = self.depthwise_conv(x)  # (batch, d, T)
+        batch, time, dim = x.shape
+        conv1, depthwise, conv2 = self.pointwise_conv1, self.depthwise_conv, self.pointwise_conv2
+        x = F.glu(F.linear(x, conv1.weight.squeeze(-1), conv1.bias), dim=-1)  # (batch, T, d)
+        x = torch.where(mask.unsqueeze(-1), x, 0.0)
+        x = F.conv2d(x.transpose(1, 2).unsqueeze(2), depthwise.weight.unsqueeze(2), depthwise.bias,
+                     padding=(0, depthwise.padding[0]), groups=dim)  # (batch, d, 1, T) channels-last
+        x = x.squeeze(2).transpose(1, 2)  # (batch, T, d), contiguous
         if self.use_layer_norm:
-            x = self.norm(x.transpose(1, 2)).transpose(1, 2)
-        else:
             x = self.norm(x)
-        x = self.pointwise_conv2(self.activation(x))
-        return x.transpose(1, 2)  # (batch, T, d)
+        else:
+            x = self.norm(x.reshape(batch * time, dim)).view(batch, time, dim)
+        return F.linear(self.activation(x), conv2.weight.squeeze(-1), conv2.bias)  # (batch, T, d)

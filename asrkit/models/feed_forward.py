@@ -2,12 +2,19 @@
 
 Vaswani et al. 2017 (sec. 3.3) use ReLU; the Conformer (Gulati et al. 2020, sec. 2.3) uses
 swish. Pre-LayerNorm and residual connections belong to the layer that uses it.
+
+In training, the dropout's 1/(1-p) factor is folded into the second weight matrix
+(``w_2(m * h / (1-p)) = (w_2.weight / (1-p)) (m * h) + b``), which saves a pass over the
+(batch, T, ffn_dim) hidden tensor (asrkit.models.dropout).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from asrkit.models.dropout import Dropout
 
 ACTIVATIONS = {"relu": nn.ReLU, "swish": nn.SiLU, "gelu": nn.GELU}
 
@@ -24,9 +31,12 @@ class FeedForward(nn.Module):
         super().__init__()
         self.w_1 = nn.Linear(d_model, ffn_dim)
         self.activation = build_activation(activation)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.w_2 = nn.Linear(ffn_dim, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, T, d_model) -> (batch, T, d_model)."""
-        return self.w_2(self.dropout(self.activation(self.w_1(x))))
+        hidden, scale = self.dropout.unscaled(self.activation(self.w_1(x)))  # (batch, T, ffn)
+        if scale == 1.0:
+            return self.w_2(hidden)
+        return F.linear(hidden, self.w_2.weight * scale, self.w_2.bias)

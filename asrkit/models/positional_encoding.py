@@ -9,6 +9,8 @@
 
 Encodings are computed from the positions on the fly (no table and no maximum length), so
 an utterance gets the same encodings whatever the length of the batch it is padded into.
+The sqrt(d_model) scale and the dropout's 1/(1-p) are applied as one multiplication
+(asrkit.models.dropout).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import math
 
 import torch
 from torch import nn
+
+from asrkit.models.dropout import Dropout
 
 
 def sinusoid(positions: torch.Tensor, dim: int) -> torch.Tensor:
@@ -38,13 +42,13 @@ class PositionalEncoding(nn.Module):
         super().__init__()
         self.d_model = d_model
         self.scale = math.sqrt(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
         """(batch, time, d_model) -> (batch, time, d_model)."""
         positions = torch.arange(offset, offset + x.size(1), device=x.device)
         pe = sinusoid(positions, self.d_model).to(x.dtype)  # (time, d_model)
-        return self.dropout(x * self.scale + pe)
+        return self.dropout(torch.add(pe, x, alpha=self.scale))
 
 
 class RelPositionalEncoding(nn.Module):
@@ -54,11 +58,12 @@ class RelPositionalEncoding(nn.Module):
         super().__init__()
         self.d_model = d_model
         self.scale = math.sqrt(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(batch, T, d) -> (x (batch, T, d), pos_emb (2T-1, d)); pos_emb[k] encodes T-1-k."""
         length = x.size(1)
         positions = torch.arange(length - 1, -length, -1, device=x.device)  # (2T-1,)
         pos_emb = sinusoid(positions, self.d_model).to(x.dtype)  # (2T-1, d)
-        return self.dropout(x * self.scale), self.dropout(pos_emb)
+        kept, scale = self.dropout.unscaled(x)
+        return kept * (self.scale * scale), self.dropout(pos_emb)

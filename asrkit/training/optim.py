@@ -8,52 +8,70 @@ A config names a builder with ``_target_`` and gives its arguments flat
 AdamW applies weight decay to weight matrices and embeddings only: biases and the gains of
 LayerNorm/BatchNorm (every parameter with fewer than 2 dimensions) are not decayed, as in
 most Transformer recipes. Adam's ``weight_decay`` is the L2 term added to the gradient
-(ESPnet/WeNet use 0). With the Noam schedule ``lr`` is overwritten at every step.
+(ESPnet/WeNet use 0). With the Noam schedule ``lr`` is overwritten at every step. The
+annotated signatures are the ``optim`` section's schema (asrkit.config.targets checks a
+config against them before building).
+
+Both use torch's fused kernel (one kernel over all parameters, ``fused=True``) when every
+parameter lives on a device that has one (CUDA, and the CPU since torch 2.4: 4-5x faster
+there than the per-tensor loop on a 46M-parameter Conformer, where torch's ``foreach`` path
+is slower still), and torch's default (``foreach`` on a GPU) otherwise; the update is the
+same. The optimiser is built after the model is on its device, as the trainer does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 import torch
 from torch import nn
 
+from asrkit.arg_types import Ge, Lt, NonNegativeFloat, PositiveFloat
 
-def _check(lr: float, betas: Sequence[float], eps: float, weight_decay: float) -> tuple:
-    if lr <= 0:
-        raise ValueError(f"optim.lr: must be > 0, got {lr}")
-    listed = isinstance(betas, Sequence) and not isinstance(betas, str)
-    numbers = listed and all(isinstance(b, (int, float)) and not isinstance(b, bool)
-                             for b in betas)
-    if not numbers or len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
-        raise ValueError(f"optim.betas: must be two numbers in [0, 1), got "
-                         f"{list(betas) if listed else betas!r}")
-    if eps <= 0:
-        raise ValueError(f"optim.eps: must be > 0, got {eps}")
-    if weight_decay < 0:
-        raise ValueError(f"optim.weight_decay: must be >= 0, got {weight_decay}")
+Beta = Annotated[float, Ge(0), Lt(1)]
+
+
+def _beta_pair(betas: Sequence[float]) -> tuple[float, float]:
+    if len(betas) != 2:
+        raise ValueError(f"optim.betas: must be two numbers in [0, 1), got {list(betas)}")
     return float(betas[0]), float(betas[1])
 
 
-def adam(model: nn.Module, lr: float = 1e-3, betas: Sequence[float] = (0.9, 0.98),
-         eps: float = 1e-9, weight_decay: float = 0.0) -> torch.optim.Adam:
+def kernel_options(params: Sequence[torch.Tensor]) -> dict[str, bool]:
+    """``{"fused": True}`` if torch has a fused Adam/AdamW kernel for the device of every
+    (floating-point) parameter, else ``{}`` (torch's default: foreach on a GPU)."""
+    try:
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+        supported = set(_get_fused_kernels_supported_devices())
+    except ImportError:  # a private helper: fall back to the devices known to have one
+        supported = {"cpu", "cuda"}
+    if params and all(p.is_floating_point() and p.device.type in supported for p in params):
+        return {"fused": True}
+    return {}
+
+
+def adam(model: nn.Module, lr: PositiveFloat = 1e-3, betas: Sequence[Beta] = (0.9, 0.98),
+         eps: PositiveFloat = 1e-9, weight_decay: NonNegativeFloat = 0.0) -> torch.optim.Adam:
     """Adam over every trainable parameter of ``model``."""
-    beta_pair = _check(lr, betas, eps, weight_decay)
+    beta_pair = _beta_pair(betas)
     params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.Adam(params, lr=lr, betas=beta_pair, eps=eps, weight_decay=weight_decay)
+    return torch.optim.Adam(params, lr=lr, betas=beta_pair, eps=eps, weight_decay=weight_decay,
+                            **kernel_options(params))
 
 
-def adamw(model: nn.Module, lr: float = 1e-3, betas: Sequence[float] = (0.9, 0.98),
-          eps: float = 1e-9, weight_decay: float = 0.01) -> torch.optim.AdamW:
+def adamw(model: nn.Module, lr: PositiveFloat = 1e-3, betas: Sequence[Beta] = (0.9, 0.98),
+          eps: PositiveFloat = 1e-9, weight_decay: NonNegativeFloat = 0.01) -> torch.optim.AdamW:
     """AdamW with decoupled weight decay on parameters of >= 2 dimensions only."""
-    beta_pair = _check(lr, betas, eps, weight_decay)
+    beta_pair = _beta_pair(betas)
     decay, no_decay = [], []
     for param in model.parameters():
         if param.requires_grad:
             (decay if param.dim() >= 2 else no_decay).append(param)
     groups = [{"params": decay, "weight_decay": weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=beta_pair, eps=eps)
+    return torch.optim.AdamW(groups, lr=lr, betas=beta_pair, eps=eps,
+                             **kernel_options(decay + no_decay))
 
 
 def build_optimizer(optim_cfg: dict, model: nn.Module) -> torch.optim.Optimizer:
@@ -61,7 +79,7 @@ def build_optimizer(optim_cfg: dict, model: nn.Module) -> torch.optim.Optimizer:
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
-    from asrkit.models.build import check_section
+    from asrkit.config.targets import check_section
 
     check_section(optim_cfg, "optim", filled_in=("model",))
     try:

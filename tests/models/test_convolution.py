@@ -61,3 +61,56 @@ def test_matches_the_paper_in_torch_ops(norm, kernel_size, randomize_norms):
     with torch.no_grad():
         expected = reference_conv_module(conv, x, mask, norm, kernel_size)
         torch.testing.assert_close(conv(x, mask), expected, atol=1e-5, rtol=1e-5)
+
+
+def reference_conv_module_training(conv: ConvolutionModule, x: torch.Tensor, mask: torch.Tensor,
+                                   norm: str, kernel_size: int, running: tuple | None):
+    """As reference_conv_module, channels-first (batch, d, T) as in the paper's figure, with
+    BatchNorm in training mode: batch statistics over (batch, T), running ones updated."""
+    d = x.size(-1)
+    y = F.conv1d(x.transpose(1, 2), conv.pointwise_conv1.weight, conv.pointwise_conv1.bias)
+    y = y[:, :d] * torch.sigmoid(y[:, d:])
+    y = y * mask.unsqueeze(1)
+    y = F.conv1d(y, conv.depthwise_conv.weight, conv.depthwise_conv.bias,
+                 padding=kernel_size // 2, groups=d)
+    if norm == "batch_norm":
+        y = F.batch_norm(y, running[0], running[1], conv.norm.weight, conv.norm.bias,
+                         training=True, momentum=0.1, eps=1e-5)
+    else:
+        y = F.layer_norm(y.transpose(1, 2), (d,), conv.norm.weight, conv.norm.bias,
+                         eps=1e-5).transpose(1, 2)
+    y = y * torch.sigmoid(y)
+    y = F.conv1d(y, conv.pointwise_conv2.weight, conv.pointwise_conv2.bias)
+    return y.transpose(1, 2)
+
+
+@pytest.mark.parametrize("kernel_size", [3, 15])
+@pytest.mark.parametrize("norm", ["batch_norm", "layer_norm"])
+def test_training_output_gradients_and_running_stats_match_channels_first(
+        norm, kernel_size, randomize_norms, assert_close_scaled):
+    """The (batch, T, d) implementation (linear pointwise convs, channels-last depthwise
+    conv, BatchNorm over batch*T rows) against the channels-first torch ops: same output,
+    same gradients for the input and every parameter, same BatchNorm running statistics."""
+    torch.manual_seed(0)
+    conv = randomize_norms(ConvolutionModule(8, kernel_size=kernel_size, norm=norm)).train()
+    x = torch.randn(3, 20, 8, requires_grad=True)  # (batch, time, dim)
+    mask = padding_mask(torch.tensor([20, 13, 4]), 20)
+    weight = torch.randn(3, 20, 8)
+    running = None
+    if norm == "batch_norm":
+        running = (conv.norm.running_mean.clone(), conv.norm.running_var.clone())
+    out = conv(x, mask)
+    (out * weight).sum().backward()
+    ours = {name: p.grad.clone() for name, p in conv.named_parameters()}
+    grad_x, x.grad = x.grad.clone(), None
+    conv.zero_grad()
+    expected = reference_conv_module_training(conv, x, mask, norm, kernel_size, running)
+    (expected * weight).sum().backward()
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    assert_close_scaled(grad_x, x.grad)
+    largest = max(g.abs().max().item() for g in ours.values())
+    for name, param in conv.named_parameters():
+        assert_close_scaled(ours[name], param.grad, scale=largest)
+    if running is not None:
+        torch.testing.assert_close(conv.norm.running_mean, running[0])
+        torch.testing.assert_close(conv.norm.running_var, running[1])

@@ -1,7 +1,9 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from asrkit.models.subsampling import (
+    ChannelsLastConv2d,
     Conv2dSubsampling,
     LinearInput,
     build_input_layer,
@@ -51,3 +53,73 @@ def test_narrow_conv_stack(factor):
     assert lens.tolist() == [conv_output_length(97, layer.layers), conv_output_length(60, layer.layers)]
     wide = build_input_layer(f"conv2d{factor}", 40, 144)
     assert sum(p.numel() for p in layer.parameters()) < sum(p.numel() for p in wide.parameters())
+
+
+def reference_conv_subsampling(layer: Conv2dSubsampling, x: torch.Tensor) -> torch.Tensor:
+    """The channels-first formulation in torch ops: (batch, 1, T, F) -> conv/ReLU stack ->
+    (batch, T', channels * F') with the channel index outer -> linear."""
+    y = x.unsqueeze(1)
+    for conv in (m for m in layer.conv if isinstance(m, torch.nn.Conv2d)):
+        y = F.relu(F.conv2d(y, conv.weight, conv.bias, conv.stride))
+    batch, channels, time, freq = y.shape
+    y = y.transpose(1, 2).reshape(batch, time, channels * freq)
+    return F.linear(y, layer.out.weight, layer.out.bias)
+
+
+def _grads(layer, x, out, weight):
+    for t in (x, *layer.parameters()):
+        t.grad = None
+    (out.float() * weight).sum().backward()
+    return [x.grad] + [p.grad for p in layer.parameters()]
+
+
+@pytest.mark.parametrize("factor,channels", [(4, None), (6, None), (8, None), (4, 6)])
+def test_channels_last_stack_matches_channels_first_ops(factor, channels, assert_close_scaled):
+    """Same output and gradients (input and every parameter) as the NCHW formulation."""
+    torch.manual_seed(0)
+    layer = Conv2dSubsampling(input_dim=23, d_model=8, factor=factor, channels=channels)
+    x = torch.randn(2, 41, 23, requires_grad=True)  # (batch, time, mel)
+    out, _ = layer(x, torch.tensor([41, 30]))
+    weight = torch.randn(out.shape)
+    ours = _grads(layer, x, out, weight)
+    expected = reference_conv_subsampling(layer, x)
+    reference = _grads(layer, x, expected, weight)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    for a, b in zip(ours, reference, strict=True):
+        assert_close_scaled(a, b)
+
+
+def test_bf16_autocast_matches_channels_first_ops():
+    torch.manual_seed(0)
+    layer = Conv2dSubsampling(input_dim=20, d_model=8, factor=4)
+    x = torch.randn(2, 33, 20, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = layer(x, torch.tensor([33, 20]))
+        expected = reference_conv_subsampling(layer, x)
+    assert out.dtype == expected.dtype == torch.bfloat16
+    weight = torch.randn(out.shape)
+    ours = _grads(layer, x, out, weight)
+    reference = _grads(layer, x, expected, weight)
+    torch.testing.assert_close(out.float(), expected.float(), atol=0.05, rtol=0.05)
+    for a, b in zip(ours, reference, strict=True):
+        assert a.dtype == torch.float32  # parameter gradients stay fp32
+        assert (a - b).norm() <= 0.05 * b.norm()
+
+
+@pytest.mark.parametrize("needs", [(True, True, True), (False, True, False), (True, False, False)])
+def test_channels_last_conv2d_gradients(needs):
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 9, 7).contiguous(memory_format=torch.channels_last)
+    weight, bias = torch.randn(4, 5, 3, 3), torch.randn(4)
+    for t, need in zip((x, weight, bias), needs, strict=True):
+        t.requires_grad_(need)
+    out = ChannelsLastConv2d.apply(x, weight, bias, 2)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(out.shape)
+    ours = torch.autograd.grad(out, [t for t in (x, weight, bias) if t.requires_grad], grad)
+    expected = F.conv2d(x, weight, bias, 2)
+    reference = torch.autograd.grad(expected, [t for t in (x, weight, bias) if t.requires_grad],
+                                    grad)
+    torch.testing.assert_close(out, expected)
+    for a, b in zip(ours, reference, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

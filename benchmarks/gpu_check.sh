@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The GPU check: one command, one GPU, within 8 minutes. Prints the bf16 training-step table
+# (synth/conformer, aishell/conformer, librispeech/conformer_l; eager and torch.compile'd:
+# ms/step, input frames/s, peak memory, MFU, the attention kernels that ran), a 300-update
+# synth training run whose loss must fall, a trainer.devices=1 run and the decoding RTF of
+# every search method. Each section runs in its own try: a failure prints one line and the
+# rest go on. Details and options: benchmarks/gpu_check.py (--help).
+#
+#   benchmarks/gpu_check.sh                         # everything: 450 s budget, 475 s at most
+#   benchmarks/gpu_check.sh --peak-tflops 989       # MFU against this dense bf16 peak
+#   benchmarks/gpu_check.sh --only steps --budget-s 300 | tee gpu_check.txt
+set -u
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+python=${PYTHON:-$root/.venv/bin/python}
+[ -x "$python" ] || python=python3
+budget=450
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case ${args[i]} in
+    --budget-s) budget=${args[i + 1]:-450} ;;
+    --budget-s=*) budget=${args[i]#--budget-s=} ;;
+  esac
+done
+# the script keeps to its budget; the hard limit (25 s more) guards against a hang outside it
+exec timeout --kill-after=5 "$(( $(printf '%.0f' "$budget") + 20 ))"s \
+  env PYTHONUNBUFFERED=1 "$python" benchmarks/gpu_check.py "$@"

@@ -1,0 +1,59 @@
+"""benchmarks/decode.py's per-utterance Python reference: exact on tiny inputs (against
+enumerating every CTC path), and the same N-best as asrkit's batched prefix beam search."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from asrkit.decoding.ctc_prefix_beam import ctc_prefix_beam_search
+from benchmarks import decode
+
+
+def collapse(path: tuple[int, ...], blank: int = 0) -> tuple[int, ...]:
+    labels = [k for k, _ in itertools.groupby(path)]
+    return tuple(k for k in labels if k != blank)
+
+
+def test_reference_with_a_full_beam_gives_exact_labelling_probabilities():
+    torch.manual_seed(0)
+    frames, vocab = 4, 3
+    log_probs = torch.randn(frames, vocab).log_softmax(-1)
+    exact: dict[tuple[int, ...], float] = {}
+    for path in itertools.product(range(vocab), repeat=frames):
+        score = sum(float(log_probs[t, s]) for t, s in enumerate(path))
+        label = collapse(path)
+        exact[label] = float(torch.logaddexp(torch.tensor(exact.get(label, -math.inf)),
+                                             torch.tensor(score)))
+    nbest = decode.reference_prefix_beam(log_probs, beam=len(exact), top_k=vocab - 1)
+    assert len(nbest) == len(exact)
+    for labels, score in nbest:
+        assert score == pytest.approx(exact[labels], abs=1e-5)
+
+
+@pytest.mark.parametrize("peaky", [False, True])
+def test_reference_and_batched_search_agree(peaky):
+    torch.manual_seed(1)
+    lengths = torch.tensor([30, 17, 25])
+    if peaky:
+        log_probs = decode.peaky_log_probs(lengths, vocab=12)
+    else:
+        log_probs = (0.5 * torch.randn(3, 30, 12)).log_softmax(-1)
+    batched = ctc_prefix_beam_search(log_probs, lengths, beam=5)
+    for b in range(3):
+        reference = decode.reference_prefix_beam(log_probs[b, : int(lengths[b])], beam=5)
+        assert [labels for labels, _ in reference] == [h.tokens for h in batched[b]]
+        for (_, score), hyp in zip(reference, batched[b], strict=True):
+            assert score == pytest.approx(hyp.score, abs=1e-3)
+
+
+def test_peaky_log_probs_are_distributions_with_labels_on_some_frames():
+    lengths = torch.tensor([200, 120])
+    log_probs = decode.peaky_log_probs(lengths, vocab=50)
+    assert log_probs.shape == (2, 200, 50)
+    torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(2, 200))
+    label_share = (log_probs.argmax(-1) != 0).float().mean().item()
+    assert 0.25 < label_share < 0.45  # ~0.35 labels per frame
