@@ -57,3 +57,19 @@ class MultiHeadAttention(nn.Module):
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
         )  # (batch, heads, T_q, d_k)
         return self.linear_out(merge_heads(out))
+
+    def forward_chunk(self, x: torch.Tensor, cache: torch.Tensor | None = None,
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Self-attention of one chunk over a key/value cache and itself (streaming, eval):
+        x (batch, Q, d_model), cache (batch, heads, C, 2 d_k) of earlier projected keys and
+        values, or None -> (y (batch, Q, d_model), keys and values of all C + Q frames
+        (batch, heads, C+Q, 2 d_k)). Every key is attended to; the caller bounds the cache."""
+        q = split_heads(self.linear_q(x), self.num_heads)  # (batch, heads, Q, d_k)
+        k = split_heads(self.linear_k(x), self.num_heads)
+        v = split_heads(self.linear_v(x), self.num_heads)
+        if cache is not None:
+            d_k = q.size(-1)
+            k = torch.cat([cache[..., :d_k], k], dim=2)  # (batch, heads, C+Q, d_k)
+            v = torch.cat([cache[..., d_k:], v], dim=2)
+        out = F.scaled_dot_product_attention(q, k, v)  # (batch, heads, Q, d_k)
+        return self.linear_out(merge_heads(out)), torch.cat([k, v], dim=-1)

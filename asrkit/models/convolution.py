@@ -20,6 +20,13 @@ channels), so oneDNN's channels-last depthwise kernel needs no reorder. BatchNor
 normalises the (batch * T, channels) view: the same statistics over batch and time as
 BatchNorm1d over (batch, channels, T). The parameters keep their ``nn.Conv1d`` shapes, so
 checkpoints are unchanged.
+
+Causal (``causal=True``, for streaming, WeNet U2): the depthwise convolution is padded with
+k-1 zero frames on the left and none on the right, so output frame t depends on frames
+<= t only (any kernel size, even ones too). ``forward_chunk`` runs it one chunk at a time
+with a cache of the last k-1 depthwise inputs (zeros before the first chunk: the same as
+the left padding), giving the frames of the full forward. BatchNorm (eval: running
+statistics) and LayerNorm are per frame, so both stream.
 """
 
 from __future__ import annotations
@@ -33,16 +40,19 @@ CONV_NORMS = ("batch_norm", "layer_norm")
 
 class ConvolutionModule(nn.Module):
     def __init__(self, d_model: int, kernel_size: int = 15, norm: str = "batch_norm",
-                 activation: nn.Module | None = None) -> None:
+                 activation: nn.Module | None = None, causal: bool = False) -> None:
         super().__init__()
-        if kernel_size % 2 == 0:
+        if kernel_size % 2 == 0 and not causal:
             raise ValueError(f"conv kernel_size must be odd (symmetric context), got {kernel_size}")
         if norm not in CONV_NORMS:
             raise ValueError(f"unknown conv norm {norm!r} (known: {', '.join(CONV_NORMS)})")
         self.pointwise_conv1 = nn.Conv1d(d_model, 2 * d_model, 1)
         self.glu = nn.GLU(dim=1)
+        self.causal = causal
+        self.cache_frames = kernel_size - 1 if causal else 0  # forward_chunk's cache
         self.depthwise_conv = nn.Conv1d(d_model, d_model, kernel_size,
-                                        padding=(kernel_size - 1) // 2, groups=d_model)
+                                        padding=0 if causal else (kernel_size - 1) // 2,
+                                        groups=d_model)
         self.use_layer_norm = norm == "layer_norm"
         self.norm = nn.LayerNorm(d_model) if self.use_layer_norm else nn.BatchNorm1d(d_model)
         self.activation = nn.SiLU() if activation is None else activation
@@ -50,13 +60,40 @@ class ConvolutionModule(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x (batch, T, d), mask (batch, T) bool, True = valid frame -> (batch, T, d)."""
-        batch, time, dim = x.shape
-        conv1, depthwise, conv2 = self.pointwise_conv1, self.depthwise_conv, self.pointwise_conv2
-        x = F.glu(F.linear(x, conv1.weight.squeeze(-1), conv1.bias), dim=-1)  # (batch, T, d)
+        x = self._glu(x)  # (batch, T, d)
         x = torch.where(mask.unsqueeze(-1), x, 0.0)
+        if self.causal:
+            x = F.pad(x, (0, 0, self.cache_frames, 0))  # (batch, k-1+T, d): left zeros only
+        return self._after_glu(x)
+
+    def forward_chunk(self, x: torch.Tensor, cache: torch.Tensor | None = None,
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One chunk of a causal module: x (batch, Q, d) (all frames valid), cache
+        (batch, k-1, d) or None before the first chunk -> (y (batch, Q, d), new cache)."""
+        if not self.causal:
+            raise ValueError("ConvolutionModule.forward_chunk needs causal=True (encoder.causal: "
+                             "true); a symmetric kernel would read frames of the next chunk")
+        x = self._glu(x)  # (batch, Q, d)
+        if cache is None:
+            cache = x.new_zeros(x.size(0), self.cache_frames, x.size(2))
+        x = torch.cat([cache, x], dim=1)  # (batch, k-1+Q, d)
+        new_cache = x[:, x.size(1) - self.cache_frames:]  # (batch, k-1, d)
+        return self._after_glu(x), new_cache
+
+    def _glu(self, x: torch.Tensor) -> torch.Tensor:
+        """Pointwise conv d -> 2d and GLU: (batch, T, d) -> (batch, T, d)."""
+        conv1 = self.pointwise_conv1
+        return F.glu(F.linear(x, conv1.weight.squeeze(-1), conv1.bias), dim=-1)
+
+    def _after_glu(self, x: torch.Tensor) -> torch.Tensor:
+        """Depthwise conv (its own padding; a causal input comes padded), norm, activation,
+        pointwise conv: (batch, T_in, d) -> (batch, T, d)."""
+        batch, _, dim = x.shape
+        depthwise, conv2 = self.depthwise_conv, self.pointwise_conv2
         x = F.conv2d(x.transpose(1, 2).unsqueeze(2), depthwise.weight.unsqueeze(2), depthwise.bias,
                      padding=(0, depthwise.padding[0]), groups=dim)  # (batch, d, 1, T) channels-last
         x = x.squeeze(2).transpose(1, 2)  # (batch, T, d), contiguous
+        time = x.size(1)
         if self.use_layer_norm:
             x = self.norm(x)
         else:

@@ -60,10 +60,14 @@ class RelPositionalEncoding(nn.Module):
         self.scale = math.sqrt(d_model)
         self.dropout = Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(batch, T, d) -> (x (batch, T, d), pos_emb (2T-1, d)); pos_emb[k] encodes T-1-k."""
+    def forward(self, x: torch.Tensor, cache_frames: int = 0,
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(batch, T, d) -> (x (batch, T, d), pos_emb (2T-1, d)); pos_emb[k] encodes T-1-k.
+        With ``cache_frames`` C (a streaming chunk whose keys include C cached frames):
+        pos_emb (C+2T-1, d) for distances C+T-1 .. -(T-1)."""
         length = x.size(1)
-        positions = torch.arange(length - 1, -length, -1, device=x.device)  # (2T-1,)
+        positions = torch.arange(cache_frames + length - 1, -length, -1,
+                                 device=x.device)  # (C+2T-1,)
         pos_emb = sinusoid(positions, self.d_model).to(x.dtype)  # (2T-1, d)
         kept, scale = self.dropout.unscaled(x)
         return kept * (self.scale * scale), self.dropout(pos_emb)

@@ -174,6 +174,29 @@ class RelPositionMultiHeadAttention(nn.Module):
             return self.linear_out(out)
         return F.linear(out, self.linear_out.weight * out_scale, self.linear_out.bias)
 
+    def forward_chunk(self, x: torch.Tensor, pos_emb: torch.Tensor,
+                      cache: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Self-attention of one chunk over a key/value cache and itself (streaming, eval):
+        x (batch, Q, d); pos_emb (K+Q-1, d) for distances K-1 .. -(Q-1), K = C + Q keys;
+        cache (batch, heads, C, 2 d_k) of earlier keys and values, or None ->
+        (y (batch, Q, d), the keys and values of all K frames (batch, heads, K, 2 d_k)).
+        Every key is attended to; the caller bounds the cache to the left context. The
+        scores are the full forward's: query i is frame C + i and the score of key j reads
+        distance C + i - j, at index Q-1-i+j of the distance scores."""
+        batch, time, dim = x.shape
+        q_u, k, v, distance_scores = self.project(x, pos_emb)  # (batch, heads, Q, d_k|K+Q-1)
+        if cache is not None:
+            k = torch.cat([cache[..., : self.d_k], k], dim=2)  # (batch, heads, K, d_k)
+            v = torch.cat([cache[..., self.d_k:], v], dim=2)
+        keys = k.size(2)
+        steps = torch.arange(keys, device=x.device)
+        index = time - 1 - torch.arange(time, device=x.device).unsqueeze(1) + steps  # (Q, K)
+        bias = distance_scores.gather(-1, index.expand(batch, self.num_heads, time, keys))
+        scores = torch.matmul(q_u, k.transpose(-1, -2)) + bias  # (batch, heads, Q, K)
+        probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(v.dtype)
+        out = torch.matmul(probs, v).transpose(1, 2).reshape(batch, time, dim)  # (batch, Q, d)
+        return self.linear_out(out), torch.cat([k, v], dim=-1)
+
     def _matmul_attention(self, q_u: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                           distance_scores: torch.Tensor, mask: torch.Tensor | None,
                           ) -> tuple[torch.Tensor, float]:

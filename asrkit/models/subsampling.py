@@ -43,6 +43,16 @@ def conv_output_length(size: int | torch.Tensor, layers: list[tuple[int, int]]):
     return size
 
 
+def receptive_field(layers: list[tuple[int, int]]) -> int:
+    """Input frames one output frame of a stack of unpadded convolutions reads: output
+    frame n reads input frames n*factor .. n*factor + receptive_field - 1."""
+    field, stride = 1, 1
+    for kernel, layer_stride in layers:
+        field += (kernel - 1) * stride
+        stride *= layer_stride
+    return field
+
+
 class Conv2dSubsampling(nn.Module):
     """Strided Conv2d stack + linear projection; reduces the frame rate by ``factor``."""
 
@@ -68,6 +78,11 @@ class Conv2dSubsampling(nn.Module):
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return conv_output_length(lengths, self.layers).clamp(min=0)
+
+    @property
+    def right_context(self) -> int:
+        """Input frames after an output frame's first one that it reads (6 for conv2d4)."""
+        return receptive_field(self.layers) - 1
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         convs = [m for m in self.conv if isinstance(m, nn.Conv2d)]
@@ -142,6 +157,7 @@ class LinearInput(nn.Module):
     """No subsampling: Linear -> LayerNorm -> Dropout (WeNet's ``linear`` input layer)."""
 
     factor = 1
+    right_context = 0
 
     def __init__(self, input_dim: int, d_model: int, dropout: float = 0.1) -> None:
         super().__init__()

@@ -17,6 +17,11 @@ default) and ``switch_loss_weight`` (Switch's alpha, 0.01 there; 0 by default); 
 are always logged with the per-expert loads.
 
     encoder=moe_conformer encoder.num_experts=8 encoder.top_k=1
+
+Streaming: the Conformer's ``chunk_size``, ``left_chunks``, ``dynamic_chunk``,
+``dynamic_left_chunks`` and ``causal`` (asrkit.models.encoders.conformer), for the shared
+embedding's blocks too; routing is per frame, so ``forward_chunk`` routes each chunk's
+frames as the full forward does (the caches list the embedding's blocks first).
 """
 
 from __future__ import annotations
@@ -27,6 +32,14 @@ import torch
 from torch import nn
 
 from asrkit.arg_types import NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
+from asrkit.models.chunk_by_chunk import (
+    LayerCaches,
+    bounded_cache,
+    cache_of,
+    cached_frames,
+    run_chunk_by_chunk,
+)
+from asrkit.models.chunk_mask import ChunkConfig, LeftChunks
 from asrkit.models.convolution import ConvolutionModule
 from asrkit.models.ctc import CTC
 from asrkit.models.dropout import Dropout
@@ -50,7 +63,7 @@ class MoEConformerLayer(nn.Module):
     def __init__(self, d_model: int, num_heads: int, ffn_dim: int, kernel_size: int,
                  conv_norm: str, dropout: float, attention_dropout: float, activation: str,
                  moe_ffns: Sequence[str], num_experts: int, top_k: int, expert_ffn_dim: int,
-                 router_extra_dim: int) -> None:
+                 router_extra_dim: int, causal: bool = False) -> None:
         super().__init__()
 
         def ffn(which: str) -> nn.Module:
@@ -65,7 +78,7 @@ class MoEConformerLayer(nn.Module):
         self.self_attn = RelPositionMultiHeadAttention(d_model, num_heads, attention_dropout)
         self.norm_conv = nn.LayerNorm(d_model)
         self.conv_module = ConvolutionModule(d_model, kernel_size, conv_norm,
-                                             build_activation(activation))
+                                             build_activation(activation), causal)
         self.norm_ff = nn.LayerNorm(d_model)
         self.feed_forward = ffn("second")
         self.norm_final = nn.LayerNorm(d_model)
@@ -82,19 +95,39 @@ class MoEConformerLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, pos_emb: torch.Tensor, mask: torch.Tensor,
                 router_extra: torch.Tensor | None = None,
-                ) -> tuple[torch.Tensor, list[Routing]]:
+                attn_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, list[Routing]]:
         """x (batch, T, d), pos_emb (2T-1, d), mask (batch, T) bool, router_extra
-        (batch, T, e) or None -> (y (batch, T, d), the routing of each MoE FFN)."""
+        (batch, T, e) or None, attn_mask (batch, 1 or T, T) (None: ``mask`` over keys)
+        -> (y (batch, T, d), the routing of each MoE FFN)."""
+        attn_mask = mask.unsqueeze(1) if attn_mask is None else attn_mask
         routings: list[Routing] = []
         ff = self._ffn(self.feed_forward_macaron, self.norm_ff_macaron(x), mask, router_extra,
                        routings)
         x = self.dropout.residual(x, ff, 0.5)
-        x = self.dropout.residual(x, self.self_attn(self.norm_mha(x), pos_emb,
-                                                    mask.unsqueeze(1)))
+        x = self.dropout.residual(x, self.self_attn(self.norm_mha(x), pos_emb, attn_mask))
         x = self.dropout.residual(x, self.conv_module(self.norm_conv(x), mask))
         ff = self._ffn(self.feed_forward, self.norm_ff(x), mask, router_extra, routings)
         x = self.dropout.residual(x, ff, 0.5)
         return self.norm_final(x), routings
+
+    def forward_chunk(self, x: torch.Tensor, pos_emb: torch.Tensor,
+                      att_cache: torch.Tensor | None, cnn_cache: torch.Tensor | None,
+                      router_extra: torch.Tensor | None = None,
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One chunk (streaming, eval), as ConformerLayer.forward_chunk; router_extra
+        (batch, Q, e) or None."""
+        mask = x.new_ones(x.shape[:2], dtype=torch.bool)  # (batch, Q): every frame valid
+        routings: list[Routing] = []
+        ff = self._ffn(self.feed_forward_macaron, self.norm_ff_macaron(x), mask, router_extra,
+                       routings)
+        x = self.dropout.residual(x, ff, 0.5)
+        attn, att_cache = self.self_attn.forward_chunk(self.norm_mha(x), pos_emb, att_cache)
+        x = self.dropout.residual(x, attn)
+        conv, cnn_cache = self.conv_module.forward_chunk(self.norm_conv(x), cnn_cache)
+        x = self.dropout.residual(x, conv)
+        ff = self._ffn(self.feed_forward, self.norm_ff(x), mask, router_extra, routings)
+        x = self.dropout.residual(x, ff, 0.5)
+        return self.norm_final(x), att_cache, cnn_cache
 
 
 class SharedEmbedding(nn.Module):
@@ -102,21 +135,36 @@ class SharedEmbedding(nn.Module):
 
     def __init__(self, d_model: int, dim: int, num_layers: int, num_heads: int,
                  kernel_size: int, conv_norm: str, dropout: float, positional_dropout: float,
-                 attention_dropout: float, activation: str) -> None:
+                 attention_dropout: float, activation: str, causal: bool = False) -> None:
         super().__init__()
         self.proj = nn.Linear(d_model, dim)
         self.pos_enc = RelPositionalEncoding(dim, positional_dropout)
         self.layers = nn.ModuleList(
             ConformerLayer(dim, num_heads, 4 * dim, kernel_size, conv_norm, dropout,
-                           attention_dropout, activation) for _ in range(num_layers))
+                           attention_dropout, activation, causal) for _ in range(num_layers))
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x (batch, T, d_model) subsampled input, mask (batch, T) -> (batch, T, dim)."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor,
+                attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (batch, T, d_model) subsampled input, mask (batch, T), attn_mask (batch, 1 or
+        T, T) or None (``mask`` over keys) -> (batch, T, dim)."""
         x, pos_emb = self.pos_enc(self.proj(x))
         for layer in self.layers:
-            x = layer(x, pos_emb, mask)
+            x = layer(x, pos_emb, mask, attn_mask)
         return self.norm(x)
+
+    def forward_chunk(self, x: torch.Tensor, att_cache: LayerCaches, cnn_cache: LayerCaches,
+                      left_chunks: int) -> tuple[torch.Tensor, LayerCaches, LayerCaches]:
+        """One chunk (streaming, eval): x (batch, Q, d_model), this network's caches ([]
+        before the first chunk) -> ((batch, Q, dim), new caches)."""
+        x, pos_emb = self.pos_enc(self.proj(x), cached_frames(att_cache))
+        new_att, new_cnn = [], []
+        for number, layer in enumerate(self.layers):
+            x, keys_values, conv = layer.forward_chunk(x, pos_emb, cache_of(att_cache, number),
+                                                       cache_of(cnn_cache, number))
+            new_att.append(bounded_cache(keys_values, left_chunks, x.size(1)))
+            new_cnn.append(conv)
+        return self.norm(x), new_att, new_cnn
 
 
 class MoEConformerEncoder(nn.Module):
@@ -147,6 +195,11 @@ class MoEConformerEncoder(nn.Module):
         sparsity_loss_weight: NonNegativeFloat = 0.15,
         importance_loss_weight: NonNegativeFloat = 0.15,
         vocab_size: int | None = None,
+        chunk_size: NonNegativeInt = 0,
+        left_chunks: LeftChunks = -1,
+        dynamic_chunk: bool = False,
+        dynamic_left_chunks: bool = False,
+        causal: bool = False,
     ) -> None:
         """The Conformer's options (asrkit.models.encoders.conformer), plus:
         num_experts, top_k: experts per MoE layer and experts per frame;
@@ -156,7 +209,8 @@ class MoEConformerEncoder(nn.Module):
         (0: router input is the FFN input only); embedding_dim: its width (null: d_model);
         embedding_ctc_weight: weight of a CTC loss on the shared embedding (0: none);
         *_loss_weight: weights of the balance losses; vocab_size: filled in by the model
-        builder (used only by the embedding's CTC head)."""
+        builder (used only by the embedding's CTC head); chunk_size, left_chunks,
+        dynamic_chunk, dynamic_left_chunks, causal: streaming, as the Conformer's."""
         super().__init__()
         moe_ffns = tuple(moe_ffns)
         bad = [f for f in moe_ffns if f not in MOE_FFNS]
@@ -174,6 +228,7 @@ class MoEConformerEncoder(nn.Module):
             raise ValueError("embedding_ctc_weight > 0 needs vocab_size (the model builder "
                              "fills it in)")
         self.output_dim = d_model
+        self.chunking = ChunkConfig(chunk_size, left_chunks, dynamic_chunk, dynamic_left_chunks)
         self.loss_weights = {"switch_weight": switch_loss_weight,
                              "sparsity_weight": sparsity_loss_weight,
                              "importance_weight": importance_loss_weight}
@@ -185,7 +240,8 @@ class MoEConformerEncoder(nn.Module):
         if embedding_layers > 0:
             self.embedding = SharedEmbedding(d_model, embedding_dim, embedding_layers,
                                              num_heads, kernel_size, conv_norm, dropout,
-                                             positional_dropout, attention_dropout, activation)
+                                             positional_dropout, attention_dropout, activation,
+                                             causal)
         extra = embedding_dim if self.embedding is not None else 0
         self.embedding_ctc_weight = embedding_ctc_weight
         self.embedding_ctc = CTC(embedding_dim, vocab_size) if embedding_ctc_weight > 0 else None
@@ -194,7 +250,7 @@ class MoEConformerEncoder(nn.Module):
             MoEConformerLayer(d_model, num_heads, ffn_dim, kernel_size, conv_norm, dropout,
                               attention_dropout, activation,
                               moe_ffns if number in moe_layers else (), num_experts, top_k,
-                              expert_ffn_dim, extra)
+                              expert_ffn_dim, extra, causal)
             for number in range(1, num_layers + 1)
         )
         self.final_norm = nn.LayerNorm(d_model)
@@ -210,36 +266,73 @@ class MoEConformerEncoder(nn.Module):
         """Modules used for training losses only (not at decoding)."""
         return [] if self.embedding_ctc is None else [self.embedding_ctc]
 
-    def _run(self, feats: torch.Tensor, feat_lens: torch.Tensor, layers: Sequence[int]):
+    def _run(self, feats: torch.Tensor, feat_lens: torch.Tensor, layers: Sequence[int],
+             chunk_size: int | None = None, left_chunks: int | None = None):
         x, lens = self.input_layer(feats, feat_lens)  # (batch, T', d_model)
+        attn_mask = self.chunking.attention_mask(lens, x.size(1), self.training, chunk_size,
+                                                 left_chunks)  # (batch, 1 or T', T')
         mask = padding_mask(lens, x.size(1))  # (batch, T')
-        embedding = None if self.embedding is None else self.embedding(x, mask)  # (b, T', e)
+        embedding = (None if self.embedding is None
+                     else self.embedding(x, mask, attn_mask))  # (b, T', e)
         x, pos_emb = self.pos_enc(x)  # pos_emb: (2T'-1, d_model)
         intermediates, routings = {}, []
         for number, layer in enumerate(self.layers, start=1):
-            x, layer_routings = layer(x, pos_emb, mask, embedding)
+            x, layer_routings = layer(x, pos_emb, mask, embedding, attn_mask)
             routings += layer_routings
             if number in layers:
                 intermediates[number] = (self.final_norm(x), lens)
         return self.final_norm(x), lens, intermediates, routings, embedding
 
-    def forward(self, feats: torch.Tensor,
-                feat_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor,
+                chunk_size: int | None = None,
+                left_chunks: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """feats (batch, T, input_dim), feat_lens (batch,) ->
-        (enc (batch, T', d_model), enc_lens (batch,)); no losses (for decoding)."""
-        enc, lens, *_ = self._run(feats, feat_lens, ())
+        (enc (batch, T', d_model), enc_lens (batch,)); no losses (for decoding).
+        chunk_size / left_chunks: the chunk mask (0: full context; None: the configured
+        one, or a draw in training with dynamic_chunk; see asrkit.models.chunk_mask)."""
+        enc, lens, *_ = self._run(feats, feat_lens, (), chunk_size, left_chunks)
         return enc, lens
 
     def forward_with_intermediates(self, feats: torch.Tensor, feat_lens: torch.Tensor,
-                                   layers: Sequence[int] = ()) -> EncoderOutput:
+                                   layers: Sequence[int] = (), chunk_size: int | None = None,
+                                   left_chunks: int | None = None) -> EncoderOutput:
         """As ``forward``, plus block outputs ``layers`` (1-based, through the final norm),
         the weighted balance losses (``aux_loss``), their terms and expert loads
         (``aux_terms``) and the shared embedding's CTC (``aux_ctc['embedding']``)."""
         check_layers(layers, len(self.layers), type(self).__name__)
-        enc, lens, intermediates, routings, embedding = self._run(feats, feat_lens, layers)
+        enc, lens, intermediates, routings, embedding = self._run(feats, feat_lens, layers,
+                                                                  chunk_size, left_chunks)
         aux_loss, terms = balance_losses(routings, **self.loss_weights)
         aux_ctc = {}
         if self.embedding_ctc is not None:
             aux_ctc["embedding"] = AuxCTC(self.embedding_ctc_weight, self.embedding_ctc,
                                           embedding, lens)
         return EncoderOutput(enc, lens, intermediates, aux_loss, terms, aux_ctc)
+
+    def forward_chunk(self, chunk_feats: torch.Tensor, offset: int, att_cache: LayerCaches,
+                      cnn_cache: LayerCaches, left_chunks: int = -1,
+                      ) -> tuple[torch.Tensor, LayerCaches, LayerCaches]:
+        """One chunk (eval), as ConformerEncoder.forward_chunk; the caches hold the shared
+        embedding's blocks first, then the MoE-Conformer's."""
+        lens = torch.full((chunk_feats.size(0),), chunk_feats.size(1), dtype=torch.long,
+                          device=chunk_feats.device)
+        x, _ = self.input_layer(chunk_feats, lens)  # (batch, Q, d_model)
+        split = 0 if self.embedding is None else len(self.embedding.layers)
+        embedding, new_att, new_cnn = None, [], []
+        if self.embedding is not None:
+            embedding, new_att, new_cnn = self.embedding.forward_chunk(
+                x, att_cache[:split], cnn_cache[:split], left_chunks)  # (batch, Q, e)
+        att_cache, cnn_cache = att_cache[split:], cnn_cache[split:]
+        x, pos_emb = self.pos_enc(x, cached_frames(att_cache))  # pos_emb: (C+2Q-1, d)
+        for number, layer in enumerate(self.layers):
+            x, keys_values, conv = layer.forward_chunk(x, pos_emb, cache_of(att_cache, number),
+                                                       cache_of(cnn_cache, number), embedding)
+            new_att.append(bounded_cache(keys_values, left_chunks, x.size(1)))
+            new_cnn.append(conv)
+        return self.final_norm(x), new_att, new_cnn
+
+    def forward_chunk_by_chunk(self, feats: torch.Tensor, chunk_size: int,
+                               left_chunks: int = -1) -> torch.Tensor:
+        """feats (batch, T, input_dim) without padding -> enc (batch, T', d_model), equal to
+        ``forward(feats, lens, chunk_size, left_chunks)`` (with ``causal``)."""
+        return run_chunk_by_chunk(self, feats, chunk_size, left_chunks)

@@ -1,6 +1,12 @@
 """Transformer encoder (Vaswani et al. 2017; the speech variant of Karita et al. 2019):
 conv2d subsampling, absolute sinusoidal positions, pre-LayerNorm self-attention and
 feed-forward layers, and a final LayerNorm.
+
+Streaming (WeNet U2): ``chunk_size``, ``left_chunks``, ``dynamic_chunk`` and
+``dynamic_left_chunks`` choose a chunk attention mask (asrkit.models.chunk_mask);
+``forward_chunk`` / ``forward_chunk_by_chunk`` run the encoder one chunk at a time with
+key/value caches (asrkit.models.chunk_by_chunk), the absolute positions continuing from
+``offset``. The defaults (0, -1, false, false) are the offline encoder, unchanged.
 """
 
 from __future__ import annotations
@@ -10,12 +16,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from asrkit.arg_types import PositiveInt, Probability
+from asrkit.arg_types import NonNegativeInt, PositiveInt, Probability
 from asrkit.models.attention import MultiHeadAttention
+from asrkit.models.chunk_by_chunk import LayerCaches, bounded_cache, cache_of, run_chunk_by_chunk
+from asrkit.models.chunk_mask import ChunkConfig, LeftChunks
 from asrkit.models.dropout import Dropout
 from asrkit.models.encoder_output import EncoderOutput, check_layers
 from asrkit.models.feed_forward import FeedForward
-from asrkit.models.mask import padding_mask
 from asrkit.models.positional_encoding import PositionalEncoding
 from asrkit.models.subsampling import build_input_layer
 
@@ -38,6 +45,14 @@ class TransformerEncoderLayer(nn.Module):
         x = self.dropout.residual(x, self.self_attn(y, y, y, attn_mask))
         return self.dropout.residual(x, self.feed_forward(self.norm_ff(x)))
 
+    def forward_chunk(self, x: torch.Tensor, att_cache: torch.Tensor | None,
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One chunk (streaming, eval): x (batch, Q, d), keys/values of earlier frames or
+        None -> (y (batch, Q, d), keys/values of those frames and this chunk's)."""
+        attn, att_cache = self.self_attn.forward_chunk(self.norm_mha(x), att_cache)
+        x = self.dropout.residual(x, attn)
+        return self.dropout.residual(x, self.feed_forward(self.norm_ff(x))), att_cache
+
 
 class TransformerEncoder(nn.Module):
     def __init__(
@@ -53,11 +68,20 @@ class TransformerEncoder(nn.Module):
         positional_dropout: Probability = 0.1,
         attention_dropout: Probability = 0.0,
         activation: str = "relu",
+        chunk_size: NonNegativeInt = 0,
+        left_chunks: LeftChunks = -1,
+        dynamic_chunk: bool = False,
+        dynamic_left_chunks: bool = False,
     ) -> None:
         """input_dim: feature size (mel bins); input_layer: conv2d4 | conv2d6 | conv2d8 |
-        linear (asrkit.models.subsampling); activation of the FFN: relu | swish | gelu."""
+        linear (asrkit.models.subsampling); activation of the FFN: relu | swish | gelu;
+        chunk_size: encoder frames per attention chunk (0: full context), for static chunk
+        training and as the default decoding chunk; left_chunks: chunks of left context
+        (-1: all); dynamic_chunk: draw the chunk per batch in training
+        (asrkit.models.chunk_mask); dynamic_left_chunks: draw the left chunks too."""
         super().__init__()
         self.output_dim = d_model
+        self.chunking = ChunkConfig(chunk_size, left_chunks, dynamic_chunk, dynamic_left_chunks)
         self.input_layer = build_input_layer(input_layer, input_dim, d_model, dropout,
                                              input_channels)
         self.pos_enc = PositionalEncoding(d_model, positional_dropout)
@@ -68,11 +92,14 @@ class TransformerEncoder(nn.Module):
         )
         self.final_norm = nn.LayerNorm(d_model)
 
-    def forward(self, feats: torch.Tensor,
-                feat_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor,
+                chunk_size: int | None = None,
+                left_chunks: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """feats (batch, T, input_dim), feat_lens (batch,) ->
-        (enc (batch, T', d_model), enc_lens (batch,)); frames past enc_lens are padding."""
-        out = self.forward_with_intermediates(feats, feat_lens)
+        (enc (batch, T', d_model), enc_lens (batch,)); frames past enc_lens are padding.
+        chunk_size / left_chunks: the chunk mask (0: full context; None: the configured
+        one, or a draw in training with dynamic_chunk; see asrkit.models.chunk_mask)."""
+        out = self.forward_with_intermediates(feats, feat_lens, (), chunk_size, left_chunks)
         return out.enc, out.enc_lens
 
     def intermediate_dims(self) -> list[int]:
@@ -83,16 +110,43 @@ class TransformerEncoder(nn.Module):
         return self.input_layer.output_lengths(lengths)
 
     def forward_with_intermediates(self, feats: torch.Tensor, feat_lens: torch.Tensor,
-                                   layers: Sequence[int] = ()) -> EncoderOutput:
+                                   layers: Sequence[int] = (), chunk_size: int | None = None,
+                                   left_chunks: int | None = None) -> EncoderOutput:
         """As ``forward``, plus the outputs of layers ``layers`` (1-based), each passed
         through the final LayerNorm (pre-norm layers leave their output unnormalised)."""
         check_layers(layers, len(self.layers), type(self).__name__)
         x, lens = self.input_layer(feats, feat_lens)  # (batch, T', d_model)
+        attn_mask = self.chunking.attention_mask(lens, x.size(1), self.training, chunk_size,
+                                                 left_chunks)  # (batch, 1 or T', T')
         x = self.pos_enc(x)
-        attn_mask = padding_mask(lens, x.size(1)).unsqueeze(1)  # (batch, 1, T')
         intermediates = {}
         for number, layer in enumerate(self.layers, start=1):
             x = layer(x, attn_mask)
             if number in layers:
                 intermediates[number] = (self.final_norm(x), lens)
         return EncoderOutput(self.final_norm(x), lens, intermediates)
+
+    def forward_chunk(self, chunk_feats: torch.Tensor, offset: int, att_cache: LayerCaches,
+                      cnn_cache: LayerCaches, left_chunks: int = -1,
+                      ) -> tuple[torch.Tensor, LayerCaches, LayerCaches]:
+        """One chunk (eval; asrkit.models.chunk_by_chunk): chunk_feats (batch, W,
+        input_dim), the input window of the chunk; offset: encoder frames before it (the
+        absolute position of its first frame); att_cache: per layer, from the previous
+        chunk ([] before the first); cnn_cache: unused (no convolution module), returned
+        as []; left_chunks: chunks of left context to keep, each of this chunk's size ->
+        (enc (batch, Q, d_model), att_cache, [])."""
+        lens = torch.full((chunk_feats.size(0),), chunk_feats.size(1), dtype=torch.long,
+                          device=chunk_feats.device)
+        x, _ = self.input_layer(chunk_feats, lens)  # (batch, Q, d_model)
+        x = self.pos_enc(x, offset)
+        new_att = []
+        for number, layer in enumerate(self.layers):
+            x, keys_values = layer.forward_chunk(x, cache_of(att_cache, number))
+            new_att.append(bounded_cache(keys_values, left_chunks, x.size(1)))
+        return self.final_norm(x), new_att, []
+
+    def forward_chunk_by_chunk(self, feats: torch.Tensor, chunk_size: int,
+                               left_chunks: int = -1) -> torch.Tensor:
+        """feats (batch, T, input_dim) without padding -> enc (batch, T', d_model), equal to
+        ``forward(feats, lens, chunk_size, left_chunks)``."""
+        return run_chunk_by_chunk(self, feats, chunk_size, left_chunks)
