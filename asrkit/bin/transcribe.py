@@ -34,6 +34,16 @@ truncated, NaN samples, too short) gets one line on stderr naming it; the others
 transcribed. A summary line (files, audio, wall time, RTF) ends the run, and a progress
 bar is drawn on a terminal for several files.
 
+Streaming (a model trained with encoder.causal: true, e.g. +experiment=synth/conformer_streaming):
+`--streaming` feeds each file in pieces of --piece seconds (0.1) to a streaming recogniser
+(asrkit/inference/streaming.py) that runs the encoder every --chunk-size encoder frames
+(16) with --left-chunks chunks of left context (-1: all) and a CTC prefix beam search over
+the chunks; partial texts go to stderr as they change (overwritten in place on a terminal),
+the final text (with --rescore: the N-best rescored by the attention decoder) to stdout
+(--format text only). --realtime hands the pieces over at real time, as a microphone would.
+
+    asrkit transcribe exp/streaming talk.wav --streaming --chunk-size 16 --realtime --rescore
+
 Exit status: 0 every file transcribed, 1 some file failed (or the model could not be
 run), 2 usage error (a missing path or model, an unknown method or option).
 """
@@ -74,6 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="intra-op threads (torch / onnxruntime)")
     p.add_argument("--progress", choices=("auto", "true", "false"), default="auto",
                    help="progress bar on stderr (auto: on a terminal, for several files)")
+    p.add_argument("--streaming", action="store_true",
+                   help="decode chunk by chunk as audio arrives (a causal streaming model)")
+    p.add_argument("--chunk-size", type=int,
+                   help="--streaming: encoder frames per chunk (default 16)")
+    p.add_argument("--left-chunks", type=int,
+                   help="--streaming: chunks of left context (default -1: all)")
+    p.add_argument("--realtime", action="store_true",
+                   help="--streaming: feed the audio at real time")
+    p.add_argument("--rescore", action="store_true",
+                   help="--streaming: rescore the final N-best with the attention decoder")
+    p.add_argument("--piece", type=float,
+                   help="--streaming: seconds of audio per piece fed (default 0.1)")
     p.add_argument("--trust-module", action="append", default=[], metavar="MODULE",
                    help="a module of your own that the model's stored config may name")
     return p
@@ -102,6 +124,14 @@ def main(argv: list[str]) -> int:
                                  f".srt per file)")
     except (AudioPathError, ValueError) as e:
         return fail(one_line(e), 2)
+    if args.streaming:
+        return _transcribe_streaming(args, paths, fail)
+    streaming_only = [flag for flag, value in (
+        ("--chunk-size", args.chunk_size), ("--left-chunks", args.left_chunks),
+        ("--realtime", args.realtime or None), ("--rescore", args.rescore or None),
+        ("--piece", args.piece)) if value is not None]
+    if streaming_only:
+        return fail(f"{streaming_only[0]}: only with --streaming", 2)
     overrides = list(args.search)
     overrides += [f"beam={args.beam}"] if args.beam is not None else []
     overrides += [f"ctc_weight={args.ctc_weight}"] if args.ctc_weight is not None else []
@@ -139,6 +169,59 @@ def main(argv: list[str]) -> int:
             progress.close()
             return fail(one_line(e), 1)
     progress.close()
+    print(summary_line(len(paths), failed, audio, time.perf_counter() - start), file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _transcribe_streaming(args: argparse.Namespace, paths: list[Path], fail) -> int:
+    """``--streaming``: each file through a StreamingRecognizer, partial texts on stderr."""
+    from asrkit.data.audio import AudioError
+    from asrkit.decoding.experiment import load_experiment
+    from asrkit.inference.exported_dir import ExportedDir
+    from asrkit.inference.progress import summary_line
+    from asrkit.inference.streaming import StreamingRecognizer
+    from asrkit.inference.streaming_files import PartialPrinter, stream_file
+
+    if args.format != "text":
+        return fail(f"--format {args.format}: --streaming writes text only", 2)
+    if args.method is not None or args.search:
+        return fail("--method/--search: --streaming decodes with CTC prefix beam search "
+                    "(--beam) and, with --rescore, attention rescoring (--ctc-weight)", 2)
+    if args.model.is_dir() and ExportedDir.holds_export(args.model):
+        return fail(f"--streaming: {args.model} is an exported model; stream with the "
+                    f"experiment directory", 2)
+    try:
+        exp = load_experiment(args.model, args.checkpoint, args.device, args.trust_module)
+        recognizer = StreamingRecognizer.from_experiment(
+            exp, 16 if args.chunk_size is None else args.chunk_size,
+            left_chunks=-1 if args.left_chunks is None else args.left_chunks,
+            beam=args.beam or 10,
+            rescore=args.rescore, ctc_weight=0.3 if args.ctc_weight is None else args.ctc_weight)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        return fail(one_line(e), 2)
+    except (OSError, RuntimeError) as e:
+        return fail(one_line(e), 1)
+    out = args.out.open("w", encoding="utf-8") if args.out is not None else sys.stdout
+    start, audio, failed = time.perf_counter(), 0.0, 0
+    try:
+        for path in paths:
+            prefix = f"{path}\t" if len(paths) > 1 else ""
+            printer = PartialPrinter(sys.stderr, prefix)
+            try:
+                result = stream_file(recognizer, path, args.piece or 0.1, args.realtime,
+                                     printer, args.channel)
+            except (AudioError, OSError, ValueError, RuntimeError) as e:
+                printer.done()
+                failed += 1
+                print(f"asrkit transcribe: {path}: {one_line(e)}", file=sys.stderr)
+                continue
+            printer.done()
+            audio += result.duration
+            out.write(f"{prefix}{result.text}\n")
+            out.flush()
+    finally:
+        if args.out is not None:
+            out.close()
     print(summary_line(len(paths), failed, audio, time.perf_counter() - start), file=sys.stderr)
     return 1 if failed else 0
 

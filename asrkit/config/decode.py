@@ -9,7 +9,9 @@ from typing import Annotated, Any
 
 from omegaconf import MISSING
 
-from asrkit.arg_types import NonNegativeInt, OneOf, PositiveInt, UnitInterval
+from asrkit.arg_types import Ge, NonNegativeInt, OneOf, PositiveInt, UnitInterval
+
+LeftChunks = Annotated[int, Ge(-1)]  # -1: all (as asrkit.models.chunk_mask's)
 
 
 @dataclass
@@ -27,6 +29,8 @@ class DecodeConfig:
     beam: PositiveInt = MISSING
     ctc_weight: UnitInterval = MISSING
     search: dict[str, Any] = field(default_factory=dict)
+    decoding_chunk_size: NonNegativeInt | None = MISSING   # None: the encoder's; 0: full
+    num_decoding_left_chunks: LeftChunks | None = MISSING  # None: the encoder's; -1: all
     batch_size: PositiveInt = MISSING
     max_frames: PositiveInt = MISSING
     num_workers: NonNegativeInt = MISSING

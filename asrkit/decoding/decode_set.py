@@ -39,6 +39,7 @@ from asrkit.data.cmvn import GlobalCMVN
 from asrkit.data.dataset import ASRDataset, collate_batch
 from asrkit.data.features import FbankExtractor
 from asrkit.data.manifest import Utterance
+from asrkit.decoding.decoding_chunk import DecodingChunk
 from asrkit.decoding.search import SearchMethod
 from asrkit.models.asr_model import ASRModel
 from asrkit.text.base import Tokenizer
@@ -50,6 +51,7 @@ LONG_UTTERANCE_SECONDS = 60.0
 # frames every batch is padded to at least, so that the conv subsampling (up to 8x) of an
 # utterance decoded alone never sees fewer frames than its kernels (padding is masked)
 MIN_BATCH_FRAMES = 32
+AS_CONFIGURED = DecodingChunk()  # no chunk arguments: the encoder as configured
 
 
 @dataclass
@@ -91,9 +93,11 @@ def decode_utterances(
     max_frames: int = 30000,
     num_workers: int = 0,
     device: str | torch.device = "cpu",
+    chunk: DecodingChunk = AS_CONFIGURED,
 ) -> SetDecodeResult:
     """Decode ``utterances`` with every method (by name); the model must already be on
-    ``device``."""
+    ``device``. ``chunk``: the streaming encoder's chunk mask (asrkit.decoding.decoding_chunk;
+    default: the encoder as configured)."""
     model.eval()
     refs = {utt.id: utt.text for utt in utterances}
     hyps: dict[str, dict[str, str]] = {name: dict.fromkeys(refs, "") for name in methods}
@@ -120,7 +124,7 @@ def decode_utterances(
             failed += batch["failed"]
             done += len(batch["ids"]) + len(batch["failed"])
             if batch["ids"]:
-                encoded = _encode(model, batch, device, needs_ctc, failed)
+                encoded = _encode(model, batch, device, needs_ctc, failed, chunk)
                 shared_time += _elapsed(start, device)
                 for name, method in methods.items():
                     start = time.perf_counter()
@@ -141,11 +145,11 @@ def decode_utterances(
 
 
 def _encode(model: ASRModel, batch: dict, device: str | torch.device, needs_ctc: bool,
-            failed: list[tuple[str, str]]):
+            failed: list[tuple[str, str]], chunk: DecodingChunk):
     """Encode a batch -> (ids, enc, enc_lens, ctc_log_probs or None) of the utterances left
     with at least one encoder frame (the others are added to ``failed``), or None."""
     enc, enc_lens, ctc, keep = encode_batch(model, batch["feats"].to(device),
-                                            batch["feat_lens"].to(device), needs_ctc)
+                                            batch["feat_lens"].to(device), needs_ctc, chunk)
     ids = [uid for uid, k in zip(batch["ids"], keep.tolist()) if k]
     for uid, k in zip(batch["ids"], keep.tolist()):
         if not k:
@@ -157,7 +161,7 @@ def _encode(model: ASRModel, batch: dict, device: str | torch.device, needs_ctc:
 
 
 def encode_batch(model: Any, feats: torch.Tensor, feat_lens: torch.Tensor,
-                 needs_ctc: bool = True,
+                 needs_ctc: bool = True, chunk: DecodingChunk = AS_CONFIGURED,
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """The encoder (and CTC head) on a padded batch, as every decode runs them.
 
@@ -165,10 +169,12 @@ def encode_batch(model: Any, feats: torch.Tensor, feat_lens: torch.Tensor,
     log-probabilities (B', T', V) or None, keep (B,) bool): the rows left with at least one
     encoder frame (B' = keep.sum()), without the padding no row needs. The batch is padded
     to MIN_BATCH_FRAMES first. ``model``: an ASRModel or anything with its ``encode`` and
-    ``ctc_log_probs`` (asrkit.inference's exported models)."""
+    ``ctc_log_probs`` (asrkit.inference's exported models); ``chunk``: the chunk mask of a
+    streaming encoder (asrkit.decoding.decoding_chunk; default: as the encoder is
+    configured)."""
     if feats.size(1) < MIN_BATCH_FRAMES:
         feats = F.pad(feats, (0, 0, 0, MIN_BATCH_FRAMES - feats.size(1)))
-    enc, enc_lens = model.encode(feats, feat_lens)  # (B, T', D)
+    enc, enc_lens = model.encode(feats, feat_lens, **chunk.encode_kwargs())  # (B, T', D)
     keep = enc_lens > 0
     if not bool(keep.any()):
         return enc[:0], enc_lens[:0], None, keep

@@ -6,8 +6,9 @@
 For every test set and method the result goes to
 ``<exp_dir>/decode/<checkpoint>/<set>/<method>[-<setting><value>...]/`` (hyp.txt, ref.txt,
 wer.json, errors.txt; asrkit.scoring.decode_dir), keyed by the checkpoint and the search
-settings so that no decode overwrites another; one line per method is printed (WER, CER,
-RTF) and ``<exp_dir>/results.md`` refreshed. With ``out_dir=DIR`` the results go to
+settings (and the encoder's chunk size with ``decoding_chunk_size``,
+asrkit.decoding.decoding_chunk) so that no decode overwrites another; one line per method
+is printed (WER, CER, RTF) and ``<exp_dir>/results.md`` refreshed. With ``out_dir=DIR`` the results go to
 ``DIR/<checkpoint>/<set>/<method...>/`` instead and results.md is left alone. wer.json's
 ``rtf`` includes the shared feature extraction + encoder + CTC head, whose share alone is
 ``rtf_shared``.
@@ -20,7 +21,9 @@ from typing import Any
 
 import torch
 
+from asrkit.config import ConfigError
 from asrkit.decoding.decode_set import decode_utterances
+from asrkit.decoding.decoding_chunk import DecodingChunk
 from asrkit.decoding.experiment import load_experiment
 from asrkit.decoding.plan import DecodePlan, build_methods
 from asrkit.experiment_dir import ExperimentDir
@@ -35,18 +38,25 @@ def decode_and_score(plan: DecodePlan) -> list[dict[str, Any]]:
     exp = load_experiment(cfg["exp_dir"], cfg["checkpoint"], cfg["device"],
                           cfg["trust_modules"])
     methods = build_methods(cfg, exp.model)
+    try:
+        chunk = DecodingChunk.resolve(exp.model.encoder, cfg.get("decoding_chunk_size"),
+                                      cfg.get("num_decoding_left_chunks"))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     out_root = Path(cfg["out_dir"]) if cfg.get("out_dir") else ExperimentDir(exp.exp_dir).decode_dir
     checkpoint = exp.checkpoint_label
-    print(f"decoding with {exp.checkpoint} ({', '.join(methods)}); "
+    at = (f"; encoder chunk {chunk.chunk_size}, left chunks {chunk.left_chunks}"
+          if chunk.settings() else "")
+    print(f"decoding with {exp.checkpoint} ({', '.join(methods)}{at}); "
           f"normalisation: {plan.normalizer.describe()}")
     summaries = []
     for set_name, (manifest, utterances) in plan.test_sets.items():
         result = decode_utterances(
             exp.model, exp.tokenizer, utterances, exp.extractor, methods, exp.cmvn,
             int(cfg["batch_size"]), int(cfg["max_frames"]), int(cfg["num_workers"]),
-            cfg["device"])
+            cfg["device"], chunk)
         for name, method in methods.items():
-            settings = method.settings()
+            settings = {**method.settings(), **chunk.settings()}
             extra = {"set": set_name, "method": name, "checkpoint": checkpoint,
                      "manifest": str(manifest), "failed": len(result.failed),
                      "audio_seconds": round(result.audio_seconds, 3),

@@ -343,10 +343,15 @@ class ASRModel(nn.Module):
         return out
 
     # ---- decoding -----------------------------------------------------------------------
-    def encode(self, feats: torch.Tensor,
-               feat_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """feats (B, T, F), feat_lens (B,) -> (enc (B, T', D), enc_lens (B,))."""
-        return self.encoder(feats, feat_lens)
+    def encode(self, feats: torch.Tensor, feat_lens: torch.Tensor,
+               chunk_size: int | None = None,
+               left_chunks: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """feats (B, T, F), feat_lens (B,) -> (enc (B, T', D), enc_lens (B,)).
+        chunk_size / left_chunks: the streaming encoder's chunk mask (None: its configured
+        one; asrkit.models.chunk_mask); only encoders with a chunk mask take them."""
+        if chunk_size is None and left_chunks is None:
+            return self.encoder(feats, feat_lens)
+        return self.encoder(feats, feat_lens, chunk_size=chunk_size, left_chunks=left_chunks)
 
     def ctc_log_probs(self, enc: torch.Tensor) -> torch.Tensor:
         """enc (B, T', D) -> CTC log-probabilities (B, T', V), fp32."""
