@@ -31,6 +31,8 @@ statistics) and LayerNorm are per frame, so both stream.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -90,8 +92,13 @@ class ConvolutionModule(nn.Module):
         pointwise conv: (batch, T_in, d) -> (batch, T, d)."""
         batch, _, dim = x.shape
         depthwise, conv2 = self.depthwise_conv, self.pointwise_conv2
-        x = F.conv2d(x.transpose(1, 2).unsqueeze(2), depthwise.weight.unsqueeze(2), depthwise.bias,
-                     padding=(0, depthwise.padding[0]), groups=dim)  # (batch, d, 1, T) channels-last
+        cpu_autocast = x.is_cpu and torch.is_autocast_enabled("cpu")
+        if cpu_autocast:  # see _depthwise_in_fp32
+            x = x.float()
+        with _depthwise_in_fp32(cpu_autocast):
+            x = F.conv2d(x.transpose(1, 2).unsqueeze(2), depthwise.weight.unsqueeze(2),
+                         depthwise.bias, padding=(0, depthwise.padding[0]),
+                         groups=dim)  # (batch, d, 1, T) channels-last
         x = x.squeeze(2).transpose(1, 2)  # (batch, T, d), contiguous
         time = x.size(1)
         if self.use_layer_norm:
@@ -99,3 +106,11 @@ class ConvolutionModule(nn.Module):
         else:
             x = self.norm(x.reshape(batch * time, dim)).view(batch, time, dim)
         return F.linear(self.activation(x), conv2.weight.squeeze(-1), conv2.bias)  # (batch, T, d)
+
+
+def _depthwise_in_fp32(cpu_autocast: bool) -> contextlib.AbstractContextManager:
+    """The depthwise convolution outside CPU autocast: oneDNN's bf16 depthwise kernel is
+    JIT-generated per input shape, and with 2 threads that took seconds to minutes per new
+    (batch, T) on an AVX512-BF16 CPU, i.e. on every batch of a real run; in fp32 it costs a
+    few per cent of a step. On CUDA autocast applies as usual."""
+    return torch.autocast("cpu", enabled=False) if cpu_autocast else contextlib.nullcontext()

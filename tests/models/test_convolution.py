@@ -114,3 +114,36 @@ def test_training_output_gradients_and_running_stats_match_channels_first(
     if running is not None:
         torch.testing.assert_close(conv.norm.running_mean, running[0])
         torch.testing.assert_close(conv.norm.running_var, running[1])
+
+
+
+def _steps(module, x, depthwise_fp32: bool) -> torch.Tensor:
+    """The module's steps under CPU bf16 autocast, the depthwise one in fp32 or in bf16."""
+    conv1, dw, conv2 = module.pointwise_conv1, module.depthwise_conv, module.pointwise_conv2
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h = F.glu(F.linear(x, conv1.weight.squeeze(-1), conv1.bias), dim=-1)  # bf16
+        if depthwise_fp32:
+            with torch.autocast("cpu", enabled=False):
+                h = F.conv1d(h.float().transpose(1, 2), dw.weight, dw.bias, padding=2,
+                             groups=h.size(-1))
+        else:
+            h = F.conv1d(h.transpose(1, 2), dw.weight.to(h.dtype), dw.bias.to(h.dtype),
+                         padding=2, groups=h.size(-1))
+        h = module.norm(h.transpose(1, 2))
+        return F.linear(module.activation(h), conv2.weight.squeeze(-1), conv2.bias).float()
+
+
+def test_depthwise_convolution_runs_in_fp32_under_cpu_autocast():
+    """oneDNN's bf16 depthwise kernel is JIT-built per shape (minutes per batch with 2 threads
+    on an AVX512-BF16 CPU), so under CPU autocast the depthwise step is computed in fp32:
+    the module equals its steps written out with that precision split, not with a bf16 one."""
+    torch.manual_seed(0)
+    module = ConvolutionModule(64, 5, norm="layer_norm").eval()
+    x = torch.randn(2, 40, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = module(x, torch.ones(2, 40, dtype=torch.bool))
+    assert out.dtype == torch.bfloat16
+    split, all_bf16 = _steps(module, x, True), _steps(module, x, False)
+    error_split = (out.float() - split).abs().max()
+    error_bf16 = (out.float() - all_bf16).abs().max()
+    assert error_split < 0.25 * error_bf16, (error_split, error_bf16)
