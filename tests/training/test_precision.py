@@ -14,8 +14,10 @@ from asrkit.training.run import run_training
 
 def test_precision_choice_on_cpu():
     cpu = torch.device("cpu")
-    assert resolve_precision("auto", cpu).name == "fp32"
-    assert resolve_precision("auto", cpu).scaler is None
+    plain_cpu = fake_cpuinfo("avx2")  # no native bf16
+    assert resolve_precision("auto", cpu, cpuinfo=plain_cpu).name == "fp32"
+    assert resolve_precision("auto", cpu, cpuinfo=plain_cpu).scaler is None
+    assert resolve_precision("auto", cpu).name == ("fp32" if cpu_native_bf16() is None else "bf16")
     bf16 = resolve_precision("bf16", cpu)
     assert bf16.scaler is None
     with bf16.autocast():
@@ -60,12 +62,14 @@ def test_auto_on_the_cpu_follows_the_switch_and_says_why(flags, switch, expected
     assert line in caplog.text
 
 
-def test_the_cpu_default_is_fp32_until_the_switch_is_flipped():
+def test_the_cpu_default_is_bf16_where_the_cpu_has_it_natively():
     from asrkit.training import precision
 
-    assert precision.CPU_BF16_BY_DEFAULT is False
-    amx = fake_cpuinfo("amx_bf16")
-    assert resolve_precision("auto", torch.device("cpu"), cpuinfo=amx).name == "fp32"
+    assert precision.CPU_BF16_BY_DEFAULT is True
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu, cpuinfo=fake_cpuinfo("amx_bf16")).name == "bf16"
+    assert resolve_precision("auto", cpu, cpuinfo=fake_cpuinfo("avx512_bf16")).name == "bf16"
+    assert resolve_precision("auto", cpu, cpuinfo=fake_cpuinfo("avx512f")).name == "fp32"
 
 
 @pytest.mark.parametrize("precision, extra", [
