@@ -40,7 +40,8 @@ def import_graph() -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                targets = [f"{node.module}.{alias.name}" for alias in node.names]
+                # ``from pkg import mod`` runs pkg/__init__.py first: an edge to pkg too
+                targets = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
             for target in targets:
                 if target.startswith("asrkit"):
                     graph[name].add(owner(target))

@@ -5,7 +5,7 @@ groups agree with their subject ("i" / third person singular "sg3" / plural "pl"
 tense; objects come from the noun classes their verb takes. sentences.py puts phrases
 together into sentences.
 
-    >>> import random; from asrkit.data.prepare.synth import phrases as P
+    >>> import random; import asrkit.data.prepare.synth.phrases as P
     >>> P.noun_phrase(random.Random(2), (P.V.ANIMALS,))
     (['that', 'new', 'tall', 'cat'], False)
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 
-from asrkit.data.prepare.synth import vocabulary as V
+import asrkit.data.prepare.synth.vocabulary as V
 
 TENSES, TENSE_WEIGHTS = ("present", "past", "progressive", "modal"), (0.3, 0.35, 0.15, 0.2)
 TIMES = {"present": V.TIME_PRESENT, "past": V.TIME_PAST, "progressive": V.TIME_NOW,

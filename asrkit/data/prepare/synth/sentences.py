@@ -17,8 +17,8 @@ import sys
 from collections.abc import Callable
 from typing import NamedTuple
 
-from asrkit.data.prepare.synth import phrases as P
-from asrkit.data.prepare.synth import vocabulary as V
+import asrkit.data.prepare.synth.phrases as P
+import asrkit.data.prepare.synth.vocabulary as V
 from asrkit.data.prepare.synth.phrases import Words
 
 MIN_WORDS, MAX_WORDS = 4, 14
