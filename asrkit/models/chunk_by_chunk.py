@@ -79,3 +79,22 @@ def run_chunk_by_chunk(encoder: nn.Module, feats: torch.Tensor, chunk_size: int,
     if not outputs:
         return feats.new_zeros(feats.size(0), 0, encoder.output_dim)
     return torch.cat(outputs, dim=1)
+
+
+def subsample_chunk(input_layer: nn.Module, chunk_feats: torch.Tensor) -> torch.Tensor:
+    """The input layer over one chunk's window: chunk_feats (batch, W, input_dim), every
+    frame valid -> (batch, Q, d_model)."""
+    lens = torch.full((chunk_feats.size(0),), chunk_feats.size(1), dtype=torch.long,
+                      device=chunk_feats.device)
+    return input_layer(chunk_feats, lens)[0]
+
+
+class ChunkByChunk:
+    """``forward_chunk_by_chunk`` for an encoder that has ``forward_chunk`` (mixed into the
+    Conformer, Transformer and MoE-Conformer encoders)."""
+
+    def forward_chunk_by_chunk(self, feats: torch.Tensor, chunk_size: int,
+                               left_chunks: int = -1) -> torch.Tensor:
+        """feats (batch, T, input_dim) without padding -> enc (batch, T', d_model), equal to
+        ``forward(feats, lens, chunk_size, left_chunks)`` (a Conformer needs ``causal``)."""
+        return run_chunk_by_chunk(self, feats, chunk_size, left_chunks)

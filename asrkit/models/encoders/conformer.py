@@ -26,11 +26,12 @@ from torch import nn
 
 from asrkit.arg_types import NonNegativeInt, PositiveInt, Probability
 from asrkit.models.chunk_by_chunk import (
+    ChunkByChunk,
     LayerCaches,
     bounded_cache,
     cache_of,
     cached_frames,
-    run_chunk_by_chunk,
+    subsample_chunk,
 )
 from asrkit.models.chunk_mask import ChunkConfig, LeftChunks
 from asrkit.models.convolution import ConvolutionModule
@@ -89,7 +90,7 @@ class ConformerLayer(nn.Module):
         return self.norm_final(x), att_cache, cnn_cache
 
 
-class ConformerEncoder(nn.Module):
+class ConformerEncoder(ChunkByChunk, nn.Module):
     def __init__(
         self,
         input_dim: PositiveInt,
@@ -176,9 +177,7 @@ class ConformerEncoder(nn.Module):
         (unused: positions are relative); the caches of the previous chunk ([] before the
         first); left_chunks: chunks of left context to keep, each of this chunk's size ->
         (enc (batch, Q, d_model), att_cache, cnn_cache)."""
-        lens = torch.full((chunk_feats.size(0),), chunk_feats.size(1), dtype=torch.long,
-                          device=chunk_feats.device)
-        x, _ = self.input_layer(chunk_feats, lens)  # (batch, Q, d_model)
+        x = subsample_chunk(self.input_layer, chunk_feats)  # (batch, Q, d_model)
         x, pos_emb = self.pos_enc(x, cached_frames(att_cache))  # pos_emb: (C+2Q-1, d)
         new_att, new_cnn = [], []
         for number, layer in enumerate(self.layers):
@@ -187,9 +186,3 @@ class ConformerEncoder(nn.Module):
             new_att.append(bounded_cache(keys_values, left_chunks, x.size(1)))
             new_cnn.append(conv)
         return self.final_norm(x), new_att, new_cnn
-
-    def forward_chunk_by_chunk(self, feats: torch.Tensor, chunk_size: int,
-                               left_chunks: int = -1) -> torch.Tensor:
-        """feats (batch, T, input_dim) without padding -> enc (batch, T', d_model), equal to
-        ``forward(feats, lens, chunk_size, left_chunks)`` (with ``causal``)."""
-        return run_chunk_by_chunk(self, feats, chunk_size, left_chunks)

@@ -33,11 +33,12 @@ from torch import nn
 
 from asrkit.arg_types import NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
 from asrkit.models.chunk_by_chunk import (
+    ChunkByChunk,
     LayerCaches,
     bounded_cache,
     cache_of,
     cached_frames,
-    run_chunk_by_chunk,
+    subsample_chunk,
 )
 from asrkit.models.chunk_mask import ChunkConfig, LeftChunks
 from asrkit.models.convolution import ConvolutionModule
@@ -167,7 +168,7 @@ class SharedEmbedding(nn.Module):
         return self.norm(x), new_att, new_cnn
 
 
-class MoEConformerEncoder(nn.Module):
+class MoEConformerEncoder(ChunkByChunk, nn.Module):
     def __init__(
         self,
         input_dim: PositiveInt,
@@ -314,9 +315,7 @@ class MoEConformerEncoder(nn.Module):
                       ) -> tuple[torch.Tensor, LayerCaches, LayerCaches]:
         """One chunk (eval), as ConformerEncoder.forward_chunk; the caches hold the shared
         embedding's blocks first, then the MoE-Conformer's."""
-        lens = torch.full((chunk_feats.size(0),), chunk_feats.size(1), dtype=torch.long,
-                          device=chunk_feats.device)
-        x, _ = self.input_layer(chunk_feats, lens)  # (batch, Q, d_model)
+        x = subsample_chunk(self.input_layer, chunk_feats)  # (batch, Q, d_model)
         split = 0 if self.embedding is None else len(self.embedding.layers)
         embedding, new_att, new_cnn = None, [], []
         if self.embedding is not None:
@@ -330,9 +329,3 @@ class MoEConformerEncoder(nn.Module):
             new_att.append(bounded_cache(keys_values, left_chunks, x.size(1)))
             new_cnn.append(conv)
         return self.final_norm(x), new_att, new_cnn
-
-    def forward_chunk_by_chunk(self, feats: torch.Tensor, chunk_size: int,
-                               left_chunks: int = -1) -> torch.Tensor:
-        """feats (batch, T, input_dim) without padding -> enc (batch, T', d_model), equal to
-        ``forward(feats, lens, chunk_size, left_chunks)`` (with ``causal``)."""
-        return run_chunk_by_chunk(self, feats, chunk_size, left_chunks)

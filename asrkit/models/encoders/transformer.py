@@ -18,7 +18,13 @@ from torch import nn
 
 from asrkit.arg_types import NonNegativeInt, PositiveInt, Probability
 from asrkit.models.attention import MultiHeadAttention
-from asrkit.models.chunk_by_chunk import LayerCaches, bounded_cache, cache_of, run_chunk_by_chunk
+from asrkit.models.chunk_by_chunk import (
+    ChunkByChunk,
+    LayerCaches,
+    bounded_cache,
+    cache_of,
+    subsample_chunk,
+)
 from asrkit.models.chunk_mask import ChunkConfig, LeftChunks
 from asrkit.models.dropout import Dropout
 from asrkit.models.encoder_output import EncoderOutput, check_layers
@@ -54,7 +60,7 @@ class TransformerEncoderLayer(nn.Module):
         return self.dropout.residual(x, self.feed_forward(self.norm_ff(x))), att_cache
 
 
-class TransformerEncoder(nn.Module):
+class TransformerEncoder(ChunkByChunk, nn.Module):
     def __init__(
         self,
         input_dim: PositiveInt,
@@ -135,18 +141,10 @@ class TransformerEncoder(nn.Module):
         chunk ([] before the first); cnn_cache: unused (no convolution module), returned
         as []; left_chunks: chunks of left context to keep, each of this chunk's size ->
         (enc (batch, Q, d_model), att_cache, [])."""
-        lens = torch.full((chunk_feats.size(0),), chunk_feats.size(1), dtype=torch.long,
-                          device=chunk_feats.device)
-        x, _ = self.input_layer(chunk_feats, lens)  # (batch, Q, d_model)
+        x = subsample_chunk(self.input_layer, chunk_feats)  # (batch, Q, d_model)
         x = self.pos_enc(x, offset)
         new_att = []
         for number, layer in enumerate(self.layers):
             x, keys_values = layer.forward_chunk(x, cache_of(att_cache, number))
             new_att.append(bounded_cache(keys_values, left_chunks, x.size(1)))
         return self.final_norm(x), new_att, []
-
-    def forward_chunk_by_chunk(self, feats: torch.Tensor, chunk_size: int,
-                               left_chunks: int = -1) -> torch.Tensor:
-        """feats (batch, T, input_dim) without padding -> enc (batch, T', d_model), equal to
-        ``forward(feats, lens, chunk_size, left_chunks)``."""
-        return run_chunk_by_chunk(self, feats, chunk_size, left_chunks)
