@@ -129,3 +129,20 @@ class Corpus:
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory) -> Corpus:
     return Corpus(tmp_path_factory.mktemp("synth30"))
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """The trained synth model of the transcription and export tests (made once per
+    session; tests/inference/synth_model.py)."""
+    from tests.inference.synth_model import synth_model
+
+    return synth_model(tmp_path_factory.getbasetemp() / "synth_model")
+
+
+@pytest.fixture(scope="session")
+def trained_transducer(trained, tmp_path_factory):
+    """Transducers trained on ``trained``'s encoder (tests/inference/synth_transducer.py)."""
+    from tests.inference.synth_transducer import synth_transducer
+
+    return synth_transducer(trained, tmp_path_factory.getbasetemp() / "synth_transducer")

@@ -1,7 +1,6 @@
-"""Fixtures of the transcription tests: one intra-op thread, the trained synth model
-(tests/inference/synth_model.py, made once per session), transducers trained on its encoder
-(tests/inference/synth_transducer.py, once per session, when a test asks) and a 10-minute
-recording made of its training utterances with known utterance boundaries."""
+"""Fixtures of the transcription tests: one intra-op thread and a 10-minute recording made
+of the trained synth model's training utterances with known utterance boundaries (the
+model, ``trained``, and its transducers, ``trained_transducer``, are in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +14,6 @@ import soundfile as sf
 import torch
 
 from asrkit.data.audio import load_audio
-from tests.inference.synth_model import SynthModel, synth_model
-from tests.inference.synth_transducer import SynthTransducer, synth_transducer
 
 
 @pytest.fixture(autouse=True)
@@ -25,16 +22,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory) -> SynthModel:
-    return synth_model(tmp_path_factory.getbasetemp() / "synth_model")
-
-
-@pytest.fixture(scope="session")
-def trained_transducer(trained, tmp_path_factory) -> SynthTransducer:
-    return synth_transducer(trained, tmp_path_factory.getbasetemp() / "synth_transducer")
 
 
 @dataclass
