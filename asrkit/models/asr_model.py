@@ -82,6 +82,7 @@ class ASRModel(nn.Module):
         scheduled_sampling_prob: UnitInterval = 0.0,
         scheduled_sampling_ramp_steps: NonNegativeInt = 0,
         mwer_ce_weight: NonNegativeFloat = 0.01,
+        mwer_ctc_weight: NonNegativeFloat = 0.0,
         transducer: nn.Module | None = None,
         transducer_weight: UnitInterval = 0.0,
     ) -> None:
@@ -99,6 +100,8 @@ class ASRModel(nn.Module):
         scheduled_sampling_prob: the largest scheduled-sampling probability, reached
         linearly after scheduled_sampling_ramp_steps (0: teacher forcing);
         mwer_ce_weight: lambda of the MWER objective (used only by forward_mwer);
+        mwer_ctc_weight: weight of the CTC loss added to the MWER objective (forward_mwer),
+        so that fine-tuning the decoder does not leave the CTC branch behind;
         transducer: a transducer head (asrkit.models.transducer) or None; transducer_weight:
         its share of the loss, the rest shared by CTC and the attention decoder as
         ctc_weight says (1: a transducer alone, whose model then has no CTC head)."""
@@ -129,6 +132,9 @@ class ASRModel(nn.Module):
         self._init_interctc(interctc_layers, interctc_weight, interctc_shared_head)
         self._init_inter_decoders(inter_decoder_layers, inter_decoder_weight, inter_decoders)
         self.mwer_ce_weight = mwer_ce_weight
+        if mwer_ctc_weight > 0.0 and self.ctc is None:
+            raise ValueError("mwer_ctc_weight > 0 needs a CTC head (a model with ctc_weight > 0)")
+        self.mwer_ctc_weight = mwer_ctc_weight
         self.scheduled_sampling = None
         if scheduled_sampling_prob > 0.0:
             if decoder is None:
@@ -317,8 +323,11 @@ class ASRModel(nn.Module):
         own beam search; word_errors: per utterance, each hypothesis' word errors against
         the reference. The hypotheses are scored by the attention decoder (log P(y, eos|x),
         with gradient); ce_weight: lambda (None: the model's ``mwer_ce_weight``, 0.01). ->
-        {"loss": loss_mwer + ce_weight * loss_att (+ the encoder's own losses),
-        "loss_mwer", "loss_att", "acc", "mwer_expected_errors"}."""
+        {"loss": loss_mwer + ce_weight * loss_att + mwer_ctc_weight * loss_ctc (+ the
+        encoder's own losses), "loss_mwer", "loss_att", "acc", "mwer_expected_errors", and
+        "loss_ctc" when mwer_ctc_weight > 0}. The CTC term (the joint model's CTC loss,
+        InterCTC included) keeps the CTC branch trained: without it MWER fine-tuning
+        improves the attention decoder at the cost of CTC greedy and joint decoding."""
         self._require_decoder("forward_mwer")
         ce_weight = self.mwer_ce_weight if ce_weight is None else ce_weight
         if len(nbest) != feats.size(0):
@@ -337,6 +346,8 @@ class ASRModel(nn.Module):
                                                            token_lens)
         out["mwer_expected_errors"] = expected_word_errors(scores.detach(), errors, mask)
         loss = out["loss_mwer"] + ce_weight * out["loss_att"]
+        if self.mwer_ctc_weight > 0.0:
+            loss = loss + self.mwer_ctc_weight * self._ctc_term(enc_out, tokens, token_lens, out)
         if enc_out.aux_loss is not None:
             loss = loss + enc_out.aux_loss
         out["loss"] = loss

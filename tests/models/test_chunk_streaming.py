@@ -28,6 +28,8 @@ CONFORMER = {**SMALL, "kernel_size": 5, "causal": True}
 ENCODERS = {
     "conformer": lambda **kw: ConformerEncoder(**{**CONFORMER, **kw}),
     "transformer": lambda **kw: TransformerEncoder(**{**SMALL, **kw}),
+    "transformer_rel_pos": lambda **kw: TransformerEncoder(
+        **{**SMALL, "pos_enc_layer_type": "rel_pos", **kw}),
     "moe_conformer": lambda **kw: MoEConformerEncoder(**{**CONFORMER, "num_experts": 3, **kw}),
     "moe_conformer_embedding": lambda **kw: MoEConformerEncoder(**{
         **CONFORMER, "kernel_size": 4, "num_experts": 3, "embedding_layers": 1,

@@ -18,6 +18,7 @@ ENCODERS = {
     "transformer-conv2d6": lambda: TransformerEncoder(20, input_layer="conv2d6", **SMALL),
     "transformer-conv2d8": lambda: TransformerEncoder(20, input_layer="conv2d8", **SMALL),
     "transformer-linear": lambda: TransformerEncoder(20, input_layer="linear", **SMALL),
+    "transformer-rel_pos": lambda: TransformerEncoder(20, pos_enc_layer_type="rel_pos", **SMALL),
     "conformer": lambda: ConformerEncoder(20, kernel_size=3, **SMALL),
     "moe_conformer": lambda: MoEConformerEncoder(20, kernel_size=3, num_experts=2, **SMALL),
     "contextnet": lambda: ContextNetEncoder(20, alpha=0.05, layers_per_block=1),

@@ -77,3 +77,26 @@ def test_model_mwer_objective():
     assert model.decoder.output_layer.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="N-best lists for a batch of 2"):
         model.forward_mwer(feats, feat_lens, tokens, token_lens, nbest[:1], word_errors[:1])
+
+
+def test_mwer_ctc_term_keeps_the_ctc_branch_trained():
+    torch.manual_seed(0)
+    encoder = TransformerEncoder(input_dim=10, d_model=16, num_heads=2, ffn_dim=32, num_layers=1)
+    decoder = TransformerDecoder(VOCAB, 16, d_model=16, num_heads=2, ffn_dim=32, num_layers=1)
+    feats, feat_lens = torch.randn(2, 30, 10), torch.tensor([30, 20])
+    tokens, token_lens = torch.tensor([[3, 4, 5], [6, 7, -1]]), torch.tensor([3, 2])
+    nbest, word_errors = [[[3, 4, 5], [3, 4]], [[6, 7], [6]]], [[0, 1], [0, 1]]
+    plain = ASRModel(encoder, decoder, VOCAB).eval()
+    out = plain.forward_mwer(feats, feat_lens, tokens, token_lens, nbest, word_errors)
+    out["loss"].backward()
+    assert plain.ctc.linear.weight.grad is None  # no CTC term: the CTC head is not trained
+    model = ASRModel(encoder, decoder, VOCAB, mwer_ctc_weight=0.5).eval()
+    model.load_state_dict(plain.state_dict())
+    model.zero_grad()
+    out = model.forward_mwer(feats, feat_lens, tokens, token_lens, nbest, word_errors)
+    ctc = model(feats, feat_lens, tokens, token_lens)["loss_ctc"]
+    torch.testing.assert_close(out["loss_ctc"], ctc)
+    torch.testing.assert_close(out["loss"], out["loss_mwer"] + 0.01 * out["loss_att"]
+                               + 0.5 * ctc)
+    out["loss"].backward()
+    assert model.ctc.linear.weight.grad.abs().sum() > 0

@@ -67,3 +67,38 @@ def test_encoder_is_input_layer_scaled_positions_layers_final_norm(randomize_nor
         enc, enc_lens = encoder(feats, feat_lens)
     assert torch.equal(enc_lens, lens)
     torch.testing.assert_close(enc, expected)
+
+
+def test_rel_pos_encoder_scores_distances_in_every_layer(randomize_norms):
+    """pos_enc_layer_type=rel_pos: no sinusoids added to the input (only the sqrt(d)
+    scale), and every layer's attention is given the encodings of the distances
+    T'-1 .. -(T'-1) (Dai et al. 2019), as the Conformer's is."""
+    encoder = randomized_encoder(randomize_norms, pos_enc_layer_type="rel_pos")
+    with torch.no_grad():
+        for name, param in encoder.named_parameters():
+            if "pos_bias" in name:  # u/v biases away from their zero init
+                param.normal_()
+    torch.manual_seed(2)
+    feats, feat_lens = torch.randn(2, 48, 20), torch.tensor([48, 33])
+    with torch.no_grad():
+        x, lens = encoder.input_layer(feats, feat_lens)  # (batch, T', d_model)
+        length = x.size(1)
+        x = x * math.sqrt(16)
+        pos_emb = sinusoid(torch.arange(length - 1, -length, -1), 16)  # (2T'-1, d)
+        attn_mask = padding_mask(lens, length).unsqueeze(1)
+        for layer in encoder.layers:
+            y = layer.norm_mha(x)
+            x = x + layer.self_attn(y, pos_emb, attn_mask)
+            x = x + layer.feed_forward(layer.norm_ff(x))
+        expected = F.layer_norm(x, (16,), encoder.final_norm.weight, encoder.final_norm.bias)
+        enc, enc_lens = encoder(feats, feat_lens)
+    assert torch.equal(enc_lens, lens)
+    torch.testing.assert_close(enc, expected)
+    absolute = randomized_encoder(randomize_norms)
+    assert sum(p.numel() for p in encoder.parameters()) > sum(
+        p.numel() for p in absolute.parameters())  # + the position projection and u/v
+
+
+def test_unknown_pos_enc_layer_type():
+    with pytest.raises(ValueError, match="pos_enc_layer_type must be one of abs_pos, rel_pos"):
+        tiny_encoder(pos_enc_layer_type="learned")
