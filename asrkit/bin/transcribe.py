@@ -37,12 +37,20 @@ bar is drawn on a terminal for several files.
 Streaming (a model trained with encoder.causal: true, e.g. +experiment=synth/conformer_streaming):
 `--streaming` feeds each file in pieces of --piece seconds (0.1) to a streaming recogniser
 (asrkit/inference/streaming.py) that runs the encoder every --chunk-size encoder frames
-(16) with --left-chunks chunks of left context (-1: all) and a CTC prefix beam search over
-the chunks; partial texts go to stderr as they change (overwritten in place on a terminal),
-the final text (with --rescore: the N-best rescored by the attention decoder) to stdout
-(--format text only). --realtime hands the pieces over at real time, as a microphone would.
+(16) with --left-chunks chunks of left context (-1: all) and a search carried over the
+chunks: --method transducer_modified_beam (the default for a model with a transducer,
+alone or hybrid), transducer_greedy, or ctc_prefix_beam (the default otherwise; needs a CTC
+head), with --beam (default 10, as offline). Partial texts go to stderr as they change
+(overwritten in place on a terminal), the final result to stdout or --out in any --format
+(json, srt and ctm timed as offline: CTC forced alignment for ctc_prefix_beam, the labels'
+emission frames for a transducer search). --rescore rescores the final N-best with the
+attention decoder (--ctc-weight: attention rescoring's CTC weight, 0.3; after a transducer
+search, transducer_rescoring's, 0.2, with 0.5 on the transducer). --realtime hands the
+pieces over at real time, as a microphone would.
 
     asrkit transcribe exp/streaming talk.wav --streaming --chunk-size 16 --realtime --rescore
+    asrkit transcribe exp/transducer_streaming talk.wav --streaming --method transducer_greedy \\
+        --format srt --out talk.srt
 
 Exit status: 0 every file transcribed, 1 some file failed (or the model could not be
 run), 2 usage error (a missing path or model, an unknown method or option).
@@ -69,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                                             "files: a directory)")
     p.add_argument("--checkpoint", help="checkpoint of an experiment (default: its averaged "
                                         "model, else checkpoints/last.pt)")
-    p.add_argument("--method", help="search method (conf/search/<name>.yaml)")
+    p.add_argument("--method", help="search method (conf/search/<name>.yaml; with --streaming: "
+                                    "ctc_prefix_beam, transducer_greedy, "
+                                    "transducer_modified_beam)")
     p.add_argument("--beam", type=int, help="beam of the search method")
     p.add_argument("--ctc-weight", type=float, help="CTC weight of rescoring / joint search")
     p.add_argument("--search", action="append", default=[], metavar="KEY=VALUE",
@@ -179,56 +189,64 @@ def _transcribe_streaming(args: argparse.Namespace, paths: list[Path], fail) -> 
     from asrkit.decoding.experiment import load_experiment
     from asrkit.inference.exported_dir import ExportedDir
     from asrkit.inference.progress import summary_line
+    from asrkit.inference.result import Failure, Transcript
     from asrkit.inference.streaming import StreamingRecognizer
     from asrkit.inference.streaming_files import PartialPrinter, stream_file
+    from asrkit.inference.streaming_search import (
+        STREAMING_METHODS,
+        check_streaming_method,
+        default_streaming_method,
+    )
 
-    if args.format != "text":
-        return fail(f"--format {args.format}: --streaming writes text only", 2)
-    if args.method is not None or args.search:
-        return fail("--method/--search: --streaming decodes with CTC prefix beam search "
-                    "(--beam) and, with --rescore, attention rescoring (--ctc-weight)", 2)
+    if args.method is not None and args.method not in STREAMING_METHODS:
+        return fail(f"--method {args.method}: --streaming decodes with "
+                    f"{', '.join(STREAMING_METHODS)} (and --rescore)", 2)
+    if args.search:
+        return fail("--search: not with --streaming (its options are --method, --beam, "
+                    "--rescore, --ctc-weight)", 2)
     if args.model.is_dir() and ExportedDir.holds_export(args.model):
         return fail(f"--streaming: {args.model} is an exported model; stream with the "
                     f"experiment directory", 2)
     try:
         exp = load_experiment(args.model, args.checkpoint, args.device, args.trust_module)
+        method = args.method or default_streaming_method(exp.model)
+        check_streaming_method(exp.model, method, "--method")
         recognizer = StreamingRecognizer.from_experiment(
             exp, 16 if args.chunk_size is None else args.chunk_size,
             left_chunks=-1 if args.left_chunks is None else args.left_chunks,
-            beam=args.beam or 10,
-            rescore=args.rescore, ctc_weight=0.3 if args.ctc_weight is None else args.ctc_weight)
+            beam=args.beam or 10, method=method, rescore=args.rescore,
+            ctc_weight=args.ctc_weight)
     except (ConfigError, FileNotFoundError, ValueError) as e:
         return fail(one_line(e), 2)
     except (OSError, RuntimeError) as e:
         return fail(one_line(e), 1)
-    out = args.out.open("w", encoding="utf-8") if args.out is not None else sys.stdout
     start, audio, failed = time.perf_counter(), 0.0, 0
-    try:
+    with _output(args.out, args.format, len(paths)) as writer:
         for path in paths:
             prefix = f"{path}\t" if len(paths) > 1 else ""
             printer = PartialPrinter(sys.stderr, prefix)
             try:
                 result = stream_file(recognizer, path, args.piece or 0.1, args.realtime,
-                                     printer, args.channel)
+                                     printer, args.channel, timed=args.format != "text")
             except (AudioError, OSError, ValueError, RuntimeError) as e:
                 printer.done()
                 failed += 1
-                print(f"asrkit transcribe: {path}: {one_line(e)}", file=sys.stderr)
+                reason = f"{path}: {one_line(e)}"
+                print(f"asrkit transcribe: {reason}", file=sys.stderr)
+                writer(Failure(str(path), reason), recognizer)
                 continue
             printer.done()
             audio += result.duration
-            out.write(f"{prefix}{result.text}\n")
-            out.flush()
-    finally:
-        if args.out is not None:
-            out.close()
+            writer(result.transcript or Transcript(str(path), result.text,
+                                                   duration=result.duration), recognizer)
     print(summary_line(len(paths), failed, audio, time.perf_counter() - start), file=sys.stderr)
     return 1 if failed else 0
 
 
 @contextlib.contextmanager
 def _output(out: Path | None, fmt: str, count: int):
-    """A writer(result, transcriber) for the format, to --out or stdout."""
+    """A writer(result, transcriber) for the format, to --out or stdout (``transcriber``:
+    anything with ``words``, a Transcriber or a StreamingRecognizer)."""
     from asrkit.inference import formats
 
     if fmt == "srt" and count > 1:

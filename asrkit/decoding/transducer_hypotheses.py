@@ -7,11 +7,13 @@ A search step scores candidates (B, K, V): slot ``blank`` of row k is row k unch
 blank emitted), slot v is row k extended by label v. ``merge_extensions`` joins candidates
 that are the same hypothesis (row j = row k + v: both have consumed the same frames and
 labels), adding their probabilities; ``select_best`` keeps the K best candidates and runs
-the prediction network for the rows that took a label.
+the prediction network for the rows that took a label; ``reserve_labels`` makes room for
+more labels (a streamed utterance's storage grows chunk by chunk).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -62,6 +64,19 @@ def initial_beam(head: TransducerHead, batch: int, beam: int, max_labels: int,
     pred, state = head.predict(start, head.initial_state(rows, device))
     return TransducerBeam(scores, tokens, tokens.clone(),
                           torch.zeros(batch, beam, dtype=torch.long, device=device), pred, state)
+
+
+def reserve_labels(beam: TransducerBeam, more: int) -> TransducerBeam:
+    """``beam`` with room for ``more`` labels after its longest row's: the label storage
+    grows with a streamed utterance (at least doubling, so that it is copied rarely)."""
+    needed = int(beam.length.max()) + more
+    capacity = beam.tokens.size(2)
+    if needed <= capacity:
+        return beam
+    batch, rows, _ = beam.tokens.shape
+    pad = beam.tokens.new_full((batch, rows, max(needed, 2 * capacity) - capacity), -1)
+    return dataclasses.replace(beam, tokens=torch.cat([beam.tokens, pad], dim=2),
+                               frames=torch.cat([beam.frames, pad], dim=2))
 
 
 def merge_extensions(cand: torch.Tensor, beam: TransducerBeam, live: torch.Tensor,

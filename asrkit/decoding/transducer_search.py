@@ -9,6 +9,8 @@ branches:
 (as attention rescoring re-ranks a CTC N-best; the weights are the method's options, the CTC
 term needs the model's CTC head, the attention term its decoder). Each class sits here, as
 the three searches are one family; conf/search/transducer_*.yaml configure them.
+``rescore_transducer_nbest`` is that re-ranking of given N-best lists (the streaming
+recogniser's ``--rescore`` after a transducer search uses it too).
 """
 
 from __future__ import annotations
@@ -77,25 +79,43 @@ class TransducerRescoring(TransducerMethod):
     needs_ctc = True
 
     def __call__(self, model, enc, enc_lens, ctc_log_probs) -> list[NBest]:
-        att_weight = 1.0 - self.transducer_weight - self.ctc_weight
-        if att_weight < -1e-9:
-            raise ValueError(f"search.transducer_rescoring: transducer_weight + ctc_weight "
-                             f"must be <= 1, got {self.transducer_weight + self.ctc_weight}")
+        check_rescoring_weights(self.transducer_weight, self.ctc_weight)
         lists = transducer_beam_search(model.transducer, enc, enc_lens, self.beam)
-        owner = [b for b, hyps in enumerate(lists) for _ in hyps]
-        hyps = [h for hyps in lists for h in hyps]
-        if not hyps:
-            return lists
-        index = torch.tensor(owner, device=enc.device)
-        att = model.score_hypotheses(enc[index], enc_lens[index], [h.tokens for h in hyps])
-        ctc = _ctc_scores(ctc_log_probs[index], enc_lens[index], [h.tokens for h in hyps],
-                          model.blank_id)
-        combined = (self.transducer_weight * torch.tensor([h.score for h in hyps])
-                    + self.ctc_weight * ctc.cpu() + att_weight * att.float().cpu())
-        results: list[NBest] = [[] for _ in lists]
-        for b, hyp, score in zip(owner, hyps, combined.tolist(), strict=True):
-            results[b].append(Hypothesis(hyp.tokens, score))
-        return [sorted(r, key=lambda h: -h.score) for r in results]
+        return rescore_transducer_nbest(model, enc, enc_lens, ctc_log_probs, lists,
+                                        self.transducer_weight, self.ctc_weight)
+
+
+def check_rescoring_weights(transducer_weight: float, ctc_weight: float) -> None:
+    """A ValueError unless the attention decoder's weight 1 - both is >= 0."""
+    if 1.0 - transducer_weight - ctc_weight < -1e-9:
+        raise ValueError(f"search.transducer_rescoring: transducer_weight + ctc_weight "
+                         f"must be <= 1, got {transducer_weight + ctc_weight}")
+
+
+@torch.no_grad()
+def rescore_transducer_nbest(model, enc: torch.Tensor, enc_lens: torch.Tensor,
+                             ctc_log_probs: torch.Tensor | None, lists: list[NBest],
+                             transducer_weight: float, ctc_weight: float) -> list[NBest]:
+    """Transducer N-best lists (scores: the search's log P_transducer) re-ranked by the
+    combined score of the module docstring, best first. ctc_log_probs (B, T', V), or None
+    for a model without a CTC head (then ``ctc_weight`` must be 0)."""
+    check_rescoring_weights(transducer_weight, ctc_weight)
+    if ctc_log_probs is None and ctc_weight > 0:
+        raise ValueError(f"ctc_weight: {ctc_weight} > 0 but the model has no CTC head")
+    owner = [b for b, hyps in enumerate(lists) for _ in hyps]
+    hyps = [h for hyps in lists for h in hyps]
+    if not hyps:
+        return lists
+    index = torch.tensor(owner, device=enc.device)
+    att = model.score_hypotheses(enc[index], enc_lens[index], [h.tokens for h in hyps])
+    ctc = torch.zeros(len(hyps)) if ctc_log_probs is None else _ctc_scores(
+        ctc_log_probs[index], enc_lens[index], [h.tokens for h in hyps], model.blank_id).cpu()
+    combined = (transducer_weight * torch.tensor([h.score for h in hyps])
+                + ctc_weight * ctc + (1.0 - transducer_weight - ctc_weight) * att.float().cpu())
+    results: list[NBest] = [[] for _ in lists]
+    for b, hyp, score in zip(owner, hyps, combined.tolist(), strict=True):
+        results[b].append(Hypothesis(hyp.tokens, score))
+    return [sorted(r, key=lambda h: -h.score) for r in results]
 
 
 def _ctc_scores(log_probs: torch.Tensor, lengths: torch.Tensor,

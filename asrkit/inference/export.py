@@ -17,12 +17,19 @@ arithmetic). All are recorded by tracing the eager model in fp32 on the CPU, wit
 blocks whose fast kernels cannot be traced replaced by their traceable forms
 (asrkit.inference.traceable).
 
+With ``chunk_size`` (``asrkit export --streaming``) also ``encoder_chunk``, the streaming
+encoder step at that chunk size and ``left_chunks`` (chunk and caches in, output and caches
+out; asrkit.inference.encoder_chunk_graph), with the chunk settings in model.json's
+``streaming``; the model must stream (asrkit.inference.streaming.check_streamable).
+
 The export is checked before it is declared done: the exported graphs are run on one
 batch of utterances of several lengths (random features) beside the eager model, and the
 encoder lengths, the CTC log-probabilities (valid frames), the decoder's hypothesis scores
 and the transducer's projected frames, prediction outputs and joint log-probabilities
-(asrkit.inference.transducer_graphs.compare_transducers) must agree within ``tolerance``
-(1e-4); otherwise the directory gets no model.json and the export fails.
+(asrkit.inference.transducer_graphs.compare_transducers), and the streaming step's output
+and caches over five chunks fed back (asrkit.inference.encoder_chunk_graph
+.compare_chunk_steps) must agree within ``tolerance`` (1e-4); otherwise the directory gets
+no model.json and the export fails.
 """
 
 from __future__ import annotations
@@ -42,14 +49,17 @@ from torch import nn
 from asrkit.config import ConfigError
 from asrkit.decoding.experiment import Experiment, load_experiment
 from asrkit.inference.alignment import FrameTiming
+from asrkit.inference.encoder_chunk_graph import EncoderChunkGraph, compare_chunk_steps
 from asrkit.inference.exported_dir import (
     ALL_GRAPHS,
     FORMAT_VERSION,
     RUNTIMES,
+    STREAMING_GRAPH,
     ExportedDir,
     model_family,
 )
 from asrkit.inference.exported_model import ExportedModel
+from asrkit.inference.streaming import check_streamable
 from asrkit.inference.traceable import traceable_forms
 from asrkit.inference.transducer_graphs import (
     compare_transducers,
@@ -181,9 +191,11 @@ def export_graph(module: nn.Module, inputs: tuple, in_specs: list, out_specs: li
 
 def export_model(exp_dir: str | Path, out_dir: str | Path, runtime: str = "onnx",
                  checkpoint: str | None = None, trusted_modules: Sequence[str] = (),
-                 tolerance: float = 1e-4) -> ExportReport:
+                 tolerance: float = 1e-4, chunk_size: int | None = None,
+                 left_chunks: int = -1) -> ExportReport:
     """Export the experiment's model (``checkpoint``; None: its averaged model) to
-    ``out_dir`` and check it against the eager model (module docstring)."""
+    ``out_dir`` and check it against the eager model (module docstring); ``chunk_size``
+    (encoder frames) and ``left_chunks`` (-1: all): also the streaming encoder step."""
     if runtime not in RUNTIMES:
         raise ValueError(f"format: {runtime!r} unknown (known: {', '.join(RUNTIMES)})")
     exp = load_experiment(exp_dir, checkpoint, "cpu", trusted_modules)
@@ -192,11 +204,16 @@ def export_model(exp_dir: str | Path, out_dir: str | Path, runtime: str = "onnx"
         family = model_family(model)
     except ValueError as e:
         raise ConfigError(f"{exp.checkpoint}: {e}") from None
-    out = _prepare_out_dir(out_dir)
     bins = exp.extractor.num_mel_bins
+    chunk_graph = None if chunk_size is None else _chunk_graph(model, bins, chunk_size,
+                                                                left_chunks)
+    out = _prepare_out_dir(out_dir)
     specs = graph_specs(model, bins)
     exported = ExportedDir(out)
     inputs = example_inputs(model, bins, CHECK_LENGTHS[:2], seed=1)
+    if chunk_graph is not None:
+        specs[STREAMING_GRAPH] = (chunk_graph, *chunk_graph.specs())
+        inputs[STREAMING_GRAPH] = chunk_graph.example_inputs(seed=1)
     with traceable_forms(model), torch.no_grad():
         for name, (module, in_specs, out_specs) in specs.items():
             export_graph(module, inputs[name], in_specs, out_specs,
@@ -205,6 +222,8 @@ def export_model(exp_dir: str | Path, out_dir: str | Path, runtime: str = "onnx"
     if exp.cmvn is not None:
         exp.cmvn.save(exported.cmvn_file)
     info = _description(exp, family, runtime, specs)
+    if chunk_graph is not None:
+        info["streaming"] = chunk_graph.description()
     exported.write_info(info)
     try:
         diffs = check_export(model, out, bins, tolerance)
@@ -246,11 +265,25 @@ def check_export(model: nn.Module, out: Path, bins: int, tolerance: float) -> di
             eager = model.score_hypotheses(enc, enc_lens, hyps)
         diffs["decoder_scores"] = float((exported.score_hypotheses(x_enc, x_lens, hyps)
                                          - eager).abs().max())
+    if exported.encoder_chunk is not None:
+        step = exported.encoder_chunk
+        diffs["encoder_chunk"] = compare_chunk_steps(model.encoder, step, bins,
+                                                     step.chunk_size, step.left_chunks)
     worst = max(diffs, key=diffs.get)
     if not diffs[worst] <= tolerance:
         raise ExportError(f"{out}: exported {worst} differ from the eager model's by "
                           f"{diffs[worst]:.3g} (> {tolerance:g})")
     return diffs
+
+
+def _chunk_graph(model: nn.Module, bins: int, chunk_size: int,
+                 left_chunks: int) -> EncoderChunkGraph:
+    """The streaming step's graph; a ConfigError naming what keeps the model from it."""
+    try:
+        check_streamable(model)
+        return EncoderChunkGraph.for_encoder(model.encoder, bins, chunk_size, left_chunks)
+    except ValueError as e:
+        raise ConfigError(f"--streaming: {e}") from None
 
 
 def _prepare_out_dir(out_dir: str | Path) -> Path:

@@ -16,6 +16,10 @@ the one module that spells them.
                         enc -> enc_proj (batch, frames, joint); one prediction step: tokens
                         (n,), state_0.. -> pred (n, joint), next_state_0..; the joint:
                         enc_proj (n, joint), pred (n, joint) -> log_probs (n, vocab)
+      encoder_chunk.onnx
+                        the streaming encoder step (``asrkit export --streaming``;
+                        asrkit.inference.encoder_chunk_graph): chunk_feats, offset,
+                        att_cache[, cnn_cache] -> enc, next_att_cache[, next_cnn_cache]
       tokenizer/        a copy of the experiment's tokenizer
       cmvn.json         the CMVN statistics (absent for a model trained without)
 
@@ -24,7 +28,11 @@ Families name the model's branches (``model_family``): ``ctc`` (encoder + CTC he
 hybrids ``transducer_ctc`` and ``transducer_ctc_attention``. A transducer's description
 also holds ``transducer``: its blank id and the prediction network's initial state
 (per state tensor its dtype, its shape after the hypothesis axis and the value it is
-filled with), from which an exported model starts its searches.
+filled with), from which an exported model starts its searches. An export with the
+streaming step also holds ``streaming``: the chunk settings it was exported for
+(``chunk_size``, ``left_chunks``, the input ``window`` and ``stride`` in feature frames,
+``context``: feature frames of one encoder frame) and the cache layout (``layers``,
+``att_cache``: [heads, 2 d_head], ``cnn_cache``: [kernel - 1, d] or null).
 
     info = ExportedDir("exported").read_info(trusted_modules=[])
     info.family, info.runtime, info.graphs["encoder"].file, info.features
@@ -51,7 +59,9 @@ GRAPHS_OF_FAMILY = {
     "transducer_ctc_attention": ("encoder", "ctc", "decoder", *TRANSDUCER_GRAPHS),
 }
 FAMILIES = tuple(GRAPHS_OF_FAMILY)
-ALL_GRAPHS = tuple(dict.fromkeys(g for graphs in GRAPHS_OF_FAMILY.values() for g in graphs))
+STREAMING_GRAPH = "encoder_chunk"  # any family, with `asrkit export --streaming`
+ALL_GRAPHS = (*dict.fromkeys(g for graphs in GRAPHS_OF_FAMILY.values() for g in graphs),
+              STREAMING_GRAPH)
 
 
 def model_family(model: Any) -> str:
@@ -89,6 +99,7 @@ class ExportInfo:
     config: dict[str, Any]          # the training config (never instantiated)
     raw: dict[str, Any]             # the whole file
     transducer: dict[str, Any] | None = None  # blank_id, state: [{dtype, shape, fill}]
+    streaming: dict[str, Any] | None = None   # chunk settings and caches (--streaming)
 
 
 class ExportedDir:
@@ -142,12 +153,14 @@ class ExportedDir:
                              f"{', '.join(RUNTIMES)})")
         check_trusted(raw.get("config"), str(where), trusted_modules)
         try:
-            graphs = {name: Graph(**raw["graphs"][name]) for name in GRAPHS_OF_FAMILY[family]}
+            names = GRAPHS_OF_FAMILY[family] + ((STREAMING_GRAPH,) if "streaming" in raw else ())
+            graphs = {name: Graph(**raw["graphs"][name]) for name in names}
             info = ExportInfo(family, runtime, graphs, int(raw["vocab_size"]),
                               int(raw["blank_id"]), int(raw["sos_id"]), int(raw["eos_id"]),
                               dict(raw["features"]), float(raw["frame_period"]),
                               float(raw["first_frame_centre"]), raw["config"], raw,
-                              _transducer_info(raw) if "transducer" in family else None)
+                              _transducer_info(raw) if "transducer" in family else None,
+                              _streaming_info(raw) if "streaming" in raw else None)
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{where}: malformed ({type(e).__name__}: {e})") from None
         for name, graph in info.graphs.items():
@@ -169,3 +182,19 @@ def _transducer_info(raw: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"transducer state {state}: dtypes must be in {STATE_DTYPES} and "
                          f"sizes >= 0")
     return {"blank_id": int(entry["blank_id"]), "state": state}
+
+
+def _streaming_info(raw: dict[str, Any]) -> dict[str, Any]:
+    """model.json's ``streaming`` entry, checked (KeyError / TypeError / ValueError)."""
+    entry = raw["streaming"]
+    info = {key: int(entry[key]) for key in ("chunk_size", "left_chunks", "window", "stride",
+                                             "context", "layers")}
+    info["graph"] = str(entry["graph"])
+    info["att_cache"] = [int(d) for d in entry["att_cache"]]
+    info["cnn_cache"] = None if entry["cnn_cache"] is None else [int(d) for d in
+                                                                  entry["cnn_cache"]]
+    if info["graph"] != STREAMING_GRAPH or info["chunk_size"] < 1 or info["left_chunks"] < -1 \
+            or len(info["att_cache"]) != 2 or len(info["cnn_cache"] or (0, 0)) != 2:
+        raise ValueError(f"streaming entry {entry} is not one `asrkit export --streaming` "
+                         f"writes")
+    return info

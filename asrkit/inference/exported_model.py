@@ -7,6 +7,7 @@ with onnxruntime or TorchScript: no PyTorch model is built from the config.
     model.score_hypotheses(enc, enc_lens, [[5, 9], [5, 7, 9]])   # attention rescoring
     model.decoder_step(prefixes, enc, enc_mask, cache)   # attention / joint beam search
     model.transducer.joint(enc_proj, pred)               # transducer searches
+    model.encoder_chunk(chunk_feats, offset, *caches)    # the streaming step (--streaming)
 
 so every search method of asrkit.decoding runs on it unchanged (``transducer``: the
 transducer graphs behind TransducerHead's decoding interface,
@@ -28,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asrkit.inference.exported_dir import ExportedDir, ExportInfo
+from asrkit.inference.exported_dir import STREAMING_GRAPH, ExportedDir, ExportInfo
+from asrkit.inference.exported_encoder_chunk import ExportedEncoderChunk
 from asrkit.inference.exported_transducer import ExportedTransducerHead
 from asrkit.models.mask import padding_mask
 
@@ -83,6 +85,9 @@ class ExportedModel:
         self.decoder = graphs.get("decoder")  # None: CTC-only
         self.transducer = (ExportedTransducerHead(graphs, info.transducer, info.vocab_size)
                            if info.transducer is not None else None)
+        self.encoder_chunk = (ExportedEncoderChunk(graphs[STREAMING_GRAPH], info.streaming,
+                                                   info.graphs[STREAMING_GRAPH].inputs)
+                              if info.streaming is not None else None)
 
     @classmethod
     def load(cls, directory: str | Path, threads: int | None = None,

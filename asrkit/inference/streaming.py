@@ -1,12 +1,14 @@
 """Streaming recognition (WeNet U2, Zhang et al. 2020; WeNet's ``ctc_prefix_beam_search``
-over chunks and ``attention_rescoring`` as the second pass): audio goes in as it arrives,
-the current best text comes out after every chunk, and the final text when the audio ends.
+over chunks and ``attention_rescoring`` as the second pass; for transducers the greedy or
+modified beam search carried over chunks, Graves 2012): audio goes in as it arrives, the
+current best text comes out after every chunk, and the final text when the audio ends.
 
     recognizer = StreamingRecognizer.from_experiment(load_experiment("exp/streaming"),
                                                      chunk_size=16, rescore=True)
     for samples in microphone:                  # (n,) float audio at the model's rate
         partial = recognizer.accept(samples)    # the best text so far
     text = recognizer.finish()                  # the last (shorter) chunk, then rescoring
+    transcript = recognizer.transcript("mic")   # with word and token times (json, srt, ctm)
 
 The path of one utterance (batch of one):
 
@@ -17,18 +19,25 @@ The path of one utterance (batch of one):
   through ``encoder.forward_chunk`` with the attention and convolution caches of the
   chunks before (left_chunks of them, -1: all); the window then moves on by
   chunk_size*factor frames;
-- the chunk's CTC log-probabilities advance a CTC prefix beam search carried over chunks
-  (asrkit.decoding.ctc_prefix_beam.CTCPrefixBeamSearchState); its best prefix is the
-  partial text;
+- the chunk's encoder output advances the search carried over chunks
+  (asrkit.inference.streaming_search), chosen by ``method``: ``ctc_prefix_beam`` (the CTC
+  prefix beam search over the chunk's CTC log-probabilities), ``transducer_greedy`` or
+  ``transducer_modified_beam`` (the transducer's searches, the prediction network's state
+  carried over). The default is the transducer's modified beam search when the model has a
+  transducer (a transducer alone or a hybrid, as offline transcription defaults), else the
+  CTC prefix beam search; its best hypothesis is the partial text;
 - ``finish`` runs the frames left (a last, shorter chunk, when they give an encoder frame)
-  and returns the prefix beam search's best, or with ``rescore`` the N-best rescored by the
-  attention decoder against the whole utterance's encoder output (the chunks'
-  concatenated; asrkit.decoding.attention_rescoring.rescore_nbest).
+  and returns the search's best, or with ``rescore`` its N-best rescored with the attention
+  decoder against the whole utterance's encoder output (the chunks' concatenated): attention
+  rescoring of the CTC N-best, or for a transducer search the hybrid rescoring of
+  ``asrkit decode``'s ``transducer_rescoring`` (transducer, CTC and attention scores);
+- ``transcript`` times the final hypothesis as offline transcription does (CTC forced
+  alignment for the CTC search, the labels' emission frames for a transducer search).
 
 The chunks' encoder output equals the encoder's full forward under the chunk mask
 (``asrkit decode decoding_chunk_size=N``), so the final text is that decode's text for the
 same audio. Needs a causal-capable encoder (``encoder.causal: true`` on the Conformers; the
-Transformer always is) and a CTC head; transducer-only models do not stream yet.
+Transformer always is).
 """
 
 from __future__ import annotations
@@ -38,9 +47,16 @@ import torch
 from asrkit.data.cmvn import GlobalCMVN
 from asrkit.data.features import FbankExtractor
 from asrkit.data.streaming_features import StreamingFbank
-from asrkit.decoding.attention_rescoring import rescore_nbest
-from asrkit.decoding.ctc_prefix_beam import CTCPrefixBeamSearchState
 from asrkit.decoding.hypothesis import Hypothesis
+from asrkit.inference.alignment import FrameTiming
+from asrkit.inference.result import Transcript
+from asrkit.inference.stitching import Stitcher, WindowHypothesis
+from asrkit.inference.streaming_search import (
+    check_streaming_method,
+    default_streaming_method,
+    streaming_search,
+)
+from asrkit.inference.words import WordBuilder
 from asrkit.models.chunk_by_chunk import LayerCaches, input_window
 from asrkit.text.base import Tokenizer
 
@@ -55,24 +71,32 @@ def check_streamable(model) -> None:
         raise ValueError("encoder.causal: the model was trained with a non-causal convolution "
                          "(encoder.causal: false) and cannot stream; train it with "
                          "+experiment=synth/conformer_streaming or encoder.causal=true")
-    if getattr(model, "ctc", None) is None:
-        raise ValueError("model: streaming needs a CTC head (transducer-only models do not "
-                         "stream yet)")
+    if getattr(model, "ctc", None) is None and getattr(model, "transducer", None) is None:
+        raise ValueError("model: streaming needs a CTC head or a transducer")
 
 
 class StreamingRecognizer:
     def __init__(self, model, tokenizer: Tokenizer, extractor: FbankExtractor,
                  cmvn: GlobalCMVN | None, chunk_size: int, left_chunks: int = -1,
-                 beam: int = 10, rescore: bool = False, ctc_weight: float = 0.3,
-                 device: str | torch.device = "cpu") -> None:
+                 beam: int = 10, rescore: bool = False, ctc_weight: float | None = None,
+                 device: str | torch.device = "cpu", method: str | None = None,
+                 transducer_weight: float = 0.5, max_symbols_per_frame: int = 4) -> None:
         """model: an ASRModel (eval) on ``device``; chunk_size: encoder frames per chunk
         (>= 1; larger than the utterance: one chunk, full context); left_chunks: chunks of
-        left context (-1: all); beam: of the CTC prefix beam search and the N-best
-        rescored; rescore: attention rescoring at ``finish`` (needs an attention decoder)
-        with weight ``ctc_weight`` on CTC."""
+        left context (-1: all); method: ctc_prefix_beam | transducer_greedy |
+        transducer_modified_beam (None: the default of the module docstring); beam: of the
+        search and the N-best rescored; rescore: rescoring at ``finish`` with the attention
+        decoder, weight ``ctc_weight`` on CTC (None: 0.3 after the CTC search, 0.2 after a
+        transducer search when the model has a CTC head) and ``transducer_weight`` on the
+        transducer search's score; max_symbols_per_frame: of transducer greedy search."""
         check_streamable(model)
+        method = method or default_streaming_method(model)
+        check_streaming_method(model, method)
         if rescore and model.decoder is None:
-            raise ValueError("rescore: the model has no attention decoder (a CTC-only model)")
+            raise ValueError("rescore: the model has no attention decoder")
+        if rescore and method == "transducer_greedy":
+            raise ValueError("rescore: transducer_greedy keeps one hypothesis; rescore the "
+                             "N-best of transducer_modified_beam")
         if chunk_size < 1:
             raise ValueError(f"chunk_size: must be >= 1 encoder frames (one larger than the "
                              f"utterance decodes it whole), got {chunk_size}")
@@ -81,10 +105,16 @@ class StreamingRecognizer:
         self.model, self.tokenizer, self.device = model, tokenizer, torch.device(device)
         self.extractor, self.cmvn = extractor, cmvn
         self.chunk_size, self.left_chunks = chunk_size, left_chunks
-        self.beam, self.rescore, self.ctc_weight = beam, rescore, ctc_weight
+        self.method, self.beam, self.max_symbols = method, beam, max_symbols_per_frame
+        self.rescore, self.ctc_weight = rescore, ctc_weight
+        self.transducer_weight = transducer_weight
         layer = model.encoder.input_layer
         self.window, self.stride = input_window(layer, chunk_size)
         self.context = layer.right_context + 1  # input frames of one encoder frame
+        self.timing = FrameTiming.of_encoder(model.encoder.output_lengths,
+                                             extractor.frame_shift / 1000,
+                                             extractor.frame_length / 1000)
+        self.words = WordBuilder(tokenizer)
         self.reset()
 
     @classmethod
@@ -101,11 +131,13 @@ class StreamingRecognizer:
         self.att_cache: LayerCaches = []
         self.cnn_cache: LayerCaches = []
         self.offset = 0                        # encoder frames so far
-        self.encoded: list[torch.Tensor] = []  # (1, Q, D) per chunk, for rescoring
-        self.search = CTCPrefixBeamSearchState(1, self.model.vocab_size, self.beam,
-                                               self.model.blank_id, device=self.device)
+        self.encoded: list[torch.Tensor] = []  # (1, Q, D) per chunk: rescoring, timing
+        self.search = streaming_search(self.model, self.method, self.beam, self.device,
+                                       self.max_symbols)
         self.chunks = 0                        # chunks run so far
+        self.samples = 0                       # audio samples accepted
         self.finished = False
+        self._final: Hypothesis | None = None
         self._partial = ""
 
     @torch.inference_mode()
@@ -114,7 +146,9 @@ class StreamingRecognizer:
         far (unchanged until a chunk's frames are complete)."""
         if self.finished:
             raise RuntimeError("accept after finish: call reset() for a new utterance")
-        self.feats = torch.cat([self.feats, self.fbank.accept(torch.as_tensor(samples))])
+        samples = torch.as_tensor(samples)
+        self.samples += samples.numel()
+        self.feats = torch.cat([self.feats, self.fbank.accept(samples)])
         while self.feats.size(0) >= self.window:
             self._run_chunk(self.feats[: self.window])
             self.feats = self.feats[self.stride:]
@@ -131,28 +165,53 @@ class StreamingRecognizer:
         return self.tokenizer.decode(self.final_hypothesis().tokens)
 
     def partial(self) -> str:
-        """The best text of the CTC prefix beam search so far."""
+        """The best text of the search so far."""
         return self._partial
 
+    @torch.inference_mode()
     def final_hypothesis(self) -> Hypothesis:
-        """The prefix beam search's best, or the rescored N-best's best with ``rescore``."""
+        """The search's best, or the rescored N-best's best with ``rescore`` (kept once
+        the utterance is finished)."""
+        if self._final is not None:
+            return self._final
         nbest = self.search.nbest()
         if self.rescore and self.encoded and nbest[0]:
-            enc = torch.cat(self.encoded, dim=1)  # (1, T', D)
-            lens = torch.tensor([enc.size(1)], device=enc.device)
-            nbest = rescore_nbest(self.model, enc, lens, nbest, self.ctc_weight)
-        return nbest[0][0] if nbest[0] else Hypothesis((), 0.0)
+            nbest = self.search.rescore(self._encoder_output(), nbest, self.ctc_weight,
+                                        self.transducer_weight)
+        best = nbest[0][0] if nbest[0] else Hypothesis((), 0.0)
+        if self.finished:
+            self._final = best
+        return best
+
+    @torch.inference_mode()
+    def transcript(self, source: str = "<stream>", duration: float | None = None) -> Transcript:
+        """After ``finish``: the final hypothesis with word and token times in seconds
+        (asrkit.inference.result; as offline transcription times a one-window recording)."""
+        if not self.finished:
+            raise RuntimeError("transcript before finish: the utterance is not complete")
+        best = self.final_hypothesis()
+        if duration is None:
+            duration = self.samples / self.extractor.sample_rate
+        stitcher = Stitcher(source, duration, self.words)
+        if self.encoded:
+            spans = self.search.token_spans(best, self._encoder_output(), self.words)
+            start, end = self.timing.seconds(spans.start, spans.end)
+            stitcher.add(0, (0.0, duration), True, True, WindowHypothesis(
+                torch.tensor(best.tokens, dtype=torch.long), start, end, spans.confidence,
+                spans.aligned, float(best.score)))
+        return stitcher.result()
+
+    def _encoder_output(self) -> torch.Tensor:
+        return torch.cat(self.encoded, dim=1)  # (1, T', D)
 
     def _run_chunk(self, window: torch.Tensor) -> None:
-        """window (W, bins) fbank frames -> the encoder chunk, its CTC frames searched."""
+        """window (W, bins) fbank frames -> the encoder chunk, searched."""
         chunk = window.to(self.device).unsqueeze(0)  # (1, W, bins)
         enc, self.att_cache, self.cnn_cache = self.model.encoder.forward_chunk(
             chunk, self.offset, self.att_cache, self.cnn_cache, self.left_chunks)  # (1, Q, D)
         self.offset += enc.size(1)
         self.chunks += 1
-        if self.rescore:
-            self.encoded.append(enc)
-        log_probs = self.model.ctc_log_probs(enc)  # (1, Q, V)
-        self.search.advance(log_probs, torch.tensor([enc.size(1)], device=self.device))
-        best = self.search.nbest(1)[0]
+        self.encoded.append(enc)
+        self.search.advance(enc)
+        best = self.search.nbest()[0]
         self._partial = self.tokenizer.decode(best[0].tokens) if best else ""

@@ -4,8 +4,8 @@ over only once it would have been recorded), with every change of the partial te
 
     recognizer = StreamingRecognizer.from_experiment(exp, chunk_size=16)
     result = stream_file(recognizer, "talk.wav", realtime=True,
-                         on_partial=PartialPrinter(sys.stderr))
-    result.text, result.duration
+                         on_partial=PartialPrinter(sys.stderr), timed=True)
+    result.text, result.duration, result.transcript.words    # timed: json / srt / ctm
 
 The file is read in blocks at the model's rate and mixed down (asrkit.inference.recording),
 so any format, rate and channel count goes. The latency this shows is that of the chunks:
@@ -21,20 +21,23 @@ from collections.abc import Callable
 from typing import NamedTuple, TextIO
 
 from asrkit.inference.recording import Recording
+from asrkit.inference.result import Transcript
 from asrkit.inference.streaming import StreamingRecognizer
 
 
 class StreamedFile(NamedTuple):
     text: str         # the final text
     duration: float   # seconds of audio
+    transcript: Transcript | None = None  # with word and token times (``timed``)
 
 
 def stream_file(recognizer: StreamingRecognizer, path: str | os.PathLike,
                 piece_seconds: float = 0.1, realtime: bool = False,
                 on_partial: Callable[[str], None] | None = None,
-                channel: int | None = None) -> StreamedFile:
+                channel: int | None = None, timed: bool = False) -> StreamedFile:
     """``path`` streamed through ``recognizer`` (reset first); ``on_partial`` is called
-    with each new partial text."""
+    with each new partial text; ``timed``: also the Transcript with word and token times
+    (StreamingRecognizer.transcript)."""
     if piece_seconds <= 0:
         raise ValueError(f"piece_seconds must be > 0, got {piece_seconds}")
     rate = recognizer.extractor.sample_rate
@@ -50,7 +53,9 @@ def stream_file(recognizer: StreamingRecognizer, path: str | os.PathLike,
         if on_partial is not None and text != shown:
             on_partial(text)
             shown = text
-    return StreamedFile(recognizer.finish(), recording.duration)
+    text = recognizer.finish()
+    transcript = recognizer.transcript(str(path), recording.duration) if timed else None
+    return StreamedFile(text, recording.duration, transcript)
 
 
 class PartialPrinter:

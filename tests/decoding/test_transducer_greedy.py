@@ -1,7 +1,10 @@
 import pytest
 import torch
 
-from asrkit.decoding.transducer_greedy import transducer_greedy_search
+from asrkit.decoding.transducer_greedy import (
+    TransducerGreedySearchState,
+    transducer_greedy_search,
+)
 from tests.models.transducer_reference import lattice_log_probs, tiny_head
 
 
@@ -73,3 +76,44 @@ def test_padding_invariance_and_empty_utterances():
 def test_rejects_a_zero_symbol_cap():
     with pytest.raises(ValueError, match="max_symbols_per_frame"):
         transducer_greedy_search(tiny_head(), *_enc([3]), max_symbols_per_frame=0)
+
+
+def advance_in_chunks(search, enc, lens, chunk: int) -> list:
+    """Feed enc (B, T, D) to a search state ``chunk`` frames at a time (each utterance's
+    valid frames of the chunk: its length minus the frames before, within the chunk);
+    -> the state's N-best (with frames) after each chunk."""
+    after = []
+    for start in range(0, enc.size(1), chunk):
+        part = enc[:, start: start + chunk]
+        search.advance(part, (lens - start).clamp(0, part.size(1)))
+        after.append(search.nbest(return_frames=True))
+    return after
+
+
+@pytest.mark.parametrize("prediction", ["lstm", "stateless"])
+@pytest.mark.parametrize("chunk", [1, 3, 7, 40])
+def test_chunk_by_chunk_equals_the_offline_search(prediction, chunk):
+    """Batched over utterances of different lengths (one of none); 40: the whole utterance
+    in one chunk. The label storage starts empty and grows with the chunks."""
+    head = tiny_head(vocab_size=6, prediction=prediction, seed=4, sharpen=3.0, blank_bias=0.5)
+    enc, lens = _enc([17, 40, 0, 9], seed=4)
+    expected, expected_frames = transducer_greedy_search(head, enc, lens, 2, return_frames=True)
+    search = TransducerGreedySearchState(head, 4, max_symbols_per_frame=2)
+    nbest, frames = advance_in_chunks(search, enc, lens, chunk)[-1]
+    assert frames == expected_frames
+    for got, want in zip(nbest, expected):
+        assert got[0].tokens == want[0].tokens
+        assert got[0].score == pytest.approx(want[0].score, abs=1e-5)
+    assert sum(len(n[0].tokens) for n in nbest) > 20  # real hypotheses, storage grown
+
+
+def test_partial_hypotheses_after_every_chunk_are_the_search_so_far():
+    head = tiny_head(vocab_size=6, prediction="lstm", seed=5, sharpen=3.0, blank_bias=0.5)
+    enc, lens = _enc([23], seed=5)
+    search = TransducerGreedySearchState(head, 1)
+    for number, (nbest, frames) in enumerate(advance_in_chunks(search, enc, lens, 4)):
+        seen = min(4 * (number + 1), 23)
+        cut, cut_frames = transducer_greedy_search(head, enc[:, :seen], torch.tensor([seen]),
+                                                   return_frames=True)
+        assert nbest[0][0].tokens == cut[0][0].tokens and frames == cut_frames
+        assert nbest[0][0].score == pytest.approx(cut[0][0].score, abs=1e-5)

@@ -4,9 +4,12 @@ import math
 import pytest
 
 from asrkit.decoding.transducer_greedy import transducer_greedy_search
-from asrkit.decoding.transducer_modified_beam import transducer_modified_beam_search
+from asrkit.decoding.transducer_modified_beam import (
+    TransducerModifiedBeamSearchState,
+    transducer_modified_beam_search,
+)
 from tests.decoding.test_transducer_beam import _add, _best
-from tests.decoding.test_transducer_greedy import _enc
+from tests.decoding.test_transducer_greedy import _enc, advance_in_chunks
 from tests.models.transducer_reference import lattice_log_probs, tiny_head
 
 
@@ -121,3 +124,25 @@ def test_padding_invariance(prediction):
     scores = [h.score for h in batched[1]]
     assert scores == sorted(scores, reverse=True)
     assert len({h.tokens for h in batched[1]}) == len(batched[1]) == 5
+
+
+@pytest.mark.parametrize("prediction", ["lstm", "stateless"])
+@pytest.mark.parametrize("chunk", [1, 4, 11, 30])
+def test_chunk_by_chunk_equals_the_offline_search(prediction, chunk):
+    """Batched over utterances of different lengths (one of none); 30: the whole utterance
+    in one chunk. The label storage starts empty and grows with the chunks; after every
+    chunk the N-best is the offline search's over the frames so far."""
+    head = tiny_head(vocab_size=6, prediction=prediction, seed=7, sharpen=2.0)
+    enc, lens = _enc([13, 30, 0, 8], seed=7)
+    search = TransducerModifiedBeamSearchState(head, 4, beam=4)
+    after = advance_in_chunks(search, enc, lens, chunk)
+    for number, (nbest, frames) in enumerate(after):
+        seen = min(chunk * (number + 1), 30)
+        cut_lens = lens.clamp(max=seen)
+        expected, expected_frames = transducer_modified_beam_search(
+            head, enc[:, :seen], cut_lens, beam=4, return_frames=True)
+        assert frames == expected_frames
+        for got, want in zip(nbest, expected):
+            assert [h.tokens for h in got] == [h.tokens for h in want]
+            assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-5)
+    assert len(after[-1][0][1][0].tokens) > 10  # the longest has many labels: storage grown

@@ -2,9 +2,10 @@
 random-weight causal Conformer with an attention decoder and CMVN: the streamed final text
 (CTC prefix beam, and attention rescoring) equals offline decoding of the same audio at the
 same chunk size (whole utterance = full context); partial texts equal the prefix beam
-search over the frames seen so far; ``asrkit transcribe --streaming`` prints the same text
-and refuses a non-causal model by its key; ``asrkit decode decoding_chunk_size=N`` writes
-beside the full-context results, with the streamed texts."""
+search over the frames seen so far; ``asrkit transcribe --streaming`` prints the same text,
+writes the json / srt / ctm of offline transcription, and refuses a non-causal model by its
+key; ``asrkit decode decoding_chunk_size=N`` writes beside the full-context results, with
+the streamed texts. Transducers stream in tests/inference/test_streaming_transducer.py."""
 
 from __future__ import annotations
 
@@ -39,15 +40,19 @@ SMALL = ["encoder.d_model=32", "encoder.num_heads=2", "encoder.ffn_dim=64",
 BEAM = 4
 
 
-def _experiment(root: Path, train_manifest: Path, causal: bool) -> Path:
+def _experiment(root: Path, train_manifest: Path, causal: bool,
+                extra: tuple[str, ...] = (), blank_bias: float = 0.0) -> Path:
     """exp_dir with tokenizer/, cmvn.json and checkpoints/last.pt of a random model whose
-    CTC head and decoder output are sharpened (clear winners, as a trained model has)."""
+    CTC head, decoder output and transducer joiner are sharpened (clear winners, as a
+    trained model has). ``extra``: more overrides (e.g. a transducer branch);
+    ``blank_bias``: added to the joiner's blank logit (a trained transducer emits mostly
+    blanks; a random one may emit its cap of labels on every frame)."""
     utterances = read_manifest(train_manifest)
     tokenizer = train_tokenizer([u.text for u in utterances], "char", None)
     tokenizer.save(root / "tokenizer")
     preset = "synth/conformer_streaming" if causal else "synth/conformer"
     config = compose_train_config([f"+experiment={preset}", *SMALL,
-                                   f"vocab_size={tokenizer.vocab_size}"])
+                                   f"vocab_size={tokenizer.vocab_size}", *extra])
     extractor = FbankExtractor.from_config(config["data"])
     accumulator = CMVNAccumulator(extractor.num_mel_bins)
     for utt in utterances[:5]:
@@ -56,9 +61,14 @@ def _experiment(root: Path, train_manifest: Path, causal: bool) -> Path:
     torch.manual_seed(0)
     model = build_model(config).eval()
     with torch.no_grad():
-        for param in model.ctc.parameters():
+        for param in model.ctc.parameters() if model.ctc is not None else ():
             param.mul_(6.0)
-        model.decoder.output_layer.weight.mul_(4.0)
+        if model.decoder is not None:
+            model.decoder.output_layer.weight.mul_(4.0)
+        if model.transducer is not None:
+            output = model.transducer.joiner.output
+            output.weight.mul_(4.0)
+            output.bias[model.transducer.blank_id] += blank_bias
     config["tokenizer"] = {"dir": str(root / "tokenizer")}
     (root / "checkpoints").mkdir(parents=True)
     torch.save({"model": model.state_dict(), "config": config, "epoch": 1, "step": 1},
@@ -172,13 +182,40 @@ def test_transcribe_streaming_prints_the_recognizers_text(exp, streaming_exp, sy
     out, _ = capsys.readouterr()
     assert out.splitlines() == [f"{u.audio}\t{t}" for u, t in zip(utterances, expected)]
     assert transcribe_main([str(streaming_exp), utterances[0].audio, "--streaming",
-                            "--format", "json"]) == 2
+                            "--method", "attention_rescoring"]) == 2
     assert transcribe_main([str(streaming_exp), utterances[0].audio, "--rescore"]) == 2
     assert transcribe_main([str(streaming_exp), utterances[0].audio, "--streaming",
                             "--chunk-size", "0"]) == 2
     err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("asrkit transcribe: --method attention_rescoring: --streaming "
+                             "decodes with ctc_prefix_beam, transducer_greedy, ")
     assert err[1] == "asrkit transcribe: --rescore: only with --streaming"
     assert err[2].startswith("asrkit transcribe: chunk_size: must be >= 1")
+
+
+@pytest.mark.parametrize("fmt", ["json", "srt", "ctm"])
+def test_streamed_formats_equal_offline_transcription(streaming_exp, synth_dir, tmp_path, fmt):
+    """At a chunk larger than the utterance (full context) the streamed json / srt / ctm of
+    a file are offline transcription's with the same search (one window): the same text,
+    token and word times (CTC forced alignment), confidences and score."""
+    audio = read_manifest(synth_dir / "test.jsonl")[0].audio
+    common = [str(streaming_exp), audio, "--beam", str(BEAM), "--format", fmt]
+    streamed, offline = tmp_path / f"streamed.{fmt}", tmp_path / f"offline.{fmt}"
+    assert transcribe_main([*common, "--streaming", "--chunk-size", "10000",
+                            "--out", str(streamed)]) == 0
+    assert transcribe_main([*common, "--method", "ctc_prefix_beam", "--out", str(offline)]) == 0
+    if fmt != "json":
+        assert streamed.read_text() == offline.read_text() != ""
+        return
+    got, want = (json.loads(f.read_text()) for f in (streamed, offline))
+    assert got["text"] and got["words"] and got["tokens"]
+    for key in ("source", "text", "duration", "windows"):
+        assert got[key] == want[key]
+    assert got["score"] == pytest.approx(want["score"], abs=1e-3)
+    for kind in ("words", "tokens"):
+        assert len(got[kind]) == len(want[kind])
+        for a, b in zip(got[kind], want[kind]):
+            assert a == {**b, "confidence": pytest.approx(b["confidence"], abs=2e-4)}
 
 
 def test_a_non_causal_model_is_refused_naming_encoder_causal(tmp_path, synth_dir, capsys):

@@ -42,7 +42,6 @@ from asrkit.models.positional_encoding import PositionalEncoding, RelPositionalE
 from asrkit.models.rel_attention import RelPositionMultiHeadAttention
 from asrkit.models.subsampling import build_input_layer
 
-
 POS_ENC_LAYER_TYPES = ("abs_pos", "rel_pos")
 
 
