@@ -14,6 +14,10 @@ loader (``keep_empty``) yields it as ``{"ids": [], "failed": [...]}`` so that ev
 rank takes the same sequence of micro-batches (the trainer skips it on all ranks together:
 a rank that silently took one batch fewer would sync its gradients at another micro-batch
 than the others and mismatch their collectives).
+
+``pin_memory`` (the trainer sets it when it trains on a GPU) has the DataLoader put each
+batch in page-locked memory, so that the step's ``.to(device, non_blocking=True)`` is a copy
+queued on the GPU's stream rather than a transfer the host waits for.
 """
 
 from __future__ import annotations
@@ -43,8 +47,10 @@ class LoadFailureError(RuntimeError):
 
 class ResumableLoader:
     def __init__(self, dataset: ASRDataset, sampler: BucketingBatchSampler, num_workers: int = 0,
-                 max_fail_fraction: float = 0.01, name: str = "data", keep_empty: bool = False):
-        """keep_empty: yield a batch whose utterances all failed to load (``ids`` empty)."""
+                 max_fail_fraction: float = 0.01, name: str = "data", keep_empty: bool = False,
+                 pin_memory: bool = False):
+        """keep_empty: yield a batch whose utterances all failed to load (``ids`` empty);
+        pin_memory: batches in page-locked memory (for a GPU)."""
         self.dataset = dataset
         self.sampler = sampler
         self.num_workers = num_workers
@@ -52,6 +58,7 @@ class ResumableLoader:
         self.max_fail_fraction = max_fail_fraction
         self.name = name
         self.keep_empty = keep_empty
+        self.pin_memory = pin_memory
         self.failed: list[tuple[str, str]] = []  # this epoch's failures
 
     def set_epoch(self, epoch: int) -> None:
@@ -66,7 +73,7 @@ class ResumableLoader:
         self.dataset.set_epoch(self.sampler.epoch)
         loader = torch.utils.data.DataLoader(
             self.dataset, batch_sampler=self.sampler, collate_fn=collate_batch,
-            num_workers=self.num_workers, persistent_workers=False,
+            num_workers=self.num_workers, persistent_workers=False, pin_memory=self.pin_memory,
         )
         for batch in loader:
             self.sampler.position += 1
@@ -99,10 +106,12 @@ def build_loader(
     rank: int = 0,
     world_size: int = 1,
     output_lengths: OutputLengths | None = None,
+    pin_memory: bool = False,
 ) -> ResumableLoader:
     """A loader over `manifest` configured by the `data` config group (a plain dict).
     `output_lengths` is the encoder's (asrkit.models.encoder_interface): with it, transcripts
-    with more tokens than encoder frames are filtered out (CTC could not align them)."""
+    with more tokens than encoder frames are filtered out (CTC could not align them);
+    `pin_memory`: batches in page-locked memory, for a GPU."""
     feats_cfg, filt = data_cfg["features"], data_cfg["filters"]
     extractor = FbankExtractor.from_config(data_cfg)
     if cmvn is None and data_cfg.get("cmvn"):
@@ -129,7 +138,8 @@ def build_loader(
         shuffle=train and sampler_cfg["shuffle"], seed=sampler_cfg["seed"], rank=rank,
         world_size=world_size)
     return ResumableLoader(dataset, sampler, data_cfg["num_workers"],
-                           data_cfg["max_fail_fraction"], name=name, keep_empty=train)
+                           data_cfg["max_fail_fraction"], name=name, keep_empty=train,
+                           pin_memory=pin_memory)
 
 
 def longest_frames(extractor: FbankExtractor, duration: float, slowest_speed: float) -> int:

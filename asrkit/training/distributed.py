@@ -8,6 +8,12 @@ Each process reads its place from torchrun's environment (``RANK``, ``WORLD_SIZE
 ``LOCAL_RANK``) and joins the process group with NCCL on GPUs or gloo on CPUs. Without those
 variables the run is a single process and nothing here touches torch.distributed. Rank 0
 alone logs and writes files; the others wait for it at barriers.
+
+Two kinds of agreement between ranks: facts the host knows (a batch that failed to load, a
+stop signal, an out-of-memory forward) are OR-ed over a gloo group of CPU tensors
+(``any_on_host``: no GPU involved, so no wait for the GPU's queue), facts only the device
+knows (a non-finite loss) over the default group on the device (``any_on_device``: NCCL's
+all-reduce is queued like any kernel, and the host never reads the result).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ class DistributedContext:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    host_group: Any = None  # a gloo group for CPU tensors when the default one is NCCL
 
     @property
     def is_main(self) -> bool:
@@ -74,7 +81,8 @@ def init_distributed(requested_device: str = "auto", timeout_minutes: float = 60
         dist.init_process_group(backend, rank=rank, world_size=world,
                                 timeout=timedelta(minutes=timeout_minutes),
                                 device_id=device if device.type == "cuda" else None)
-    return DistributedContext(rank, world, local_rank, device)
+    host_group = dist.new_group(backend="gloo") if backend == "nccl" else None
+    return DistributedContext(rank, world, local_rank, device, host_group)
 
 
 def barrier(ctx: DistributedContext) -> None:
@@ -87,6 +95,24 @@ def all_reduce_sum(values: torch.Tensor, ctx: DistributedContext) -> torch.Tenso
     if ctx.is_distributed:
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
     return values
+
+
+def any_on_host(flags: list[bool], ctx: DistributedContext) -> list[bool]:
+    """Each flag OR-ed over ranks, through CPU tensors (the host group): no device sync."""
+    if not ctx.is_distributed:
+        return flags
+    values = torch.tensor([float(f) for f in flags])
+    dist.all_reduce(values, op=dist.ReduceOp.MAX, group=ctx.host_group)
+    return [v > 0 for v in values.tolist()]
+
+
+def any_on_device(flag: torch.Tensor, ctx: DistributedContext) -> torch.Tensor:
+    """A 0-d bool device tensor OR-ed over ranks, on the device (queued, never read here)."""
+    if not ctx.is_distributed:
+        return flag
+    value = flag.to(torch.float32)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return value > 0
 
 
 def gather_objects(obj: Any, ctx: DistributedContext) -> list[Any]:

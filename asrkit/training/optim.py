@@ -16,7 +16,9 @@ Both use torch's fused kernel (one kernel over all parameters, ``fused=True``) w
 parameter lives on a device that has one (CUDA, and the CPU since torch 2.4: 4-5x faster
 there than the per-tensor loop on a 46M-parameter Conformer, where torch's ``foreach`` path
 is slower still), and torch's default (``foreach`` on a GPU) otherwise; the update is the
-same. The optimiser is built after the model is on its device, as the trainer does.
+same. The fused kernel also takes ``found_inf``, which lets the trainer skip a non-finite
+update on the device without reading the gradient norm (asrkit.training.optimizer_step).
+The optimiser is built after the model is on its device, as the trainer does.
 """
 
 from __future__ import annotations

@@ -120,6 +120,18 @@ def set_total_steps(scheduler: LRScheduler, total_steps: int) -> int | None:
     return previous
 
 
+def rewind(scheduler: LRScheduler, updates: int) -> None:
+    """Take back the last ``updates`` steps of the schedule: the next update gets the rate
+    it would have had if they had never been made. The trainer steps the schedule at every
+    update it attempts and learns only later (asrkit.training.update_outcomes) which ones
+    the optimiser skipped. Exact for schedules whose rate is a function of the update count
+    (all of this module's, and LambdaLR's)."""
+    if updates <= 0:
+        return
+    scheduler.last_epoch -= updates + 1
+    scheduler.step()  # back to last_epoch - updates, the rate set from it
+
+
 def build_scheduler(scheduler_cfg: dict, optimizer: torch.optim.Optimizer, total_steps: int,
                     d_model: int) -> LRScheduler:
     """The schedule the ``scheduler`` config section names; ``total_steps`` and ``d_model``

@@ -11,9 +11,9 @@ Each epoch ends with validation (asrkit.training.validation), attention images a
 ``checkpoints/epoch_N.pt``; ``trainer.valid_interval`` / ``save_interval_steps`` add
 mid-epoch validation and ``step_N.pt`` checkpoints.
 
-Failures: a NaN/inf loss skips the micro-batch (and, on the last micro-batch of an update,
-the update), a NaN/inf gradient norm skips the update; both are counted, and
-``trainer.max_nan_in_a_row`` of them without an update in between stop the run (exit 1).
+Failures: a NaN/inf loss or gradient norm skips its update (with gradient accumulation,
+the update of all its micro-batches); each is counted, and ``trainer.max_nan_in_a_row`` of
+them without an update in between stop the run (exit 1).
 More than ``data.max_fail_fraction`` of a manifest's utterances failing to load stops it
 too (exit 1, one line naming the manifest, the count and the last failing utterance).
 A CUDA out-of-memory batch is skipped with a warning naming its shape. SIGINT/SIGTERM
@@ -25,6 +25,12 @@ and every rank's RNG states; data loading never moves the global RNG (asrkit.tra
 On CPU a resumed run is bit-identical to an uninterrupted one (tested). Rerunning with a
 larger ``trainer.max_epochs`` continues the run, and the learning-rate schedule is stretched
 to the new length (asrkit.training.schedulers.set_total_steps).
+
+No host-device synchronisation inside a step (on a GPU the host queues the next batch while
+the device works): non-finite losses and gradient norms make their update a no-op on the
+device, logged sums stay there, and the host reads what it needs in one copy at each log
+line, checkpoint and epoch end, counting the skips as if it had checked every update
+(asrkit.training.train_step says how, and what the price and the exceptions are).
 
 The schedule's length (``scheduler.total_steps`` when null) is ``max_epochs`` times the
 updates of epoch 1: the bucket packing follows each epoch's shuffle, so later epochs may
@@ -68,10 +74,11 @@ from asrkit.training.precision import resolve_precision
 from asrkit.training.progress import EpochProgress, format_duration, use_progress_bar
 from asrkit.training.resume import init_weights_from, load_training_state, restore, resume_path
 from asrkit.training.rng import rng_isolated
+from asrkit.training.running_means import RunningMeans
 from asrkit.training.schedulers import build_scheduler, set_total_steps
 from asrkit.training.stop_signals import StopRequest
 from asrkit.training.tensorboard import TensorBoardLogger
-from asrkit.training.train_step import RunningMeans, StepFlags, TrainingError, TrainStep
+from asrkit.training.train_step import StepFlags, TrainingError, TrainStep
 from asrkit.training.training_state import TrainingState
 from asrkit.training.validation import shard_for_validation, validate
 
@@ -88,6 +95,8 @@ class Trainer:
         self.ctx = ctx
         self.tb: TensorBoardLogger | None = None
         self.stop = StopRequest()
+        # the last log line's loss and rate, for the progress bar (read at log lines only)
+        self.logged = {"loss": math.nan, "frames_per_s": 0.0}
 
     # ---- setup ---------------------------------------------------------------------------
     def setup(self) -> None:
@@ -157,7 +166,8 @@ class Trainer:
                           if getattr(self.model, "ctc", None) is not None else None)
         self.train_loader = build_loader(data_cfg["train"], self.tokenizer, data_cfg, train=True,
                                          cmvn=cmvn, rank=ctx.rank, world_size=ctx.world_size,
-                                         output_lengths=output_lengths)
+                                         output_lengths=output_lengths,
+                                         pin_memory=self.device.type == "cuda")
         self.dev_loader = shard_for_validation(
             build_loader(data_cfg["dev"], self.tokenizer, data_cfg, train=False, cmvn=cmvn,
                          output_lengths=output_lengths), ctx)
@@ -211,6 +221,7 @@ class Trainer:
         """Write epoch_N.pt / step_N.pt (rank 0); every rank calls it (RNG states are
         gathered). The checkpoint's contents: the model, the config, the metrics and the
         training state (asrkit.training.training_state)."""
+        self.steps.settle()  # the true update count and skip counters
         self._check_finite()
         rng = dist_utils.gather_objects(capture_rng_state(), self.ctx)
         state = self.state
@@ -279,7 +290,7 @@ class Trainer:
                                  start_at=loader.sampler.position)
         epoch_stats, interval = RunningMeans(), RunningMeans()
         batches = iter(loader)
-        stop_pending, grad_norm = False, float("nan")
+        stop_pending, grad_norm = False, None
         while True:
             with rng_isolated():
                 batch = next(batches, None)
@@ -288,39 +299,50 @@ class Trainer:
             unloaded = self._unloaded(batch)
             usable = batch is not None and not unloaded
             out = steps.forward(batch, sync=last_of_update) if usable else None
-            loss_ok = out is not None and bool(torch.isfinite(out["loss"].detach()))
             flags = steps.agree(StepFlags(exhausted=batch is None, stop=self.stop.requested,
-                                          oom=usable and out is None,
-                                          nonfinite=out is not None and not loss_ok))
+                                          oom=usable and out is None))
             stop_pending |= flags.stop
             if flags.exhausted:
-                self.state.optimizer.zero_grad(set_to_none=True)
+                steps.drop_update()
                 break
-            skipped = flags.skipped or unloaded
+            skipped = flags.oom or unloaded
             if unloaded:
                 self._skip_unloaded(position, last_of_update)
             elif skipped:
-                steps.skip(batch, flags, out, last_of_update)
-            elif steps.backward(out["loss"] / steps.accum_grad, batch, sync=last_of_update):
-                epoch_stats.add(out, batch)
-                interval.add(out, batch)
+                steps.skip(last_of_update)
+            elif (finite := steps.backward(out["loss"] / steps.accum_grad, batch,
+                                           sync=last_of_update)) is not None:
+                epoch_stats.add(out, batch, finite)
+                interval.add(out, batch, finite)
             else:  # out of memory in backward: the update's gradients are gone
                 skipped = last_of_update = True
             if not last_of_update:
                 continue
             if not skipped:
                 grad_norm = steps.update()
-            progress.update(position, interval.means().get("loss", math.nan), self.state.lr(),
-                            interval.rates(self.ctx.world_size)["frames_per_s"])
-            if interval.batches and self.step % self.tcfg["log_interval"] == 0:
-                self._log_interval(interval, grad_norm, position, total)
+            if stop_pending or self._decides_at(self.step):
+                steps.settle()  # the true update count, the skips counted (a sync)
+            progress.update(position, self.logged["loss"], self.state.lr(),
+                            self.logged["frames_per_s"])
+            if (interval.batches and self.step % self.tcfg["log_interval"] == 0
+                    and self._log_interval(interval, grad_norm, position, total)):
                 interval = RunningMeans()
             if stop_pending:
                 progress.close()
                 return None
             self._periodic(position, total)
+        steps.settle()
         progress.close()
         return epoch_stats.means()
+
+    def _decides_at(self, step: int) -> bool:
+        """Whether the loop logs, validates or saves at this update count, so that it needs
+        the true count (``settle``). The count the host keeps between two settles is never
+        below the true one and grows by one per attempted update: it reaches each multiple
+        of an interval before or when the true count does, so none is missed."""
+        intervals = (self.tcfg["log_interval"], self.tcfg["valid_interval"],
+                     self.tcfg["save_interval_steps"])
+        return any(interval and step % interval == 0 for interval in intervals)
 
     def _unloaded(self, batch: dict | None) -> bool:
         """Whether some rank's micro-batch has no utterance that loaded (a training loader
@@ -334,20 +356,29 @@ class Trainer:
         """Skip, on every rank, a micro-batch some rank has no utterance of (the loader
         logged them); the update it ends, if any, is dropped as after a NaN loss."""
         if last_of_update:  # the update's other micro-batches were never all-reduced
-            self.state.optimizer.zero_grad(set_to_none=True)
+            self.steps.drop_update()
         log.info("batch %d of epoch %d skipped on every rank: a rank's utterances all failed "
                  "to load%s", position, self.epoch, " (update dropped)" if last_of_update else "")
 
-    def _log_interval(self, interval: RunningMeans, grad_norm: float, position: int,
-                      total: int) -> None:
+    def _log_interval(self, interval: RunningMeans, grad_norm: torch.Tensor | None,
+                      position: int, total: int) -> bool:
+        """A log line and TensorBoard points (after ``settle``: reading the device's sums
+        and the last gradient norm costs no further wait); False, and nothing logged, when
+        every micro-batch of the interval had a non-finite loss."""
         means = interval.means()
-        values = {**means, "lr": self.state.lr(), "grad_norm": grad_norm,
+        if not means:
+            return False
+        norm = float(grad_norm) if grad_norm is not None else math.nan
+        values = {**means, "lr": self.state.lr(), "grad_norm": norm,
                   **interval.rates(self.ctx.world_size)}
+        self.logged = {"loss": means.get("loss", math.nan),
+                       "frames_per_s": values["frames_per_s"]}
         terms = "  ".join(f"{k} {v:.4g}" for k, v in means.items())
         step_log.info("epoch %d  batch %d/%d  update %d  %s  lr %.3e  grad_norm %.3g  "
                       "%.0f frames/s", self.epoch, position, total, self.step, terms,
-                      values["lr"], grad_norm, values["frames_per_s"])
+                      values["lr"], norm, values["frames_per_s"])
         self.tb.scalars("train", values, self.step)
+        return True
 
     def _periodic(self, position: int, total: int) -> None:
         """Step checkpoints and mid-epoch validation (not at the epoch's last batch)."""

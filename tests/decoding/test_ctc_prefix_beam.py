@@ -84,3 +84,35 @@ def test_the_search_carried_over_chunks_equals_the_whole_utterance():
                                             beam=4)
             assert search.nbest() == so_far
         assert search.nbest() == whole
+
+
+def test_utterances_of_any_length_order_match_their_search_alone():
+    """The batch runs longest first, ended utterances dropping out: unsorted lengths, ties,
+    empty utterances and lengths past the frames given all give each utterance's own
+    N-best (the same labels, scores to float rounding)."""
+    log_probs = _random(7, 17, 6, seed=11, sharpness=2.0)
+    lengths = torch.tensor([5, 0, 17, 9, 17, 1, 30])  # 30: more than the 17 frames given
+    batched = ctc_prefix_beam_search(log_probs, lengths, beam=4, top_k=3)
+    for b in range(7):
+        valid = min(int(lengths[b]), 17)
+        alone = ctc_prefix_beam_search(log_probs[b: b + 1, :valid], torch.tensor([valid]),
+                                       beam=4, top_k=3)[0]
+        assert [h.tokens for h in batched[b]] == [h.tokens for h in alone]
+        assert [h.score for h in batched[b]] == pytest.approx([h.score for h in alone],
+                                                              abs=1e-5)
+    assert batched[1] == [((), 0.0)]
+
+
+def test_chunks_of_a_batch_whose_utterances_end_in_different_chunks():
+    """Streaming over a batch given in any order of length: each utterance's beam stays as
+    it was once its frames end, whichever chunk that is."""
+    from asrkit.decoding.ctc_prefix_beam import CTCPrefixBeamSearchState
+
+    log_probs = _random(4, 20, 5, seed=5, sharpness=3.0)
+    lengths = torch.tensor([7, 20, 0, 13])
+    whole = ctc_prefix_beam_search(log_probs, lengths, beam=5)
+    search = CTCPrefixBeamSearchState(4, 5, beam=5)
+    for start in range(0, 20, 6):
+        chunk = log_probs[:, start:start + 6]
+        search.advance(chunk, (lengths - start).clamp(min=0, max=chunk.size(1)))
+    assert search.nbest() == whole

@@ -9,6 +9,7 @@ from asrkit.training.schedulers import (
     WarmupCosineScheduler,
     WarmupLinearScheduler,
     build_scheduler,
+    rewind,
     set_total_steps,
 )
 
@@ -109,3 +110,22 @@ def test_warm_up_follows_a_short_runs_length(caplog):
     assert max(rates) == pytest.approx(peak) and rates.index(max(rates)) == 9
     long = build_scheduler({**cfg}, optimizer(), total_steps=1000, d_model=8)
     assert long.warmup_steps == 200  # a run of more than 4 x warm-up is unchanged
+
+
+@pytest.mark.parametrize("make", [
+    lambda opt: NoamScheduler(opt, d_model=64, warmup_steps=4),
+    lambda opt: WarmupLinearScheduler(opt, warmup_steps=3, total_steps=12),
+    lambda opt: WarmupCosineScheduler(opt, warmup_steps=3, total_steps=12, min_lr_ratio=0.1),
+    lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 / (1 + step)),
+])
+def test_rewind_takes_back_steps_as_if_they_were_never_made(make):
+    """The trainer steps the schedule at every update it attempts and takes back the ones
+    the device skipped: 7 steps less 2 give the rates of a schedule stepped 5 times."""
+    rewound, straight = make(optimizer(0.01)), make(optimizer(0.01))
+    rates(rewound, 7)
+    rewind(rewound, 2)
+    rates(straight, 5)
+    assert rewound.last_epoch == straight.last_epoch == 5
+    assert rates(rewound, 6) == rates(straight, 6)  # the next updates, to the end and past
+    rewind(rewound, 0)
+    assert rewound.last_epoch == 11

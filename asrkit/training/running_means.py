@@ -1,0 +1,65 @@
+"""Running means of the model's scalar terms over the micro-batches since ``start``, for
+the log lines and the epoch's metrics.
+
+The sums stay on the device: adding a micro-batch is three tensor ops (its terms stacked,
+zeroed when its loss was not finite, added to the sum of its key set) and no host-device
+synchronisation; ``means`` reads every sum in one copy. Frames are summed from the CPU
+lengths the loader gives, so the rates need no device either.
+
+    interval = RunningMeans()
+    interval.add(out, batch, finite)         # finite: 0-d bool on the device
+    interval.means()                         # {"loss": ..., "loss_ctc": ...} (a sync)
+    interval.rates(world_size)               # input frames and utterances per second
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+
+class RunningMeans:
+    def __init__(self) -> None:
+        # per key set: the sums of its terms, then the count of finite micro-batches
+        self.sums: dict[tuple[str, ...], torch.Tensor] = {}
+        self.batches = self.utterances = 0  # micro-batches added, and their utterances
+        self._frames: torch.Tensor | int = 0  # a CPU tensor once added to
+        self.start = time.monotonic()
+
+    def add(self, out: dict[str, torch.Tensor], batch: dict, finite: torch.Tensor) -> None:
+        """The scalar terms of ``out``; they count only if ``finite`` (its loss was finite:
+        otherwise its update is skipped)."""
+        keys = tuple(k for k, v in out.items() if torch.is_tensor(v) and v.numel() == 1)
+        terms = torch.stack([*(out[k].detach().reshape(()).to(torch.float64) for k in keys),
+                             finite.to(torch.float64)])  # (terms + 1,)
+        terms = torch.where(finite, terms, 0.0)
+        self.sums[keys] = terms if keys not in self.sums else self.sums[keys] + terms
+        self.batches += 1
+        self._frames = self._frames + batch["feat_lens"].sum()  # CPU lengths from the loader
+        self.utterances += len(batch["ids"])
+
+    @property
+    def frames(self) -> int:
+        return int(self._frames)
+
+    def means(self) -> dict[str, float]:
+        """Each term's mean over the finite micro-batches (the sum over every term's key
+        set, divided by the count of all finite micro-batches)."""
+        if not self.sums:
+            return {}
+        values = torch.cat(list(self.sums.values())).tolist()  # the one copy to the host
+        totals: dict[str, float] = {}
+        count, at = 0.0, 0
+        for keys in self.sums:
+            for key, value in zip(keys, values[at: at + len(keys)], strict=True):
+                totals[key] = totals.get(key, 0.0) + value
+            count += values[at + len(keys)]
+            at += len(keys) + 1
+        return {k: total / count for k, total in totals.items()} if count else {}
+
+    def rates(self, world_size: int) -> dict[str, float]:
+        """Input frames and utterances per second, all ranks (this rank's times world_size)."""
+        elapsed = max(time.monotonic() - self.start, 1e-9)
+        return {"frames_per_s": self.frames * world_size / elapsed,
+                "utts_per_s": self.utterances * world_size / elapsed}
