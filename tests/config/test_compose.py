@@ -96,3 +96,20 @@ def test_config_dirs_add_group_options(tmp_path):
     assert config["encoder"]["d_model"] == 8
     with pytest.raises(ConfigError, match="^--config-dir: .* is not a directory"):
         compose_train_config(["encoder=mine"], config_dirs=[tmp_path / "nope"])
+
+
+@pytest.mark.parametrize("variant, changes", [
+    ("synth/conformer_streaming", {"model": {"ctc_weight", "transducer_weight"}, "encoder": {
+        "causal", "dynamic_chunk", "dynamic_left_chunks"}}),
+    ("synth/conformer_ss", {"model": {"scheduled_sampling_prob",
+                                      "scheduled_sampling_ramp_steps"}}),
+])
+def test_conformer_variants_change_only_what_they_are_for(variant, changes):
+    """The variants repeat synth/conformer's encoder section (Hydra cannot extend a preset
+    of the same group): they must stay equal to it except for the keys they are about."""
+    base = compose_train_config(["+experiment=synth/conformer"])
+    other = compose_train_config([f"+experiment={variant}"])
+    for section in ("encoder", "decoder", "model", "optim", "scheduler", "trainer", "data"):
+        differing = {key for key in set(base[section]) | set(other[section])
+                     if base[section].get(key) != other[section].get(key)}
+        assert differing <= changes.get(section, set()), (section, differing)
