@@ -25,9 +25,10 @@ def test_shapes(input_layer, factor):
     assert torch.equal(encoder.output_lengths(torch.tensor([50, 30])), lens)
 
 
-@pytest.mark.parametrize("input_layer", ["conv2d4", "linear"])
-def test_padding_invariance(input_layer, padded_batch, assert_padding_invariant):
-    encoder = tiny_encoder(input_layer=input_layer)
+@pytest.mark.parametrize("input_layer,pos", [("conv2d4", "abs_pos"), ("linear", "abs_pos"),
+                                             ("conv2d4", "rel_pos")])
+def test_padding_invariance(input_layer, pos, padded_batch, assert_padding_invariant):
+    encoder = tiny_encoder(input_layer=input_layer, pos_enc_layer_type=pos)
     feats, lens = padded_batch([48, 33, 17], 20)
     assert_padding_invariant(encoder, feats, lens)
 
