@@ -18,7 +18,7 @@
 # recipes/synth/run.sh.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-models="transformer conformer moe_conformer interctc 3m contextnet conformer_transducer contextnet_transducer"
+models="transformer conformer moe_conformer interctc 3m conformer_ss contextnet conformer_transducer contextnet_transducer"
 jobs=1
 methods="ctc_greedy attention_rescoring joint"
 transducer_methods="transducer_greedy transducer_modified_beam transducer_beam"
