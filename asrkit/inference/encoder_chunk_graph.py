@@ -46,6 +46,18 @@ from torch import nn
 
 from asrkit.models.chunk_by_chunk import input_window
 
+
+def initial_caches(layers: int, batch: int, att_shape: tuple[int, int],
+                   cnn_shape: tuple[int, int] | None) -> tuple[torch.Tensor, ...]:
+    """The stacked caches before the first chunk: att_cache (layers, batch, heads, 0,
+    2*d_head) from att_shape (heads, 2*d_head), and with a convolution cnn_cache of zeros
+    (layers, batch, *cnn_shape)."""
+    heads, width = att_shape
+    caches = (torch.zeros(layers, batch, heads, 0, width),)
+    if cnn_shape is not None:
+        caches += (torch.zeros(layers, batch, *cnn_shape),)
+    return caches
+
 CHECK_CHUNKS = 5          # chunks of the export check (the last one shorter)
 CHECK_BATCH = 2
 
@@ -105,11 +117,7 @@ class EncoderChunkGraph(nn.Module):
 
     def initial_caches(self, batch: int) -> tuple[torch.Tensor, ...]:
         """(att_cache with 0 frames, [cnn_cache of zeros]) before the first chunk."""
-        heads, width = self.att_shape
-        caches = (torch.zeros(self.layers, batch, heads, 0, width),)
-        if self.cnn_shape is not None:
-            caches += (torch.zeros(self.layers, batch, *self.cnn_shape),)
-        return caches
+        return initial_caches(self.layers, batch, self.att_shape, self.cnn_shape)
 
     def specs(self) -> tuple[list[dict], list[dict]]:
         """(input specs, output specs), as asrkit.inference.exported_dir records them."""

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from asrkit.inference.encoder_chunk_graph import initial_caches
+
 
 class ExportedEncoderChunk:
     def __init__(self, graph: Any, description: dict[str, Any], inputs: list[dict]) -> None:
@@ -37,11 +39,7 @@ class ExportedEncoderChunk:
 
     def initial_caches(self, batch: int) -> tuple[torch.Tensor, ...]:
         """(att_cache with 0 frames, [cnn_cache of zeros]) before the first chunk."""
-        heads, width = self.att_shape
-        caches = (torch.zeros(self.layers, batch, heads, 0, width),)
-        if self.cnn_shape is not None:
-            caches += (torch.zeros(self.layers, batch, *self.cnn_shape),)
-        return caches
+        return initial_caches(self.layers, batch, self.att_shape, self.cnn_shape)
 
     def __call__(self, chunk_feats: torch.Tensor, offset: torch.Tensor,
                  *caches: torch.Tensor) -> tuple[torch.Tensor, ...]:
