@@ -32,6 +32,7 @@ from asrkit.inference.streaming import StreamingRecognizer
 from asrkit.inference.streaming_files import stream_file
 from asrkit.models.build import build_model
 from asrkit.text.registry import train_tokenizer
+from tests.inference.transcript_json import assert_same_transcript
 
 SMALL = ["encoder.d_model=32", "encoder.num_heads=2", "encoder.ffn_dim=64",
          "encoder.num_layers=2", "encoder.input_channels=16", "encoder.kernel_size=5",
@@ -207,15 +208,7 @@ def test_streamed_formats_equal_offline_transcription(streaming_exp, synth_dir, 
     if fmt != "json":
         assert streamed.read_text() == offline.read_text() != ""
         return
-    got, want = (json.loads(f.read_text()) for f in (streamed, offline))
-    assert got["text"] and got["words"] and got["tokens"]
-    for key in ("source", "text", "duration", "windows"):
-        assert got[key] == want[key]
-    assert got["score"] == pytest.approx(want["score"], abs=1e-3)
-    for kind in ("words", "tokens"):
-        assert len(got[kind]) == len(want[kind])
-        for a, b in zip(got[kind], want[kind]):
-            assert a == {**b, "confidence": pytest.approx(b["confidence"], abs=2e-4)}
+    assert_same_transcript(streamed, offline)
 
 
 def test_a_non_causal_model_is_refused_naming_encoder_causal(tmp_path, synth_dir, capsys):

@@ -10,7 +10,6 @@ transcription's json / srt of the file and refuses what cannot stream by its fla
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from asrkit.decoding.transducer_modified_beam import transducer_modified_beam_se
 from asrkit.decoding.transducer_search import rescore_transducer_nbest
 from asrkit.inference.streaming import StreamingRecognizer
 from tests.inference.test_streaming import _experiment, _stream
+from tests.inference.transcript_json import assert_same_transcript
 
 BEAM = 4
 SMALL = ("transducer.prediction_dim=32", "transducer.joint_dim=32")
@@ -147,15 +147,7 @@ def test_streamed_formats_equal_offline_transcription(exp_dirs, synth_dir, tmp_p
     if fmt == "srt":
         assert streamed.read_text() == offline.read_text() != ""
         return
-    got, want = (json.loads(f.read_text()) for f in (streamed, offline))
-    assert got["text"] and got["words"] and got["tokens"]
-    for key in ("source", "text", "duration", "windows"):
-        assert got[key] == want[key]
-    assert got["score"] == pytest.approx(want["score"], abs=1e-3)
-    for kind in ("words", "tokens"):
-        assert len(got[kind]) == len(want[kind])
-        for a, b in zip(got[kind], want[kind]):
-            assert a == {**b, "confidence": pytest.approx(b["confidence"], abs=2e-4)}
+    assert_same_transcript(streamed, offline)
 
 
 def test_transcribe_streaming_a_transducer(exp_dirs, exps, synth_dir, capsys):
