@@ -20,6 +20,7 @@ key/value caches (asrkit.models.chunk_by_chunk), the absolute positions continui
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import nn
@@ -98,7 +99,7 @@ class TransformerEncoder(ChunkByChunk, nn.Module):
         positional_dropout: Probability = 0.1,
         attention_dropout: Probability = 0.0,
         activation: str = "relu",
-        pos_enc_layer_type: str = "abs_pos",
+        pos_enc_layer_type: Literal["abs_pos", "rel_pos"] = "abs_pos",
         chunk_size: NonNegativeInt = 0,
         left_chunks: LeftChunks = -1,
         dynamic_chunk: bool = False,
