@@ -83,3 +83,80 @@ def test_intermediate_blocks_have_their_own_width_and_frame_rate():
     torch.testing.assert_close(out.intermediates[23][0], out.enc)
     with pytest.raises(ValueError, match="outside"):
         encoder.forward_with_intermediates(torch.randn(1, 8, 12), torch.tensor([8]), (24,))
+
+
+def test_identity_residual_blocks_start_as_the_identity():
+    """residual=identity: a block whose width and frame rate stay is SE(f(x)) + x with f's
+    last BatchNorm scale at 0, so at initialisation it returns its input exactly."""
+    torch.manual_seed(0)
+    encoder = ContextNetEncoder(input_dim=12, alpha=1 / 16, layers_per_block=2,
+                                residual="identity")
+    x = torch.randn(2, 24, 12)  # (batch, frames, mel bins)
+    lens = torch.tensor([24, 15])
+    identity_blocks = 0
+    for i, block in enumerate(encoder.layers):
+        changes_shape = i in (0, 3, 7, 11, 14, 22)  # widths change at C0, C11, C22
+        if i == 0:
+            assert block.residual is None
+            continue
+        assert isinstance(block.activation, torch.nn.Identity)  # no activation after the sum
+        assert block.layers[-1].norm.weight.abs().sum() == 0
+        if changes_shape:
+            assert isinstance(block.residual, torch.nn.Sequential), i  # a projection
+            continue
+        assert isinstance(block.residual, torch.nn.Identity), i
+        identity_blocks += 1
+        width = block.layers[0].depthwise.in_channels
+        inp = torch.randn(2, width, 24)
+        out, out_lens = block(inp, lens)
+        torch.testing.assert_close(out, inp, rtol=0, atol=0)
+        assert out_lens.tolist() == lens.tolist()
+    assert identity_blocks == 17
+    assert encoder(x, lens)[0].shape == (2, 3, encoder.output_dim)
+
+
+def test_identity_residual_block_is_se_of_the_branch_plus_the_input(randomize_norms):
+    """With trained-looking BatchNorms the identity block is SE(f(x)) + x, written out here
+    in torch ops (depthwise conv, pointwise conv, BatchNorm, swish; the masked mean gate)."""
+    torch.manual_seed(0)
+    encoder = randomize_norms(ContextNetEncoder(input_dim=12, alpha=1 / 16,
+                                                layers_per_block=2, residual="identity")).eval()
+    block = encoder.layers[1]
+    x = torch.randn(2, block.layers[0].depthwise.in_channels, 20)
+    lens = torch.tensor([20, 13])
+    valid = (torch.arange(20) < lens.unsqueeze(1)).unsqueeze(1)
+    h = x
+    for layer in block.layers:
+        h = torch.nn.functional.conv1d(h * valid, layer.depthwise.weight, padding=2,
+                                       groups=h.size(1))
+        h = torch.nn.functional.conv1d(h, layer.pointwise.weight)
+        norm = layer.norm
+        h = (h - norm.running_mean[:, None]) / torch.sqrt(norm.running_var[:, None] + norm.eps)
+        h = torch.nn.functional.silu(h * norm.weight[:, None] + norm.bias[:, None])
+    mean = (h * valid).sum(-1) / lens.unsqueeze(1)
+    gate = torch.sigmoid(block.se.fc2(torch.nn.functional.silu(block.se.fc1(mean))))
+    with torch.no_grad():
+        out, _ = block(x, lens)
+        torch.testing.assert_close(out, h * gate.unsqueeze(-1) + x)
+
+
+def test_identity_residual_keeps_padding_invariance(padded_batch, assert_padding_invariant,
+                                                    randomize_norms):
+    torch.manual_seed(0)
+    encoder = randomize_norms(ContextNetEncoder(input_dim=12, alpha=1 / 16,
+                                                layers_per_block=2, residual="identity"))
+    feats, lens = padded_batch([61, 40, 17, 9], 12)
+    assert_padding_invariant(encoder.eval(), feats, lens)
+
+
+def test_identity_residual_drops_the_projections_of_unchanged_blocks():
+    """Parameters: the paper's encoder, less a 1x1 conv and a BatchNorm (C^2 + 2C) for each
+    of the 17 blocks that keep their shape, plus C22's new projection (512 -> 640)."""
+    with torch.device("meta"):
+        paper = count(ContextNetEncoder(input_dim=80, alpha=1.0))
+        identity = count(ContextNetEncoder(input_dim=80, alpha=1.0, residual="identity"))
+    widths = block_channels(1.0)
+    kept = [i for i in range(1, 22) if widths[i - 1] == widths[i] and i not in (3, 7, 14)]
+    assert len(kept) == 17
+    dropped = sum(widths[i] ** 2 + 2 * widths[i] for i in kept)
+    assert identity == paper - dropped + (512 * 640 + 2 * 640)

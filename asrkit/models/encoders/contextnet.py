@@ -8,12 +8,27 @@ BatchNorm) added before a last swish:
 
     C(x) = swish(SE(f^m(x)) + P(x))
 
-C0 and C22 have a single conv layer, SE and no residual. Channels: 256·alpha (C0 .. C10),
+C0 and C22 have a single conv layer, SE and no residual (``residual=projection``, the
+paper's block). Channels: 256·alpha (C0 .. C10),
 512·alpha (C11 .. C21), 640·alpha (C22); ``alpha`` is the paper's width multiplier (0.5, 1, 2
 for its S/M/L models: 10.8M/31.4M/112.7M with an RNN-T decoder). The last conv layer of
 C3, C7 and C14 has stride 2 (and so has their residual projection): 8x fewer frames,
 ``ceil(T / 8)`` for T input frames. The input is the feature sequence itself (no
 subsampling layer).
+
+``residual=identity`` is the same network with ResNet-style shortcuts (He et al. 2016;
+Goyal et al. 2017), for short training budgets:
+
+    C(x) = SE(f^m(x)) + x        (P(x) where the width or the frame rate changes)
+
+no activation after the sum, the last BatchNorm of each f^m zero-initialised (every block
+starts as the identity), and C22 gets a shortcut too (a projection: it widens). C0 keeps
+none: it maps the features to the first width. With the paper's block the encoder has no
+identity path through its ~110 layers; on the synth corpus (recipes/synth/RESULTS.md) it
+did not learn CTC in ~1,500 updates at any learning rate tried, and overfitting 243
+utterances left it at the blank-only loss, while the identity variant fits them within 200
+updates. It also drops the projections of blocks whose width does not change (about 10 %
+fewer parameters).
 
 Padded frames are zeroed right before every depthwise convolution, the only step that
 mixes frames, and SE averages the valid frames only, so in eval mode an utterance's output
@@ -27,6 +42,7 @@ block outputs; their width and frame rate differ from block to block.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import nn
@@ -68,7 +84,10 @@ class SeparableConvLayer(nn.Module):
 
 class ContextNetBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, num_layers: int, kernel_size: int,
-                 stride: int, residual: bool, se_reduction: int, activation: str) -> None:
+                 stride: int, residual: Literal["none", "projection", "identity"],
+                 se_reduction: int, activation: str) -> None:
+        """residual: none; projection: swish(SE(f(x)) + P(x)) (the paper's); identity:
+        SE(f(x)) + x, or + P(x) where the shapes differ, with f's last BatchNorm scale at 0."""
         super().__init__()
         self.stride = stride
         self.layers = nn.ModuleList(
@@ -76,12 +95,18 @@ class ContextNetBlock(nn.Module):
                                kernel_size, stride if i == num_layers - 1 else 1, activation)
             for i in range(num_layers))
         self.se = SqueezeExcitation(out_channels, se_reduction, activation)
-        self.residual = None
-        if residual:
+        self.residual: nn.Module | None = None
+        self.activation: nn.Module = nn.Identity()  # after the sum
+        if residual == "identity" and in_channels == out_channels and stride == 1:
+            self.residual = nn.Identity()
+        elif residual != "none":
             self.residual = nn.Sequential(
                 nn.Conv1d(in_channels, out_channels, 1, stride, bias=False),
                 nn.BatchNorm1d(out_channels))
+        if residual == "projection":
             self.activation = build_activation(activation)
+        if residual == "identity":
+            nn.init.zeros_(self.layers[-1].norm.weight)
 
     def forward(self, x: torch.Tensor,
                 lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,11 +132,13 @@ class ContextNetEncoder(nn.Module):
         se_reduction: PositiveInt = 8,
         strided_blocks: Sequence[int] = (3, 7, 14),
         activation: str = "swish",
+        residual: Literal["projection", "identity"] = "projection",
     ) -> None:
         """input_dim: feature size (mel bins); alpha: width multiplier; kernel_size: of the
         depthwise convolutions (odd); layers_per_block: conv layers in C1 .. C21;
         se_reduction: SE bottleneck ratio; strided_blocks: blocks (0-based, C<i>) with
-        stride 2; activation: swish | relu | gelu."""
+        stride 2; activation: swish | relu | gelu; residual: projection (the paper's
+        blocks) | identity (identity shortcuts, see the module docstring)."""
         super().__init__()
         bad = [b for b in strided_blocks if not 0 <= b < NUM_BLOCKS]
         if bad:
@@ -122,9 +149,10 @@ class ContextNetEncoder(nn.Module):
         in_channels = input_dim
         for i, out_channels in enumerate(channels):
             edge = i in (0, NUM_BLOCKS - 1)  # C0 and C22: one layer, no residual
+            shortcut = "none" if i == 0 or (edge and residual == "projection") else residual
             blocks.append(ContextNetBlock(
                 in_channels, out_channels, 1 if edge else layers_per_block, kernel_size,
-                2 if i in strided_blocks else 1, not edge, se_reduction, activation))
+                2 if i in strided_blocks else 1, shortcut, se_reduction, activation))
             in_channels = out_channels
         # named ``layers`` like every encoder's stack (activation checkpointing, tables)
         self.layers = nn.ModuleList(blocks)
