@@ -22,6 +22,8 @@ ENCODERS = {
     "conformer": lambda: ConformerEncoder(20, kernel_size=3, **SMALL),
     "moe_conformer": lambda: MoEConformerEncoder(20, kernel_size=3, num_experts=2, **SMALL),
     "contextnet": lambda: ContextNetEncoder(20, alpha=0.05, layers_per_block=1),
+    "contextnet-identity": lambda: ContextNetEncoder(20, alpha=0.05, layers_per_block=1,
+                                                     residual="identity"),
 }
 
 

@@ -9,9 +9,9 @@ BatchNorm) added before a last swish:
     C(x) = swish(SE(f^m(x)) + P(x))
 
 C0 and C22 have a single conv layer, SE and no residual (``residual=projection``, the
-paper's block). Channels: 256·alpha (C0 .. C10),
-512·alpha (C11 .. C21), 640·alpha (C22); ``alpha`` is the paper's width multiplier (0.5, 1, 2
-for its S/M/L models: 10.8M/31.4M/112.7M with an RNN-T decoder). The last conv layer of
+paper's block). Channels: 256·alpha (C0 .. C10), 512·alpha (C11 .. C21), 640·alpha (C22);
+``alpha`` is the paper's width multiplier (0.5, 1, 2 for its S/M/L models:
+10.8M/31.4M/112.7M with an RNN-T decoder). The last conv layer of
 C3, C7 and C14 has stride 2 (and so has their residual projection): 8x fewer frames,
 ``ceil(T / 8)`` for T input frames. The input is the feature sequence itself (no
 subsampling layer).
@@ -21,8 +21,8 @@ Goyal et al. 2017), for short training budgets:
 
     C(x) = SE(f^m(x)) + x        (P(x) where the width or the frame rate changes)
 
-no activation after the sum, the last BatchNorm of each f^m zero-initialised (every block
-starts as the identity), and C22 gets a shortcut too (a projection: it widens). C0 keeps
+no activation after the sum, the last BatchNorm of each f^m zero-initialised (a block
+whose shape stays starts as the identity), and C22 gets a shortcut too (a projection: it widens). C0 keeps
 none: it maps the features to the first width. With the paper's block the encoder has no
 identity path through its ~110 layers; on the synth corpus (recipes/synth/RESULTS.md) it
 did not learn CTC in ~1,500 updates at any learning rate tried, and overfitting 243
