@@ -66,6 +66,9 @@ def test_block_structure_follows_the_paper():
         edge = i in (0, 22)
         assert len(block.layers) == (1 if edge else 5)
         assert (block.residual is None) == edge
+        if not edge:  # the paper's block: swish(SE(f(x)) + P(x))
+            assert isinstance(block.residual[0], torch.nn.Conv1d)
+            assert isinstance(block.activation, torch.nn.SiLU)
         assert block.stride == (2 if i in (3, 7, 14) else 1)
         assert all(layer.depthwise.kernel_size == (5,) for layer in block.layers)
     # width multiplier: parameters grow about as alpha^2 (meta device: no memory, no init)
@@ -160,3 +163,8 @@ def test_identity_residual_drops_the_projections_of_unchanged_blocks():
     assert len(kept) == 17
     dropped = sum(widths[i] ** 2 + 2 * widths[i] for i in kept)
     assert identity == paper - dropped + (512 * 640 + 2 * 640)
+
+
+def test_an_unknown_residual_is_refused():
+    with pytest.raises(ValueError, match="residual: must be one of projection, identity"):
+        ContextNetEncoder(input_dim=12, alpha=1 / 16, layers_per_block=1, residual="identiy")

@@ -133,6 +133,7 @@ SYNTH_CONFORMER = 2_851_384  # asrkit info +experiment=synth/conformer vocab_siz
 
 @pytest.mark.parametrize("experiment", [
     "synth/transformer", "synth/moe_conformer", "synth/interctc", "synth/3m", "synth/contextnet",
+    "synth/contextnet_transducer", "synth/conformer_transducer",
     "librispeech/contextnet_s", "librispeech/contextnet_m", "librispeech/contextnet_l",
 ])
 def test_new_presets_build(capsys, experiment):

@@ -21,14 +21,14 @@ Goyal et al. 2017), for short training budgets:
 
     C(x) = SE(f^m(x)) + x        (P(x) where the width or the frame rate changes)
 
-no activation after the sum, the last BatchNorm of each f^m zero-initialised (a block
-whose shape stays starts as the identity), and C22 gets a shortcut too (a projection: it widens). C0 keeps
-none: it maps the features to the first width. With the paper's block the encoder has no
-identity path through its ~110 layers; on the synth corpus (recipes/synth/RESULTS.md) it
-did not learn CTC in ~1,500 updates at any learning rate tried, and overfitting 243
-utterances left it at the blank-only loss, while the identity variant fits them within 200
-updates. It also drops the projections of blocks whose width does not change (about 10 %
-fewer parameters).
+no activation after the sum, the last BatchNorm of each f^m zero-initialised (a block whose
+shape stays starts as the identity), and C22 gets a shortcut too (a projection where it
+widens). C0 keeps none: it maps the features to the first width. With the paper's block the
+encoder has no identity path through its ~110 layers; on the synth corpus
+(recipes/synth/RESULTS.md) it did not learn CTC in ~1,500 updates at any learning rate
+tried, and overfitting 243 utterances left it at the blank-only loss, while the identity
+variant fits them within 200 updates. It also drops the projections of blocks whose width
+does not change (about 10 % fewer parameters).
 
 Padded frames are zeroed right before every depthwise convolution, the only step that
 mixes frames, and SE averages the valid frames only, so in eval mode an utterance's output
@@ -89,6 +89,8 @@ class ContextNetBlock(nn.Module):
         """residual: none; projection: swish(SE(f(x)) + P(x)) (the paper's); identity:
         SE(f(x)) + x, or + P(x) where the shapes differ, with f's last BatchNorm scale at 0."""
         super().__init__()
+        if residual not in ("none", "projection", "identity"):
+            raise ValueError(f"residual: must be one of projection, identity, got {residual!r}")
         self.stride = stride
         self.layers = nn.ModuleList(
             SeparableConvLayer(in_channels if i == 0 else out_channels, out_channels,
