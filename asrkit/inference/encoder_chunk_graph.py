@@ -46,6 +46,9 @@ from torch import nn
 
 from asrkit.models.chunk_by_chunk import input_window
 
+CHECK_CHUNKS = 5          # chunks of the export check (the last one shorter)
+CHECK_BATCH = 2
+
 
 def initial_caches(layers: int, batch: int, att_shape: tuple[int, int],
                    cnn_shape: tuple[int, int] | None) -> tuple[torch.Tensor, ...]:
@@ -57,9 +60,6 @@ def initial_caches(layers: int, batch: int, att_shape: tuple[int, int],
     if cnn_shape is not None:
         caches += (torch.zeros(layers, batch, *cnn_shape),)
     return caches
-
-CHECK_CHUNKS = 5          # chunks of the export check (the last one shorter)
-CHECK_BATCH = 2
 
 
 def _spec(name: str, dtype: str, *shape: int | str) -> dict:
