@@ -20,6 +20,11 @@ known GPUs), on CPU the peak resident memory of the process. A preset may be fol
 Hydra overrides in the same (quoted) argument; the batch has the encoder's ``input_dim``
 mel bins.
 
+Like the trainer (``trainer.keep_freed_memory=true``, asrkit.training.host_memory), the step
+keeps freed host memory for reuse; ``--malloc default`` measures with glibc's defaults.
+
+``--compare-malloc`` alternates ``--malloc default`` and ``keep`` in the same way.
+
 ``--profile N`` adds where one step's time goes (torch.profiler, self time per op): the N
 costliest ops and the shares of matmuls, convolutions, dropout masks, copies and the rest.
 ``--compare REF`` also measures the asrkit of git revision REF (its ``asrkit`` and ``conf``
@@ -117,6 +122,13 @@ def measure(preset: str, args: argparse.Namespace) -> dict:
     from asrkit.training.optim import build_optimizer
     from asrkit.training.precision import resolve_precision
 
+    if args.malloc == "keep":  # as the trainer does (trainer.keep_freed_memory=true)
+        try:
+            from asrkit.training.host_memory import keep_freed_memory
+        except ImportError as e:  # a --compare revision from before it existed
+            raise SystemExit(f"--malloc keep: this asrkit has no host_memory ({e}); "
+                             "measure it with --malloc default") from e
+        keep_freed_memory()
     device = torch.device(args.device if args.device != "auto" else
                           ("cuda" if torch.cuda.is_available() else "cpu"))
     name, *overrides = preset.split()
@@ -246,10 +258,13 @@ def extract_revision(ref: str, into: Path) -> Path:
 
 
 def passthrough_args(argv: list[str]) -> list[str]:
-    """The command line without --presets/--compare/--rounds (each child measures one)."""
+    """The command line without --presets/--compare/--compare-malloc/--rounds/--malloc (each
+    child measures one preset, with the --malloc its caller gives it)."""
     out, skip = [], False
     for arg in argv:
-        if arg in ("--presets", "--compare", "--rounds"):
+        if arg == "--compare-malloc":
+            continue
+        if arg in ("--presets", "--compare", "--rounds", "--malloc"):
             skip = True
             continue
         if skip and not arg.startswith("--"):
@@ -260,15 +275,24 @@ def passthrough_args(argv: list[str]) -> list[str]:
 
 
 def compare(args: argparse.Namespace, passthrough: list[str]) -> None:
+    """Alternate a baseline and the working tree ``--rounds`` times per preset: the baseline
+    is git revision ``--compare`` or, with ``--compare-malloc``, the working tree with
+    glibc's malloc defaults (``--malloc default``) against freed memory kept (``keep``)."""
     with tempfile.TemporaryDirectory() as tmp:
-        baseline = str(extract_revision(args.compare, Path(tmp)))
+        if args.compare_malloc:
+            label, baseline, before_args = "malloc defaults", None, [*passthrough, "--malloc",
+                                                                      "default"]
+            after_args = [*passthrough, "--malloc", "keep"]
+        else:
+            label, baseline = args.compare, str(extract_revision(args.compare, Path(tmp)))
+            before_args = after_args = [*passthrough, "--malloc", args.malloc]
         before: dict[str, list[dict]] = {p: [] for p in args.presets}
         after: dict[str, list[dict]] = {p: [] for p in args.presets}
         for r in range(args.rounds):
             for preset in args.presets:
-                order = [(after, None), (before, baseline)]
-                for store, path in (order if r % 2 == 0 else order[::-1]):
-                    row = run_child(passthrough, preset, path)
+                order = [(after, None, after_args), (before, baseline, before_args)]
+                for store, path, child_args in (order if r % 2 == 0 else order[::-1]):
+                    row = run_child(child_args, preset, path)
                     if row:
                         store[preset].append(row)
     for preset in args.presets:
@@ -277,13 +301,13 @@ def compare(args: argparse.Namespace, passthrough: list[str]) -> None:
             continue
         ratios = [x["ms_per_step"] / y["ms_per_step"] for x, y in zip(b, a, strict=False)]
         pick = [min(rows, key=lambda r: r["ms_per_step"]) for rows in (b, a)]
-        print_table([{**pick[0], "preset": f"{preset} @ {args.compare}"},
+        print_table([{**pick[0], "preset": f"{preset} @ {label}"},
                      {**pick[1], "preset": f"{preset} (working tree)"}],
                     f"{preset}: {len(ratios)} alternating rounds (fastest round shown)")
         print(f"speed-up (before ms / after ms, median of {len(ratios)} rounds): "
               f"{statistics.median(ratios):.3f}  rounds: {[round(x, 3) for x in ratios]}")
         if args.profile:
-            print_profile(pick[0], f" @ {args.compare}")
+            print_profile(pick[0], f" @ {label}")
             print_profile(pick[1], " (working tree)")
         print()
 
@@ -299,10 +323,15 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (>= 1)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument("--malloc", default="keep", choices=["keep", "default"],
+                        help="keep freed host memory for reuse, as the trainer does, or "
+                             "glibc's defaults (trainer.keep_freed_memory=false)")
     parser.add_argument("--peak-tflops", type=float, help="the device's dense peak, for MFU")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="also profile one step and print its N costliest ops")
     parser.add_argument("--compare", metavar="REF", help="also measure git revision REF")
+    parser.add_argument("--compare-malloc", action="store_true",
+                        help="also measure with glibc's malloc defaults (--malloc default)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (--compare)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one preset
     args = parser.parse_args()
@@ -311,10 +340,11 @@ def main() -> None:
         print(json.dumps(measure(args.one, args)))
         return
     passthrough = passthrough_args(sys.argv[1:])
-    if args.compare:
+    if args.compare or args.compare_malloc:
         compare(args, passthrough)
         return
-    rows = [row for preset in args.presets if (row := run_child(passthrough, preset))]
+    rows = [row for preset in args.presets
+            if (row := run_child([*passthrough, "--malloc", args.malloc], preset))]
     if rows:
         print_table(rows)
         for row in rows:

@@ -49,6 +49,7 @@ class TrainerConfig:
     tensorboard: bool = MISSING
     num_attention_images: NonNegativeInt = MISSING
     progress_bar: Annotated[Any, OneOf("auto", True, False)] = MISSING
+    keep_freed_memory: bool = MISSING
 
     def cross_check(self) -> list[tuple[str, str]]:
         errors = []

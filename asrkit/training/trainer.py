@@ -68,6 +68,7 @@ from asrkit.training.experiment import (
     setup_logging,
     write_config,
 )
+from asrkit.training.host_memory import keep_freed_memory
 from asrkit.training.mwer_nbest import MwerNBest
 from asrkit.training.optim import build_optimizer
 from asrkit.training.precision import resolve_precision
@@ -109,6 +110,8 @@ class Trainer:
         self.config = prepare_experiment(self.requested_config, ctx)
         self.tcfg = tcfg = self.config["trainer"]
         self.device = ctx.device
+        self.host_memory = (keep_freed_memory() if tcfg["keep_freed_memory"]
+                            else "malloc's defaults (trainer.keep_freed_memory=false)")
         for seed_fn in (torch.manual_seed, random.seed, np.random.seed):
             seed_fn(tcfg["seed"])  # the same initial weights on every rank
         self.tokenizer = load_tokenizer(self.config["tokenizer"]["dir"])
@@ -191,6 +194,7 @@ class Trainer:
         log.info("device %s, precision %s, %d process(es)%s%s", self.device, self.precision.name,
                  self.ctx.world_size, ", torch.compile" if tcfg["compile"] else "",
                  ", activation checkpointing" if tcfg["activation_checkpointing"] else "")
+        log.info("host memory: %s", self.host_memory)
 
     def _schedule_length_source(self) -> str:
         if self.config["scheduler"].get("total_steps"):

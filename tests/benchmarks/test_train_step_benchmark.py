@@ -40,6 +40,12 @@ def test_children_get_the_options_but_not_the_preset_list():
     assert train_step.passthrough_args(argv) == ["--frames", "4000", "--profile", "10"]
 
 
+def test_children_get_the_malloc_mode_from_their_caller_only():
+    argv = ["--compare-malloc", "--malloc", "default", "--frames", "4000", "--presets",
+            "aishell/conformer"]
+    assert train_step.passthrough_args(argv) == ["--frames", "4000"]
+
+
 def test_table_prints_each_row(capsys):
     row = {"preset": "aishell/conformer", "params_m": 43.3, "batch": "24x500",
            "precision": "fp32", "ms_per_step": 10947.0, "frames_per_s": 1096.0,

@@ -107,17 +107,21 @@ def test_bf16_autocast_matches_channels_first_ops():
 
 
 @pytest.mark.parametrize("needs", [(True, True, True), (False, True, False), (True, False, False)])
-def test_channels_last_conv2d_gradients(needs):
+@pytest.mark.parametrize("kernel,stride,grad_layout", [
+    (3, 2, torch.channels_last), (5, 3, torch.channels_last), (3, 2, torch.contiguous_format)])
+def test_channels_last_conv2d_gradients(needs, kernel, stride, grad_layout):
+    """Every gradient (the fp32 weight gradient through a channels-first copy) equals
+    F.conv2d's autograd, for the kernels of conv2d4/6/8 and either layout of the gradient."""
     torch.manual_seed(0)
-    x = torch.randn(2, 5, 9, 7).contiguous(memory_format=torch.channels_last)
-    weight, bias = torch.randn(4, 5, 3, 3), torch.randn(4)
+    x = torch.randn(2, 5, 13, 11).contiguous(memory_format=torch.channels_last)
+    weight, bias = torch.randn(4, 5, kernel, kernel), torch.randn(4)
     for t, need in zip((x, weight, bias), needs, strict=True):
         t.requires_grad_(need)
-    out = ChannelsLastConv2d.apply(x, weight, bias, 2)
+    out = ChannelsLastConv2d.apply(x, weight, bias, stride)
     assert out.is_contiguous(memory_format=torch.channels_last)
-    grad = torch.randn(out.shape)
+    grad = torch.randn(out.shape).contiguous(memory_format=grad_layout)
     ours = torch.autograd.grad(out, [t for t in (x, weight, bias) if t.requires_grad], grad)
-    expected = F.conv2d(x, weight, bias, 2)
+    expected = F.conv2d(x, weight, bias, stride)
     reference = torch.autograd.grad(expected, [t for t in (x, weight, bias) if t.requires_grad],
                                     grad)
     torch.testing.assert_close(out, expected)

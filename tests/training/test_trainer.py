@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import platform
 import re
 import shutil
 import signal
@@ -257,6 +258,8 @@ def test_the_setup_log_gives_the_batches_of_epoch_1(corpus, tmp_path):
     assert batches == 7
     assert f"epoch 1: {batches} batches per rank, 4 updates (accum_grad 2;" in log
     assert trainer.step == 4 and trainer.total_steps == 4
+    if platform.libc_ver()[0] == "glibc":  # trainer.keep_freed_memory=true by default
+        assert "host memory: freed blocks kept for reuse (glibc mallopt)" in log
 
 
 def test_too_many_unloadable_utterances_stop_the_run_in_one_line(corpus, tmp_path, capsys):
