@@ -4,11 +4,12 @@ each whole hypothesis in one teacher-forced pass:
 
     score(y) = λ·log P_ctc(y | x) + (1 − λ)·log P_att(y, eos | x)
 
-with λ = ``ctc_weight``; the hypothesis with the best combined score wins. Cheap (one
-teacher-forced decoder pass per hypothesis, the hypotheses of a batch scored together in
-passes of similar lengths) and usually the best of the CTC-based methods. Its cost is the
-decoder's matmuls and attention over every hypothesis token (87 % of it for synth/conformer
-at beam 10): batching saves dispatch and padding, not FLOPs.
+with λ = ``ctc_weight``; the hypothesis with the best combined score wins. Cheap and usually
+the best of the CTC-based methods: the decoder sees each utterance's N-best as one prefix
+tree (asrkit.models.prefix_tree), so a prefix the hypotheses share is computed once and the
+cross-attention keys and values once per utterance; the utterances of a batch go through in
+passes of similar lengths. Its cost is the decoder's matmuls and attention over the tree's
+nodes.
 
     nbest = attention_rescoring(model, enc, enc_lens, model.ctc_log_probs(enc), beam=10)
 """
@@ -40,33 +41,17 @@ def attention_rescoring(model: ASRModel, enc: torch.Tensor, enc_lens: torch.Tens
 @torch.inference_mode()
 def rescore_nbest(model: ASRModel, enc: torch.Tensor, enc_lens: torch.Tensor,
                   ctc_nbest: list[NBest], ctc_weight: float,
-                  nbest: int | None = None, chunk: int = 32) -> list[NBest]:
-    """Re-rank given CTC N-best lists (scores = log P_ctc) with the decoder, ``chunk``
-    hypotheses per decoder pass.
-
-    The hypotheses of all utterances are taken shortest utterance first and, within one,
-    shortest hypothesis first, so that each pass pads its hypotheses and its encoder
-    frames to about their own length: a pass over hypotheses of mixed lengths spends most
-    of its time on padding (the decoder's cost is its rows x frames)."""
-    flat = [(b, hyp) for b, hyps in enumerate(ctc_nbest) for hyp in hyps]
-    if not flat:
-        return [[] for _ in ctc_nbest]
-    frames = enc_lens.tolist()
-    order = sorted(range(len(flat)), key=lambda i: (frames[flat[i][0]], len(flat[i][1].tokens)))
-    att = [0.0] * len(flat)
-    for start in range(0, len(order), chunk):
-        part = order[start: start + chunk]
-        owner = torch.tensor([flat[i][0] for i in part], device=enc.device)
-        width = max(frames[flat[i][0]] for i in part)  # the chunk's longest utterance
-        scores = model.score_hypotheses(enc[:, :width].index_select(0, owner),
-                                        enc_lens.index_select(0, owner),
-                                        [list(flat[i][1].tokens) for i in part]).tolist()
-        for i, score in zip(part, scores, strict=True):
-            att[i] = score
-    results: list[NBest] = [[] for _ in ctc_nbest]
-    for (b, hyp), att_score in zip(flat, att, strict=True):
-        results[b].append(Hypothesis(hyp.tokens, _combine(hyp.score, att_score, ctc_weight)))
-    return [sorted(hyps, key=lambda h: -h.score)[: nbest or len(hyps)] for hyps in results]
+                  nbest: int | None = None) -> list[NBest]:
+    """Re-rank given CTC N-best lists (scores = log P_ctc) with the decoder: each
+    utterance's hypotheses scored together by ``model.score_nbest`` (an ASRModel scores
+    them as a prefix tree, an exported model hypothesis by hypothesis)."""
+    att = model.score_nbest(enc, enc_lens, [[h.tokens for h in hyps] for hyps in ctc_nbest])
+    results: list[NBest] = []
+    for hyps, scores in zip(ctc_nbest, att, strict=True):
+        ranked = [Hypothesis(hyp.tokens, _combine(hyp.score, score, ctc_weight))
+                  for hyp, score in zip(hyps, scores.tolist(), strict=True)]
+        results.append(sorted(ranked, key=lambda h: -h.score)[: nbest or len(ranked)])
+    return results
 
 
 def _combine(ctc: float, att: float, ctc_weight: float) -> float:

@@ -154,6 +154,28 @@ class ExportedModel:
         picked = log_probs.gather(-1, dec_out.unsqueeze(-1)).squeeze(-1)  # (N, U+1)
         return (picked * mask).sum(-1)
 
+    def score_nbest(self, enc: torch.Tensor, enc_lens: torch.Tensor,
+                    nbest: Sequence[Sequence[Sequence[int]]],
+                    hyps_per_pass: int = 32) -> list[torch.Tensor]:
+        """As ASRModel.score_nbest, but one decoder row per hypothesis (the exported decoder
+        takes token sequences, not prefix trees): the hypotheses of all utterances, shortest
+        utterance and hypothesis first, ``hyps_per_pass`` per pass, each pass trimmed to its
+        longest utterance's frames -> B tensors (hypotheses,) fp32."""
+        flat = [(b, h, list(hyp)) for b, hyps in enumerate(nbest) for h, hyp in enumerate(hyps)]
+        scores = [torch.zeros(len(hyps)) for hyps in nbest]
+        frames = enc_lens.tolist()
+        flat.sort(key=lambda item: (frames[item[0]], len(item[2])))
+        for start in range(0, len(flat), hyps_per_pass):
+            part = flat[start: start + hyps_per_pass]
+            owner = torch.tensor([b for b, _, _ in part])
+            width = max(frames[b] for b, _, _ in part)
+            part_scores = self.score_hypotheses(enc[:, :width].index_select(0, owner),
+                                                enc_lens.index_select(0, owner),
+                                                [hyp for _, _, hyp in part]).tolist()
+            for (b, h, _), score in zip(part, part_scores, strict=True):
+                scores[b][h] = score
+        return scores
+
     def decoder_step(self, tokens: torch.Tensor, enc: torch.Tensor, enc_mask: torch.Tensor,
                      cache: list[torch.Tensor] | None = None,
                      ) -> tuple[torch.Tensor, list[torch.Tensor]]:

@@ -58,6 +58,7 @@ from asrkit.models.intermediate import InterCTC, encoder_depth_dims, resolve_lay
 from asrkit.models.label_smoothing import LabelSmoothingLoss
 from asrkit.models.mask import padding_mask
 from asrkit.models.mwer import expected_word_errors, mwer_loss, pad_nbest
+from asrkit.models.prefix_tree import PrefixTree, collate_trees, passes, tree_path_scores
 from asrkit.models.scheduled_sampling import ScheduledSampling, mix_decoder_inputs
 
 
@@ -402,6 +403,41 @@ class ASRModel(nn.Module):
         logits = self.decoder(dec_in, mask, enc, padding_mask(enc_lens, enc.size(1)))
         log_probs = F.log_softmax(logits.float(), dim=-1).gather(-1, dec_out.unsqueeze(-1))
         return (log_probs.squeeze(-1) * mask).sum(-1)  # (N,)
+
+    def score_nbest(self, enc: torch.Tensor, enc_lens: torch.Tensor,
+                    nbest: Sequence[Sequence[Sequence[int]]],
+                    nodes_per_pass: int = 2048) -> list[torch.Tensor]:
+        """log P(y, eos | x) of each utterance's hypotheses, as ``score_hypotheses`` gives
+        them: enc (B, T', D), enc_lens (B,), nbest: B lists of token-id lists -> B tensors
+        (hypotheses,) fp32.
+
+        Each utterance's hypotheses are one prefix tree (asrkit.models.prefix_tree): a shared
+        prefix is computed once, and the cross-attention keys and values once per utterance
+        instead of once per hypothesis. Utterances go through the decoder shortest first, in
+        passes of about ``nodes_per_pass`` padded tree nodes, each trimmed to its longest
+        utterance's frames."""
+        self._require_decoder("score_nbest")
+        if len(nbest) != enc.size(0):
+            raise ValueError(f"score_nbest: {len(nbest)} N-best lists for a batch of "
+                             f"{enc.size(0)}")
+        trees = [PrefixTree.build(hyps) for hyps in nbest]
+        scores = [torch.zeros(0, device=enc.device) for _ in trees]
+        frames = enc_lens.tolist()
+        order = sorted((b for b, tree in enumerate(trees) if tree.paths),
+                       key=lambda b: (frames[b], trees[b].num_nodes))
+        for group in passes(order, trees, nodes_per_pass):
+            index = torch.tensor(group, device=enc.device)
+            width = max(frames[b] for b in group)
+            batch = collate_trees([trees[b] for b in group], self.sos_id, self.eos_id,
+                                  enc.device)
+            logits = self.decoder.forward_tree(
+                batch.tokens, batch.depths, batch.attend, enc[:, :width].index_select(0, index),
+                padding_mask(enc_lens.index_select(0, index), width))  # (G, N, V)
+            flat = tree_path_scores(F.log_softmax(logits.float(), dim=-1), batch)
+            for b, part in zip(group, flat.split([len(trees[b].paths) for b in group]),
+                               strict=True):
+                scores[b] = part
+        return scores
 
     def _require_decoder(self, what: str) -> None:
         if self.decoder is None:

@@ -44,10 +44,15 @@ class PositionalEncoding(nn.Module):
         self.scale = math.sqrt(d_model)
         self.dropout = Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        """(batch, time, d_model) -> (batch, time, d_model)."""
-        positions = torch.arange(offset, offset + x.size(1), device=x.device)
-        pe = sinusoid(positions, self.d_model).to(x.dtype)  # (time, d_model)
+    def forward(self, x: torch.Tensor, offset: int = 0,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
+        """(batch, time, d_model) -> (batch, time, d_model). ``positions`` (batch, time): each
+        element's own position (a prefix tree's node depths) instead of offset, offset+1, ..."""
+        if positions is None:
+            positions = torch.arange(offset, offset + x.size(1), device=x.device)
+            pe = sinusoid(positions, self.d_model).to(x.dtype)  # (time, d_model)
+        else:
+            pe = sinusoid(positions.flatten(), self.d_model).to(x.dtype).view_as(x)
         return self.dropout(torch.add(pe, x, alpha=self.scale))
 
 

@@ -59,19 +59,3 @@ def test_rescoring_beam_sets_the_nbest_size_apart_from_beam(tiny_model):
     assert wide.settings()["beam"] == 6 and plain.settings()["beam"] == 2
     with pytest.raises(ConfigError, match="search.attention_rescoring.beam: must be > 0"):
         search_methods(["attention_rescoring"], ["search.attention_rescoring.beam=0"])
-
-
-def test_rescoring_in_passes_of_any_size_gives_the_same_ranking(tiny_model):
-    """rescore_nbest takes the hypotheses shortest utterance and hypothesis first and
-    trims each pass's encoder frames to its longest utterance: one hypothesis per pass,
-    a few, or all in one give the same N-best (scores to float rounding)."""
-    from asrkit.decoding.attention_rescoring import rescore_nbest
-
-    model, enc, enc_lens, ctc = _setup(tiny_model, [10, 4, 8, 6])
-    ctc_nbest = ctc_prefix_beam_search(ctc, enc_lens, beam=5)
-    passes = [rescore_nbest(model, enc, enc_lens, ctc_nbest, 0.3, chunk=chunk)
-              for chunk in (1, 3, 1000)]
-    for result in passes[1:]:
-        for ours, alone in zip(result, passes[0], strict=True):
-            assert [h.tokens for h in ours] == [h.tokens for h in alone]
-            assert [h.score for h in ours] == pytest.approx([h.score for h in alone], abs=1e-5)

@@ -95,7 +95,20 @@ class TransformerDecoder(nn.Module):
         token_mask (batch, U) bool, True = real token, enc (batch, T, encoder_dim),
         enc_mask (batch, T) bool -> logits (batch, U, vocab)."""
         x = self.pos_enc(self.embed(tokens))  # (batch, U, d_model)
-        self_mask = decoder_self_attention_mask(token_mask)  # (batch, U, U)
+        return self._layers(x, decoder_self_attention_mask(token_mask), enc, enc_mask)
+
+    def forward_tree(self, tokens: torch.Tensor, depths: torch.Tensor, attend: torch.Tensor,
+                     enc: torch.Tensor, enc_mask: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced pass over prefix trees (asrkit.models.prefix_tree), one per
+        utterance: tokens (batch, N) node tokens, depths (batch, N) their positions, attend
+        (batch, N, N) bool (each node's ancestors and itself), enc (batch, T, encoder_dim),
+        enc_mask (batch, T) -> logits (batch, N, vocab); a node's logits equal those at its
+        position of every hypothesis through it."""
+        x = self.pos_enc(self.embed(tokens), positions=depths)  # (batch, N, d_model)
+        return self._layers(x, attend, enc, enc_mask)
+
+    def _layers(self, x: torch.Tensor, self_mask: torch.Tensor, enc: torch.Tensor,
+                enc_mask: torch.Tensor) -> torch.Tensor:
         cross_mask = enc_mask.unsqueeze(1)  # (batch, 1, T)
         for layer in self.layers:
             x = layer(x, self_mask, enc, cross_mask)

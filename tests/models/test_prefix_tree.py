@@ -1,0 +1,84 @@
+"""asrkit.models.prefix_tree and ASRModel.score_nbest: the N-best of each utterance as a
+prefix tree, scored in one decoder pass over its nodes, against naive references (prefix sets,
+ancestor relations walked by hand, and each hypothesis scored alone with score_hypotheses)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from asrkit.models.prefix_tree import PrefixTree, collate_trees, passes
+
+NBEST = [[5, 6, 7], [5, 6, 8, 9], [5, 3], [], [4, 6, 7], [5, 6, 7, 7]]
+
+
+def test_a_node_per_distinct_prefix_and_paths_spell_the_hypotheses():
+    tree = PrefixTree.build(NBEST)
+    prefixes = {tuple(hyp[:i]) for hyp in NBEST for i in range(len(hyp) + 1)}
+    assert tree.num_nodes == len(prefixes) == 11
+    for hyp, path in zip(NBEST, tree.paths, strict=True):
+        assert path[0] == 0 and len(path) == len(hyp) + 1
+        assert [tree.tokens[node] for node in path[1:]] == hyp
+    # nodes are shared exactly when prefixes are equal
+    node_of = {}
+    for hyp, path in zip(NBEST, tree.paths, strict=True):
+        for i, node in enumerate(path):
+            assert node_of.setdefault(tuple(hyp[:i]), node) == node
+
+
+def test_collated_trees_have_the_ancestor_mask_depths_and_targets():
+    trees = [PrefixTree.build(NBEST), PrefixTree.build([[9]]), PrefixTree.build([[2, 2], [2]])]
+    sos, eos = 10, 11
+    batch = collate_trees(trees, sos, eos)
+    nodes = max(t.num_nodes for t in trees)
+    assert batch.tokens.shape == batch.depths.shape == (3, nodes)
+    for b, tree in enumerate(trees):
+        ancestors = {0: {0}}
+        for path in tree.paths:  # naive: a node's ancestors are the nodes before it on a path
+            for i, node in enumerate(path):
+                ancestors[node] = set(path[: i + 1])
+                assert batch.depths[b, node] == i
+        for node in range(nodes):
+            expected = ancestors.get(node, {node})  # a padding node sees itself only
+            assert set(batch.attend[b, node].nonzero().flatten().tolist()) == expected
+        assert batch.tokens[b, 0] == sos
+        assert batch.tokens[b, tree.num_nodes:].eq(eos).all()
+    row = 0
+    for b, tree in enumerate(trees):
+        for path in tree.paths:
+            length = len(path)
+            assert batch.valid[row].sum() == length
+            assert batch.sources[row, :length].tolist() == [b * nodes + n for n in path]
+            assert batch.targets[row, :length].tolist() == [tree.tokens[n] for n in path[1:]] + [eos]
+            row += 1
+    assert row == batch.sources.size(0)
+
+
+def test_passes_keep_the_padded_size_within_the_budget():
+    trees = [PrefixTree.build([[1] * n]) for n in (2, 3, 3, 5, 9, 20)]  # 3, 4, 4, 6, 10, 21 nodes
+    groups = passes(range(6), trees, nodes_per_pass=12)
+    assert groups == [[0, 1, 2], [3], [4], [5]]  # 3x4 = 12; 6+10 would pad to 2x10 = 20
+
+
+@pytest.mark.parametrize("nodes_per_pass", [1, 16, 100000])
+def test_score_nbest_equals_each_hypothesis_scored_alone(tiny_model, nodes_per_pass):
+    model, _ = tiny_model(vocab_size=12, input_layer="linear", mel_bins=8, sharpen=2.0)
+    gen = torch.Generator().manual_seed(0)
+    lengths = torch.tensor([9, 4, 7, 6])
+    nbest = [[[3, 4, 5], [3, 4], [3, 4, 6, 7], [8]], [[]], [], [[5, 5, 5], [5, 5, 6], [5, 5, 5]]]
+    with torch.no_grad():
+        enc, enc_lens = model.encode(torch.randn(4, 9, 8, generator=gen), lengths)
+        scores = model.score_nbest(enc, enc_lens, nbest, nodes_per_pass=nodes_per_pass)
+        for b, hyps in enumerate(nbest):
+            assert scores[b].shape == (len(hyps),) and scores[b].dtype == torch.float32
+            for h, hyp in enumerate(hyps):  # alone: its own utterance, unpadded
+                alone = model.score_hypotheses(enc[b: b + 1, : lengths[b]], lengths[b: b + 1],
+                                               [hyp])
+                assert scores[b][h].item() == pytest.approx(alone.item(), abs=1e-5)
+
+
+def test_score_nbest_names_a_batch_mismatch(tiny_model):
+    model, _ = tiny_model(input_layer="linear", mel_bins=8)
+    enc, enc_lens = torch.zeros(2, 5, 32), torch.tensor([5, 5])
+    with pytest.raises(ValueError, match="score_nbest: 1 N-best lists for a batch of 2"):
+        model.score_nbest(enc, enc_lens, [[[3]]])
