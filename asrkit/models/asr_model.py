@@ -406,7 +406,8 @@ class ASRModel(nn.Module):
 
     def score_nbest(self, enc: torch.Tensor, enc_lens: torch.Tensor,
                     nbest: Sequence[Sequence[Sequence[int]]],
-                    nodes_per_pass: int = 2048) -> list[torch.Tensor]:
+                    nodes_per_pass: int = 1024,
+                    self_attention: str | None = None) -> list[torch.Tensor]:
         """log P(y, eos | x) of each utterance's hypotheses, as ``score_hypotheses`` gives
         them: enc (B, T', D), enc_lens (B,), nbest: B lists of token-id lists -> B tensors
         (hypotheses,) fp32.
@@ -415,7 +416,8 @@ class ASRModel(nn.Module):
         prefix is computed once, and the cross-attention keys and values once per utterance
         instead of once per hypothesis. Utterances go through the decoder shortest first, in
         passes of about ``nodes_per_pass`` padded tree nodes, each trimmed to its longest
-        utterance's frames."""
+        utterance's frames; ``self_attention``: the route over the nodes, "tree" or "paths"
+        (asrkit.models.prefix_tree.TreeBatch; None: the cheaper one for each pass)."""
         self._require_decoder("score_nbest")
         if len(nbest) != enc.size(0):
             raise ValueError(f"score_nbest: {len(nbest)} N-best lists for a batch of "
@@ -429,9 +431,9 @@ class ASRModel(nn.Module):
             index = torch.tensor(group, device=enc.device)
             width = max(frames[b] for b in group)
             batch = collate_trees([trees[b] for b in group], self.sos_id, self.eos_id,
-                                  enc.device)
+                                  enc.device, self_attention)
             logits = self.decoder.forward_tree(
-                batch.tokens, batch.depths, batch.attend, enc[:, :width].index_select(0, index),
+                batch, enc[:, :width].index_select(0, index),
                 padding_mask(enc_lens.index_select(0, index), width))  # (G, N, V)
             flat = tree_path_scores(F.log_softmax(logits.float(), dim=-1), batch)
             for b, part in zip(group, flat.split([len(trees[b].paths) for b in group]),

@@ -58,6 +58,22 @@ class MultiHeadAttention(nn.Module):
         )  # (batch, heads, T_q, d_k)
         return self.linear_out(merge_heads(out))
 
+    def forward_paths(self, x: torch.Tensor, paths: torch.Tensor,
+                      valid: torch.Tensor) -> torch.Tensor:
+        """Causal self-attention of prefix-tree nodes along root-to-leaf paths (eval):
+        x (B, N, d_model) node inputs, paths (P, L) flat node indices (b * N + node) from
+        the root, valid (P, L) bool (padding after a path's end) -> (B, N, d_model). A node
+        attends to the nodes before it on its path, i.e. its ancestors; the projections run
+        once per node, the attention once per path. Nodes on no path get the output bias."""
+        batch, nodes, dim = x.shape
+        def along(t: torch.Tensor) -> torch.Tensor:  # (B, N, d) -> (P, heads, L, d_k)
+            return split_heads(t.reshape(batch * nodes, dim)[paths], self.num_heads)
+        out = F.scaled_dot_product_attention(along(self.linear_q(x)), along(self.linear_k(x)),
+                                             along(self.linear_v(x)), is_causal=True)
+        per_node = x.new_zeros(batch * nodes, dim)
+        per_node[paths[valid]] = merge_heads(out)[valid]  # a shared node: equal values
+        return self.linear_out(per_node.view(batch, nodes, dim))
+
     def forward_chunk(self, x: torch.Tensor, cache: torch.Tensor | None = None,
                       ) -> tuple[torch.Tensor, torch.Tensor]:
         """Self-attention of one chunk over a key/value cache and itself (streaming, eval):

@@ -14,7 +14,7 @@ hypothesis once (a dict look-up per token); everything else is tensor ops.
 
     trees = [PrefixTree.build(hyps) for hyps in nbest]  # one tree per utterance
     batch = collate_trees(trees, sos_id, eos_id, device)
-    logits = decoder.forward_tree(batch.tokens, batch.depths, batch.attend, enc, enc_mask)
+    logits = decoder.forward_tree(batch, enc, enc_mask)
     scores = tree_path_scores(logits.log_softmax(-1), batch)  # (hypotheses,)
 """
 
@@ -59,23 +59,35 @@ class PrefixTree:
 
 @dataclass(frozen=True)
 class TreeBatch:
-    """Trees padded to N nodes each. tokens (B, N) (root sos, padding eos), depths (B, N),
-    attend (B, N, N) bool (a node's ancestors and itself; padding nodes only themselves);
+    """Trees padded to N nodes each. tokens (B, N) (root sos, padding eos), depths (B, N);
     per hypothesis of all trees in order, H in all: sources (H, L+1) flat node indices
     (tree * N + node) of its path, targets (H, L+1) the token each predicts (its next token,
-    eos after the last), valid (H, L+1) bool."""
+    eos after the last), valid (H, L+1) bool.
+
+    Self-attention over the nodes takes one of two routes, the one with fewer query-key
+    pairs: ``attend`` (B, N, N) bool, each node's ancestors and itself (padding nodes only
+    themselves), over all of a tree's nodes at once; or, when ``attend`` is None, along each
+    hypothesis's path with a causal mask (``sources``), each node's output taken from a path
+    through it. Trees whose hypotheses diverge early (few shared nodes, N close to the
+    hypotheses' tokens) are cheaper path by path."""
 
     tokens: torch.Tensor
     depths: torch.Tensor
-    attend: torch.Tensor
+    attend: torch.Tensor | None
     sources: torch.Tensor
     targets: torch.Tensor
     valid: torch.Tensor
 
 
+SELF_ATTENTION_ROUTES = ("tree", "paths")
+
+
 def collate_trees(trees: Sequence[PrefixTree], sos_id: int, eos_id: int,
-                  device: torch.device | str = "cpu") -> TreeBatch:
-    """Pad and stack ``trees`` (at least one hypothesis in all) into a TreeBatch."""
+                  device: torch.device | str = "cpu",
+                  self_attention: str | None = None) -> TreeBatch:
+    """Pad and stack ``trees`` (at least one hypothesis in all) into a TreeBatch;
+    ``self_attention``: "tree" or "paths" (see TreeBatch), None: the route with fewer
+    query-key pairs (B N^2 against the paths' sum of (L+1)^2, causal halves included)."""
     batch, nodes = len(trees), max(tree.num_nodes for tree in trees)
     flat_tokens = [eos_id] * (batch * nodes)
     path_rows, target_rows = [], []
@@ -96,6 +108,15 @@ def collate_trees(trees: Sequence[PrefixTree], sos_id: int, eos_id: int,
     position = torch.arange(width, device=device).expand_as(sources)
     depths = torch.zeros(batch * nodes, dtype=torch.long, device=device)
     depths[sources[valid]] = position[valid]
+    tokens = torch.tensor(flat_tokens, device=device).view(batch, nodes)
+    if self_attention is None:
+        path_pairs = sum(len(row) ** 2 for row in path_rows) // 2
+        self_attention = "paths" if path_pairs < batch * nodes * nodes else "tree"
+    if self_attention not in SELF_ATTENTION_ROUTES:
+        raise ValueError(f"self_attention must be one of {SELF_ATTENTION_ROUTES}, "
+                         f"got {self_attention!r}")
+    if self_attention == "paths":
+        return TreeBatch(tokens, depths.view(batch, nodes), None, sources, targets, valid)
     # node j of a path attends to nodes 0..j of the same path (all of them its ancestors)
     row = sources.unsqueeze(2).expand(-1, width, width)  # (H, j, i): the attending node
     col = (sources % nodes).unsqueeze(1).expand(-1, width, width)  # the attended node
@@ -103,8 +124,7 @@ def collate_trees(trees: Sequence[PrefixTree], sos_id: int, eos_id: int,
         width, width, dtype=torch.bool, device=device).tril()
     attend = torch.eye(nodes, dtype=torch.bool, device=device).repeat(batch, 1)  # (B*N, N)
     attend[row[pairs], col[pairs]] = True
-    return TreeBatch(torch.tensor(flat_tokens, device=device).view(batch, nodes),
-                     depths.view(batch, nodes), attend.view(batch, nodes, nodes),
+    return TreeBatch(tokens, depths.view(batch, nodes), attend.view(batch, nodes, nodes),
                      sources, targets, valid)
 
 

@@ -29,7 +29,7 @@ def test_a_node_per_distinct_prefix_and_paths_spell_the_hypotheses():
 def test_collated_trees_have_the_ancestor_mask_depths_and_targets():
     trees = [PrefixTree.build(NBEST), PrefixTree.build([[9]]), PrefixTree.build([[2, 2], [2]])]
     sos, eos = 10, 11
-    batch = collate_trees(trees, sos, eos)
+    batch = collate_trees(trees, sos, eos, self_attention="tree")
     nodes = max(t.num_nodes for t in trees)
     assert batch.tokens.shape == batch.depths.shape == (3, nodes)
     for b, tree in enumerate(trees):
@@ -52,6 +52,24 @@ def test_collated_trees_have_the_ancestor_mask_depths_and_targets():
             assert batch.targets[row, :length].tolist() == [tree.tokens[n] for n in path[1:]] + [eos]
             row += 1
     assert row == batch.sources.size(0)
+    by_paths = collate_trees(trees, sos, eos, self_attention="paths")
+    assert by_paths.attend is None  # attention along batch.sources instead
+    for name in ("tokens", "depths", "sources", "targets", "valid"):
+        assert torch.equal(getattr(by_paths, name), getattr(batch, name))
+
+
+def test_the_cheaper_self_attention_route_is_chosen():
+    sos, eos = 10, 11
+    # 10 hypotheses that part at the first token: 41 nodes (41^2 pairs at once), 10 paths
+    # of 5 (10 x 5^2 / 2 causal pairs) -> along the paths
+    apart = PrefixTree.build([[t, 1, 1, 1] for t in range(10)])
+    assert collate_trees([apart], sos, eos).attend is None
+    # 10 hypotheses sharing all but the last token: 19 nodes (361 pairs), 10 paths of 10
+    # (500 pairs) -> the tree at once
+    shared = PrefixTree.build([[1] * 8 + [t] for t in range(10)])
+    assert collate_trees([shared], sos, eos).attend is not None
+    with pytest.raises(ValueError, match="self_attention must be one of"):
+        collate_trees([shared], sos, eos, self_attention="dense")
 
 
 def test_passes_keep_the_padded_size_within_the_budget():
@@ -60,15 +78,18 @@ def test_passes_keep_the_padded_size_within_the_budget():
     assert groups == [[0, 1, 2], [3], [4], [5]]  # 3x4 = 12; 6+10 would pad to 2x10 = 20
 
 
+@pytest.mark.parametrize("self_attention", [None, "tree", "paths"])
 @pytest.mark.parametrize("nodes_per_pass", [1, 16, 100000])
-def test_score_nbest_equals_each_hypothesis_scored_alone(tiny_model, nodes_per_pass):
+def test_score_nbest_equals_each_hypothesis_scored_alone(tiny_model, nodes_per_pass,
+                                                          self_attention):
     model, _ = tiny_model(vocab_size=12, input_layer="linear", mel_bins=8, sharpen=2.0)
     gen = torch.Generator().manual_seed(0)
     lengths = torch.tensor([9, 4, 7, 6])
     nbest = [[[3, 4, 5], [3, 4], [3, 4, 6, 7], [8]], [[]], [], [[5, 5, 5], [5, 5, 6], [5, 5, 5]]]
     with torch.no_grad():
         enc, enc_lens = model.encode(torch.randn(4, 9, 8, generator=gen), lengths)
-        scores = model.score_nbest(enc, enc_lens, nbest, nodes_per_pass=nodes_per_pass)
+        scores = model.score_nbest(enc, enc_lens, nbest, nodes_per_pass=nodes_per_pass,
+                                   self_attention=self_attention)
         for b, hyps in enumerate(nbest):
             assert scores[b].shape == (len(hyps),) and scores[b].dtype == torch.float32
             for h, hyp in enumerate(hyps):  # alone: its own utterance, unpadded

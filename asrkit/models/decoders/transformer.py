@@ -22,6 +22,7 @@ from asrkit.models.dropout import Dropout
 from asrkit.models.feed_forward import FeedForward
 from asrkit.models.mask import causal_mask, decoder_self_attention_mask
 from asrkit.models.positional_encoding import PositionalEncoding
+from asrkit.models.prefix_tree import TreeBatch
 
 
 class TransformerDecoderLayer(nn.Module):
@@ -40,17 +41,22 @@ class TransformerDecoderLayer(nn.Module):
         self.feed_forward = FeedForward(d_model, ffn_dim, dropout, activation)
         self.dropout = Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, self_mask: torch.Tensor, enc: torch.Tensor,
+    def forward(self, x: torch.Tensor, self_mask: torch.Tensor | TreeBatch, enc: torch.Tensor,
                 enc_mask: torch.Tensor, cache: torch.Tensor | None = None) -> torch.Tensor:
         """x (batch, U, d), self_mask (batch, U, U) bool, enc (batch, T, encoder_dim),
         enc_mask (batch, 1, T) bool -> (batch, U, d).
 
         With ``cache`` (batch, U-1, d), the outputs of this layer for the first U-1 positions,
         only the last position is computed (self_mask is then (batch, 1, U)) and the result
-        is ``cat(cache, new)``."""
+        is ``cat(cache, new)``. ``self_mask`` a TreeBatch whose ``attend`` is None: x holds
+        prefix-tree nodes, attending along the batch's paths (MultiHeadAttention.forward_paths)."""
         y = self.norm_self_attn(x)  # keys/values: every position
         query, residual = (y, x) if cache is None else (y[:, -1:], x[:, -1:])
-        h = self.dropout.residual(residual, self.self_attn(query, y, y, self_mask))
+        if isinstance(self_mask, TreeBatch):
+            attended = self.self_attn.forward_paths(y, self_mask.sources, self_mask.valid)
+        else:
+            attended = self.self_attn(query, y, y, self_mask)
+        h = self.dropout.residual(residual, attended)
         h = self.dropout.residual(h, self.src_attn(self.norm_src_attn(h), enc, enc, enc_mask))
         h = self.dropout.residual(h, self.feed_forward(self.norm_ff(h)))
         return h if cache is None else torch.cat([cache, h], dim=1)
@@ -97,17 +103,17 @@ class TransformerDecoder(nn.Module):
         x = self.pos_enc(self.embed(tokens))  # (batch, U, d_model)
         return self._layers(x, decoder_self_attention_mask(token_mask), enc, enc_mask)
 
-    def forward_tree(self, tokens: torch.Tensor, depths: torch.Tensor, attend: torch.Tensor,
-                     enc: torch.Tensor, enc_mask: torch.Tensor) -> torch.Tensor:
+    def forward_tree(self, trees: TreeBatch, enc: torch.Tensor,
+                     enc_mask: torch.Tensor) -> torch.Tensor:
         """Teacher-forced pass over prefix trees (asrkit.models.prefix_tree), one per
-        utterance: tokens (batch, N) node tokens, depths (batch, N) their positions, attend
-        (batch, N, N) bool (each node's ancestors and itself), enc (batch, T, encoder_dim),
-        enc_mask (batch, T) -> logits (batch, N, vocab); a node's logits equal those at its
-        position of every hypothesis through it."""
-        x = self.pos_enc(self.embed(tokens), positions=depths)  # (batch, N, d_model)
-        return self._layers(x, attend, enc, enc_mask)
+        utterance: ``trees`` (its node tokens (batch, N), their depths as positions, and the
+        self-attention route), enc (batch, T, encoder_dim), enc_mask (batch, T) -> logits
+        (batch, N, vocab); a node's logits equal those at its position of every hypothesis
+        through it."""
+        x = self.pos_enc(self.embed(trees.tokens), positions=trees.depths)  # (batch, N, d)
+        return self._layers(x, trees if trees.attend is None else trees.attend, enc, enc_mask)
 
-    def _layers(self, x: torch.Tensor, self_mask: torch.Tensor, enc: torch.Tensor,
+    def _layers(self, x: torch.Tensor, self_mask: torch.Tensor | TreeBatch, enc: torch.Tensor,
                 enc_mask: torch.Tensor) -> torch.Tensor:
         cross_mask = enc_mask.unsqueeze(1)  # (batch, 1, T)
         for layer in self.layers:
