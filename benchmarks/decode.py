@@ -8,8 +8,8 @@
 
 1. **Batched search against a plain reference, on the same log-probabilities.** The CTC
    prefix beam search (asrkit.decoding.ctc_prefix_beam: every utterance and beam entry at
-   once, a tensor step per frame) and attention rescoring (that search, then one decoder
-   pass over all hypotheses of the batch) against a per-utterance Python implementation
+   once, a tensor step per frame) and attention rescoring (that search, then the decoder
+   over each utterance's N-best as a prefix tree) against a per-utterance Python implementation
    written here: the prefix beam search of Hannun et al. 2014 (Alg. 1) with a dict of
    prefixes, the same extension rule (the ``beam`` most likely non-blank labels of each
    frame, from one torch ``topk`` per utterance) and the same merging, then one decoder
@@ -18,7 +18,8 @@
    hardest case for merging) and "peaky" ones shaped like a trained CTC model's (a label
    every ~3 frames, blank elsewhere, 0.35 labels per encoder frame). It prints each one's
    real-time factor (search time / audio duration; the encoder is not included), the
-   speed-up, and whether the two agree (the same best hypothesis, scores within 1e-3).
+   speed-up, and whether the two agree (the same best hypothesis, scores within 1e-3); and
+   how many prefix-tree nodes the rescoring decodes for the N-best's tokens.
 2. **Every decoding method end to end** (features + encoder + CTC head + search, as
    ``asrkit decode`` runs it; asrkit.decoding.decode_set), per torch thread count, for a
    preset with random weights on a synth test set, or a trained experiment (``--exp``). A
@@ -202,6 +203,20 @@ def compare_searches(kind: str, model, enc: torch.Tensor, enc_lens: torch.Tensor
         same, diff = agreement(ours, ref)
         print(f"{kind:<14} {method:<20} {t_fast / audio:>12.5f} {t_slow / audio:>14.5f} "
               f"{t_slow / t_fast:>8.1f}x  {same:.0%}, {diff:.1e}", flush=True)
+    print(f"{'':<14} {'':<20} {nbest_sharing(batched_ctc())}")
+
+
+def nbest_sharing(nbest) -> str:
+    """How much the N-best lists share: their tokens (sos included, what a decoder pass per
+    hypothesis computes) against their prefix trees' nodes (what attention rescoring
+    computes, asrkit.models.prefix_tree)."""
+    from asrkit.models.prefix_tree import PrefixTree
+
+    tokens = sum(len(hyp.tokens) + 1 for hyps in nbest for hyp in hyps)
+    nodes = sum(PrefixTree.build([hyp.tokens for hyp in hyps]).num_nodes
+                for hyps in nbest if hyps)
+    return (f"rescoring decodes {nodes:,} prefix-tree nodes for {tokens:,} hypothesis tokens "
+            f"({tokens / max(nodes, 1):.1f}x fewer)")
 
 
 def full_pipeline(args: argparse.Namespace) -> None:

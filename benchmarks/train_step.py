@@ -115,6 +115,18 @@ def profile_breakdown(events: list[tuple[str, float, int]], top: int) -> dict:
                                                            key=lambda kv: -kv[1])}}
 
 
+def keep_freed_memory_as_the_trainer() -> None:
+    """asrkit.training.host_memory.keep_freed_memory of this working tree, loaded from its
+    file, so that a ``--compare`` revision from before it existed is measured alike."""
+    import importlib.util
+
+    path = ROOT / "asrkit" / "training" / "host_memory.py"
+    spec = importlib.util.spec_from_file_location("working_tree_host_memory", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.keep_freed_memory()
+
+
 def measure(preset: str, args: argparse.Namespace) -> dict:
     """One preset in this process: the figures as a dict."""
     from asrkit.config import compose_train_config
@@ -123,12 +135,7 @@ def measure(preset: str, args: argparse.Namespace) -> dict:
     from asrkit.training.precision import resolve_precision
 
     if args.malloc == "keep":  # as the trainer does (trainer.keep_freed_memory=true)
-        try:
-            from asrkit.training.host_memory import keep_freed_memory
-        except ImportError as e:  # a --compare revision from before it existed
-            raise SystemExit(f"--malloc keep: this asrkit has no host_memory ({e}); "
-                             "measure it with --malloc default") from e
-        keep_freed_memory()
+        keep_freed_memory_as_the_trainer()
     device = torch.device(args.device if args.device != "auto" else
                           ("cuda" if torch.cuda.is_available() else "cpu"))
     name, *overrides = preset.split()
@@ -262,7 +269,8 @@ def passthrough_args(argv: list[str]) -> list[str]:
     child measures one preset, with the --malloc its caller gives it)."""
     out, skip = [], False
     for arg in argv:
-        if arg == "--compare-malloc":
+        if arg == "--compare-malloc" or arg.startswith(("--malloc=", "--compare=",
+                                                         "--rounds=")):
             continue
         if arg in ("--presets", "--compare", "--rounds", "--malloc"):
             skip = True
@@ -329,9 +337,10 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, help="the device's dense peak, for MFU")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="also profile one step and print its N costliest ops")
-    parser.add_argument("--compare", metavar="REF", help="also measure git revision REF")
-    parser.add_argument("--compare-malloc", action="store_true",
-                        help="also measure with glibc's malloc defaults (--malloc default)")
+    baseline = parser.add_mutually_exclusive_group()
+    baseline.add_argument("--compare", metavar="REF", help="also measure git revision REF")
+    baseline.add_argument("--compare-malloc", action="store_true",
+                          help="also measure with glibc's malloc defaults (--malloc default)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (--compare)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one preset
     args = parser.parse_args()

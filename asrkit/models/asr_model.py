@@ -58,7 +58,7 @@ from asrkit.models.intermediate import InterCTC, encoder_depth_dims, resolve_lay
 from asrkit.models.label_smoothing import LabelSmoothingLoss
 from asrkit.models.mask import padding_mask
 from asrkit.models.mwer import expected_word_errors, mwer_loss, pad_nbest
-from asrkit.models.prefix_tree import PrefixTree, collate_trees, passes, tree_path_scores
+from asrkit.models.prefix_tree import score_trees
 from asrkit.models.scheduled_sampling import ScheduledSampling, mix_decoder_inputs
 
 
@@ -412,34 +412,16 @@ class ASRModel(nn.Module):
         them: enc (B, T', D), enc_lens (B,), nbest: B lists of token-id lists -> B tensors
         (hypotheses,) fp32.
 
-        Each utterance's hypotheses are one prefix tree (asrkit.models.prefix_tree): a shared
-        prefix is computed once, and the cross-attention keys and values once per utterance
-        instead of once per hypothesis. Utterances go through the decoder shortest first, in
-        passes of about ``nodes_per_pass`` padded tree nodes, each trimmed to its longest
-        utterance's frames; ``self_attention``: the route over the nodes, "tree" or "paths"
-        (asrkit.models.prefix_tree.TreeBatch; None: the cheaper one for each pass)."""
+        Each utterance's hypotheses are one prefix tree, scored in passes of about
+        ``nodes_per_pass`` nodes (asrkit.models.prefix_tree.score_trees): a shared prefix is
+        computed once, and the cross-attention keys and values once per utterance instead of
+        once per hypothesis. ``self_attention``: "tree", "paths" or None (the cheaper)."""
         self._require_decoder("score_nbest")
         if len(nbest) != enc.size(0):
             raise ValueError(f"score_nbest: {len(nbest)} N-best lists for a batch of "
                              f"{enc.size(0)}")
-        trees = [PrefixTree.build(hyps) for hyps in nbest]
-        scores = [torch.zeros(0, device=enc.device) for _ in trees]
-        frames = enc_lens.tolist()
-        order = sorted((b for b, tree in enumerate(trees) if tree.paths),
-                       key=lambda b: (frames[b], trees[b].num_nodes))
-        for group in passes(order, trees, nodes_per_pass):
-            index = torch.tensor(group, device=enc.device)
-            width = max(frames[b] for b in group)
-            batch = collate_trees([trees[b] for b in group], self.sos_id, self.eos_id,
-                                  enc.device, self_attention)
-            logits = self.decoder.forward_tree(
-                batch, enc[:, :width].index_select(0, index),
-                padding_mask(enc_lens.index_select(0, index), width))  # (G, N, V)
-            flat = tree_path_scores(F.log_softmax(logits.float(), dim=-1), batch)
-            for b, part in zip(group, flat.split([len(trees[b].paths) for b in group]),
-                               strict=True):
-                scores[b] = part
-        return scores
+        return score_trees(self.decoder, enc, enc_lens, nbest, self.sos_id, self.eos_id,
+                           nodes_per_pass, self_attention)
 
     def _require_decoder(self, what: str) -> None:
         if self.decoder is None:

@@ -68,10 +68,11 @@ class MultiHeadAttention(nn.Module):
         batch, nodes, dim = x.shape
         def along(t: torch.Tensor) -> torch.Tensor:  # (B, N, d) -> (P, heads, L, d_k)
             return split_heads(t.reshape(batch * nodes, dim)[paths], self.num_heads)
-        out = F.scaled_dot_product_attention(along(self.linear_q(x)), along(self.linear_k(x)),
-                                             along(self.linear_v(x)), is_causal=True)
-        per_node = x.new_zeros(batch * nodes, dim)
-        per_node[paths[valid]] = merge_heads(out)[valid]  # a shared node: equal values
+        out = merge_heads(F.scaled_dot_product_attention(
+            along(self.linear_q(x)), along(self.linear_k(x)), along(self.linear_v(x)),
+            is_causal=True))  # (P, L, d_model), in the autocast dtype if any
+        per_node = out.new_zeros(batch * nodes, dim)
+        per_node[paths[valid]] = out[valid]  # a node on several paths: equal values
         return self.linear_out(per_node.view(batch, nodes, dim))
 
     def forward_chunk(self, x: torch.Tensor, cache: torch.Tensor | None = None,

@@ -9,13 +9,13 @@ hypothesis that passes through it, and a hypothesis's log-likelihood is the sum,
 path, of the log-probability each node gives the next token (eos after its last node). This
 is tree attention as in speculative decoding's token trees (Miao et al. 2024, "SpecInfer").
 An N-best list from the CTC prefix beam search shares much of its prefixes: 2-7x fewer
-nodes than hypothesis tokens at beam 10 (benchmarks/decode.py). Building the tree walks each
-hypothesis once (a dict look-up per token); everything else is tensor ops.
+nodes than hypothesis tokens at beam 10 (``benchmarks/decode.py --search-only`` prints
+both). Building the tree walks each hypothesis once (a dict look-up per token); everything
+else is tensor ops.
 
-    trees = [PrefixTree.build(hyps) for hyps in nbest]  # one tree per utterance
-    batch = collate_trees(trees, sos_id, eos_id, device)
-    logits = decoder.forward_tree(batch, enc, enc_mask)
-    scores = tree_path_scores(logits.log_softmax(-1), batch)  # (hypotheses,)
+    scores = score_trees(decoder, enc, enc_lens, nbest, sos_id, eos_id)  # per utterance
+    # inside: trees = [PrefixTree.build(hyps) for hyps in nbest]; per pass of a few trees
+    # collate_trees -> decoder.forward_tree -> tree_path_scores
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
+from torch import nn
+
+from asrkit.models.mask import padding_mask
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,7 @@ def collate_trees(trees: Sequence[PrefixTree], sos_id: int, eos_id: int,
                   self_attention: str | None = None) -> TreeBatch:
     """Pad and stack ``trees`` (at least one hypothesis in all) into a TreeBatch;
     ``self_attention``: "tree" or "paths" (see TreeBatch), None: the route with fewer
-    query-key pairs (B N^2 against the paths' sum of (L+1)^2, causal halves included)."""
+    query-key pairs (B N^2 against P (L+1)^2 / 2 for P paths padded to L+1, the causal half)."""
     batch, nodes = len(trees), max(tree.num_nodes for tree in trees)
     flat_tokens = [eos_id] * (batch * nodes)
     path_rows, target_rows = [], []
@@ -110,7 +114,7 @@ def collate_trees(trees: Sequence[PrefixTree], sos_id: int, eos_id: int,
     depths[sources[valid]] = position[valid]
     tokens = torch.tensor(flat_tokens, device=device).view(batch, nodes)
     if self_attention is None:
-        path_pairs = sum(len(row) ** 2 for row in path_rows) // 2
+        path_pairs = len(path_rows) * width * width // 2  # padded to the longest path
         self_attention = "paths" if path_pairs < batch * nodes * nodes else "tree"
     if self_attention not in SELF_ATTENTION_ROUTES:
         raise ValueError(f"self_attention must be one of {SELF_ATTENTION_ROUTES}, "
@@ -154,3 +158,31 @@ def passes(order: Sequence[int], trees: Sequence[PrefixTree], nodes_per_pass: in
     if group:
         groups.append(group)
     return groups
+
+
+def score_trees(decoder: nn.Module, enc: torch.Tensor, enc_lens: torch.Tensor,
+                nbest: Sequence[Sequence[Sequence[int]]], sos_id: int, eos_id: int,
+                nodes_per_pass: int = 1024,
+                self_attention: str | None = None) -> list[torch.Tensor]:
+    """log P(y, eos | x) of each utterance's hypotheses under ``decoder`` (its
+    ``forward_tree``): enc (B, T', D), enc_lens (B,), nbest: B lists of token-id lists -> B
+    tensors (hypotheses,) fp32. Utterances go through shortest first, in passes of about
+    ``nodes_per_pass`` padded nodes, each trimmed to its longest utterance's frames;
+    ``self_attention`` as in collate_trees."""
+    trees = [PrefixTree.build(hyps) for hyps in nbest]
+    scores = [torch.zeros(0, device=enc.device) for _ in trees]
+    frames = enc_lens.tolist()
+    order = sorted((b for b, tree in enumerate(trees) if tree.paths),
+                   key=lambda b: (frames[b], trees[b].num_nodes))
+    for group in passes(order, trees, nodes_per_pass):
+        index = torch.tensor(group, device=enc.device)
+        width = max(frames[b] for b in group)
+        batch = collate_trees([trees[b] for b in group], sos_id, eos_id, enc.device,
+                              self_attention)
+        logits = decoder.forward_tree(batch, enc[:, :width].index_select(0, index),
+                                      padding_mask(enc_lens.index_select(0, index), width))
+        flat = tree_path_scores(F.log_softmax(logits.float(), dim=-1), batch)  # (H,)
+        for b, part in zip(group, flat.split([len(trees[b].paths) for b in group]),
+                           strict=True):
+            scores[b] = part
+    return scores

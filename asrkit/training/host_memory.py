@@ -9,8 +9,10 @@ zero-filled by the kernel again, every step: on the 2-core reference machine wri
 95 MB tensor into fresh pages took 20-25 ms against 3-5 ms into reused ones.
 
 ``keep_freed_memory()`` sets three of glibc's ``mallopt`` parameters so that blocks below
-1 GiB come from the heap and up to 2 GiB of freed heap stay in the process: from the second
-step on, a step reuses the memory of the one before. The process's resident memory then
+1 GiB come from the main heap and up to 2 GiB of freed heap stay in the process: from the
+second step on, a step mostly reuses the memory of the one before. This holds for what the
+main thread allocates (where the training step runs on a CPU); glibc's per-thread arenas
+still map blocks above 64 MiB afresh. The process's resident memory then
 stays near its peak instead of shrinking between steps (the peak itself is unchanged). It
 is what an allocator such as jemalloc or tcmalloc does when preloaded (Intel's guidance for
 CPU training), without preloading anything. DataLoader workers forked afterwards inherit

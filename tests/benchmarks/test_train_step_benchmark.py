@@ -42,7 +42,7 @@ def test_children_get_the_options_but_not_the_preset_list():
 
 def test_children_get_the_malloc_mode_from_their_caller_only():
     argv = ["--compare-malloc", "--malloc", "default", "--frames", "4000", "--presets",
-            "aishell/conformer"]
+            "aishell/conformer", "--malloc=keep", "--rounds=2"]
     assert train_step.passthrough_args(argv) == ["--frames", "4000"]
 
 

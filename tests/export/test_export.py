@@ -48,10 +48,11 @@ def test_outputs_equal_the_eager_model(synth_exp, exported, runtime):
     nbest = [[hyps[0], hyps[0][:5], hyps[4]], [hyps[1]], [], [hyps[3], hyps[2]], [hyps[4]]]
     with torch.no_grad():  # the eager model scores prefix trees, the export row by row
         eager_nbest = model.score_nbest(enc, enc_lens, nbest)
-    for ours, eager in zip(graphs.score_nbest(x_enc, x_lens, nbest, hyps_per_pass=2),
-                           eager_nbest, strict=True):
-        assert ours.shape == eager.shape
-        assert torch.allclose(ours, eager, rtol=0, atol=1e-4)
+    for per_pass in (1, 2, 32):
+        for ours, eager in zip(graphs.score_nbest(x_enc, x_lens, nbest, hyps_per_pass=per_pass),
+                               eager_nbest, strict=True):
+            assert ours.shape == eager.shape
+            assert torch.allclose(ours, eager, rtol=0, atol=1e-4)
     step, _ = graphs.decoder_step(torch.tensor([[2, 5, 6]] * 5), x_enc, valid)
     eager_step, _ = model.decoder_step(torch.tensor([[2, 5, 6]] * 5), enc, valid)
     assert (step - eager_step).abs().max() < 1e-4

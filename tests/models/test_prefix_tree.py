@@ -103,3 +103,29 @@ def test_score_nbest_names_a_batch_mismatch(tiny_model):
     enc, enc_lens = torch.zeros(2, 5, 32), torch.tensor([5, 5])
     with pytest.raises(ValueError, match="score_nbest: 1 N-best lists for a batch of 2"):
         model.score_nbest(enc, enc_lens, [[[3]]])
+
+
+@pytest.mark.parametrize("self_attention", ["tree", "paths"])
+def test_score_nbest_under_bf16_autocast_is_close_to_fp32(tiny_model, self_attention):
+    """Both self-attention routes run under autocast (as a bf16 decode would) and give the
+    fp32 scores to bf16 rounding."""
+    model, _ = tiny_model(vocab_size=12, input_layer="linear", mel_bins=8, sharpen=2.0)
+    gen = torch.Generator().manual_seed(1)
+    nbest = [[[3, 4, 5], [3, 4, 6, 7], [8]], [[5, 5], [5, 6]]]
+    with torch.no_grad():
+        enc, enc_lens = model.encode(torch.randn(2, 9, 8, generator=gen), torch.tensor([9, 6]))
+        fp32 = model.score_nbest(enc, enc_lens, nbest, self_attention=self_attention)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = model.score_nbest(enc, enc_lens, nbest, self_attention=self_attention)
+    for low, full in zip(bf16, fp32, strict=True):
+        assert low.dtype == torch.float32
+        assert torch.allclose(low, full, rtol=0.05, atol=0.1)
+
+
+def test_a_decoder_layer_refuses_paths_with_a_cache(tiny_model):
+    model, _ = tiny_model(input_layer="linear", mel_bins=8)
+    batch = collate_trees([PrefixTree.build([[3, 4]])], 1, 2, self_attention="paths")
+    layer = model.decoder.layers[0]
+    x, enc = torch.zeros(1, 3, 32), torch.zeros(1, 4, 32)
+    with pytest.raises(ValueError, match="takes paths without a cache or self_mask"):
+        layer(x, None, enc, torch.ones(1, 1, 4, dtype=torch.bool), cache=x[:, :2], paths=batch)

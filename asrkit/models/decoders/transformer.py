@@ -41,19 +41,22 @@ class TransformerDecoderLayer(nn.Module):
         self.feed_forward = FeedForward(d_model, ffn_dim, dropout, activation)
         self.dropout = Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, self_mask: torch.Tensor | TreeBatch, enc: torch.Tensor,
-                enc_mask: torch.Tensor, cache: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, self_mask: torch.Tensor | None, enc: torch.Tensor,
+                enc_mask: torch.Tensor, cache: torch.Tensor | None = None,
+                paths: TreeBatch | None = None) -> torch.Tensor:
         """x (batch, U, d), self_mask (batch, U, U) bool, enc (batch, T, encoder_dim),
         enc_mask (batch, 1, T) bool -> (batch, U, d).
 
         With ``cache`` (batch, U-1, d), the outputs of this layer for the first U-1 positions,
         only the last position is computed (self_mask is then (batch, 1, U)) and the result
-        is ``cat(cache, new)``. ``self_mask`` a TreeBatch whose ``attend`` is None: x holds
-        prefix-tree nodes, attending along the batch's paths (MultiHeadAttention.forward_paths)."""
+        is ``cat(cache, new)``. With ``paths`` (and self_mask None) x holds prefix-tree
+        nodes that attend along the batch's paths (MultiHeadAttention.forward_paths)."""
         y = self.norm_self_attn(x)  # keys/values: every position
         query, residual = (y, x) if cache is None else (y[:, -1:], x[:, -1:])
-        if isinstance(self_mask, TreeBatch):
-            attended = self.self_attn.forward_paths(y, self_mask.sources, self_mask.valid)
+        if paths is not None:
+            if cache is not None or self_mask is not None:
+                raise ValueError("a decoder layer takes paths without a cache or self_mask")
+            attended = self.self_attn.forward_paths(y, paths.sources, paths.valid)
         else:
             attended = self.self_attn(query, y, y, self_mask)
         h = self.dropout.residual(residual, attended)
@@ -111,13 +114,14 @@ class TransformerDecoder(nn.Module):
         (batch, N, vocab); a node's logits equal those at its position of every hypothesis
         through it."""
         x = self.pos_enc(self.embed(trees.tokens), positions=trees.depths)  # (batch, N, d)
-        return self._layers(x, trees if trees.attend is None else trees.attend, enc, enc_mask)
+        paths = trees if trees.attend is None else None
+        return self._layers(x, trees.attend, enc, enc_mask, paths)
 
-    def _layers(self, x: torch.Tensor, self_mask: torch.Tensor | TreeBatch, enc: torch.Tensor,
-                enc_mask: torch.Tensor) -> torch.Tensor:
+    def _layers(self, x: torch.Tensor, self_mask: torch.Tensor | None, enc: torch.Tensor,
+                enc_mask: torch.Tensor, paths: TreeBatch | None = None) -> torch.Tensor:
         cross_mask = enc_mask.unsqueeze(1)  # (batch, 1, T)
         for layer in self.layers:
-            x = layer(x, self_mask, enc, cross_mask)
+            x = layer(x, self_mask, enc, cross_mask, paths=paths)
         return self.output_layer(self.final_norm(x))
 
     def forward_one_step(
