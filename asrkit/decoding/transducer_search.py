@@ -7,7 +7,9 @@ branches:
              + (1 - transducer_weight - ctc_weight) * log P_att(y, eos | x)
 
 (as attention rescoring re-ranks a CTC N-best; the weights are the method's options, the CTC
-term needs the model's CTC head, the attention term its decoder). Each class sits here, as
+term needs the model's CTC head, the attention term its decoder). A hypothesis that CTC cannot
+emit in its frames (more labels and repeats than frames: a transducer can emit several labels
+on one frame) has log P_ctc = -inf and, with ctc_weight > 0, ranks last. Each class sits here, as
 the three searches are one family; conf/search/transducer_*.yaml configure them.
 ``rescore_transducer_nbest`` is that re-ranking of given N-best lists (the streaming
 recogniser's ``--rescore`` after a transducer search uses it too).
@@ -107,9 +109,12 @@ def rescore_transducer_nbest(model, enc: torch.Tensor, enc_lens: torch.Tensor,
     if not hyps:
         return lists
     index = torch.tensor(owner, device=enc.device)
-    att = model.score_hypotheses(enc[index], enc_lens[index], [h.tokens for h in hyps])
-    ctc = torch.zeros(len(hyps)) if ctc_log_probs is None else _ctc_scores(
-        ctc_log_probs[index], enc_lens[index], [h.tokens for h in hyps], model.blank_id).cpu()
+    att = torch.cat(model.score_nbest(enc, enc_lens, [[h.tokens for h in hyps_b]
+                                                      for hyps_b in lists]))  # as in hyps
+    ctc = torch.zeros(len(hyps))
+    if ctc_weight > 0:  # else skipped: 0 x -inf would be nan
+        ctc = _ctc_scores(ctc_log_probs[index], enc_lens[index], [h.tokens for h in hyps],
+                          model.blank_id).cpu()
     combined = (transducer_weight * torch.tensor([h.score for h in hyps])
                 + ctc_weight * ctc + (1.0 - transducer_weight - ctc_weight) * att.float().cpu())
     results: list[NBest] = [[] for _ in lists]
@@ -120,12 +125,14 @@ def rescore_transducer_nbest(model, enc: torch.Tensor, enc_lens: torch.Tensor,
 
 def _ctc_scores(log_probs: torch.Tensor, lengths: torch.Tensor,
                 hyps: list[tuple[int, ...]], blank_id: int) -> torch.Tensor:
-    """log P_ctc(y | x) of each hypothesis (N,), one batched CTC forward pass."""
+    """log P_ctc(y | x) of each hypothesis (N,), one batched CTC forward pass; -inf for a
+    hypothesis no CTC path can emit in its frames (a transducer may emit several labels on
+    one frame; CTC needs a frame per label and a blank between repeats)."""
     targets = torch.zeros(len(hyps), max((len(h) for h in hyps), default=1) or 1,
                           dtype=torch.long, device=log_probs.device)
     for i, hyp in enumerate(hyps):
         targets[i, : len(hyp)] = torch.tensor(hyp, dtype=torch.long)
     target_lens = torch.tensor([len(h) for h in hyps], device=log_probs.device)
     nll = F.ctc_loss(log_probs.float().transpose(0, 1), targets, lengths, target_lens,
-                     blank=blank_id, reduction="none", zero_infinity=True)
+                     blank=blank_id, reduction="none")
     return -nll

@@ -50,6 +50,46 @@ def test_rescoring_with_the_transducer_alone_keeps_the_beams_order(make_experime
         assert [h.score for h in a] == pytest.approx([h.score for h in b])
 
 
+def test_rescoring_combines_the_three_scores(make_experiment, synth_dir, tmp_path):
+    """0.5 x the beam's transducer score + 0.3 x log P_ctc (torch's ctc_loss: -inf for a
+    hypothesis CTC cannot emit, as the random transducer's repeated labels at one per frame
+    are) + 0.2 x the decoder's log-likelihood of each hypothesis scored alone."""
+    exp = load_experiment(make_experiment(tmp_path / "exp", synth_dir / "train.jsonl",
+                                          extra=HYBRID), "avg_2.pt")
+    model = exp.model
+    methods = search_methods(["transducer_beam", "transducer_rescoring"], ["beam=3"], model)
+    with torch.no_grad():
+        enc, lens = model.encode(torch.randn(2, 120, 80), torch.tensor([120, 90]))
+        ctc = model.ctc_log_probs(enc)
+        beam = methods["transducer_beam"](model, enc, lens, ctc)
+        rescored = methods["transducer_rescoring"](model, enc, lens, ctc)
+        for b, hyps in enumerate(beam):
+            expected = {}
+            for hyp in hyps:
+                att = model.score_hypotheses(enc[b: b + 1, : lens[b]], lens[b: b + 1],
+                                             [hyp.tokens]).item()
+                log_p_ctc = -torch.nn.functional.ctc_loss(
+                    ctc[b, : lens[b]], torch.tensor(hyp.tokens, dtype=torch.long),
+                    lens[b: b + 1], torch.tensor([len(hyp.tokens)]),
+                    blank=model.blank_id, reduction="sum").item()
+                expected[hyp.tokens] = 0.5 * hyp.score + 0.3 * log_p_ctc + 0.2 * att
+            assert {h.tokens for h in rescored[b]} == set(expected)
+            for hyp in rescored[b]:
+                assert hyp.score == pytest.approx(expected[hyp.tokens], abs=1e-3)
+            assert [h.score for h in rescored[b]] == pytest.approx(
+                sorted(expected.values(), reverse=True), abs=1e-3)
+    # feasible ones too: with ctc_weight 0 every score is finite and the CTC term drops out
+    no_ctc = search_methods(["transducer_rescoring"],
+                            ["beam=3", "search.transducer_rescoring.ctc_weight=0.0"], model)
+    with torch.no_grad():
+        for b, hyps in enumerate(no_ctc["transducer_rescoring"](model, enc, lens, ctc)):
+            for hyp in hyps:
+                att = model.score_hypotheses(enc[b: b + 1, : lens[b]], lens[b: b + 1],
+                                             [hyp.tokens]).item()
+                trans = next(h.score for h in beam[b] if h.tokens == hyp.tokens)
+                assert hyp.score == pytest.approx(0.5 * trans + 0.5 * att, abs=1e-3)
+
+
 def test_a_transducer_alone_refuses_ctc_methods(make_experiment, synth_dir, tmp_path):
     exp = load_experiment(make_experiment(tmp_path / "exp", synth_dir / "train.jsonl",
                                           extra=("model=transducer", "transducer=stateless",
