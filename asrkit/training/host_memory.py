@@ -34,9 +34,12 @@ SETTINGS = {
 }
 
 
-def keep_freed_memory() -> str:
-    """Apply the settings to this process's malloc; returns what was done, for the log
-    (``"freed blocks kept for reuse (glibc mallopt)"`` or why nothing was changed)."""
+def keep_freed_memory(enabled: bool = True) -> str:
+    """Apply the settings to this process's malloc (``enabled``: the trainer's
+    ``keep_freed_memory``); returns what was done, for the log (``"freed blocks kept for
+    reuse (glibc mallopt)"`` or why nothing was changed)."""
+    if not enabled:
+        return "malloc's defaults (trainer.keep_freed_memory=false)"
     libc_name, _ = platform.libc_ver()
     if platform.system() != "Linux" or libc_name != "glibc":
         return f"unchanged (malloc is not glibc's: {platform.system()} {libc_name or '?'})"

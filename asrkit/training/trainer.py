@@ -77,6 +77,7 @@ from asrkit.training.resume import init_weights_from, load_training_state, resto
 from asrkit.training.rng import rng_isolated
 from asrkit.training.running_means import RunningMeans
 from asrkit.training.schedulers import build_scheduler, set_total_steps
+from asrkit.training.setup_log import log_setup, schedule_length_source
 from asrkit.training.stop_signals import StopRequest
 from asrkit.training.tensorboard import TensorBoardLogger
 from asrkit.training.train_step import StepFlags, TrainingError, TrainStep
@@ -110,8 +111,7 @@ class Trainer:
         self.config = prepare_experiment(self.requested_config, ctx)
         self.tcfg = tcfg = self.config["trainer"]
         self.device = ctx.device
-        self.host_memory = (keep_freed_memory() if tcfg["keep_freed_memory"]
-                            else "malloc's defaults (trainer.keep_freed_memory=false)")
+        log.info("host memory: %s", keep_freed_memory(tcfg["keep_freed_memory"]))
         for seed_fn in (torch.manual_seed, random.seed, np.random.seed):
             seed_fn(tcfg["seed"])  # the same initial weights on every rank
         self.tokenizer = load_tokenizer(self.config["tokenizer"]["dir"])
@@ -143,7 +143,7 @@ class Trainer:
             tcfg["best_metric"]) if ctx.is_main else None
         self.tb = TensorBoardLogger(exp.tensorboard_dir,
                                     enabled=ctx.is_main and tcfg["tensorboard"])
-        self._log_setup()
+        log_setup(self)
         self._resume()  # last: restores the RNG states
         write_config(self.config, ctx)  # only once the run can start
         self.stop.install()
@@ -179,28 +179,6 @@ class Trainer:
             raise ValueError(f"data.train: {data_cfg['train']} gives no batch (all utterances "
                              f"filtered out, or fewer batches than the {ctx.world_size} ranks)")
 
-    def _log_setup(self) -> None:
-        tcfg = self.tcfg
-        params = sum(p.numel() for p in self.model.parameters())
-        log.info("experiment %s: %s parameters, vocabulary %d", self.exp_dir, f"{params:,}",
-                 self.config["vocab_size"])
-        log.info("train: %d utterances; epoch 1: %d batches per rank, %d updates (accum_grad "
-                 "%d; later epochs may differ by a few batches); dev: %d utterances",
-                 len(self.train_loader.dataset), len(self.train_loader), self.updates_per_epoch,
-                 tcfg["accum_grad"], len(self.dev_loader.dataset))
-        if hasattr(self.state.scheduler, "total_steps"):
-            log.info("learning-rate schedule over %d updates (%s)", self.total_steps,
-                     self._schedule_length_source())
-        log.info("device %s, precision %s, %d process(es)%s%s", self.device, self.precision.name,
-                 self.ctx.world_size, ", torch.compile" if tcfg["compile"] else "",
-                 ", activation checkpointing" if tcfg["activation_checkpointing"] else "")
-        log.info("host memory: %s", self.host_memory)
-
-    def _schedule_length_source(self) -> str:
-        if self.config["scheduler"].get("total_steps"):
-            return "scheduler.total_steps"
-        return f"trainer.max_epochs={self.tcfg['max_epochs']} x epoch 1's updates"
-
     # ---- checkpoints ---------------------------------------------------------------------
     def _resume(self) -> None:
         path = dist_utils.broadcast_object(
@@ -214,7 +192,7 @@ class Trainer:
         if previous_total is not None:
             log.info("learning-rate schedule: %d updates in the checkpoint's, now %d from this "
                      "config (%s); the next update's rate is %.3e", previous_total,
-                     self.total_steps, self._schedule_length_source(), state.lr())
+                     self.total_steps, schedule_length_source(self.config), state.lr())
         log.info("resumed from %s at %s %d, update %d", path, where, state.epoch, state.step)
 
     def train_hours(self) -> float:
