@@ -109,14 +109,16 @@ def rescore_transducer_nbest(model, enc: torch.Tensor, enc_lens: torch.Tensor,
     if not hyps:
         return lists
     index = torch.tensor(owner, device=enc.device)
-    att = torch.cat(model.score_nbest(enc, enc_lens, [[h.tokens for h in hyps_b]
-                                                      for hyps_b in lists]))  # as in hyps
-    ctc = torch.zeros(len(hyps))
-    if ctc_weight > 0:  # else skipped: 0 x -inf would be nan
+    att_weight = 1.0 - transducer_weight - ctc_weight
+    att = ctc = torch.zeros(len(hyps))  # a term whose weight is 0 is not computed
+    if att_weight > 0:
+        att = torch.cat(model.score_nbest(enc, enc_lens, [[h.tokens for h in utt_hyps]
+                                                          for utt_hyps in lists])).cpu()
+    if ctc_weight > 0:  # (0 x -inf would be nan)
         ctc = _ctc_scores(ctc_log_probs[index], enc_lens[index], [h.tokens for h in hyps],
                           model.blank_id).cpu()
     combined = (transducer_weight * torch.tensor([h.score for h in hyps])
-                + ctc_weight * ctc + (1.0 - transducer_weight - ctc_weight) * att.float().cpu())
+                + ctc_weight * ctc + att_weight * att)
     results: list[NBest] = [[] for _ in lists]
     for b, hyp, score in zip(owner, hyps, combined.tolist(), strict=True):
         results[b].append(Hypothesis(hyp.tokens, score))
