@@ -1,6 +1,7 @@
 """Decoding speed, in two parts.
 
     .venv/bin/python benchmarks/decode.py --search-only              # part 1 only (seconds)
+    .venv/bin/python benchmarks/decode.py --precision fp32 bf16      # both, side by side
     .venv/bin/python benchmarks/decode.py                            # parts 1 and 2
     .venv/bin/python benchmarks/decode.py --preset librispeech/conformer_s --num-utts 200
     .venv/bin/python benchmarks/decode.py --exp exp/conformer --checkpoint avg_10.pt \\
@@ -19,13 +20,17 @@
    every ~3 frames, blank elsewhere, 0.35 labels per encoder frame). It prints each one's
    real-time factor (search time / audio duration; the encoder is not included), the
    speed-up, and whether the two agree (the same best hypothesis, scores within 1e-3); and
-   how many prefix-tree nodes the rescoring decodes for the N-best's tokens.
+   how many prefix-tree nodes the rescoring decodes for the N-best's tokens. With
+   ``--precision fp32 bf16`` rescoring has a row per precision (the batched code and the
+   reference under the same autocast, asrkit.decoding.precision).
 2. **Every decoding method end to end** (features + encoder + CTC head + search, as
    ``asrkit decode`` runs it; asrkit.decoding.decode_set), per torch thread count, for a
    preset with random weights on a synth test set, or a trained experiment (``--exp``). A
    random-weight decoder seldom emits eos, so attention and joint search would run to the
    encoder length; ``--max-len-ratio`` (default 0.35 with random weights: about the bpe-100
-   tokens per encoder frame of the synth corpus) caps the output length instead.
+   tokens per encoder frame of the synth corpus) caps the output length instead. With
+   several ``--precision`` values each gets a column per thread count, and the share of
+   hypotheses each gives that are equal to the first's is printed.
 """
 
 from __future__ import annotations
@@ -165,17 +170,31 @@ def search_benchmark(args: argparse.Namespace) -> None:
           f"{args.search_utts} utterances ({audio:.1f} s), vocabulary {model_lp.size(-1)}, "
           f"beam {args.beam}, ctc_weight {args.ctc_weight}, {args.search_threads} thread(s), "
           f"device {args.device}; RTF = search time / audio (encoder excluded)")
-    print(f"{'log-probs':<14} {'method':<20} {'batched RTF':>12} {'reference RTF':>14} "
-          f"{'speed-up':>9}  agreement (best hyp, max |score diff|)")
+    print(f"{'log-probs':<14} {'method':<20} {'precision':<9} {'batched RTF':>12} "
+          f"{'reference RTF':>14} {'speed-up':>9}  agreement (best hyp, max |score diff|)")
     for kind, log_probs in (("random model", model_lp), ("peaky", peaky)):
         compare_searches(kind, model, enc, enc_lens, log_probs, audio, args)
+        print(f"{'':<14} {'':<20} {nbest_sharing(log_probs, enc_lens, model, args.beam)}")
 
 
 def compare_searches(kind: str, model, enc: torch.Tensor, enc_lens: torch.Tensor,
                      log_probs: torch.Tensor, audio: float, args: argparse.Namespace) -> None:
-    """One table row per method: the batched search and the reference on ``log_probs``."""
+    """One table row per method and precision: the batched search and the reference on
+    ``log_probs``, both under that precision's autocast (the CTC searches have no network
+    pass: one row, fp32)."""
+    for method in ("ctc_prefix_beam", "attention_rescoring"):
+        for name in args.precision if method == "attention_rescoring" else ["fp32"]:
+            compare_one(kind, method, name, model, enc, enc_lens, log_probs, audio, args)
+
+
+def compare_one(kind: str, method: str, precision: str, model, enc: torch.Tensor,
+                enc_lens: torch.Tensor, log_probs: torch.Tensor, audio: float,
+                args: argparse.Namespace) -> None:
     from asrkit.decoding.attention_rescoring import rescore_nbest
     from asrkit.decoding.ctc_prefix_beam import ctc_prefix_beam_search
+    from asrkit.decoding.precision import DecodePrecision
+
+    autocast = DecodePrecision.resolve(precision, args.device).autocast
 
     lp_cpu = log_probs.cpu()
 
@@ -187,31 +206,32 @@ def compare_searches(kind: str, model, enc: torch.Tensor, enc_lens: torch.Tensor
                 for b in range(lp_cpu.size(0))]
 
     def batched_rescoring():
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast():
             nbest = ctc_prefix_beam_search(log_probs, enc_lens, args.beam, model.blank_id)
             return rescore_nbest(model, enc, enc_lens, nbest, args.ctc_weight)
 
     def reference_rescore():
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast():
             return reference_rescoring(model, enc, enc_lens, lp_cpu, args.beam, args.ctc_weight)
 
-    for method, fast, slow in (("ctc_prefix_beam", batched_ctc, reference_ctc),
-                               ("attention_rescoring", batched_rescoring, reference_rescore)):
-        fast()  # warm-up
-        t_fast, ours = best_time(fast, args.repeats, args.device)
-        t_slow, ref = best_time(slow, 1, args.device)
-        same, diff = agreement(ours, ref)
-        print(f"{kind:<14} {method:<20} {t_fast / audio:>12.5f} {t_slow / audio:>14.5f} "
-              f"{t_slow / t_fast:>8.1f}x  {same:.0%}, {diff:.1e}", flush=True)
-    print(f"{'':<14} {'':<20} {nbest_sharing(batched_ctc())}")
+    fast, slow = {"ctc_prefix_beam": (batched_ctc, reference_ctc),
+                  "attention_rescoring": (batched_rescoring, reference_rescore)}[method]
+    fast()  # warm-up
+    t_fast, ours = best_time(fast, args.repeats, args.device)
+    t_slow, ref = best_time(slow, 1, args.device)
+    same, diff = agreement(ours, ref)
+    print(f"{kind:<14} {method:<20} {precision:<9} {t_fast / audio:>12.5f} "
+          f"{t_slow / audio:>14.5f} {t_slow / t_fast:>8.1f}x  {same:.0%}, {diff:.1e}", flush=True)
 
 
-def nbest_sharing(nbest) -> str:
+def nbest_sharing(log_probs: torch.Tensor, enc_lens: torch.Tensor, model, beam: int) -> str:
     """How much the N-best lists share: their tokens (sos included, what a decoder pass per
     hypothesis computes) against their prefix trees' nodes (what attention rescoring
     computes, asrkit.models.prefix_tree)."""
+    from asrkit.decoding.ctc_prefix_beam import ctc_prefix_beam_search
     from asrkit.models.prefix_tree import PrefixTree
 
+    nbest = ctc_prefix_beam_search(log_probs, enc_lens, beam, model.blank_id)
     tokens = sum(len(hyp.tokens) + 1 for hyps in nbest for hyp in hyps)
     nodes = sum(PrefixTree.build([hyp.tokens for hyp in hyps]).num_nodes
                 for hyps in nbest if hyps)
@@ -227,6 +247,7 @@ def full_pipeline(args: argparse.Namespace) -> None:
     from asrkit.decoding.decode_set import decode_utterances
     from asrkit.decoding.experiment import load_experiment
     from asrkit.decoding.plan import search_methods
+    from asrkit.decoding.precision import DecodePrecision
     from asrkit.models.param_count import count_parameters
     from asrkit.text.registry import train_tokenizer
 
@@ -259,28 +280,41 @@ def full_pipeline(args: argparse.Namespace) -> None:
         print(f"test set {manifest.name}: {len(utterances)} utterances, {audio:.1f} s of audio; "
               f"beam {args.beam}, ctc_weight {args.ctc_weight}, max_len_ratio {ratio}, "
               f"batch {args.batch_size}, device {args.device}")
-        decode_utterances(model, tokenizer, utterances[:4], extractor, methods, cmvn,
-                          args.batch_size, device=args.device)  # warm-up
-        table = {}
+        precisions = {name: DecodePrecision.resolve(name, args.device)
+                      for name in args.precision}
+        for precision in precisions.values():  # warm-up
+            decode_utterances(model, tokenizer, utterances[:4], extractor, methods, cmvn,
+                              args.batch_size, device=args.device, precision=precision)
+        table, hyps = {}, {}
         for threads in args.threads:
             torch.set_num_threads(threads)
-            runs = [decode_utterances(model, tokenizer, utterances, extractor, methods, cmvn,
-                                      args.batch_size, device=args.device)
-                    for _ in range(args.repeats)]
-            table[threads] = {"features + encoder": min(r.shared_rtf for r in runs)}
-            for name in methods:
-                table[threads][name] = min(r.rtf[name] for r in runs)
-            hyps = runs[0].hyps
+            for name, precision in precisions.items():
+                runs = [decode_utterances(model, tokenizer, utterances, extractor, methods,
+                                          cmvn, args.batch_size, device=args.device,
+                                          precision=precision)
+                        for _ in range(args.repeats)]
+                column = table[(threads, name)] = {
+                    "features + encoder": min(r.shared_rtf for r in runs)}
+                for method in methods:
+                    column[method] = min(r.rtf[method] for r in runs)
+                hyps[name] = runs[0].hyps
     print(f"RTF, best of {args.repeats} (each method's includes features + encoder):")
-    print(f"{'':<22}" + "".join(f"{f'{n} thread' + ('s' if n > 1 else ''):>12}"
-                                for n in args.threads) + "   mean hypothesis")
-    for name in table[args.threads[0]]:
+    print(f"{'':<22}" + "".join(f"{f'{n} thread' + ('s' if n > 1 else '') + f' {p}':>16}"
+                                for n, p in table) + "   mean hypothesis")
+    for method in next(iter(table.values())):
         length = ""
-        if name in hyps:
-            texts = list(hyps[name].values())
+        if method in methods:
+            texts = list(hyps[args.precision[0]][method].values())
             length = f"{sum(len(t) for t in texts) / max(len(texts), 1):.0f} characters"
-        print(f"{name:<22}" + "".join(f"{table[n][name]:>12.4f}" for n in args.threads)
+        print(f"{method:<22}" + "".join(f"{column[method]:>16.4f}" for column in table.values())
               + f"   {length}")
+    if len(precisions) > 1:
+        first = args.precision[0]
+        for name in args.precision[1:]:
+            same = {m: sum(hyps[name][m][u] == hyps[first][m][u] for u in hyps[first][m])
+                    for m in methods}
+            print(f"{name} hypotheses equal to {first}'s: " + ", ".join(
+                f"{m} {same[m]}/{len(utterances)}" for m in methods))
 
 
 METHODS = ["ctc_greedy", "ctc_prefix_beam", "attention", "attention_rescoring", "joint"]
@@ -301,6 +335,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", nargs="+", default=["fp32"],
+                        choices=["fp32", "bf16", "fp16", "auto"],
+                        help="decode under each (asrkit.decoding.precision), side by side")
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement (best)")
     parser.add_argument("--search-only", action="store_true", help="part 1 only")
     parser.add_argument("--no-search", action="store_true", help="part 2 only")

@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="windows decoded together")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (experiments only)")
     p.add_argument("--threads", type=int, help="intra-op threads (torch / onnxruntime)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default="fp32",
+                   help="encoder and search under autocast (experiments, not --streaming; "
+                        "auto: bf16 where the CPU or GPU has it natively; default fp32)")
     p.add_argument("--progress", choices=("auto", "true", "false"), default="auto",
                    help="progress bar on stderr (auto: on a terminal, for several files)")
     p.add_argument("--streaming", action="store_true",
@@ -135,6 +138,8 @@ def main(argv: list[str]) -> int:
     except (AudioPathError, ValueError) as e:
         return fail(one_line(e), 2)
     if args.streaming:
+        if args.precision != "fp32":
+            return fail("--precision: --streaming decodes in fp32", 2)
         return _transcribe_streaming(args, paths, fail)
     streaming_only = [flag for flag, value in (
         ("--chunk-size", args.chunk_size), ("--left-chunks", args.left_chunks),
@@ -152,7 +157,7 @@ def main(argv: list[str]) -> int:
     try:
         transcriber = Transcriber.load(args.model, args.checkpoint, args.method, overrides,
                                        args.device, args.trust_module, args.threads,
-                                       windows=windows, batch_size=args.batch_size,
+                                       args.precision, windows=windows, batch_size=args.batch_size,
                                        channel=args.channel)
     except (ConfigError, FileNotFoundError, HydraException, OmegaConfBaseException) as e:
         return fail(one_line(e), 2)  # a bad argument: a missing model, an unknown method

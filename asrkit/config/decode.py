@@ -35,6 +35,7 @@ class DecodeConfig:
     max_frames: PositiveInt = MISSING
     num_workers: NonNegativeInt = MISSING
     device: str = MISSING
+    precision: Annotated[str, OneOf("fp32", "bf16", "fp16", "auto")] = MISSING
     threads: PositiveInt | None = MISSING
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
     out_dir: str | None = MISSING

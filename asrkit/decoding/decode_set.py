@@ -40,6 +40,7 @@ from asrkit.data.dataset import ASRDataset, collate_batch
 from asrkit.data.features import FbankExtractor
 from asrkit.data.manifest import Utterance
 from asrkit.decoding.decoding_chunk import DecodingChunk
+from asrkit.decoding.precision import FP32, DecodePrecision
 from asrkit.decoding.search import SearchMethod
 from asrkit.models.asr_model import ASRModel
 from asrkit.text.base import Tokenizer
@@ -94,10 +95,12 @@ def decode_utterances(
     num_workers: int = 0,
     device: str | torch.device = "cpu",
     chunk: DecodingChunk = AS_CONFIGURED,
+    precision: DecodePrecision = FP32,
 ) -> SetDecodeResult:
     """Decode ``utterances`` with every method (by name); the model must already be on
     ``device``. ``chunk``: the streaming encoder's chunk mask (asrkit.decoding.decoding_chunk;
-    default: the encoder as configured)."""
+    default: the encoder as configured); ``precision``: the autocast the encoder and the
+    searches run under (asrkit.decoding.precision; features are computed in fp32)."""
     model.eval()
     refs = {utt.id: utt.text for utt in utterances}
     hyps: dict[str, dict[str, str]] = {name: dict.fromkeys(refs, "") for name in methods}
@@ -124,13 +127,15 @@ def decode_utterances(
             failed += batch["failed"]
             done += len(batch["ids"]) + len(batch["failed"])
             if batch["ids"]:
-                encoded = _encode(model, batch, device, needs_ctc, failed, chunk)
+                with precision.autocast():
+                    encoded = _encode(model, batch, device, needs_ctc, failed, chunk)
                 shared_time += _elapsed(start, device)
                 for name, method in methods.items():
                     start = time.perf_counter()
                     if encoded is not None:
                         ids, enc, enc_lens, ctc = encoded
-                        nbest = method(model, enc, enc_lens, ctc)
+                        with precision.autocast():
+                            nbest = method(model, enc, enc_lens, ctc)
                         for utt_id, hyp_list in zip(ids, nbest):
                             text = tokenizer.decode(hyp_list[0].tokens) if hyp_list else ""
                             hyps[name][utt_id] = text

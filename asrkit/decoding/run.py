@@ -7,7 +7,8 @@ For every test set and method the result goes to
 ``<exp_dir>/decode/<checkpoint>/<set>/<method>[-<setting><value>...]/`` (hyp.txt, ref.txt,
 wer.json, errors.txt; asrkit.scoring.decode_dir), keyed by the checkpoint and the search
 settings (and the encoder's chunk size with ``decoding_chunk_size``,
-asrkit.decoding.decoding_chunk) so that no decode overwrites another; one line per method
+asrkit.decoding.decoding_chunk, and a precision other than fp32, asrkit.decoding.precision)
+so that no decode overwrites another; one line per method
 is printed (WER, CER, RTF) and ``<exp_dir>/results.md`` refreshed. With ``out_dir=DIR`` the results go to
 ``DIR/<checkpoint>/<set>/<method...>/`` instead and results.md is left alone. wer.json's
 ``rtf`` includes the shared feature extraction + encoder + CTC head, whose share alone is
@@ -26,6 +27,7 @@ from asrkit.decoding.decode_set import decode_utterances
 from asrkit.decoding.decoding_chunk import DecodingChunk
 from asrkit.decoding.experiment import load_experiment
 from asrkit.decoding.plan import DecodePlan, build_methods
+from asrkit.decoding.precision import DecodePrecision
 from asrkit.experiment_dir import ExperimentDir
 from asrkit.scoring.decode_dir import result_dir, write_decode_result
 from asrkit.scoring.results_md import refresh_results_md
@@ -38,6 +40,7 @@ def decode_and_score(plan: DecodePlan) -> list[dict[str, Any]]:
     exp = load_experiment(cfg["exp_dir"], cfg["checkpoint"], cfg["device"],
                           cfg["trust_modules"])
     methods = build_methods(cfg, exp.model)
+    precision = DecodePrecision.resolve(cfg["precision"], cfg["device"])
     try:
         chunk = DecodingChunk.resolve(exp.model.encoder, cfg.get("decoding_chunk_size"),
                                       cfg.get("num_decoding_left_chunks"))
@@ -47,6 +50,9 @@ def decode_and_score(plan: DecodePlan) -> list[dict[str, Any]]:
     checkpoint = exp.checkpoint_label
     at = (f"; encoder chunk {chunk.chunk_size}, left chunks {chunk.left_chunks}"
           if chunk.settings() else "")
+    if precision.settings() or precision.reason:
+        at += f"; precision {precision.name}" + (f" (auto: {precision.reason})"
+                                                 if precision.reason else "")
     print(f"decoding with {exp.checkpoint} ({', '.join(methods)}{at}); "
           f"normalisation: {plan.normalizer.describe()}")
     summaries = []
@@ -54,9 +60,9 @@ def decode_and_score(plan: DecodePlan) -> list[dict[str, Any]]:
         result = decode_utterances(
             exp.model, exp.tokenizer, utterances, exp.extractor, methods, exp.cmvn,
             int(cfg["batch_size"]), int(cfg["max_frames"]), int(cfg["num_workers"]),
-            cfg["device"], chunk)
+            cfg["device"], chunk, precision)
         for name, method in methods.items():
-            settings = {**method.settings(), **chunk.settings()}
+            settings = {**method.settings(), **chunk.settings(), **precision.settings()}
             extra = {"set": set_name, "method": name, "checkpoint": checkpoint,
                      "manifest": str(manifest), "failed": len(result.failed),
                      "audio_seconds": round(result.audio_seconds, 3),

@@ -51,6 +51,7 @@ from asrkit.decoding.decode_set import encode_batch
 from asrkit.decoding.experiment import load_experiment
 from asrkit.decoding.hypothesis import Hypothesis
 from asrkit.decoding.plan import search_methods
+from asrkit.decoding.precision import FP32, DecodePrecision
 from asrkit.decoding.search import SearchMethod
 from asrkit.inference.alignment import FrameTiming, TokenSpans, ctc_token_spans
 from asrkit.inference.emission_times import (
@@ -114,9 +115,10 @@ class Transcriber:
                  cmvn: GlobalCMVN | None, timing: FrameTiming, method: SearchMethod,
                  method_name: str, family: str, device: str | torch.device = "cpu",
                  windows: WindowSettings = DEFAULT_WINDOWS, batch_size: int = 8,
-                 channel: int | None = None) -> None:
+                 channel: int | None = None, precision: DecodePrecision = FP32) -> None:
         """model: an ASRModel or an ExportedModel (their decoding interface); family: its
-        model family (informative); the rest as ``load`` documents."""
+        model family (informative); precision: the autocast of the encoder and search
+        (asrkit.decoding.precision); the rest as ``load`` documents."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.times = token_time_source(method, method_name, model)
@@ -124,18 +126,21 @@ class Transcriber:
         self.timing, self.method, self.method_name = timing, method, method_name
         self.family, self.device = family, torch.device(device)
         self.windows, self.batch_size, self.channel = windows, batch_size, channel
+        self.precision = precision
         self.words = WordBuilder(tokenizer)
 
     @classmethod
     def load(cls, model_dir: str | Path, checkpoint: str | None = None,
              method: str | None = None, search_overrides: Sequence[str] = (),
              device: str = "cpu", trusted_modules: Sequence[str] = (),
-             threads: int | None = None, **options) -> Transcriber:
+             threads: int | None = None, precision: str = "fp32",
+             **options) -> Transcriber:
         """From an experiment directory (``checkpoint``: None for its averaged model) or an
         exported directory (asrkit.inference.exported_dir; ``threads``: onnxruntime's).
         method: a search method name (conf/search/<name>.yaml); search_overrides: decode
         config overrides (``beam=5``, ``search.attention_rescoring.ctc_weight=0.5``);
-        trusted_modules: modules of your own the stored config may name; options:
+        trusted_modules: modules of your own the stored config may name; precision: fp32,
+        bf16, fp16 or auto (asrkit.decoding.precision; experiments only); options:
         ``windows``, ``batch_size``, ``channel``."""
         path = Path(model_dir)
         if not path.is_dir():
@@ -147,6 +152,9 @@ class Transcriber:
                                   f"checkpoints)")
             if torch.device(device).type != "cpu":
                 raise ConfigError(f"device: exported models run on the CPU ({path})")
+            if precision != "fp32":
+                raise ConfigError(f"precision: {precision} is for experiments; {path} is an "
+                                  f"exported model, which runs as it was exported (fp32)")
             model, tokenizer, extractor, cmvn, timing, family = _exported_parts(
                 path, threads, trusted_modules)
         else:
@@ -159,7 +167,7 @@ class Transcriber:
         name = method or default_method(model)
         search = search_methods([name], list(search_overrides), model)[name]
         return cls(model, tokenizer, extractor, cmvn, timing, search, name, family, device,
-                   **options)
+                   precision=DecodePrecision.resolve(precision, device), **options)
 
     # ---- transcribing -------------------------------------------------------------------
     def transcribe(self, inputs: Sequence[AudioInput],
@@ -230,10 +238,11 @@ class Transcriber:
         lens = torch.tensor([f.size(0) for f in feats])
         padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)  # (B, T, bins)
         needs_ctc = self.method.needs_ctc or self.times == "ctc"
-        enc, enc_lens, ctc, keep = encode_batch(self.model, padded.to(self.device),
-                                                lens.to(self.device), needs_ctc)
-        best, all_spans = TOKEN_TIMES[self.times](self.model, self.method, enc, enc_lens, ctc,
-                                                  self.words) if enc.size(0) else ([], [])
+        with self.precision.autocast():
+            enc, enc_lens, ctc, keep = encode_batch(self.model, padded.to(self.device),
+                                                    lens.to(self.device), needs_ctc)
+            best, all_spans = TOKEN_TIMES[self.times](self.model, self.method, enc, enc_lens,
+                                                      ctc, self.words) if enc.size(0) else ([], [])
         outcomes: list[WindowHypothesis | str] = []
         row = 0
         for segment, kept in zip(batch, keep.tolist()):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from asrkit.scoring.bootstrap import BootstrapResult, paired_bootstrap
-from asrkit.scoring.decode_dir import DecodeRun, find_runs, utterance_errors
+from asrkit.scoring.decode_dir import DecodeRun, find_runs, setting_value, utterance_errors
 from asrkit.scoring.experiment_info import ExperimentInfo, experiment_info, short_names
 from asrkit.scoring.wer import read_text
 
@@ -141,10 +141,10 @@ def _rows(runs: list[DecodeRun], infos: dict) -> list[Row]:
         same = [row for row in rows.values() if row.method == method]
         checkpoints = {row.checkpoint for row in same}
         varying = sorted({k for row in same for k in row.settings
-                          if len({json.dumps(r.settings.get(k)) for r in same}) > 1})
+                          if len({json.dumps(setting_value(r.settings, k)) for r in same}) > 1})
         for row in same:
             extra = [Path(str(row.checkpoint)).stem] if len(checkpoints) > 1 else []
-            extra += [f"{k} {row.settings.get(k)}" for k in varying]
+            extra += [f"{k} {setting_value(row.settings, k)}" for k in varying]
             row.label = f"{method} ({', '.join(extra)})" if extra else method
     return sorted(rows.values(), key=lambda r: (_method_key(r.method), r.label))
 
@@ -152,8 +152,8 @@ def _rows(runs: list[DecodeRun], infos: dict) -> list[Row]:
 def settings_difference(a: Row, b: Row) -> str:
     """``beam 10 vs 20, ctc_weight 0.3 vs 0.5`` for the settings two rows differ in."""
     keys = sorted(set(a.settings) | set(b.settings))
-    return ", ".join(f"{k} {a.settings.get(k)} vs {b.settings.get(k)}" for k in keys
-                     if a.settings.get(k) != b.settings.get(k))
+    values = {k: (setting_value(a.settings, k), setting_value(b.settings, k)) for k in keys}
+    return ", ".join(f"{k} {va} vs {vb}" for k, (va, vb) in values.items() if va != vb)
 
 
 def _pairs(comparison: Comparison, num_samples: int, seed: int) -> list[PairResult]:

@@ -49,6 +49,16 @@ def _value_text(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9._+]", "_", str(value))
 
 
+# settings a decode leaves out of its directory name and wer.json at their default value
+# (asrkit.decoding.precision: fp32 decodes keep the names they had before precision existed)
+IMPLICIT_SETTINGS = {"precision": "fp32"}
+
+
+def setting_value(settings: Mapping[str, Any], key: str) -> Any:
+    """A decode's value of ``key``, an implicit default filled in (None: not set)."""
+    return settings.get(key, IMPLICIT_SETTINGS.get(key))
+
+
 def result_dir_name(method: str, settings: Mapping[str, Any]) -> str:
     """``<method>[-<setting><value>...]`` over the settings that are not null."""
     return "-".join([method, *(f"{k}{_value_text(v)}" for k, v in settings.items()

@@ -2,8 +2,8 @@
 scaling (Micikevicius et al. 2018).
 
 ``trainer.precision=auto`` picks bf16 on a CUDA device that supports it (Ampere or newer),
-fp16 on older GPUs. On a CPU that computes in bf16 natively (AMX-BF16 or AVX512-BF16:
-``/proc/cpuinfo`` flags ``amx_bf16`` / ``avx512_bf16``, else torch's own CPU probe) it picks
+fp16 on older GPUs. On a CPU that computes in bf16 natively (AMX-BF16 or AVX512-BF16, as
+asrkit.native_bf16 finds them) it picks
 bf16 autocast, fp32 on other CPUs, where bf16 is emulated and slower. The log says which was
 chosen and why (``precision bf16: CPU has AMX-BF16``).
 
@@ -27,9 +27,10 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
+
+from asrkit.native_bf16 import cpu_native_bf16
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,6 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 # The switch: True makes trainer.precision=auto choose bf16 on CPUs with native bf16.
 CPU_BF16_BY_DEFAULT = True
-
-# /proc/cpuinfo flag -> the name the log uses, best first
-NATIVE_BF16_FLAGS = {"amx_bf16": "AMX-BF16", "avx512_bf16": "AVX512-BF16"}
 
 
 @dataclass
@@ -53,33 +51,6 @@ class Precision:
         if self.name == "fp32":
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device_type, dtype=DTYPES[self.name])
-
-
-def cpu_native_bf16(cpuinfo: str | None = None) -> str | None:
-    """"AMX-BF16" or "AVX512-BF16" if this CPU computes bf16 natively, else None.
-
-    ``cpuinfo``: the text of /proc/cpuinfo (read when None; the tests pass a fake one).
-    Without a readable /proc/cpuinfo (not Linux), torch's CPU feature probe decides."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return _torch_cpu_bf16()
-    flags: set[str] = set()
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            flags.update(value.split())
-    return next((name for flag, name in NATIVE_BF16_FLAGS.items() if flag in flags), None)
-
-
-def _torch_cpu_bf16() -> str | None:
-    probe = torch.cpu
-    if getattr(probe, "_is_amx_tile_supported", lambda: False)():
-        return "AMX-BF16"
-    if getattr(probe, "_is_avx512_bf16_supported", lambda: False)():
-        return "AVX512-BF16"
-    return None
 
 
 def auto_precision(device: torch.device, cpuinfo: str | None = None,

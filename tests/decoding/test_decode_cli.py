@@ -5,6 +5,7 @@ import json
 import pytest
 
 from asrkit.bin.decode import main
+from asrkit.scoring.compare import compare_experiments
 from asrkit.scoring.wer import read_text
 
 WER_KEYS = {"wer", "cer", "sub", "del", "ins", "ref_words", "utts", "rtf"}
@@ -91,6 +92,7 @@ def test_decode_writes_every_set_and_method(synth_exp, synth_dir, capsys):
                                    "is conf/search/beam.yaml or +search.beam._target_=...)")),
     ("ctc_weight=1.5", "ctc_weight: must be <= 1, got 1.5"),
     ("normalize.case=title", "normalize.case: must be one of keep, lower, upper, got 'title'"),
+    ("precision=int8", "precision: must be one of fp32, bf16, fp16, auto, got 'int8'"),
     ("search.joint.beem=4", "search.joint.beem: unknown key (did you mean beam?)"),
     ("search.joint.pre_beam=-1", "search.joint.pre_beam: must be > 0, got -1"),
     ("length_norm=true", ("length_norm: now an option of each search method that has it: "
@@ -169,7 +171,6 @@ def test_decodes_with_other_settings_or_checkpoints_keep_both(make_experiment, s
                                                               tmp_path, capsys):
     """Each decode is keyed by checkpoint and search settings: nothing overwrites another,
     results.md lists them all, and compare notes that the rows it pairs differ in beam."""
-    from asrkit.scoring.compare import compare_experiments
     from asrkit.scoring.compare_format import format_markdown
 
     exp_dir = make_experiment(tmp_path / "exp", synth_dir / "train.jsonl")
@@ -192,6 +193,32 @@ def test_decodes_with_other_settings_or_checkpoints_keep_both(make_experiment, s
     table = format_markdown(comparison)
     assert "were decoded with different search settings (beam 2 vs 4, top_k 2 vs 4)" in table
     capsys.readouterr()
+
+
+def test_a_bf16_decode_is_kept_beside_the_fp32_one(make_experiment, synth_dir, tmp_path,
+                                                  capsys):
+    exp_dir = make_experiment(tmp_path / "exp", synth_dir / "train.jsonl")
+    for extra in ([], ["precision=bf16"]):
+        assert main([f"exp_dir={exp_dir}", "checkpoint=avg_2.pt", "methods=[ctc_greedy]",
+                     f"test_sets=[{synth_dir / 'test.jsonl'}]", *extra]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(");")[0].rsplit("(", 1)[1] for line in lines
+            if line.startswith("decoding with")] == ["ctc_greedy", "ctc_greedy; precision bf16"]
+    runs = exp_dir / "decode" / "avg_2" / "test"
+    assert sorted(p.name for p in runs.iterdir()) == ["ctc_greedy", "ctc_greedy-precisionbf16"]
+    assert json.loads((runs / "ctc_greedy" / "wer.json").read_text())["decode"] == {}
+    summary = json.loads((runs / "ctc_greedy-precisionbf16" / "wer.json").read_text())
+    assert summary["decode"] == {"precision": "bf16"}
+    results = (exp_dir / "results.md").read_text()
+    assert "| ctc_greedy (precision bf16) |" in results
+    assert "| ctc_greedy (precision fp32) |" in results  # the implicit default, named
+    comparison = compare_experiments([exp_dir])  # the two decodes, paired with a note
+    assert [(p.a, p.b) for p in comparison.pairs] == [(
+        f"{exp_dir.name} (precision bf16)", f"{exp_dir.name} (precision fp32)")]
+    assert comparison.notes == [(
+        f"test/ctc_greedy: {exp_dir.name} (precision bf16) and {exp_dir.name} (precision "
+        "fp32) were decoded with different search settings (precision bf16 vs fp32); their "
+        "difference is not the models' alone")]
 
 
 def test_the_default_checkpoint_is_the_experiments_average(make_experiment, synth_dir, tmp_path,

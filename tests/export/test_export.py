@@ -82,6 +82,9 @@ def test_trained_model_transcribes_alike_exported(trained, tmp_path):
         [u.text for u in trained.utterances]
     for a, b in zip(eager, onnx):
         assert [(w.start, w.end) for w in a.words] == [(w.start, w.end) for w in b.words]
+    with pytest.raises(ConfigError, match=r"^precision: bf16 is for experiments; .* is an "
+                                          r"exported model"):
+        Transcriber.load(tmp_path / "x", precision="bf16")
 
 
 def test_export_refuses_what_it_should(synth_exp, exported, tmp_path, capsys):

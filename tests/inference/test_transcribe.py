@@ -145,6 +145,12 @@ def test_command_line_formats(trained, tmp_path, capsys):
     assert main([str(trained.exp_dir), str(tmp_path / "missing.wav")]) == 2
     assert main([str(tmp_path / "no_model"), paths[0]]) == 2
     assert main([str(trained.exp_dir), paths[0], "--method", "nope"]) == 2
+    capsys.readouterr()
+    assert main([str(trained.exp_dir), paths[0], "--precision", "bf16", "--streaming"]) == 2
+    assert capsys.readouterr().err == ("asrkit transcribe: --precision: --streaming decodes "
+                                       "in fp32\n")
+    assert main([str(trained.exp_dir), paths[0], "--precision", "bf16"]) == 0
+    assert capsys.readouterr().out == trained.utterances[0].text + "\n"
 
 
 def test_a_recording_that_fails_midway(trained, transcriber, tmp_path):

@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from asrkit.training.precision import cpu_native_bf16, resolve_precision
+from asrkit.native_bf16 import cpu_native_bf16
+from asrkit.training.precision import resolve_precision
 from asrkit.training.run import run_training
 
 
