@@ -1,9 +1,11 @@
-"""Whether a device computes in bf16 natively, for training's and decoding's ``precision=auto``.
+"""Whether a device computes in bf16 natively, for training's and decoding's
+``precision=auto``, and the dtypes their precision names stand for.
 
 On a CPU, AMX-BF16 or AVX512-BF16 (``/proc/cpuinfo`` flags ``amx_bf16`` / ``avx512_bf16``,
 else torch's own CPU probe) run bf16 matrix products at about twice the fp32 rate; without
-them torch emulates bf16 and is slower than fp32. A CUDA GPU of the Ampere generation or
-newer has bf16 tensor cores (``torch.cuda.is_bf16_supported``).
+them torch emulates bf16 and is slower than fp32. A CUDA GPU of compute capability 8.0 or
+newer (Ampere on) has bf16 tensor cores; ``torch.cuda.is_bf16_supported()`` also says True
+for older GPUs, where bf16 is emulated, so it is not what decides here.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+
+PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 # /proc/cpuinfo flag -> the name the logs use, best first
 NATIVE_BF16_FLAGS = {"amx_bf16": "AMX-BF16", "avx512_bf16": "AVX512-BF16"}
@@ -41,3 +45,8 @@ def _torch_cpu_bf16() -> str | None:
     if getattr(probe, "_is_avx512_bf16_supported", lambda: False)():
         return "AVX512-BF16"
     return None
+
+
+def cuda_native_bf16(device: torch.device | str) -> bool:
+    """Whether the CUDA GPU ``device`` has bf16 tensor cores (compute capability >= 8.0)."""
+    return torch.cuda.get_device_capability(device) >= (8, 0)

@@ -45,6 +45,8 @@ from pathlib import Path
 
 import torch
 
+from asrkit.decoding.precision import PRECISIONS, DecodePrecision
+
 NEG_INF = float("-inf")
 
 
@@ -192,8 +194,6 @@ def compare_one(kind: str, method: str, precision: str, model, enc: torch.Tensor
                 args: argparse.Namespace) -> None:
     from asrkit.decoding.attention_rescoring import rescore_nbest
     from asrkit.decoding.ctc_prefix_beam import ctc_prefix_beam_search
-    from asrkit.decoding.precision import DecodePrecision
-
     autocast = DecodePrecision.resolve(precision, args.device).autocast
 
     lp_cpu = log_probs.cpu()
@@ -247,7 +247,6 @@ def full_pipeline(args: argparse.Namespace) -> None:
     from asrkit.decoding.decode_set import decode_utterances
     from asrkit.decoding.experiment import load_experiment
     from asrkit.decoding.plan import search_methods
-    from asrkit.decoding.precision import DecodePrecision
     from asrkit.models.param_count import count_parameters
     from asrkit.text.registry import train_tokenizer
 
@@ -335,8 +334,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", nargs="+", default=["fp32"],
-                        choices=["fp32", "bf16", "fp16", "auto"],
+    parser.add_argument("--precision", nargs="+", default=["fp32"], choices=PRECISIONS,
                         help="decode under each (asrkit.decoding.precision), side by side")
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement (best)")
     parser.add_argument("--search-only", action="store_true", help="part 1 only")
@@ -345,6 +343,9 @@ def main() -> None:
     parser.add_argument("--search-threads", type=int, default=1)
     parser.add_argument("--vocab-size", type=int, default=100, help="part 1's output size")
     args = parser.parse_args()
+    # what each asks for on this device (auto -> bf16 or fp32), each once
+    args.precision = list(dict.fromkeys(DecodePrecision.resolve(name, args.device).name
+                                        for name in args.precision))
     if not args.no_search:
         search_benchmark(args)
     if not args.search_only:

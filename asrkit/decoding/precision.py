@@ -23,11 +23,10 @@ from dataclasses import dataclass
 
 import torch
 
-from asrkit.native_bf16 import cpu_native_bf16
+from asrkit.native_bf16 import PRECISION_DTYPES, cpu_native_bf16, cuda_native_bf16
 
 log = logging.getLogger(__name__)
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 
 
@@ -38,15 +37,20 @@ class DecodePrecision:
     reason: str = ""  # why ``auto`` chose it (empty when asked for explicitly)
 
     @classmethod
-    def resolve(cls, requested: str, device: str | torch.device, key: str = "precision",
+    def resolve(cls, requested: str, device: str | torch.device,
                 cpuinfo: str | None = None) -> DecodePrecision:
-        """What ``requested`` (fp32 | bf16 | fp16 | auto) means on ``device``; ``key`` names
-        the option in the error for another value; ``cpuinfo``: a /proc/cpuinfo text for
-        the tests."""
-        if requested not in PRECISIONS:
-            raise ValueError(f"{key}: must be one of {', '.join(PRECISIONS)}, got {requested!r}")
+        """What ``requested`` (fp32 | bf16 | fp16 | auto) means on ``device``, with a warning
+        where it is likely slower than fp32; ``cpuinfo``: a /proc/cpuinfo text for the tests."""
+        check_precision(requested)
         device = torch.device(device)
         if requested != "auto":
+            if device.type == "cpu" and requested == "fp16":
+                log.warning("precision=fp16 on the CPU: autocast works but is usually slower "
+                            "than fp32")
+            elif (device.type == "cpu" and requested == "bf16"
+                  and cpu_native_bf16(cpuinfo) is None):
+                log.warning("precision=bf16 on a CPU without native bf16: autocast works but "
+                            "is usually slower than fp32")
             return cls(requested, device.type)
         name, reason = _auto(device, cpuinfo)
         log.info("decoding precision %s: %s", name, reason)
@@ -55,7 +59,7 @@ class DecodePrecision:
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.name == "fp32":
             return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device_type, dtype=DTYPES[self.name])
+        return torch.autocast(device_type=self.device_type, dtype=PRECISION_DTYPES[self.name])
 
     def settings(self) -> dict[str, str]:
         """The part of a result directory's name: nothing for fp32."""
@@ -65,11 +69,17 @@ class DecodePrecision:
 FP32 = DecodePrecision("fp32", "cpu")
 
 
+def check_precision(requested: str) -> None:
+    """A one-line error for a precision that is not one of PRECISIONS."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"precision: must be one of {', '.join(PRECISIONS)}, got {requested!r}")
+
+
 def _auto(device: torch.device, cpuinfo: str | None) -> tuple[str, str]:
     if device.type == "cuda":
-        if torch.cuda.is_bf16_supported():
+        if cuda_native_bf16(device):
             return "bf16", "the GPU supports bf16"
-        return "fp32", "the GPU has no bf16"
+        return "fp32", "the GPU has no native bf16 (compute capability below 8.0)"
     if device.type != "cpu":
         return "fp32", f"{device.type} device"
     native = cpu_native_bf16(cpuinfo)

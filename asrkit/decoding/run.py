@@ -9,8 +9,8 @@ wer.json, errors.txt; asrkit.scoring.decode_dir), keyed by the checkpoint and th
 settings (and the encoder's chunk size with ``decoding_chunk_size``,
 asrkit.decoding.decoding_chunk, and a precision other than fp32, asrkit.decoding.precision)
 so that no decode overwrites another; one line per method
-is printed (WER, CER, RTF) and ``<exp_dir>/results.md`` refreshed. With ``out_dir=DIR`` the results go to
-``DIR/<checkpoint>/<set>/<method...>/`` instead and results.md is left alone. wer.json's
+is printed (WER, CER, RTF) and ``<exp_dir>/results.md`` refreshed. With ``out_dir=DIR`` the
+results go to ``DIR/<checkpoint>/<set>/<method...>/`` instead and results.md is left alone. wer.json's
 ``rtf`` includes the shared feature extraction + encoder + CTC head, whose share alone is
 ``rtf_shared``.
 """

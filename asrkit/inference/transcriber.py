@@ -51,7 +51,7 @@ from asrkit.decoding.decode_set import encode_batch
 from asrkit.decoding.experiment import load_experiment
 from asrkit.decoding.hypothesis import Hypothesis
 from asrkit.decoding.plan import search_methods
-from asrkit.decoding.precision import FP32, DecodePrecision
+from asrkit.decoding.precision import FP32, DecodePrecision, check_precision
 from asrkit.decoding.search import SearchMethod
 from asrkit.inference.alignment import FrameTiming, TokenSpans, ctc_token_spans
 from asrkit.inference.emission_times import (
@@ -142,6 +142,7 @@ class Transcriber:
         trusted_modules: modules of your own the stored config may name; precision: fp32,
         bf16, fp16 or auto (asrkit.decoding.precision; experiments only); options:
         ``windows``, ``batch_size``, ``channel``."""
+        check_precision(precision)
         path = Path(model_dir)
         if not path.is_dir():
             raise FileNotFoundError(f"MODEL: {path} is not a directory (an experiment or an "

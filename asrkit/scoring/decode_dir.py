@@ -39,6 +39,9 @@ from asrkit.scoring.wer import (
 
 DECODE_DIR = "decode"
 WER_FILE = "wer.json"
+# settings a decode leaves out of its directory name and wer.json at their default value
+# (asrkit.decoding.precision: fp32 decodes keep the names they had before precision existed)
+IMPLICIT_SETTINGS = {"precision": "fp32"}
 
 
 def _value_text(value: Any) -> str:
@@ -47,11 +50,6 @@ def _value_text(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return re.sub(r"[^A-Za-z0-9._+]", "_", str(value))
-
-
-# settings a decode leaves out of its directory name and wer.json at their default value
-# (asrkit.decoding.precision: fp32 decodes keep the names they had before precision existed)
-IMPLICIT_SETTINGS = {"precision": "fp32"}
 
 
 def setting_value(settings: Mapping[str, Any], key: str) -> Any:

@@ -3,8 +3,8 @@ scaling (Micikevicius et al. 2018).
 
 ``trainer.precision=auto`` picks bf16 on a CUDA device that supports it (Ampere or newer),
 fp16 on older GPUs. On a CPU that computes in bf16 natively (AMX-BF16 or AVX512-BF16, as
-asrkit.native_bf16 finds them) it picks
-bf16 autocast, fp32 on other CPUs, where bf16 is emulated and slower. The log says which was
+asrkit.native_bf16 finds them) it picks bf16 autocast, fp32 on other CPUs, where bf16 is
+emulated and slower. The log says which was
 chosen and why (``precision bf16: CPU has AMX-BF16``).
 
 Why bf16 on such CPUs: the AISHELL Conformer step is 1.6x (Intel AMX) to 1.9x (AMD
@@ -30,11 +30,9 @@ from dataclasses import dataclass
 
 import torch
 
-from asrkit.native_bf16 import cpu_native_bf16
+from asrkit.native_bf16 import PRECISION_DTYPES, cpu_native_bf16, cuda_native_bf16
 
 log = logging.getLogger(__name__)
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 # The switch: True makes trainer.precision=auto choose bf16 on CPUs with native bf16.
 CPU_BF16_BY_DEFAULT = True
@@ -50,14 +48,14 @@ class Precision:
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.name == "fp32":
             return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device_type, dtype=DTYPES[self.name])
+        return torch.autocast(device_type=self.device_type, dtype=PRECISION_DTYPES[self.name])
 
 
 def auto_precision(device: torch.device, cpuinfo: str | None = None,
                    cpu_bf16_by_default: bool | None = None) -> tuple[str, str]:
     """(precision, reason) that ``trainer.precision=auto`` means on ``device``."""
     if device.type == "cuda":
-        if torch.cuda.is_bf16_supported():
+        if cuda_native_bf16(device):
             return "bf16", "the GPU supports bf16"
         return "fp16", "the GPU has no bf16"
     if device.type != "cpu":
@@ -76,7 +74,7 @@ def resolve_precision(requested: str, device: torch.device, cpuinfo: str | None 
                       cpu_bf16_by_default: bool | None = None) -> Precision:
     """The precision ``trainer.precision`` means on ``device``; ``cpuinfo`` and
     ``cpu_bf16_by_default`` override /proc/cpuinfo and CPU_BF16_BY_DEFAULT (for tests)."""
-    if requested not in ("auto", *DTYPES):
+    if requested not in ("auto", *PRECISION_DTYPES):
         raise ValueError(f"trainer.precision must be auto, fp32, bf16 or fp16, got {requested!r}")
     name, reason = requested, ""
     if requested == "auto":

@@ -196,11 +196,22 @@ def test_decodes_with_other_settings_or_checkpoints_keep_both(make_experiment, s
 
 
 def test_a_bf16_decode_is_kept_beside_the_fp32_one(make_experiment, synth_dir, tmp_path,
-                                                  capsys):
+                                                  capsys, monkeypatch):
+    from asrkit.decoding import run
+
+    decoded_in = []
+
+    def decode_utterances(*args, **kwargs):
+        decoded_in.append(args[-1].name)  # the DecodePrecision, last (test_precision.py
+        return original(*args, **kwargs)  # shows what decode_utterances does with it)
+
+    original = run.decode_utterances
+    monkeypatch.setattr(run, "decode_utterances", decode_utterances)
     exp_dir = make_experiment(tmp_path / "exp", synth_dir / "train.jsonl")
     for extra in ([], ["precision=bf16"]):
         assert main([f"exp_dir={exp_dir}", "checkpoint=avg_2.pt", "methods=[ctc_greedy]",
                      f"test_sets=[{synth_dir / 'test.jsonl'}]", *extra]) == 0
+    assert decoded_in == ["fp32", "bf16"]
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(");")[0].rsplit("(", 1)[1] for line in lines
             if line.startswith("decoding with")] == ["ctc_greedy", "ctc_greedy; precision bf16"]

@@ -126,7 +126,7 @@ def test_bad_files_among_good_ones(trained, tmp_path, capsys):
     assert all("error" in entry for entry in lines[1:-1])
 
 
-def test_command_line_formats(trained, tmp_path, capsys):
+def test_command_line_formats(trained, tmp_path, capsys, monkeypatch):
     paths = [str(u.audio) for u in trained.utterances[:3]]
     assert main([str(trained.exp_dir), paths[0], "--method", "ctc_greedy"]) == 0
     out = capsys.readouterr()
@@ -149,8 +149,18 @@ def test_command_line_formats(trained, tmp_path, capsys):
     assert main([str(trained.exp_dir), paths[0], "--precision", "bf16", "--streaming"]) == 2
     assert capsys.readouterr().err == ("asrkit transcribe: --precision: --streaming decodes "
                                        "in fp32\n")
+    loaded = []
+
+    def load(*args, **kwargs):
+        transcriber = original(*args, **kwargs)
+        loaded.append(transcriber.precision.name)
+        return transcriber
+
+    original = Transcriber.load
+    monkeypatch.setattr(Transcriber, "load", load)
     assert main([str(trained.exp_dir), paths[0], "--precision", "bf16"]) == 0
     assert capsys.readouterr().out == trained.utterances[0].text + "\n"
+    assert loaded == ["bf16"]
 
 
 def test_a_recording_that_fails_midway(trained, transcriber, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from asrkit.native_bf16 import cpu_native_bf16
-from asrkit.training.precision import resolve_precision
+from asrkit.training.precision import auto_precision, resolve_precision
 from asrkit.training.run import run_training
 
 
@@ -97,3 +97,10 @@ def test_an_epoch_in_low_precision_trains_validates_and_checkpoints(corpus, tmp_
         assert ckpt["grad_scaler"]["scale"] > 0
     else:
         assert ckpt["grad_scaler"] is None
+
+
+def test_auto_on_a_gpu_wants_compute_capability_8(monkeypatch):
+    """torch.cuda.is_bf16_supported() is True on older GPUs too, where bf16 is emulated."""
+    for capability, expected in (((7, 0), "fp16"), ((8, 0), "bf16"), ((8, 9), "bf16")):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda _d, c=capability: c)
+        assert auto_precision(torch.device("cuda", 0))[0] == expected
