@@ -17,8 +17,9 @@ share of the time budget (what does not fit prints ``skipped``):
    missing), then ``asrkit train`` of synth/conformer for at least 300 updates: the logged
    training loss must fall.
 3. ``ddp``: ``asrkit train ... trainer.devices=1`` on that corpus, a short run.
-4. ``decode``: ``asrkit decode`` of the trained model with every search method (RTF, WER),
-   and the batched-vs-reference search benchmark (benchmarks/decode.py) on the GPU.
+4. ``decode``: ``asrkit decode`` of the trained model with every search method in fp32 and
+   in bf16 (``precision=bf16``; RTF, WER), and the batched-vs-reference search benchmark
+   (benchmarks/decode.py, both precisions) on the GPU.
 
 The parts that need no GPU (options, FLOP/MFU arithmetic, kernel-name classes, the table)
 are tested in tests/benchmarks/test_gpu_check.py.
@@ -327,15 +328,18 @@ def decode_section(budget: Budget, exp: Path | None, data: Path | None) -> None:
     if exp is not None and data is not None:
         asrkit("average", str(exp), "--num", "1", "--allow-fewer", timeout=budget.left())
         methods = "[ctc_greedy,ctc_prefix_beam,attention,attention_rescoring,joint]"
-        asrkit("decode", f"exp_dir={exp}", f"test_sets=[{data}/test.jsonl]",
-               f"methods={methods}", "checkpoint=avg_1.pt", "device=cuda",
-               timeout=budget.left())
+        for precision in ("fp32", "bf16"):
+            asrkit("decode", f"exp_dir={exp}", f"test_sets=[{data}/test.jsonl]",
+                   f"methods={methods}", "checkpoint=avg_1.pt", "device=cuda",
+                   f"precision={precision}", timeout=budget.left())
         for wer in sorted(exp.glob("decode/**/wer.json")):
             result = json.loads(wer.read_text())
-            print(f"decode: {result.get('method', wer.parent.name):<22} RTF "
+            precision = (result.get("decode") or {}).get("precision", "fp32")
+            print(f"decode: {result.get('method', wer.parent.name):<22} {precision:<5} RTF "
                   f"{result.get('rtf', float('nan')):.5f}  WER {result.get('wer', float('nan')):.2f}%")
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks/decode.py"), "--search-only",
-                          "--device", "cuda"], capture_output=True, text=True, cwd=ROOT,
+                          "--device", "cuda", "--precision", "fp32", "bf16"],
+                         capture_output=True, text=True, cwd=ROOT,
                          timeout=max(10.0, budget.left()), check=False)
     text = out.stdout if out.returncode == 0 else f"failed: {out.stderr.strip()[-300:]}"
     print("decode: batched search vs per-utterance reference (benchmarks/decode.py):\n" + text)
