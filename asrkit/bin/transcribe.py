@@ -93,9 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (experiments only)")
     p.add_argument("--threads", type=int, help="intra-op threads (torch / onnxruntime)")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default="fp32",
-                   help="encoder and search under autocast (experiments, not exported "
-                        "models; auto: bf16 where the CPU or GPU has it natively; default "
-                        "fp32)")
+                   help="encoder and search under autocast (experiments, not --streaming; "
+                        "auto: bf16 where the CPU or GPU has it natively; default fp32)")
     p.add_argument("--progress", choices=("auto", "true", "false"), default="auto",
                    help="progress bar on stderr (auto: on a terminal, for several files)")
     p.add_argument("--streaming", action="store_true",
@@ -139,6 +138,8 @@ def main(argv: list[str]) -> int:
     except (AudioPathError, ValueError) as e:
         return fail(one_line(e), 2)
     if args.streaming:
+        if args.precision != "fp32":
+            return fail("--precision: --streaming decodes in fp32", 2)
         return _transcribe_streaming(args, paths, fail)
     streaming_only = [flag for flag, value in (
         ("--chunk-size", args.chunk_size), ("--left-chunks", args.left_chunks),
@@ -191,7 +192,6 @@ def _transcribe_streaming(args: argparse.Namespace, paths: list[Path], fail) -> 
     """``--streaming``: each file through a StreamingRecognizer, partial texts on stderr."""
     from asrkit.data.audio import AudioError
     from asrkit.decoding.experiment import load_experiment
-    from asrkit.decoding.precision import DecodePrecision
     from asrkit.inference.exported_dir import ExportedDir
     from asrkit.inference.progress import summary_line
     from asrkit.inference.result import Failure, Transcript
@@ -220,8 +220,7 @@ def _transcribe_streaming(args: argparse.Namespace, paths: list[Path], fail) -> 
             exp, 16 if args.chunk_size is None else args.chunk_size,
             left_chunks=-1 if args.left_chunks is None else args.left_chunks,
             beam=args.beam or 10, method=method, rescore=args.rescore,
-            ctc_weight=args.ctc_weight,
-            precision=DecodePrecision.resolve(args.precision, args.device))
+            ctc_weight=args.ctc_weight)
     except (ConfigError, FileNotFoundError, ValueError) as e:
         return fail(one_line(e), 2)
     except (OSError, RuntimeError) as e:

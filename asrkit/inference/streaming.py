@@ -48,7 +48,6 @@ from asrkit.data.cmvn import GlobalCMVN
 from asrkit.data.features import FbankExtractor
 from asrkit.data.streaming_features import StreamingFbank
 from asrkit.decoding.hypothesis import Hypothesis
-from asrkit.decoding.precision import FP32, DecodePrecision
 from asrkit.inference.alignment import FrameTiming
 from asrkit.inference.result import Transcript
 from asrkit.inference.stitching import Stitcher, WindowHypothesis
@@ -81,8 +80,7 @@ class StreamingRecognizer:
                  cmvn: GlobalCMVN | None, chunk_size: int, left_chunks: int = -1,
                  beam: int = 10, rescore: bool = False, ctc_weight: float | None = None,
                  device: str | torch.device = "cpu", method: str | None = None,
-                 transducer_weight: float = 0.5, max_symbols_per_frame: int = 4,
-                 precision: DecodePrecision = FP32) -> None:
+                 transducer_weight: float = 0.5, max_symbols_per_frame: int = 4) -> None:
         """model: an ASRModel (eval) on ``device``; chunk_size: encoder frames per chunk
         (>= 1; larger than the utterance: one chunk, full context); left_chunks: chunks of
         left context (-1: all); method: ctc_prefix_beam | transducer_greedy |
@@ -90,9 +88,7 @@ class StreamingRecognizer:
         search and the N-best rescored; rescore: rescoring at ``finish`` with the attention
         decoder, weight ``ctc_weight`` on CTC (None: 0.3 after the CTC search, 0.2 after a
         transducer search when the model has a CTC head) and ``transducer_weight`` on the
-        transducer search's score; max_symbols_per_frame: of transducer greedy search;
-        precision: the autocast of the encoder chunks, the search and the rescoring
-        (asrkit.decoding.precision; the features stay fp32)."""
+        transducer search's score; max_symbols_per_frame: of transducer greedy search."""
         check_streamable(model)
         method = method or default_streaming_method(model)
         check_streaming_method(model, method)
@@ -111,7 +107,7 @@ class StreamingRecognizer:
         self.chunk_size, self.left_chunks = chunk_size, left_chunks
         self.method, self.beam, self.max_symbols = method, beam, max_symbols_per_frame
         self.rescore, self.ctc_weight = rescore, ctc_weight
-        self.transducer_weight, self.precision = transducer_weight, precision
+        self.transducer_weight = transducer_weight
         layer = model.encoder.input_layer
         self.window, self.stride = input_window(layer, chunk_size)
         self.context = layer.right_context + 1  # input frames of one encoder frame
@@ -136,9 +132,8 @@ class StreamingRecognizer:
         self.cnn_cache: LayerCaches = []
         self.offset = 0                        # encoder frames so far
         self.encoded: list[torch.Tensor] = []  # (1, Q, D) per chunk: rescoring, timing
-        with self.precision.autocast():  # a transducer search starts its prediction network
-            self.search = streaming_search(self.model, self.method, self.beam, self.device,
-                                           self.max_symbols)
+        self.search = streaming_search(self.model, self.method, self.beam, self.device,
+                                       self.max_symbols)
         self.chunks = 0                        # chunks run so far
         self.samples = 0                       # audio samples accepted
         self.finished = False
@@ -181,9 +176,8 @@ class StreamingRecognizer:
             return self._final
         nbest = self.search.nbest()
         if self.rescore and self.encoded and nbest[0]:
-            with self.precision.autocast():
-                nbest = self.search.rescore(self._encoder_output(), nbest, self.ctc_weight,
-                                            self.transducer_weight)
+            nbest = self.search.rescore(self._encoder_output(), nbest, self.ctc_weight,
+                                        self.transducer_weight)
         best = nbest[0][0] if nbest[0] else Hypothesis((), 0.0)
         if self.finished:
             self._final = best
@@ -200,8 +194,7 @@ class StreamingRecognizer:
             duration = self.samples / self.extractor.sample_rate
         stitcher = Stitcher(source, duration, self.words)
         if self.encoded:
-            with self.precision.autocast():
-                spans = self.search.token_spans(best, self._encoder_output(), self.words)
+            spans = self.search.token_spans(best, self._encoder_output(), self.words)
             start, end = self.timing.seconds(spans.start, spans.end)
             stitcher.add(0, (0.0, duration), True, True, WindowHypothesis(
                 torch.tensor(best.tokens, dtype=torch.long), start, end, spans.confidence,
@@ -214,12 +207,11 @@ class StreamingRecognizer:
     def _run_chunk(self, window: torch.Tensor) -> None:
         """window (W, bins) fbank frames -> the encoder chunk, searched."""
         chunk = window.to(self.device).unsqueeze(0)  # (1, W, bins)
-        with self.precision.autocast():
-            enc, self.att_cache, self.cnn_cache = self.model.encoder.forward_chunk(
-                chunk, self.offset, self.att_cache, self.cnn_cache, self.left_chunks)  # (1, Q, D)
-            self.search.advance(enc)
+        enc, self.att_cache, self.cnn_cache = self.model.encoder.forward_chunk(
+            chunk, self.offset, self.att_cache, self.cnn_cache, self.left_chunks)  # (1, Q, D)
         self.offset += enc.size(1)
         self.chunks += 1
         self.encoded.append(enc)
+        self.search.advance(enc)
         best = self.search.nbest()[0]
         self._partial = self.tokenizer.decode(best[0].tokens) if best else ""

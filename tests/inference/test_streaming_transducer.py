@@ -10,7 +10,6 @@ transcription's json / srt of the file and refuses what cannot stream by its fla
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,6 @@ from asrkit.data.manifest import read_manifest
 from asrkit.decoding.decode_set import encode_batch
 from asrkit.decoding.decoding_chunk import DecodingChunk
 from asrkit.decoding.experiment import load_experiment
-from asrkit.decoding.precision import DecodePrecision
 from asrkit.decoding.transducer_greedy import transducer_greedy_search
 from asrkit.decoding.transducer_modified_beam import transducer_modified_beam_search
 from asrkit.decoding.transducer_search import rescore_transducer_nbest
@@ -179,34 +177,3 @@ def test_transcribe_streaming_a_transducer(exp_dirs, exps, synth_dir, capsys):
                              "decodes with")
     assert err[2] == "asrkit transcribe: rescore: the model has no attention decoder"
     assert err[3].startswith("asrkit transcribe: rescore: transducer_greedy keeps one")
-
-
-@pytest.mark.parametrize("name, method, rescore", [
-    ("alone", "transducer_greedy", False), ("alone", "transducer_modified_beam", False),
-    ("hybrid", "transducer_modified_beam", True)])
-def test_transducers_stream_in_bf16(exps, waves, name, method, rescore):
-    """Under bf16 autocast (LSTM and stateless prediction networks, rescoring): the
-    network's linear layers in bf16, token times, and texts mostly those of fp32 (a random
-    model's near ties may go either way)."""
-    exp = exps[name]
-    texts = {}
-    for precision in ("fp32", "bf16"):
-        recognizer = StreamingRecognizer.from_experiment(
-            exp, 4, beam=BEAM, method=method, rescore=rescore,
-            precision=DecodePrecision.resolve(precision, "cpu"))
-        dtypes: set[torch.dtype] = set()
-        handles = [m.register_forward_hook(lambda _m, _i, out, seen=dtypes: seen.add(out.dtype))
-                   for m in exp.model.modules() if isinstance(m, torch.nn.Linear)]
-        texts[precision] = []
-        for number, wave in enumerate(waves):
-            recognizer.reset()
-            _stream(recognizer, wave, seed=number)
-            texts[precision].append(recognizer.finish())
-            words = recognizer.transcript().words  # timed by their emission frames
-            assert "".join(w.text for w in words) == texts[precision][-1].replace(" ", "")
-            assert all(0 <= w.start <= w.end for w in words)
-        for handle in handles:
-            handle.remove()
-        assert dtypes == {torch.float32 if precision == "fp32" else torch.bfloat16}
-    for ours, ref in zip(texts["bf16"], texts["fp32"], strict=True):
-        assert ref and difflib.SequenceMatcher(None, ours, ref).ratio() > 0.8

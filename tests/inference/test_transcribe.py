@@ -146,6 +146,9 @@ def test_command_line_formats(trained, tmp_path, capsys, monkeypatch):
     assert main([str(tmp_path / "no_model"), paths[0]]) == 2
     assert main([str(trained.exp_dir), paths[0], "--method", "nope"]) == 2
     capsys.readouterr()
+    assert main([str(trained.exp_dir), paths[0], "--precision", "bf16", "--streaming"]) == 2
+    assert capsys.readouterr().err == ("asrkit transcribe: --precision: --streaming decodes "
+                                       "in fp32\n")
     loaded = []
 
     def load(*args, **kwargs):
