@@ -184,7 +184,12 @@ def main(argv: list[str]) -> int:
             progress.close()
             return fail(one_line(e), 1)
     progress.close()
-    print(summary_line(len(paths), failed, audio, time.perf_counter() - start), file=sys.stderr)
+    precision = transcriber.precision
+    said = (f"; precision {precision.name}" + (f" (auto: {precision.reason})"
+                                               if precision.reason else "")
+            if precision.name != "fp32" or precision.reason else "")
+    print(summary_line(len(paths), failed, audio, time.perf_counter() - start) + said,
+          file=sys.stderr)
     return 1 if failed else 0
 
 

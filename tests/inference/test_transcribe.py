@@ -159,7 +159,9 @@ def test_command_line_formats(trained, tmp_path, capsys, monkeypatch):
     original = Transcriber.load
     monkeypatch.setattr(Transcriber, "load", load)
     assert main([str(trained.exp_dir), paths[0], "--precision", "bf16"]) == 0
-    assert capsys.readouterr().out == trained.utterances[0].text + "\n"
+    out = capsys.readouterr()
+    assert out.out == trained.utterances[0].text + "\n"
+    assert out.err.startswith("transcribed 1 file: ") and out.err.endswith("; precision bf16\n")
     assert loaded == ["bf16"]
 
 
