@@ -50,3 +50,31 @@ def _torch_cpu_bf16() -> str | None:
 def cuda_native_bf16(device: torch.device | str) -> bool:
     """Whether the CUDA GPU ``device`` has bf16 tensor cores (compute capability >= 8.0)."""
     return torch.cuda.get_device_capability(device) >= (8, 0)
+
+
+def native_bf16(device: torch.device, cpuinfo: str | None = None) -> tuple[bool, str]:
+    """(whether ``device`` computes bf16 natively, why, in a few words for a log line);
+    ``cpuinfo`` as in cpu_native_bf16."""
+    if device.type == "cuda":
+        if cuda_native_bf16(device):
+            return True, "the GPU supports bf16"
+        return False, "the GPU has no native bf16 (compute capability below 8.0)"
+    if device.type != "cpu":
+        return False, f"{device.type} device"
+    name = cpu_native_bf16(cpuinfo)
+    return (True, f"CPU has {name}") if name else (False, "no native bf16 on this CPU")
+
+
+def slower_than_fp32(option: str, name: str, device: torch.device,
+                     cpuinfo: str | None = None) -> str | None:
+    """The warning for precision ``name`` asked for explicitly (``option``, e.g.
+    ``trainer.precision``) where autocast is usually slower than fp32: fp16 on a CPU, bf16
+    on a CPU without native bf16; else None."""
+    if device.type != "cpu":
+        return None
+    if name == "fp16":
+        return f"{option}=fp16 on the CPU: autocast works but is usually slower than fp32"
+    if name == "bf16" and cpu_native_bf16(cpuinfo) is None:
+        return (f"{option}=bf16 on a CPU without native bf16: autocast works but is usually "
+                "slower than fp32")
+    return None

@@ -194,6 +194,7 @@ def compare_one(kind: str, method: str, precision: str, model, enc: torch.Tensor
                 args: argparse.Namespace) -> None:
     from asrkit.decoding.attention_rescoring import rescore_nbest
     from asrkit.decoding.ctc_prefix_beam import ctc_prefix_beam_search
+
     autocast = DecodePrecision.resolve(precision, args.device).autocast
 
     lp_cpu = log_probs.cpu()

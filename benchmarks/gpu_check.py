@@ -325,6 +325,8 @@ def ddp_section(budget: Budget, data: Path, work_dir: Path) -> None:
 
 
 def decode_section(budget: Budget, exp: Path | None, data: Path | None) -> None:
+    from asrkit.scoring.decode_dir import setting_value
+
     if exp is not None and data is not None:
         asrkit("average", str(exp), "--num", "1", "--allow-fewer", timeout=budget.left())
         methods = "[ctc_greedy,ctc_prefix_beam,attention,attention_rescoring,joint]"
@@ -334,7 +336,7 @@ def decode_section(budget: Budget, exp: Path | None, data: Path | None) -> None:
                    f"precision={precision}", timeout=budget.left())
         for wer in sorted(exp.glob("decode/**/wer.json")):
             result = json.loads(wer.read_text())
-            precision = (result.get("decode") or {}).get("precision", "fp32")
+            precision = setting_value(result.get("decode") or {}, "precision")
             print(f"decode: {result.get('method', wer.parent.name):<22} {precision:<5} RTF "
                   f"{result.get('rtf', float('nan')):.5f}  WER {result.get('wer', float('nan')):.2f}%")
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks/decode.py"), "--search-only",

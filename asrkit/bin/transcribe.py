@@ -157,8 +157,8 @@ def main(argv: list[str]) -> int:
     try:
         transcriber = Transcriber.load(args.model, args.checkpoint, args.method, overrides,
                                        args.device, args.trust_module, args.threads,
-                                       args.precision, windows=windows, batch_size=args.batch_size,
-                                       channel=args.channel)
+                                       args.precision, windows=windows,
+                                       batch_size=args.batch_size, channel=args.channel)
     except (ConfigError, FileNotFoundError, HydraException, OmegaConfBaseException) as e:
         return fail(one_line(e), 2)  # a bad argument: a missing model, an unknown method
     except (OSError, ValueError, RuntimeError) as e:
@@ -184,12 +184,9 @@ def main(argv: list[str]) -> int:
             progress.close()
             return fail(one_line(e), 1)
     progress.close()
-    precision = transcriber.precision
-    said = (f"; precision {precision.name}" + (f" (auto: {precision.reason})"
-                                               if precision.reason else "")
-            if precision.name != "fp32" or precision.reason else "")
-    print(summary_line(len(paths), failed, audio, time.perf_counter() - start) + said,
-          file=sys.stderr)
+    said = transcriber.precision.describe()
+    print(summary_line(len(paths), failed, audio, time.perf_counter() - start)
+          + (f"; {said}" if said else ""), file=sys.stderr)
     return 1 if failed else 0
 
 

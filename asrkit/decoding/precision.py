@@ -8,7 +8,7 @@ first), so the searches add up fp32 scores. Features are computed outside autoca
 Parameters stay fp32: the model is not converted.
 
 ``auto`` picks bf16 where the device computes it natively (a CPU with AMX-BF16 or
-AVX512-BF16, a CUDA GPU of the Ampere generation or newer; asrkit.native_bf16) and fp32
+AVX512-BF16, a CUDA GPU of compute capability 8.0 or newer; asrkit.native_bf16) and fp32
 elsewhere, never fp16. fp32 is the default, as in ESPnet's and WeNet's decoding, so that
 decodes stay comparable across machines; a non-fp32 decode writes its results under
 ``<method>-...-precision<name>/``, beside the fp32 ones. What bf16 costs in WER and gains
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from asrkit.native_bf16 import PRECISION_DTYPES, cpu_native_bf16, cuda_native_bf16
+from asrkit.native_bf16 import PRECISION_DTYPES, native_bf16, slower_than_fp32
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +44,8 @@ class DecodePrecision:
         check_precision(requested)
         device = torch.device(device)
         if requested != "auto":
-            if device.type == "cpu" and requested == "fp16":
-                log.warning("precision=fp16 on the CPU: autocast works but is usually slower "
-                            "than fp32")
-            elif (device.type == "cpu" and requested == "bf16"
-                  and cpu_native_bf16(cpuinfo) is None):
-                log.warning("precision=bf16 on a CPU without native bf16: autocast works but "
-                            "is usually slower than fp32")
+            if warning := slower_than_fp32("precision", requested, device, cpuinfo):
+                log.warning(warning)
             return cls(requested, device.type)
         name, reason = _auto(device, cpuinfo)
         log.info("decoding precision %s: %s", name, reason)
@@ -60,6 +55,13 @@ class DecodePrecision:
         if self.name == "fp32":
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device_type, dtype=PRECISION_DTYPES[self.name])
+
+    def describe(self) -> str:
+        """``precision bf16 (auto: CPU has AVX512-BF16)`` for the output; "" for fp32 asked
+        for (the default, said nothing of)."""
+        if self.name == "fp32" and not self.reason:
+            return ""
+        return f"precision {self.name}" + (f" (auto: {self.reason})" if self.reason else "")
 
     def settings(self) -> dict[str, str]:
         """The part of a result directory's name: nothing for fp32."""
@@ -76,13 +78,5 @@ def check_precision(requested: str) -> None:
 
 
 def _auto(device: torch.device, cpuinfo: str | None) -> tuple[str, str]:
-    if device.type == "cuda":
-        if cuda_native_bf16(device):
-            return "bf16", "the GPU supports bf16"
-        return "fp32", "the GPU has no native bf16 (compute capability below 8.0)"
-    if device.type != "cpu":
-        return "fp32", f"{device.type} device"
-    native = cpu_native_bf16(cpuinfo)
-    if native is None:
-        return "fp32", "no native bf16 on this CPU"
-    return "bf16", f"CPU has {native}"
+    native, why = native_bf16(device, cpuinfo)
+    return ("bf16" if native else "fp32"), why

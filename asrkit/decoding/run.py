@@ -8,9 +8,9 @@ For every test set and method the result goes to
 wer.json, errors.txt; asrkit.scoring.decode_dir), keyed by the checkpoint and the search
 settings (and the encoder's chunk size with ``decoding_chunk_size``,
 asrkit.decoding.decoding_chunk, and a precision other than fp32, asrkit.decoding.precision)
-so that no decode overwrites another; one line per method
-is printed (WER, CER, RTF) and ``<exp_dir>/results.md`` refreshed. With ``out_dir=DIR`` the
-results go to ``DIR/<checkpoint>/<set>/<method...>/`` instead and results.md is left alone. wer.json's
+so that no decode overwrites another; one line per method is printed (WER, CER, RTF) and
+``<exp_dir>/results.md`` refreshed. With ``out_dir=DIR`` the results go to
+``DIR/<checkpoint>/<set>/<method...>/`` instead and results.md is left alone. wer.json's
 ``rtf`` includes the shared feature extraction + encoder + CTC head, whose share alone is
 ``rtf_shared``.
 """
@@ -50,9 +50,7 @@ def decode_and_score(plan: DecodePlan) -> list[dict[str, Any]]:
     checkpoint = exp.checkpoint_label
     at = (f"; encoder chunk {chunk.chunk_size}, left chunks {chunk.left_chunks}"
           if chunk.settings() else "")
-    if precision.settings() or precision.reason:
-        at += f"; precision {precision.name}" + (f" (auto: {precision.reason})"
-                                                 if precision.reason else "")
+    at += f"; {precision.describe()}" if precision.describe() else ""
     print(f"decoding with {exp.checkpoint} ({', '.join(methods)}{at}); "
           f"normalisation: {plan.normalizer.describe()}")
     summaries = []

@@ -4,8 +4,8 @@ scaling (Micikevicius et al. 2018).
 ``trainer.precision=auto`` picks bf16 on a CUDA device that supports it (Ampere or newer),
 fp16 on older GPUs. On a CPU that computes in bf16 natively (AMX-BF16 or AVX512-BF16, as
 asrkit.native_bf16 finds them) it picks bf16 autocast, fp32 on other CPUs, where bf16 is
-emulated and slower. The log says which was
-chosen and why (``precision bf16: CPU has AMX-BF16``).
+emulated and slower. The log says which was chosen and why (``precision bf16: CPU has
+AMX-BF16``).
 
 Why bf16 on such CPUs: the AISHELL Conformer step is 1.6x (Intel AMX) to 1.9x (AMD
 AVX512-BF16) faster than in fp32, and the synth recipe trained in bf16 gives the same WER
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from asrkit.native_bf16 import PRECISION_DTYPES, cpu_native_bf16, cuda_native_bf16
+from asrkit.native_bf16 import PRECISION_DTYPES, native_bf16, slower_than_fp32
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +54,14 @@ class Precision:
 def auto_precision(device: torch.device, cpuinfo: str | None = None,
                    cpu_bf16_by_default: bool | None = None) -> tuple[str, str]:
     """(precision, reason) that ``trainer.precision=auto`` means on ``device``."""
-    if device.type == "cuda":
-        if cuda_native_bf16(device):
-            return "bf16", "the GPU supports bf16"
-        return "fp16", "the GPU has no bf16"
-    if device.type != "cpu":
-        return "fp32", f"{device.type} device"
-    native = cpu_native_bf16(cpuinfo)
+    native, why = native_bf16(device, cpuinfo)
+    if device.type == "cuda":  # fp16 with loss scaling where bf16 is emulated
+        return ("bf16" if native else "fp16"), why
     enabled = CPU_BF16_BY_DEFAULT if cpu_bf16_by_default is None else cpu_bf16_by_default
-    if native is None:
-        return "fp32", "no native bf16 on this CPU"
-    if not enabled:
-        return "fp32", (f"CPU has {native}, but bf16 is not the CPU default yet "
+    if native and not enabled:
+        return "fp32", (f"{why}, but bf16 is not the CPU default yet "
                         "(asrkit.training.precision.CPU_BF16_BY_DEFAULT)")
-    return "bf16", f"CPU has {native}"
+    return ("bf16" if native else "fp32"), why
 
 
 def resolve_precision(requested: str, device: torch.device, cpuinfo: str | None = None,
@@ -80,11 +74,7 @@ def resolve_precision(requested: str, device: torch.device, cpuinfo: str | None 
     if requested == "auto":
         name, reason = auto_precision(device, cpuinfo, cpu_bf16_by_default)
         log.info("precision %s: %s", name, reason)
-    elif name == "fp16" and device.type == "cpu":
-        log.warning("trainer.precision=fp16 on the CPU: autocast works but is usually slower "
-                    "than fp32")
-    elif name == "bf16" and device.type == "cpu" and cpu_native_bf16(cpuinfo) is None:
-        log.warning("trainer.precision=bf16 on a CPU without native bf16: autocast works but "
-                    "is usually slower than fp32")
+    elif warning := slower_than_fp32("trainer.precision", name, device, cpuinfo):
+        log.warning(warning)
     scaler = torch.amp.GradScaler(device.type) if name == "fp16" else None
     return Precision(name, device.type, scaler, reason)
