@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from asrkit.models.linear import Linear
+
 
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     """(batch, T, heads * d_k) -> (batch, heads, T, d_k)."""
@@ -40,10 +42,10 @@ class MultiHeadAttention(nn.Module):
         kv_dim = d_model if kv_dim is None else kv_dim
         self.num_heads = num_heads
         self.dropout = dropout
-        self.linear_q = nn.Linear(d_model, d_model)
-        self.linear_k = nn.Linear(kv_dim, d_model)
-        self.linear_v = nn.Linear(kv_dim, d_model)
-        self.linear_out = nn.Linear(d_model, d_model)
+        self.linear_q = Linear(d_model, d_model)
+        self.linear_k = Linear(kv_dim, d_model)
+        self.linear_v = Linear(kv_dim, d_model)
+        self.linear_out = Linear(d_model, d_model)
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                 mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from asrkit.models.linear import linear
+
 CONV_NORMS = ("batch_norm", "layer_norm")
 
 
@@ -85,7 +87,7 @@ class ConvolutionModule(nn.Module):
     def _glu(self, x: torch.Tensor) -> torch.Tensor:
         """Pointwise conv d -> 2d and GLU: (batch, T, d) -> (batch, T, d)."""
         conv1 = self.pointwise_conv1
-        return F.glu(F.linear(x, conv1.weight.squeeze(-1), conv1.bias), dim=-1)
+        return F.glu(linear(x, conv1.weight.squeeze(-1), conv1.bias), dim=-1)
 
     def _after_glu(self, x: torch.Tensor) -> torch.Tensor:
         """Depthwise conv (its own padding; a causal input comes padded), norm, activation,
@@ -105,7 +107,7 @@ class ConvolutionModule(nn.Module):
             x = self.norm(x)
         else:
             x = self.norm(x.reshape(batch * time, dim)).view(batch, time, dim)
-        return F.linear(self.activation(x), conv2.weight.squeeze(-1), conv2.bias)  # (batch, T, d)
+        return linear(self.activation(x), conv2.weight.squeeze(-1), conv2.bias)  # (batch, T, d)
 
 
 def _depthwise_in_fp32(cpu_autocast: bool) -> contextlib.AbstractContextManager:

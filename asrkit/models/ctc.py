@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from asrkit.models.linear import Linear
+
 
 class CTC(nn.Module):
     def __init__(self, encoder_dim: int, vocab_size: int, blank_id: int = 0) -> None:
@@ -19,7 +21,7 @@ class CTC(nn.Module):
         if not 0 <= blank_id < vocab_size:
             raise ValueError(f"ctc blank_id {blank_id} is outside the vocabulary of {vocab_size}")
         self.blank_id = blank_id
-        self.linear = nn.Linear(encoder_dim, vocab_size)
+        self.linear = Linear(encoder_dim, vocab_size)
 
     def log_probs(self, enc: torch.Tensor) -> torch.Tensor:
         """(batch, T, encoder_dim) -> (batch, T, vocab) log-probabilities (in fp32)."""

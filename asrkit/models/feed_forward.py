@@ -11,10 +11,10 @@ In training, the dropout's 1/(1-p) factor is folded into the second weight matri
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from asrkit.models.dropout import Dropout
+from asrkit.models.linear import Linear, linear
 
 ACTIVATIONS = {"relu": nn.ReLU, "swish": nn.SiLU, "gelu": nn.GELU}
 
@@ -29,14 +29,14 @@ class FeedForward(nn.Module):
     def __init__(self, d_model: int, ffn_dim: int, dropout: float = 0.1,
                  activation: str = "relu") -> None:
         super().__init__()
-        self.w_1 = nn.Linear(d_model, ffn_dim)
+        self.w_1 = Linear(d_model, ffn_dim)
         self.activation = build_activation(activation)
         self.dropout = Dropout(dropout)
-        self.w_2 = nn.Linear(ffn_dim, d_model)
+        self.w_2 = Linear(ffn_dim, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, T, d_model) -> (batch, T, d_model)."""
         hidden, scale = self.dropout.unscaled(self.activation(self.w_1(x)))  # (batch, T, ffn)
         if scale == 1.0:
             return self.w_2(hidden)
-        return F.linear(hidden, self.w_2.weight * scale, self.w_2.bias)
+        return linear(hidden, self.w_2.weight * scale, self.w_2.bias)

@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from asrkit.models.linear import Linear, linear
+
 log = logging.getLogger(__name__)
 
 ATTENTION_BACKENDS = ("auto", "matmul", "sdpa", "flex")
@@ -103,10 +105,10 @@ class RelPositionMultiHeadAttention(nn.Module):
         self.num_heads = num_heads
         self.d_k = d_model // num_heads
         self.dropout = dropout
-        self.linear_q = nn.Linear(d_model, d_model)
-        self.linear_k = nn.Linear(d_model, d_model)
-        self.linear_v = nn.Linear(d_model, d_model)
-        self.linear_out = nn.Linear(d_model, d_model)
+        self.linear_q = Linear(d_model, d_model)
+        self.linear_k = Linear(d_model, d_model)
+        self.linear_v = Linear(d_model, d_model)
+        self.linear_out = Linear(d_model, d_model)
         self.linear_pos = nn.Linear(d_model, d_model, bias=False)
         self.pos_bias_u = nn.Parameter(torch.empty(num_heads, self.d_k))
         self.pos_bias_v = nn.Parameter(torch.empty(num_heads, self.d_k))
@@ -132,7 +134,7 @@ class RelPositionMultiHeadAttention(nn.Module):
         scale = 1.0 / math.sqrt(d_k)
         weight = torch.cat([self.linear_q.weight, self.linear_k.weight, self.linear_v.weight])
         bias = torch.cat([self.linear_q.bias, self.linear_k.bias, self.linear_v.bias])
-        qkv = F.linear(x, weight, bias).view(batch, time, 3, heads, d_k)
+        qkv = linear(x, weight, bias).view(batch, time, 3, heads, d_k)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).contiguous().unbind(0)  # (batch, heads, T, d_k)
         u = self.pos_bias_u.unsqueeze(1).to(q.dtype)  # (heads, 1, d_k)
         v_bias = self.pos_bias_v.unsqueeze(1).to(q.dtype)
@@ -172,7 +174,7 @@ class RelPositionMultiHeadAttention(nn.Module):
         out = out.transpose(1, 2).reshape(batch, time, dim)  # (batch, T, d)
         if out_scale == 1.0:
             return self.linear_out(out)
-        return F.linear(out, self.linear_out.weight * out_scale, self.linear_out.bias)
+        return linear(out, self.linear_out.weight * out_scale, self.linear_out.bias)
 
     def forward_chunk(self, x: torch.Tensor, pos_emb: torch.Tensor,
                       cache: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

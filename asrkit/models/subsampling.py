@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from asrkit.models.linear import Linear, linear
+
 # (kernel, stride) of each conv layer along time and frequency, per subsampling factor.
 CONV_LAYERS = {
     4: [(3, 2), (3, 2)],
@@ -74,7 +76,7 @@ class Conv2dSubsampling(nn.Module):
         freq = conv_output_length(input_dim, self.layers)
         if freq < 1:
             raise ValueError(f"input_dim {input_dim} is too small for conv2d{factor} subsampling")
-        self.out = nn.Linear(channels * freq, d_model)
+        self.out = Linear(channels * freq, d_model)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return conv_output_length(lengths, self.layers).clamp(min=0)
@@ -104,7 +106,7 @@ class Conv2dSubsampling(nn.Module):
         batch, channels, time, freq = x.shape
         x = x.permute(0, 2, 3, 1).reshape(batch, time, freq * channels)  # a view
         weight = self.out.weight.view(-1, channels, freq).transpose(1, 2).reshape(-1, freq * channels)
-        return F.linear(x, weight, self.out.bias), self.output_lengths(lengths)  # (b, T', d)
+        return linear(x, weight, self.out.bias), self.output_lengths(lengths)  # (b, T', d)
 
 
 class ChannelsLastConv2d(torch.autograd.Function):

@@ -20,6 +20,7 @@ from asrkit.arg_types import PositiveInt, Probability
 from asrkit.models.attention import MultiHeadAttention
 from asrkit.models.dropout import Dropout
 from asrkit.models.feed_forward import FeedForward
+from asrkit.models.linear import Linear
 from asrkit.models.mask import causal_mask, decoder_self_attention_mask
 from asrkit.models.positional_encoding import PositionalEncoding
 from asrkit.models.prefix_tree import TreeBatch
@@ -92,7 +93,7 @@ class TransformerDecoder(nn.Module):
             for _ in range(num_layers)
         )
         self.final_norm = nn.LayerNorm(d_model)
-        self.output_layer = nn.Linear(d_model, vocab_size)
+        self.output_layer = Linear(d_model, vocab_size)
         if tie_weights:
             self.output_layer.weight = self.embed.weight
 

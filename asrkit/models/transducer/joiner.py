@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from asrkit.models.linear import Linear
+
 
 class Joiner(nn.Module):
     def __init__(self, encoder_dim: int, prediction_dim: int, vocab_size: int,
@@ -22,9 +24,9 @@ class Joiner(nn.Module):
         super().__init__()
         self.vocab_size, self.joint_dim = vocab_size, joint_dim
         self.encoder_dim, self.prediction_dim = encoder_dim, prediction_dim
-        self.encoder_proj = nn.Linear(encoder_dim, joint_dim)
+        self.encoder_proj = Linear(encoder_dim, joint_dim)
         self.prediction_proj = nn.Linear(prediction_dim, joint_dim, bias=False)
-        self.output = nn.Linear(joint_dim, vocab_size)
+        self.output = Linear(joint_dim, vocab_size)
 
     def project_encoder(self, enc: torch.Tensor) -> torch.Tensor:
         """(..., encoder_dim) -> (..., joint_dim)."""

@@ -1,0 +1,132 @@
+"""asrkit.models.linear: the oneDNN path computes F.linear's outputs and gradients, is taken
+exactly where its docstring says, and Linear is a drop-in nn.Linear."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from asrkit.models.linear import (
+    ONEDNN_MIN_MACS,
+    ONEDNN_MIN_ROWS,
+    Linear,
+    OneDnnLinear,
+    linear,
+    uses_onednn,
+)
+
+
+@pytest.fixture
+def count_onednn(monkeypatch):
+    calls = []
+    apply = OneDnnLinear.apply
+
+    def counting_apply(*args):
+        calls.append(args[0].shape)
+        return apply(*args)
+
+    monkeypatch.setattr(OneDnnLinear, "apply", counting_apply)
+    return calls
+
+
+def grads_of(fn, x, weight, bias, grad):
+    for t in (x, weight, bias):
+        if t is not None:
+            t.grad = None
+    y = fn(x, weight, bias)
+    y.backward(grad)
+    return y.detach(), [None if t is None else t.grad.clone() for t in (x, weight, bias)]
+
+
+@pytest.mark.parametrize("shape,out_dim,with_bias", [
+    ((4, 300, 256), 512, True),     # 1200 rows x 256 -> 512: oneDNN
+    ((1200, 256), 768, False),      # 2-D, no bias
+    ((2, 3, 200, 256), 576, True),  # 4-D: 1200 rows
+])
+def test_onednn_path_matches_f_linear(shape, out_dim, with_bias, count_onednn):
+    torch.manual_seed(0)
+    x = torch.randn(*shape, requires_grad=True)
+    weight = torch.randn(out_dim, shape[-1], requires_grad=True)
+    bias = torch.randn(out_dim, requires_grad=True) if with_bias else None
+    grad = torch.randn(*shape[:-1], out_dim)
+    y, grads = grads_of(linear, x, weight, bias, grad)
+    assert len(count_onednn) == 1  # the oneDNN path really ran
+    y_ref, grads_ref = grads_of(F.linear, x, weight, bias, grad)
+    assert y.shape == y_ref.shape == (*shape[:-1], out_dim)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-4)
+    for got, ref in zip(grads, grads_ref):
+        if ref is not None:
+            torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-3)
+
+
+def test_non_contiguous_input_and_scaled_weight(count_onednn):
+    """A transposed input and a weight computed from a parameter (the feed-forward layer's
+    dropout scale): the gradient reaches the parameter through autograd."""
+    torch.manual_seed(1)
+    base = torch.randn(256, 1100, requires_grad=True)
+    param = torch.randn(1024, 256, requires_grad=True)
+    grad = torch.randn(1100, 1024)
+
+    def run(fn):
+        base.grad = param.grad = None
+        y = fn(base.t(), param * 1.25, None)
+        y.backward(grad)
+        return y.detach(), base.grad.clone(), param.grad.clone()
+
+    got, ref = run(linear), run(F.linear)
+    assert len(count_onednn) == 1
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-3)
+
+
+def test_only_the_weight_needs_a_gradient(count_onednn):
+    x = torch.randn(1100, 256)
+    weight = torch.randn(1024, 256, requires_grad=True)
+    grad = torch.randn(1100, 1024)
+    linear(x, weight).backward(grad)
+    assert len(count_onednn) == 1
+    torch.testing.assert_close(weight.grad, grad.t() @ x, rtol=1e-5, atol=1e-3)
+
+
+def test_where_the_path_is_taken():
+    rows, k = ONEDNN_MIN_ROWS, 256
+    n = -(-ONEDNN_MIN_MACS // (rows * k))  # just enough multiply-adds
+    x, w = torch.randn(rows, k), torch.randn(n, k)
+    assert uses_onednn(x, w)
+    assert not uses_onednn(x[:-1], w)  # one row too few
+    assert not uses_onednn(x, w[:-1])  # too few multiply-adds
+    assert not uses_onednn(x.double(), w.double())
+    assert not uses_onednn(x.bfloat16(), w.bfloat16())
+    assert not uses_onednn(torch.randn(k), w)  # a single vector
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not uses_onednn(x, w)
+        assert linear(x, w).dtype == torch.bfloat16  # F.linear under autocast
+    with torch.backends.mkldnn.flags(enabled=False):
+        assert not uses_onednn(x, w)
+
+
+def test_small_products_use_f_linear(count_onednn):
+    x, w = torch.randn(8, 100, 256), torch.randn(512, 256)  # 800 rows
+    torch.testing.assert_close(linear(x, w), F.linear(x, w), rtol=0, atol=0)
+    assert count_onednn == []
+
+
+def test_tracing_records_f_linear():
+    module = Linear(256, 1024).eval()
+    x = torch.randn(1100, 256)
+    traced = torch.jit.trace(module, x)
+    kinds = {node.kind() for node in traced.inlined_graph.nodes()}
+    assert "aten::linear" in kinds and "aten::_convolution" not in kinds
+    torch.testing.assert_close(traced(x), module(x), rtol=1e-5, atol=1e-4)
+
+
+def test_linear_module_is_a_drop_in_nn_linear():
+    reference = nn.Linear(256, 1024)
+    module = Linear(256, 1024)
+    module.load_state_dict(reference.state_dict())
+    assert isinstance(module, nn.Linear)
+    assert list(module.state_dict()) == ["weight", "bias"]
+    x = torch.randn(3, 400, 256)
+    with torch.no_grad():
+        torch.testing.assert_close(module(x), reference(x), rtol=1e-5, atol=1e-4)
+    assert uses_onednn(x, module.weight)
