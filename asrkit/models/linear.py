@@ -11,10 +11,14 @@ gradient. The weight's gradient stays in MKL, which is the faster of the two for
 Measured with ``benchmarks/train_step.py`` (README, "Training step").
 
 This path is taken for fp32 CPU products of at least ``ONEDNN_MIN_ROWS`` rows and
-``ONEDNN_MIN_MACS`` multiply-adds (below that MKL is as fast or faster) outside autocast (bf16/fp16 products already run in oneDNN),
-``torch.compile`` (inductor picks its own kernels) and tracing for export (exporters record
-``F.linear``). Everywhere else, and on other devices, it is ``F.linear``. Outputs agree
-with ``F.linear`` to rounding (fp32, ~1e-6 relative); the backward is first-order only.
+``ONEDNN_MIN_MACS`` multiply-adds (below that MKL was as fast or faster) with more than one
+torch thread (with one, torch runs a 1x1 convolution in its own slower kernel, not oneDNN;
+MKL's single-thread sgemm is at the core's peak anyway). It is not taken under autocast
+(bf16/fp16 products already run in oneDNN), ``torch.compile`` (inductor picks its own
+kernels), tracing for export (``torch.jit.trace`` / TorchScript-based ONNX export record
+``F.linear``) or functorch transforms (``torch.func``); there, and on other devices, it is
+``F.linear``. Outputs and gradients agree with ``F.linear``'s to fp32 rounding; the
+backward is built of differentiable ops, so double backward works too.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 
 # Below these sizes MKL's sgemm was as fast or faster (fwd + bwd, 2 cores: 128-1024 rows,
 # or 3000 rows of 144 -> 100/144 columns): oneDNN is used for >= 1024 rows and >= 2^27
@@ -46,20 +49,24 @@ class OneDnnLinear(torch.autograd.Function):
     oneDNN, weight gradient (``g^T x``) and bias gradient as in torch's own backward."""
 
     @staticmethod
-    def forward(ctx, rows: torch.Tensor, weight: torch.Tensor,
+    def forward(rows: torch.Tensor, weight: torch.Tensor,
                 bias: torch.Tensor | None) -> torch.Tensor:
         kernel = weight.reshape(weight.shape[0], weight.shape[1], 1, 1)  # (N, K, 1, 1)
-        ctx.save_for_backward(rows, kernel)
-        ctx.has_bias = bias is not None
         return _as_rows(F.conv2d(_as_pixels(rows), kernel, bias))  # (M, N)
 
     @staticmethod
-    @once_differentiable
+    def setup_context(ctx, inputs, output) -> None:
+        rows, weight, bias = inputs
+        ctx.save_for_backward(rows, weight)
+        ctx.has_bias = bias is not None
+
+    @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        rows, kernel = ctx.saved_tensors
+        rows, weight = ctx.saved_tensors
         grad = grad.contiguous()  # (M, N)
         grad_rows = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
+            kernel = weight.reshape(weight.shape[0], weight.shape[1], 1, 1)
             grad_rows = _as_rows(torch.ops.aten.convolution_backward(
                 _as_pixels(grad), _as_pixels(rows), kernel, None, [1, 1], [0, 0], [1, 1],
                 False, [0, 0], 1, [True, False, False])[0])
@@ -74,7 +81,9 @@ def uses_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether ``linear(x, weight)`` takes the oneDNN path (see the module docstring)."""
     if (x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32
             or torch.jit.is_tracing() or torch.compiler.is_compiling()
-            or torch.is_autocast_enabled("cpu") or not torch.backends.mkldnn.is_available()
+            or torch._C._are_functorch_transforms_active()  # torch.func.grad, vmap, ...
+            or torch.is_autocast_enabled("cpu") or torch.get_num_threads() < 2
+            or not torch.backends.mkldnn.is_available()
             or not torch.backends.mkldnn.enabled or x.dim() < 2 or weight.dim() != 2
             or x.shape[-1] == 0):
         return False

@@ -16,6 +16,15 @@ from asrkit.models.linear import (
 )
 
 
+@pytest.fixture(autouse=True)
+def two_threads():
+    """The path needs more than one torch thread (see the module docstring)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def count_onednn(monkeypatch):
     calls = []
@@ -41,6 +50,7 @@ def grads_of(fn, x, weight, bias, grad):
 @pytest.mark.parametrize("shape,out_dim,with_bias", [
     ((4, 300, 256), 512, True),     # 1200 rows x 256 -> 512: oneDNN
     ((1200, 256), 768, False),      # 2-D, no bias
+    ((1200, 512), 512, True),       # square: a transposed weight gradient would pass shapes
     ((2, 3, 200, 256), 576, True),  # 4-D: 1200 rows
 ])
 def test_onednn_path_matches_f_linear(shape, out_dim, with_bias, count_onednn):
@@ -103,6 +113,48 @@ def test_where_the_path_is_taken():
         assert linear(x, w).dtype == torch.bfloat16  # F.linear under autocast
     with torch.backends.mkldnn.flags(enabled=False):
         assert not uses_onednn(x, w)
+    torch.set_num_threads(1)  # torch would not run the 1x1 convolution in oneDNN
+    assert not uses_onednn(x, w)
+
+
+def test_products_run_in_onednn():
+    """The convolutions are dispatched to oneDNN (mkldnn), forward and backward."""
+    x = torch.randn(1100, 256, requires_grad=True)
+    w = torch.randn(1024, 256, requires_grad=True)
+    with torch.profiler.profile() as prof:
+        linear(x, w).sum().backward()
+    ops = {event.key for event in prof.key_averages()}
+    assert {"aten::mkldnn_convolution", "aten::convolution_backward"} <= ops
+    assert "aten::_slow_conv2d_forward" not in ops and "aten::thnn_conv2d" not in ops
+
+
+def test_frozen_weight_inference_mode_and_double_backward(count_onednn):
+    torch.manual_seed(3)
+    x = torch.randn(1100, 512, requires_grad=True)
+    w = torch.randn(512, 512)  # frozen: only the input's gradient
+    b = torch.randn(512)
+    grad = torch.randn(1100, 512)
+    (gx,) = torch.autograd.grad(linear(x, w, b), x, grad)
+    torch.testing.assert_close(gx, grad @ w, rtol=1e-5, atol=1e-3)
+    with torch.inference_mode():
+        torch.testing.assert_close(linear(x, w, b), F.linear(x, w, b), rtol=1e-5, atol=1e-4)
+    w.requires_grad_(True)
+
+    def penalty_grads(fn):  # a gradient penalty: the backward differentiated again
+        gx, gw = torch.autograd.grad(fn(x, w, b).pow(2).sum(), (x, w), create_graph=True)
+        return torch.autograd.grad(gx.pow(2).sum() + gw.pow(2).sum(), (x, w))
+
+    got = penalty_grads(linear)
+    assert len(count_onednn) == 3
+    for a, ref in zip(got, penalty_grads(F.linear)):
+        torch.testing.assert_close(a, ref, rtol=1e-5, atol=1e-5 * ref.abs().max().item())
+
+
+def test_torch_func_falls_back_to_f_linear(count_onednn):
+    x, w = torch.randn(1100, 256), torch.randn(1024, 256)
+    grad_w = torch.func.grad(lambda weight: linear(x, weight).sum())(w)
+    torch.testing.assert_close(grad_w, x.sum(0).expand(1024, 256), rtol=1e-5, atol=1e-3)
+    assert count_onednn == []
 
 
 def test_small_products_use_f_linear(count_onednn):
