@@ -1,10 +1,13 @@
 """Fixtures every test directory shares: a tiny random joint CTC/attention model, tiny synth
 corpora (made once per session), an experiment directory laid out as `asrkit train` writes
 it, and ``corpus``: 30 synth utterances with a character tokenizer, CMVN statistics and the
-overrides of a tiny model that trains in about a second per epoch on a CPU."""
+overrides of a tiny model that trains in about a second per epoch on a CPU; and
+``intra_op_threads``, for fixtures that pin torch's thread count."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,18 @@ import torch
 
 from asrkit.config import compose_train_config
 from asrkit.models.build import build_model
+
+
+@contextlib.contextmanager
+def intra_op_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op thread count set to ``threads`` inside, restored on exit."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
 
 TINY = ["encoder=transformer", "encoder.d_model=32", "encoder.num_heads=2",
         "encoder.ffn_dim=64", "encoder.num_layers=1", "decoder.d_model=32",

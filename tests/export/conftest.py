@@ -4,12 +4,11 @@ transducers, ``trained`` and ``trained_transducer``, are in tests/conftest.py)."
 from __future__ import annotations
 
 import pytest
-import torch
+
+from tests.conftest import intra_op_threads
 
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with intra_op_threads(1):
+        yield

@@ -14,15 +14,14 @@ from asrkit.models.linear import (
     linear,
     uses_onednn,
 )
+from tests.conftest import intra_op_threads
 
 
 @pytest.fixture(autouse=True)
 def two_threads():
     """The path needs more than one torch thread (see the module docstring)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(threads)
+    with intra_op_threads(2):
+        yield
 
 
 @pytest.fixture
