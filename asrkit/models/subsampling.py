@@ -16,7 +16,8 @@ oneDNN's convolutions are fastest on: the first layer (one input channel) is a m
 product of the k x k patches with the kernel, which writes its output in that layout
 directly; the later ones are ``F.conv2d`` on channels-last tensors, except that on a CPU
 their fp32 weight gradient is computed from a contiguous (channels-first) copy
-(``ChannelsLastConv2d``), for which oneDNN's weight-gradient kernel is about 3x faster.
+(``ChannelsLastConv2d``), for which oneDNN's weight-gradient kernel is 2-3x faster; the
+copy is made in cache-sized blocks (``channels_first_copy``), 4-5x faster than torch's.
 The output projection reads the (freq, channels) features in that order, through a
 permuted view of its weight, so parameters and checkpoints keep the (channels, freq)
 order of the usual NCHW formulation.
@@ -140,11 +141,32 @@ class ChannelsLastConv2d(torch.autograd.Function):
                 [True, False, False])[0]
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
             if x.dtype == torch.float32:  # oneDNN's fp32 weight gradient: channels-first
-                grad, x, weight = grad.contiguous(), x.contiguous(), weight.contiguous()
+                grad, x = channels_first_copy(grad), channels_first_copy(x)
+                weight = weight.contiguous()
             _, grad_w, grad_b = torch.ops.aten.convolution_backward(
                 grad, x, weight, [weight.size(0)], *args,
                 [False, ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]])
         return grad_x, grad_w, grad_b, None
+
+
+# elements of one block of a channels-last -> channels-first copy: (positions, channels)
+# blocks of about 256 KiB stay in cache while they are transposed
+COPY_BLOCK = 2**16
+
+
+def channels_first_copy(x: torch.Tensor) -> torch.Tensor:
+    """``x.contiguous()`` of a (batch, C, H, W) channels-last tensor, copied in blocks of
+    positions: torch's copy of the whole permuted tensor at once runs 4-5x slower on a CPU
+    (measured on 95 MB of a front-end activation: 94 ms against 20 ms on an Intel Xeon)."""
+    if not x.is_contiguous(memory_format=torch.channels_last) or x.is_contiguous():
+        return x.contiguous()
+    batch, channels, height, width = x.shape
+    rows = x.permute(0, 2, 3, 1).view(batch, height * width, channels)
+    out = x.new_empty(batch, channels, height * width)
+    step = max(1, COPY_BLOCK // channels)
+    for start in range(0, height * width, step):
+        out[:, :, start:start + step].copy_(rows[:, start:start + step].transpose(1, 2))
+    return out.view(batch, channels, height, width)
 
 
 def channels_last_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,

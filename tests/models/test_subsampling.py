@@ -7,6 +7,7 @@ from asrkit.models.subsampling import (
     Conv2dSubsampling,
     LinearInput,
     build_input_layer,
+    channels_first_copy,
     conv_output_length,
 )
 
@@ -127,3 +128,25 @@ def test_channels_last_conv2d_gradients(needs, kernel, stride, grad_layout):
     torch.testing.assert_close(out, expected)
     for a, b in zip(ours, reference, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(2, 256, 7, 77), (3, 3, 5, 4), (1, 1000, 1, 1), (2, 70000, 1, 2)])
+def test_channels_first_copy_equals_contiguous(shape):
+    """The blocked copy gives torch's contiguous tensor, across several blocks (256 channels:
+    256 positions a block, 539 positions), a block wider than the tensor, a single position,
+    and more channels than a block holds (one position a block)."""
+    torch.manual_seed(0)
+    x = torch.randn(shape).contiguous(memory_format=torch.channels_last)
+    out = channels_first_copy(x)
+    assert out.is_contiguous() and out.shape == x.shape
+    assert torch.equal(out, x.contiguous())
+
+
+def test_channels_first_copy_of_other_layouts():
+    """Tensors that are not channels-last (already contiguous, a transposed view) are copied
+    as x.contiguous() does; a contiguous one is returned as it is."""
+    x = torch.randn(2, 4, 6, 5)
+    assert channels_first_copy(x) is x
+    view = x.transpose(2, 3)
+    assert torch.equal(channels_first_copy(view), view.contiguous())
+    assert channels_first_copy(view).is_contiguous()
