@@ -10,6 +10,10 @@ oneDNN computes the output with the bias fused, and its backward-data kernel the
 gradient. The weight's gradient stays in MKL, which is the faster of the two for it.
 Measured with ``benchmarks/train_step.py`` (README, "Training step").
 
+On Intel CPUs MKL runs these shapes at the cores' peak and the oneDNN path was 0-16 %
+slower (a Xeon with AVX-512, fwd + bwd, 2 cores), so the path is only taken where
+``/proc/cpuinfo`` names an AMD CPU (``ONEDNN_LINEAR``, set at import; set it to switch).
+
 This path is taken for fp32 CPU products of at least ``ONEDNN_MIN_ROWS`` rows and
 ``ONEDNN_MIN_MACS`` multiply-adds (below that MKL was as fast or faster) with more than one
 torch thread (with one, torch runs a 1x1 convolution in its own slower kernel, not oneDNN;
@@ -23,6 +27,9 @@ backward is built of differentiable ops, so double backward works too.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,6 +39,22 @@ from torch import nn
 # multiply-adds (e.g. 1024 x 256 -> 512 and up).
 ONEDNN_MIN_ROWS = 1024
 ONEDNN_MIN_MACS = 1 << 27
+
+
+def onednn_faster_than_mkl(cpuinfo: str) -> bool:
+    """Whether the CPU a ``/proc/cpuinfo`` text describes is one where oneDNN beat MKL for
+    these products (AMD: MKL is tuned for Intel's CPUs; measured on an EPYC)."""
+    vendor = re.search(r"^vendor_id\s*:\s*(\S+)", cpuinfo, re.MULTILINE)
+    return vendor is not None and vendor.group(1) == "AuthenticAMD"
+
+
+def _this_cpu_info() -> str:
+    """/proc/cpuinfo, or "" where there is none (not Linux: then F.linear everywhere)."""
+    path = Path("/proc/cpuinfo")
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+ONEDNN_LINEAR = onednn_faster_than_mkl(_this_cpu_info())
 
 
 def _as_pixels(rows: torch.Tensor) -> torch.Tensor:
@@ -79,7 +102,7 @@ class OneDnnLinear(torch.autograd.Function):
 
 def uses_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether ``linear(x, weight)`` takes the oneDNN path (see the module docstring)."""
-    if (x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32
+    if (not ONEDNN_LINEAR or x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32
             or torch.jit.is_tracing() or torch.compiler.is_compiling()
             or torch._C._are_functorch_transforms_active()  # torch.func.grad, vmap, ...
             or torch.is_autocast_enabled("cpu") or torch.get_num_threads() < 2

@@ -6,22 +6,38 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from asrkit.models import linear as linear_module
 from asrkit.models.linear import (
     ONEDNN_MIN_MACS,
     ONEDNN_MIN_ROWS,
     Linear,
     OneDnnLinear,
     linear,
+    onednn_faster_than_mkl,
     uses_onednn,
 )
 from tests.conftest import intra_op_threads
 
 
 @pytest.fixture(autouse=True)
-def two_threads():
-    """The path needs more than one torch thread (see the module docstring)."""
+def two_threads_and_the_path_on(monkeypatch):
+    """The path needs more than one torch thread (see the module docstring); it is switched
+    on whatever this machine's CPU, so that it is tested on Intel machines too."""
+    monkeypatch.setattr(linear_module, "ONEDNN_LINEAR", True)
     with intra_op_threads(2):
         yield
+
+
+def test_taken_on_amd_cpus_only(monkeypatch):
+    amd = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9R14\n"
+    intel = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R)\n"
+    assert onednn_faster_than_mkl(amd)
+    assert not onednn_faster_than_mkl(intel)
+    assert not onednn_faster_than_mkl("")  # no /proc/cpuinfo
+    x, w = torch.randn(ONEDNN_MIN_ROWS, 2048), torch.randn(2048, 2048)
+    assert uses_onednn(x, w)
+    monkeypatch.setattr(linear_module, "ONEDNN_LINEAR", False)
+    assert not uses_onednn(x, w)
 
 
 @pytest.fixture
@@ -187,7 +203,6 @@ def test_conformer_training_step_equals_f_linear(count_onednn, monkeypatch):
     """The whole model (Conformer + CTC + attention decoder, dropout on): loss and every
     parameter's gradient are F.linear's with the oneDNN path on (1,096 encoder rows)."""
     from asrkit.config import compose_train_config
-    from asrkit.models import linear as linear_module
     from asrkit.models.build import build_model
 
     config = compose_train_config([
