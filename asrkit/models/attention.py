@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from asrkit.models.linear import Linear
+from asrkit.models.linear import Linear, linear
 
 
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
@@ -61,20 +61,23 @@ class MultiHeadAttention(nn.Module):
         return self.linear_out(merge_heads(out))
 
     def forward_paths(self, x: torch.Tensor, paths: torch.Tensor,
-                      valid: torch.Tensor) -> torch.Tensor:
+                      node_rows: torch.Tensor) -> torch.Tensor:
         """Causal self-attention of prefix-tree nodes along root-to-leaf paths (eval):
         x (B, N, d_model) node inputs, paths (P, L) flat node indices (b * N + node) from
-        the root, valid (P, L) bool (padding after a path's end) -> (B, N, d_model). A node
+        the root (anything after a path's end), node_rows (B*N,) for each node the flat
+        index (p * L + position) of a place it holds on a path -> (B, N, d_model). A node
         attends to the nodes before it on its path, i.e. its ancestors; the projections run
-        once per node, the attention once per path. Nodes on no path get the output bias."""
+        once per node (q, k and v as one product), the attention once per path, and each
+        node's output is read from one of its places (on several paths: equal values)."""
         batch, nodes, dim = x.shape
-        def along(t: torch.Tensor) -> torch.Tensor:  # (B, N, d) -> (P, heads, L, d_k)
-            return split_heads(t.reshape(batch * nodes, dim)[paths], self.num_heads)
-        out = merge_heads(F.scaled_dot_product_attention(
-            along(self.linear_q(x)), along(self.linear_k(x)), along(self.linear_v(x)),
-            is_causal=True))  # (P, L, d_model), in the autocast dtype if any
-        per_node = out.new_zeros(batch * nodes, dim)
-        per_node[paths[valid]] = out[valid]  # a node on several paths: equal values
+        weight = torch.cat([self.linear_q.weight, self.linear_k.weight, self.linear_v.weight])
+        bias = torch.cat([self.linear_q.bias, self.linear_k.bias, self.linear_v.bias])
+        qkv = linear(x.reshape(batch * nodes, dim), weight, bias)  # (B*N, 3 d_model)
+        along = qkv.index_select(0, paths.flatten()).view(
+            *paths.shape, 3, self.num_heads, dim // self.num_heads)  # (P, L, 3, heads, d_k)
+        q, k, v = along.permute(2, 0, 3, 1, 4).unbind(0)  # (P, heads, L, d_k) each
+        out = merge_heads(F.scaled_dot_product_attention(q, k, v, is_causal=True))
+        per_node = out.flatten(0, 1).index_select(0, node_rows)  # (B*N, d_model)
         return self.linear_out(per_node.view(batch, nodes, dim))
 
     def forward_chunk(self, x: torch.Tensor, cache: torch.Tensor | None = None,

@@ -73,7 +73,10 @@ class TreeBatch:
     themselves), over all of a tree's nodes at once; or, when ``attend`` is None, along each
     hypothesis's path with a causal mask (``sources``), each node's output taken from a path
     through it. Trees whose hypotheses diverge early (few shared nodes, N close to the
-    hypotheses' tokens) are cheaper path by path."""
+    hypotheses' tokens) are cheaper path by path. ``node_rows`` (B*N,) gives, for each flat
+    node, the flat index (path * (L+1) + position) of the last place it holds on a path (a
+    padding node: its tree's root on the tree's first path); both routes are built from
+    it."""
 
     tokens: torch.Tensor
     depths: torch.Tensor
@@ -81,6 +84,7 @@ class TreeBatch:
     sources: torch.Tensor
     targets: torch.Tensor
     valid: torch.Tensor
+    node_rows: torch.Tensor
 
 
 SELF_ATTENTION_ROUTES = ("tree", "paths")
@@ -109,10 +113,18 @@ def collate_trees(trees: Sequence[PrefixTree], sos_id: int, eos_id: int,
                            device=device)
     valid = sources >= 0
     sources = sources.clamp(min=0)
-    position = torch.arange(width, device=device).expand_as(sources)
-    depths = torch.zeros(batch * nodes, dtype=torch.long, device=device)
-    depths[sources[valid]] = position[valid]
     tokens = torch.tensor(flat_tokens, device=device).view(batch, nodes)
+    # each node's last place on a path (flat index path * width + position), by one
+    # scatter; a node on no path (padding) takes its tree's root on the tree's first path
+    places = torch.arange(sources.numel(), device=device).view_as(sources)
+    node_rows = torch.full((batch * nodes,), -1, device=device).scatter_reduce_(
+        0, sources.flatten(), places.masked_fill(~valid, -1).flatten(), "amax")
+    first_paths = torch.tensor([0] + [len(tree.paths) for tree in trees[:-1]],
+                               device=device).cumsum(0)  # (B,)
+    on_path = node_rows >= 0
+    node_rows = torch.where(on_path, node_rows,
+                            (first_paths * width).repeat_interleave(nodes))  # (B*N,)
+    depths = (node_rows % width).view(batch, nodes)  # a node's position on its paths
     if self_attention is None:
         path_pairs = len(path_rows) * width * width // 2  # padded to the longest path
         self_attention = "paths" if path_pairs < batch * nodes * nodes else "tree"
@@ -120,16 +132,15 @@ def collate_trees(trees: Sequence[PrefixTree], sos_id: int, eos_id: int,
         raise ValueError(f"self_attention must be one of {SELF_ATTENTION_ROUTES}, "
                          f"got {self_attention!r}")
     if self_attention == "paths":
-        return TreeBatch(tokens, depths.view(batch, nodes), None, sources, targets, valid)
-    # node j of a path attends to nodes 0..j of the same path (all of them its ancestors)
-    row = sources.unsqueeze(2).expand(-1, width, width)  # (H, j, i): the attending node
-    col = (sources % nodes).unsqueeze(1).expand(-1, width, width)  # the attended node
-    pairs = valid.unsqueeze(2) & valid.unsqueeze(1) & torch.ones(
-        width, width, dtype=torch.bool, device=device).tril()
-    attend = torch.eye(nodes, dtype=torch.bool, device=device).repeat(batch, 1)  # (B*N, N)
-    attend[row[pairs], col[pairs]] = True
-    return TreeBatch(tokens, depths.view(batch, nodes), attend.view(batch, nodes, nodes),
-                     sources, targets, valid)
+        return TreeBatch(tokens, depths, None, sources, targets, valid, node_rows)
+    # a node's ancestors and itself: the nodes before it on the path it was placed on
+    path_nodes = sources.index_select(0, node_rows // width) % nodes  # (B*N, width)
+    before = (torch.arange(width, device=device) <= depths.view(-1, 1)) & on_path.view(-1, 1)
+    attend = torch.zeros(batch * nodes, nodes, dtype=torch.int32, device=device).scatter_add_(
+        1, path_nodes, before.int()) > 0  # (B*N, N)
+    attend |= torch.eye(nodes, dtype=torch.bool, device=device).repeat(batch, 1)  # padding
+    return TreeBatch(tokens, depths, attend.view(batch, nodes, nodes), sources, targets,
+                     valid, node_rows)
 
 
 def tree_path_scores(log_probs: torch.Tensor, batch: TreeBatch) -> torch.Tensor:

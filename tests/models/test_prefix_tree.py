@@ -52,9 +52,24 @@ def test_collated_trees_have_the_ancestor_mask_depths_and_targets():
             assert batch.targets[row, :length].tolist() == [tree.tokens[n] for n in path[1:]] + [eos]
             row += 1
     assert row == batch.sources.size(0)
+    # node_rows: a place of each node on a path (its last); padding nodes: the tree's root
+    width, first_path = batch.sources.size(1), 0
+    flat_sources = batch.sources.flatten().tolist()
+    for b, tree in enumerate(trees):
+        for node in range(nodes):
+            place = int(batch.node_rows[b * nodes + node])
+            if node < tree.num_nodes:
+                last = max(p * width + i for p, row in enumerate(batch.sources.tolist())
+                           for i, n in enumerate(row) if n == b * nodes + node
+                           and batch.valid[p, i])
+                assert place == last
+                assert flat_sources[place] == b * nodes + node
+            else:
+                assert place == first_path * width
+        first_path += len(tree.paths)
     by_paths = collate_trees(trees, sos, eos, self_attention="paths")
     assert by_paths.attend is None  # attention along batch.sources instead
-    for name in ("tokens", "depths", "sources", "targets", "valid"):
+    for name in ("tokens", "depths", "sources", "targets", "valid", "node_rows"):
         assert torch.equal(getattr(by_paths, name), getattr(batch, name))
 
 

@@ -57,7 +57,7 @@ class TransformerDecoderLayer(nn.Module):
         if paths is not None:
             if cache is not None or self_mask is not None:
                 raise ValueError("a decoder layer takes paths without a cache or self_mask")
-            attended = self.self_attn.forward_paths(y, paths.sources, paths.valid)
+            attended = self.self_attn.forward_paths(y, paths.sources, paths.node_rows)
         else:
             attended = self.self_attn(query, y, y, self_mask)
         h = self.dropout.residual(residual, attended)
