@@ -10,9 +10,9 @@ oneDNN computes the output with the bias fused, and its backward-data kernel the
 gradient. The weight's gradient stays in MKL, which is the faster of the two for it.
 Measured with ``benchmarks/train_step.py`` (README, "Training step").
 
-On Intel CPUs MKL runs these shapes at the cores' peak and the oneDNN path was 0-16 %
-slower (a Xeon with AVX-512, fwd + bwd, 2 cores), so the path is only taken where
-``/proc/cpuinfo`` names an AMD CPU (``ONEDNN_LINEAR``, set at import; set it to switch).
+On Intel CPUs MKL runs these shapes at the cores' peak and the oneDNN path was as fast or
+up to 16 % slower (a Xeon with AVX-512, fwd + bwd, 2 cores), so the path is only taken
+where ``/proc/cpuinfo`` names an AMD CPU (``ONEDNN_LINEAR``, set at import; set it to switch).
 
 This path is taken for fp32 CPU products of at least ``ONEDNN_MIN_ROWS`` rows and
 ``ONEDNN_MIN_MACS`` multiply-adds (below that MKL was as fast or faster) with more than one
