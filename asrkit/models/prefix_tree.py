@@ -75,8 +75,8 @@ class TreeBatch:
     through it. Trees whose hypotheses diverge early (few shared nodes, N close to the
     hypotheses' tokens) are cheaper path by path. ``node_rows`` (B*N,) gives, for each flat
     node, the flat index (path * (L+1) + position) of the last place it holds on a path (a
-    padding node: its tree's root on the tree's first path); both routes are built from
-    it."""
+    padding node: its tree's root on the tree's first path; the nodes of a tree without
+    hypotheses: a place of another tree); both routes are built from it."""
 
     tokens: torch.Tensor
     depths: torch.Tensor
@@ -120,7 +120,7 @@ def collate_trees(trees: Sequence[PrefixTree], sos_id: int, eos_id: int,
     node_rows = torch.full((batch * nodes,), -1, device=device).scatter_reduce_(
         0, sources.flatten(), places.masked_fill(~valid, -1).flatten(), "amax")
     first_paths = torch.tensor([0] + [len(tree.paths) for tree in trees[:-1]],
-                               device=device).cumsum(0)  # (B,)
+                               device=device).cumsum(0).clamp(max=len(path_rows) - 1)  # (B,)
     on_path = node_rows >= 0
     node_rows = torch.where(on_path, node_rows,
                             (first_paths * width).repeat_interleave(nodes))  # (B*N,)

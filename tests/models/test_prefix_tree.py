@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from asrkit.models.prefix_tree import PrefixTree, collate_trees, passes
+from asrkit.models.prefix_tree import PrefixTree, collate_trees, passes, tree_path_scores
 
 NBEST = [[5, 6, 7], [5, 6, 8, 9], [5, 3], [], [4, 6, 7], [5, 6, 7, 7]]
 
@@ -144,3 +144,27 @@ def test_a_decoder_layer_refuses_paths_with_a_cache(tiny_model):
     x, enc = torch.zeros(1, 3, 32), torch.zeros(1, 4, 32)
     with pytest.raises(ValueError, match="takes paths without a cache or self_mask"):
         layer(x, None, enc, torch.ones(1, 1, 4, dtype=torch.bool), cache=x[:, :2], paths=batch)
+
+
+@pytest.mark.parametrize("self_attention", ["tree", "paths"])
+def test_a_tree_without_hypotheses_in_a_batch(tiny_model, self_attention):
+    """A tree with no hypotheses (first or last in the batch) leaves the others' scores as
+    they are alone."""
+    decoder = tiny_model(vocab_size=12, input_layer="linear", mel_bins=8)[0].decoder
+    enc = torch.randn(3, 9, decoder.layers[0].src_attn.linear_k.in_features,
+                      generator=torch.Generator().manual_seed(0))
+    enc_mask = torch.ones(3, 9, dtype=torch.bool)
+    hyps = [[3, 4, 5], [3, 4], [6]]
+    empty = PrefixTree.build([])
+    full = PrefixTree.build(hyps)
+    for trees, index in (([empty, full, empty], 1), ([full, empty, empty], 0)):
+        batch = collate_trees(trees, 1, 2, self_attention=self_attention)
+        assert int(batch.node_rows.max()) < batch.sources.numel()
+        with torch.inference_mode():
+            logits = decoder.forward_tree(batch, enc, enc_mask)
+            scores = tree_path_scores(torch.log_softmax(logits.float(), -1), batch)
+            alone_batch = collate_trees([full], 1, 2, self_attention=self_attention)
+            alone = decoder.forward_tree(alone_batch, enc[index: index + 1],
+                                         enc_mask[index: index + 1])
+            expected = tree_path_scores(torch.log_softmax(alone.float(), -1), alone_batch)
+        torch.testing.assert_close(scores, expected, rtol=1e-5, atol=1e-5)
