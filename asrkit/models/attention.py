@@ -68,7 +68,8 @@ class MultiHeadAttention(nn.Module):
         index (p * L + position) of a place it holds on a path -> (B, N, d_model). A node
         attends to the nodes before it on its path, i.e. its ancestors; the projections run
         once per node (q, k and v as one product), the attention once per path, and each
-        node's output is read from one of its places (on several paths: equal values)."""
+        node's output is read from one of its places (on several paths: equal values; a
+        node on no path, padding, gets the output at the place node_rows names for it)."""
         batch, nodes, dim = x.shape
         weight = torch.cat([self.linear_q.weight, self.linear_k.weight, self.linear_v.weight])
         bias = torch.cat([self.linear_q.bias, self.linear_k.bias, self.linear_v.bias])

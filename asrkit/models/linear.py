@@ -1,4 +1,4 @@
-"""Linear layers whose large fp32 CPU products run in oneDNN rather than MKL.
+"""Linear layers whose large fp32 CPU products run in oneDNN rather than MKL on AMD CPUs.
 
 ``y = x W^T + b`` is the same function as ``F.linear``; only the kernels differ. torch's CPU
 ``F.linear`` computes all three products of a training step (the output, the input's
@@ -102,7 +102,8 @@ class OneDnnLinear(torch.autograd.Function):
 
 def uses_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether ``linear(x, weight)`` takes the oneDNN path (see the module docstring)."""
-    if (not ONEDNN_LINEAR or x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32
+    if (not ONEDNN_LINEAR
+            or x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32
             or torch.jit.is_tracing() or torch.compiler.is_compiling()
             or torch._C._are_functorch_transforms_active()  # torch.func.grad, vmap, ...
             or torch.is_autocast_enabled("cpu") or torch.get_num_threads() < 2

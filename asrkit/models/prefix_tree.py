@@ -117,7 +117,7 @@ def collate_trees(trees: Sequence[PrefixTree], sos_id: int, eos_id: int,
     # each node's last place on a path (flat index path * width + position), by one
     # scatter; a node on no path (padding) takes its tree's root on the tree's first path
     places = torch.arange(sources.numel(), device=device).view_as(sources)
-    node_rows = torch.full((batch * nodes,), -1, device=device).scatter_reduce_(
+    node_rows = torch.full((batch * nodes,), -1, dtype=torch.long, device=device).scatter_reduce_(
         0, sources.flatten(), places.masked_fill(~valid, -1).flatten(), "amax")
     first_paths = torch.tensor([0] + [len(tree.paths) for tree in trees[:-1]],
                                device=device).cumsum(0).clamp(max=len(path_rows) - 1)  # (B,)

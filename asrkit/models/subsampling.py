@@ -112,7 +112,7 @@ class Conv2dSubsampling(nn.Module):
 
 class ChannelsLastConv2d(torch.autograd.Function):
     """``F.conv2d`` (no padding) of a channels-last input whose fp32 weight gradient is
-    computed on a channels-first copy (about 3x faster in oneDNN on a CPU; in bf16 the
+    computed on a channels-first copy (2-3x faster in oneDNN on a CPU; in bf16 the
     channels-last kernel is the faster one); the same function and gradients. Under
     autocast the convolution runs in the autocast dtype, as ``F.conv2d`` would."""
 

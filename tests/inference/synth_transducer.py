@@ -115,7 +115,10 @@ def _one_label_per_frame_loss(head, enc, enc_lens, y, y_lens) -> torch.Tensor:
     """-log P(y | x) per utterance (mean) over the alignments that take one frame per label
     or blank: from lattice node (t, u) a blank goes to (t + 1, u), label u + 1 to (t + 1,
     u + 1); every frame is used (y_lens <= enc_lens)."""
-    targets = y[:, : int(y_lens.max())].clamp(min=0)  # (B, U), padding any valid id
+    assert bool((y_lens <= enc_lens).all()), "one label per frame needs y_lens <= enc_lens"
+    positions = torch.arange(int(y_lens.max()))
+    targets = y[:, : positions.numel()].masked_fill(positions >= y_lens[:, None],
+                                                    head.blank_id)  # (B, U)
     enc_proj = head.joiner.project_encoder(enc)  # (B, T, J)
     pred_proj = head.joiner.project_prediction(head.prediction(targets))  # (B, U + 1, J)
     log_probs = head.joiner(enc_proj[:, :, None], pred_proj[:, None]).log_softmax(-1)

@@ -18,6 +18,8 @@ from asrkit.models.linear import (
 )
 from tests.conftest import intra_op_threads
 
+DETECTED = linear_module.ONEDNN_LINEAR  # this machine's value, before any test switches it
+
 
 @pytest.fixture(autouse=True)
 def two_threads_and_the_path_on(monkeypatch):
@@ -34,6 +36,7 @@ def test_taken_on_amd_cpus_only(monkeypatch):
     assert onednn_faster_than_mkl(amd)
     assert not onednn_faster_than_mkl(intel)
     assert not onednn_faster_than_mkl("")  # no /proc/cpuinfo
+    assert DETECTED == onednn_faster_than_mkl(linear_module._this_cpu_info())
     x, w = torch.randn(ONEDNN_MIN_ROWS, 2048), torch.randn(2048, 2048)
     assert uses_onednn(x, w)
     monkeypatch.setattr(linear_module, "ONEDNN_LINEAR", False)

@@ -130,10 +130,11 @@ def test_channels_last_conv2d_gradients(needs, kernel, stride, grad_layout):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("shape", [(2, 256, 7, 77), (3, 3, 5, 4), (1, 1000, 1, 1), (2, 70000, 1, 2)])
+@pytest.mark.parametrize("shape", [(2, 256, 7, 77), (3, 3, 5, 4), (1, 1000, 1, 2),
+                                   (2, 70000, 1, 2)])
 def test_channels_first_copy_equals_contiguous(shape):
     """The blocked copy gives torch's contiguous tensor, across several blocks (256 channels:
-    256 positions a block, 539 positions), a block wider than the tensor, a single position,
+    256 positions a block, 539 positions), a block wider than the tensor (two positions),
     and more channels than a block holds (one position a block)."""
     torch.manual_seed(0)
     x = torch.randn(shape).contiguous(memory_format=torch.channels_last)
