@@ -406,14 +406,15 @@ class ASRModel(nn.Module):
 
     def score_nbest(self, enc: torch.Tensor, enc_lens: torch.Tensor,
                     nbest: Sequence[Sequence[Sequence[int]]],
-                    nodes_per_pass: int = 1024,
+                    nodes_per_pass: int | None = None,
                     self_attention: str | None = None) -> list[torch.Tensor]:
         """log P(y, eos | x) of each utterance's hypotheses, as ``score_hypotheses`` gives
         them: enc (B, T', D), enc_lens (B,), nbest: B lists of token-id lists -> B tensors
         (hypotheses,) fp32.
 
         Each utterance's hypotheses are one prefix tree, scored in passes of about
-        ``nodes_per_pass`` nodes (asrkit.models.prefix_tree.score_trees): a shared prefix is
+        ``nodes_per_pass`` nodes (None: score_trees's default for the device;
+        asrkit.models.prefix_tree.score_trees): a shared prefix is
         computed once, and the cross-attention keys and values once per utterance instead of
         once per hypothesis. ``self_attention``: "tree", "paths" or None (the cheaper)."""
         self._require_decoder("score_nbest")

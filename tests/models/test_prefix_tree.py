@@ -168,3 +168,19 @@ def test_a_tree_without_hypotheses_in_a_batch(tiny_model, self_attention):
                                          enc_mask[index: index + 1])
             expected = tree_path_scores(torch.log_softmax(alone.float(), -1), alone_batch)
         torch.testing.assert_close(scores, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_passes_default_to_the_device_size(tiny_model, monkeypatch):
+    """Without nodes_per_pass, a CPU batch is cut into passes of NODES_PER_PASS["cpu"]."""
+    from asrkit.models import prefix_tree
+
+    model, _ = tiny_model(vocab_size=12, input_layer="linear", mel_bins=8)
+    sizes = []
+    real = prefix_tree.passes
+    monkeypatch.setattr(prefix_tree, "passes",
+                        lambda order, trees, n: sizes.append(n) or real(order, trees, n))
+    with torch.no_grad():
+        enc, enc_lens = model.encode(torch.randn(2, 9, 8), torch.tensor([9, 7]))
+        model.score_nbest(enc, enc_lens, [[[3, 4]], [[5]]])
+        model.score_nbest(enc, enc_lens, [[[3, 4]], [[5]]], nodes_per_pass=7)
+    assert sizes == [prefix_tree.NODES_PER_PASS["cpu"], 7] and sizes[0] == 512
