@@ -29,9 +29,8 @@ every step, and where it went:
   gradient accumulation a non-finite loss drops its whole update (a skip used to drop only
   its own micro-batch), which is what happened when it was the last micro-batch anyway.
 - a non-finite gradient norm: clipping computes the norm on the device, and the optimiser
-  step is a no-op when it is not finite (``found_inf`` of torch's fused kernels, which also
-  apply the clipping as their ``grad_scale``; asrkit.training.optimizer_step.clip_and_step);
-  under fp16 the GradScaler does the same.
+  step is a no-op when it is not finite (``found_inf`` of torch's fused kernels,
+  asrkit.training.optimizer_step); under fp16 the GradScaler does the same.
 - the skip counters, ``trainer.max_nan_in_a_row`` and the update counter: the host counts
   every update it attempted and the schedule moves on; ``settle`` reads what the device
   knows (asrkit.training.update_outcomes: one copy) and replays it in order, so counters,
@@ -64,7 +63,7 @@ from torch import nn
 
 from asrkit.training import distributed as dist_utils
 from asrkit.training.mwer_nbest import MwerNBest
-from asrkit.training.optimizer_step import clip_and_step
+from asrkit.training.optimizer_step import step_if_finite
 from asrkit.training.precision import Precision
 from asrkit.training.schedulers import rewind
 from asrkit.training.training_state import TrainingState
@@ -255,11 +254,12 @@ class TrainStep:
             params[0].grad.masked_fill_(nonfinite_loss, float("nan"))
         if scaler is not None:
             scaler.unscale_(state.optimizer)
-            norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip or float("inf"))
+        norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip or float("inf"))
+        if scaler is not None:
             scaler.step(state.optimizer)
             scaler.update()
         else:
-            norm = clip_and_step(state.optimizer, params, self.grad_clip)
+            step_if_finite(state.optimizer, norm)
         state.scheduler.step()
         state.optimizer.zero_grad(set_to_none=True)
         state.step += 1
