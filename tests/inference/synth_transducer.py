@@ -116,11 +116,9 @@ def _one_label_per_frame_loss(head, enc, enc_lens, y, y_lens) -> torch.Tensor:
     or blank: from lattice node (t, u) a blank goes to (t + 1, u), label u + 1 to (t + 1,
     u + 1); every frame is used (y_lens <= enc_lens)."""
     assert bool((y_lens <= enc_lens).all()), "one label per frame needs y_lens <= enc_lens"
-    positions = torch.arange(int(y_lens.max()))
-    targets = y[:, : positions.numel()].masked_fill(positions >= y_lens[:, None],
-                                                    head.blank_id)  # (B, U)
-    enc_proj = head.joiner.project_encoder(enc)  # (B, T, J)
-    pred_proj = head.joiner.project_prediction(head.prediction(targets))  # (B, U + 1, J)
+    # (B, T, J), (B, U + 1, J), targets (B, U) padded with blank: as the head's own loss
+    enc_proj, pred_proj, targets, enc_lens, y_lens = head._lattice_inputs(enc, enc_lens, y,
+                                                                          y_lens)
     log_probs = head.joiner(enc_proj[:, :, None], pred_proj[:, None]).log_softmax(-1)
     blank = log_probs[..., head.blank_id]  # (B, T, U + 1)
     label = log_probs[:, :, :-1].gather(3, targets[:, None, :, None].expand(
@@ -128,7 +126,7 @@ def _one_label_per_frame_loss(head, enc, enc_lens, y, y_lens) -> torch.Tensor:
     never = -1e30  # not reached (finite: the gradient of logaddexp(-inf, -inf) is NaN)
     alpha = torch.full_like(blank[:, 0], never)  # (B, U + 1) before frame t
     alpha[:, 0] = 0.0
-    for t in range(enc.size(1)):
+    for t in range(enc_proj.size(1)):
         step = torch.logaddexp(alpha + blank[:, t], torch.nn.functional.pad(
             alpha[:, :-1] + label[:, t], (1, 0), value=never))
         alpha = torch.where((t < enc_lens)[:, None], step, alpha)
