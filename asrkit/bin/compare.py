@@ -63,21 +63,23 @@ def main(argv: list[str]) -> int:
     from asrkit.scoring.compare_format import format_csv, format_markdown, format_pairs_csv, plot
 
     try:
+        if args.bootstrap_samples < 1:
+            raise ValueError(f"--bootstrap-samples must be >= 1, got {args.bootstrap_samples}")
         comparison = compare_experiments(args.exp_dirs, args.sets, args.methods, args.metric,
                                          args.bootstrap_samples, args.seed, args.checkpoint,
                                          args.trust_module)
+        print(format_csv(comparison) if args.format == "csv" else format_markdown(comparison),
+              end="")
+        if args.pairs_csv:
+            args.pairs_csv.write_text(format_pairs_csv(comparison), encoding="utf-8")
+        elif args.format == "csv" and comparison.pairs:
+            print(f"asrkit compare: {len(comparison.pairs)} pairwise difference(s) with "
+                  "confidence intervals are not in the CSV; write them with --pairs-csv FILE",
+                  file=sys.stderr)
+        if args.plot:
+            path = plot(comparison, args.plot)
+            print(f"plot: {path}", file=sys.stderr)
     except (OSError, ValueError) as e:
         print(f"asrkit compare: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
-    print(format_csv(comparison) if args.format == "csv" else format_markdown(comparison),
-          end="")
-    if args.pairs_csv:
-        args.pairs_csv.write_text(format_pairs_csv(comparison), encoding="utf-8")
-    elif args.format == "csv" and comparison.pairs:
-        print(f"asrkit compare: {len(comparison.pairs)} pairwise difference(s) with "
-              "confidence intervals are not in the CSV; write them with --pairs-csv FILE",
-              file=sys.stderr)
-    if args.plot:
-        path = plot(comparison, args.plot)
-        print(f"plot: {path}", file=sys.stderr)
     return 0

@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
     options = {k: v for k, v in vars(args).items() if k not in ("corpus", "src", "out", "strict")}
     try:
         summary = run_preparer(args.corpus, args.src, args.out, **options)
-    except (ValueError, FileNotFoundError) as e:  # bad options or source: a usage error
+    except (ValueError, OSError) as e:  # bad options, source or --out: a usage error
         print(f"asrkit prepare {args.corpus}: {e}", file=sys.stderr)
         return 2
     print(summary.format())

@@ -59,15 +59,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    unit = "char" if args.cer else "word"
     try:
         normalizer = TextNormalizer.from_words(args.normalize)
-        result = score_texts(read_text(args.ref), read_text(args.hyp), normalizer)
+        refs, hyps = read_text(args.ref), read_text(args.hyp)
+        if not refs:
+            raise ValueError(f"{args.ref}: no reference utterances")
+        try:
+            result = score_texts(refs, hyps, normalizer)
+        except ValueError as e:
+            raise ValueError(f"{args.hyp} against {args.ref}: {e}") from None
+        if args.errors:
+            args.errors.write_text(format_errors_file(result, unit), encoding="utf-8")
     except (OSError, ValueError) as e:
         print(f"asrkit score: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
-    unit = "char" if args.cer else "word"
-    if args.errors:
-        args.errors.write_text(format_errors_file(result, unit), encoding="utf-8")
     if args.json:
         print(json.dumps(json_safe({**result.summary(), "rtf": None}), indent=2,
                          ensure_ascii=False, allow_nan=False))

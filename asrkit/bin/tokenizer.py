@@ -35,10 +35,10 @@ def main(argv: list[str]) -> int:
     try:
         texts = [u.text for m in args.manifest for u in read_manifest(m)]
         tokenizer = train_tokenizer(texts, args.type, args.vocab_size)
-    except (ManifestError, TokenizerError) as e:
+        tokenizer.save(args.out)
+    except (ManifestError, TokenizerError, OSError) as e:
         print(f"asrkit tokenizer: {e}", file=sys.stderr)
         return 2
-    tokenizer.save(args.out)
     unk = sum(t.count(1) for t in map(tokenizer.encode, texts))
     tokens = sum(len(tokenizer.encode(t)) for t in texts)
     print(f"{args.type} tokenizer with {tokenizer.vocab_size} units -> {args.out} "

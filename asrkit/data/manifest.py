@@ -9,6 +9,7 @@ line and raises `ManifestError` naming the file, line and key; writing is atomic
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -16,6 +17,11 @@ from pathlib import Path
 
 REQUIRED_FIELDS = {"id": str, "audio": str, "duration": (int, float), "text": str, "speaker": str}
 OPTIONAL_FIELDS = {"start": (int, float), "end": (int, float)}
+
+
+# Characters that end a line in Python's str.splitlines(): a text holding one would break the
+# one-utterance-per-line "<id> <text>" files written from manifests (ref.txt, hyp.txt).
+LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 class ManifestError(ValueError):
@@ -44,17 +50,22 @@ def validate_record(record: object, where: str) -> Utterance:
     for key, kind in REQUIRED_FIELDS.items():
         if key not in record:
             raise ManifestError(f"{where}: missing key '{key}'")
-        if not isinstance(record[key], kind) or isinstance(record[key], bool):
+        if not isinstance(record[key], kind) or isinstance(record[key], bool) or \
+                not _finite(record[key]):
             raise ManifestError(f"{where}: key '{key}' has bad value {record[key]!r}")
     for key, kind in OPTIONAL_FIELDS.items():
         value = record.get(key)
-        if value is not None and (not isinstance(value, kind) or value < 0):
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)
+                                  or not _finite(value) or value < 0):
             raise ManifestError(f"{where}: key '{key}' has bad value {value!r}")
     unknown = set(record) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS)
     if unknown:
         raise ManifestError(f"{where}: unknown key(s) {sorted(unknown)}")
     if not record["id"] or any(c.isspace() for c in record["id"]):
         raise ManifestError(f"{where}: key 'id' must be non-empty without whitespace: {record['id']!r}")
+    if breaks := sorted(LINE_BREAKS.intersection(record["text"])):
+        raise ManifestError(f"{where}: key 'text' holds a line break ({breaks[0]!r}); "
+                            "a transcript is one line")
     if record["duration"] <= 0:
         raise ManifestError(f"{where}: key 'duration' must be > 0, got {record['duration']}")
     start, end = record.get("start"), record.get("end")
@@ -69,6 +80,11 @@ def validate_record(record: object, where: str) -> Utterance:
         start=None if start is None else float(start),
         end=None if end is None else float(end),
     )
+
+
+def _finite(value: object) -> bool:
+    """False for a NaN or infinite float (JSON's NaN/Infinity, which json.loads accepts)."""
+    return not isinstance(value, float) or math.isfinite(value)
 
 
 def _decode_line(raw: bytes, where: str) -> str:
@@ -109,7 +125,9 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
 
 
 def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> int:
-    """Write utterances as JSONL atomically (temp file + rename); returns the count."""
+    """Write utterances as JSONL atomically (temp file + rename); returns the count. A
+    non-finite number (NaN, inf: not JSON) is an error naming the utterance, and nothing is
+    written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -117,7 +135,12 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> 
     try:
         with tmp.open("w", encoding="utf-8") as f:
             for utt in utterances:
-                f.write(json.dumps(utt.to_json(), ensure_ascii=False) + "\n")
+                try:
+                    line = json.dumps(utt.to_json(), ensure_ascii=False, allow_nan=False)
+                except ValueError:
+                    raise ManifestError(f"{path}: utterance '{utt.id}' has a non-finite "
+                                        f"number: {utt.to_json()}") from None
+                f.write(line + "\n")
                 count += 1
         os.replace(tmp, path)
     finally:

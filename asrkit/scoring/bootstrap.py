@@ -51,6 +51,8 @@ def paired_bootstrap(errors_a: Sequence[int], errors_b: Sequence[int],
         raise ValueError("paired bootstrap needs at least one utterance")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if num_samples < 1:
+        raise ValueError(f"the bootstrap needs at least one resample, got {num_samples}")
     rng = np.random.default_rng(seed)
     deltas = np.empty(num_samples)
     b_better = 0

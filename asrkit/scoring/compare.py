@@ -167,7 +167,12 @@ def _pairs(comparison: Comparison, num_samples: int, seed: int) -> list[PairResu
                       if row.method == method and set_name in row.runs]
             for row_a, row_b in itertools.combinations(scored, 2):
                 run_a, run_b = row_a.runs[set_name], row_b.runs[set_name]
-                if not (_has_texts(run_a) and _has_texts(run_b)):
+                if missing := _missing_texts(run_a) + _missing_texts(run_b):
+                    note = (f"{set_name}/{method}: {row_a.name} and {row_b.name} not compared: "
+                            f"no {', '.join(str(path) for path in missing)} (the paired "
+                            "test rescores the texts)")
+                    if note not in comparison.not_paired:
+                        comparison.not_paired.append(note)
                     continue
                 if read_text(run_a.path / "ref.txt") != read_text(run_b.path / "ref.txt"):
                     note = (f"{set_name}: {row_a.info.name} and {row_b.info.name} were scored "
@@ -192,8 +197,9 @@ def _pairs(comparison: Comparison, num_samples: int, seed: int) -> list[PairResu
     return pairs
 
 
-def _has_texts(run: DecodeRun) -> bool:
-    return (run.path / "hyp.txt").is_file() and (run.path / "ref.txt").is_file()
+def _missing_texts(run: DecodeRun) -> list[Path]:
+    return [path for path in (run.path / "hyp.txt", run.path / "ref.txt")
+            if not path.is_file()]
 
 
 def _errors(run: DecodeRun, metric: str) -> dict[str, tuple[int, int]]:

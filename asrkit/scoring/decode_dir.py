@@ -47,8 +47,8 @@ IMPLICIT_SETTINGS = {"precision": "fp32"}
 def _value_text(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:g}"
+    if isinstance(value, float):  # every digit (0.3 and 0.3000001 apart), 2.0 as 2
+        return repr(value).removesuffix(".0")
     return re.sub(r"[^A-Za-z0-9._+]", "_", str(value))
 
 
@@ -137,8 +137,11 @@ def utterance_errors(run: DecodeRun, unit: str = "word") -> dict[str, tuple[int,
     """Per utterance (errors, reference tokens) at ``unit`` "word" or "char", rescored from
     hyp.txt/ref.txt with the normalisation the run was scored with (for paired tests)."""
     normalizer = TextNormalizer.from_dict(run.summary.get("normalize"))
-    result = score_texts(read_text(run.path / "ref.txt"), read_text(run.path / "hyp.txt"),
-                         normalizer)
+    refs, hyps = read_text(run.path / "ref.txt"), read_text(run.path / "hyp.txt")
+    try:
+        result = score_texts(refs, hyps, normalizer)
+    except ValueError as e:  # hypothesis ids without a reference
+        raise ValueError(f"{run.path}: {e}") from None
     counts = result.words if unit == "word" else result.chars
     return {u.id: (u.errors, len(u.ref)) for u in counts.utterances}
 

@@ -37,6 +37,9 @@ def train_tokenizer(texts: list[str], type: str, vocab_size: int | None) -> Toke
     """Train a tokenizer of `type` ("bpe", "unigram" or "char") on `texts`."""
     if not texts:
         raise TokenizerError("no training text: the manifest(s) hold no utterances")
+    if not any(text.strip() for text in texts):
+        raise TokenizerError(f"no training text: all {len(texts)} utterances have an empty "
+                             "text")
     if type not in TYPES:
         raise TokenizerError(f"unknown tokenizer type '{type}' (known: {', '.join(TYPES)})")
     if type in NEEDS_VOCAB_SIZE and vocab_size is None:

@@ -3,6 +3,12 @@
 Trained with our fixed special ids: `<blank>` takes sentencepiece's pad slot (id 0, never
 emitted), `<unk>` is 1 and `<sos/eos>` a control symbol at 2; sentencepiece's own bos/eos
 are disabled. The model is saved as `spm.model` beside units.txt.
+
+Text is normalised as sentencepiece does by default (``nmt_nfkc``: Unicode NFKC plus
+whitespace clean-up), as in ESPnet's and WeNet's recipes: full-width digits and letters,
+ligatures and the like come out in their plain forms (``２０`` → ``20``, ``ﬁ`` → ``fi``),
+so ``decode(encode(text))`` can differ from ``text``. References are scored as written:
+normalise such transcripts when preparing the corpus, or use the ``char`` tokenizer.
 """
 
 from __future__ import annotations

@@ -28,6 +28,16 @@ def test_round_trip_resolves_relative_audio(tmp_path):
     ({"id": "x", "audio": "a.wav", "duration": 1, "text": "t", "speaker": "s", "txt": 1}, "unknown key"),
     ({"id": "x", "audio": "a.wav", "duration": 1, "text": "t", "speaker": "s", "start": 2, "end": 1},
      "'end' (1) must exceed"),
+    ({"id": "x", "audio": "a.wav", "duration": float("nan"), "text": "t", "speaker": "s"},
+     "key 'duration' has bad value nan"),
+    ({"id": "x", "audio": "a.wav", "duration": 1, "text": "t", "speaker": "s",
+      "end": float("inf")}, "key 'end' has bad value inf"),
+    ({"id": "x", "audio": "a.wav", "duration": 1, "text": "t", "speaker": "s", "start": True},
+     "key 'start' has bad value True"),
+    ({"id": "x", "audio": "a.wav", "duration": 1, "text": "one\ntwo", "speaker": "s"},
+     "key 'text' holds a line break ('\\n')"),
+    ({"id": "x", "audio": "a.wav", "duration": 1, "text": "one\u2028two", "speaker": "s"},
+     "key 'text' holds a line break ('\\u2028')"),
 ])
 def test_bad_lines_name_file_line_and_key(tmp_path, record, message):
     good = {"id": "ok", "audio": "a.wav", "duration": 1.0, "text": "t", "speaker": "s"}
@@ -46,6 +56,25 @@ def test_duplicate_ids_and_bad_json(tmp_path):
     (tmp_path / "broken.jsonl").write_text("{not json\n")
     with pytest.raises(ManifestError, match="broken.jsonl:1: not valid JSON"):
         read_manifest(tmp_path / "broken.jsonl")
+
+
+def test_every_line_break_of_splitlines_is_refused_and_a_tab_is_not(tmp_path):
+    from asrkit.data.manifest import LINE_BREAKS
+
+    breaks = {c for c in map(chr, range(0x3000)) if len(f"a{c}b".splitlines()) == 2}
+    assert breaks == set(LINE_BREAKS)
+    path = tmp_path / "tab.jsonl"
+    record = {"id": "x", "audio": "a.wav", "duration": 1.0, "text": "a\tb", "speaker": "s"}
+    path.write_text(json.dumps(record) + "\n")
+    assert read_manifest(path)[0].text == "a\tb"
+
+
+def test_a_non_finite_number_is_not_written(tmp_path):
+    path = tmp_path / "m.jsonl"
+    write_manifest(path, [Utterance("a", "a.wav", 1.0, "t", "s")])
+    with pytest.raises(ManifestError, match="m.jsonl: utterance 'b' has a non-finite number"):
+        write_manifest(path, [Utterance("b", "b.wav", float("nan"), "t", "s")])
+    assert [u.id for u in read_manifest(path)] == ["a"]
 
 
 def test_failed_write_keeps_the_old_file(tmp_path):

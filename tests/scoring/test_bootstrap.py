@@ -54,3 +54,5 @@ def test_bad_input_is_rejected():
         paired_bootstrap([1, 2], [1], [3, 4])
     with pytest.raises(ValueError, match="at least one"):
         paired_bootstrap([], [], [])
+    with pytest.raises(ValueError, match="at least one resample, got 0"):
+        paired_bootstrap([1], [2], [3], num_samples=0)

@@ -134,6 +134,23 @@ def test_same_set_name_with_other_references_is_not_paired(experiments, tmp_path
     assert "different references" in format_markdown(comparison)
 
 
+def test_a_run_without_its_texts_or_with_foreign_ids_is_named(experiments, tmp_path, capsys):
+    a, *_ = experiments
+    other, _ = _fake_experiment(tmp_path, "other", 0.1, ["test"], seed=2)
+    run = other / "decode" / "avg_2" / "test" / "attention"
+    (run / "hyp.txt").unlink()
+    comparison = compare_experiments([a, other], methods=["attention"])
+    assert comparison.pairs == []
+    assert f"Note: test/attention: baseline and other not compared: no {run / 'hyp.txt'}" \
+        in format_markdown(comparison)
+    (run / "hyp.txt").write_text((run / "ref.txt").read_text() + "zz extra words\n")
+    assert main([str(a), str(other), "--methods", "attention"]) == 2
+    assert capsys.readouterr().err == (f"asrkit compare: {run}: 1 hypothesis id(s) have no "
+                                       "reference, e.g. 'zz'\n")
+    assert main([str(a), str(other), "--bootstrap-samples", "0"]) == 2
+    assert "--bootstrap-samples must be >= 1, got 0" in capsys.readouterr().err
+
+
 def test_plot_marks_a_missing_result_unlike_a_zero_bar(experiments):
     """`better` was not decoded on dev: its slot holds "n/a", not a 0-height bar."""
     import matplotlib.pyplot as plt
@@ -164,3 +181,14 @@ def test_csv_leaves_the_pairs_to_pairs_csv_and_says_so(experiments, tmp_path, ca
     pairs = list(csv.DictReader((tmp_path / "p.csv").open()))
     assert [(p["set"], p["a"], p["b"]) for p in pairs] == [("test", "baseline", "better")] * 2
     assert float(pairs[0]["ci_low"]) <= float(pairs[0]["delta"]) <= float(pairs[0]["ci_high"])
+
+
+def test_result_directories_keep_every_digit_of_a_float_setting(tmp_path):
+    from asrkit.scoring.decode_dir import result_dir_name
+
+    name = result_dir_name
+    assert name("joint", {"beam": 10, "ctc_weight": 0.3, "length_norm": False,
+                          "max_len_ratio": 1.0, "top_k": None}) == \
+        "joint-beam10-ctc_weight0.3-length_normfalse-max_len_ratio1"
+    assert name("joint", {"ctc_weight": 0.3000001}) == "joint-ctc_weight0.3000001"
+    assert name("joint", {"length_penalty": 1e-05}) == "joint-length_penalty1e-05"

@@ -38,10 +38,19 @@ def test_json_has_the_wer_json_keys(tmp_path, capsys):
 def test_bad_input_is_one_line_and_status_2(tmp_path, capsys):
     args = _files(tmp_path, {"u1": "a"}, {"u2": "a"})
     assert main(args) == 2
-    assert "have no reference, e.g. 'u2'" in capsys.readouterr().err
+    assert capsys.readouterr().err == (f"asrkit score: {args[3]} against {args[1]}: 1 hypothesis "
+                                       "id(s) have no reference, e.g. 'u2'\n")
     assert main(["--ref", str(tmp_path / "none.txt"), "--hyp", str(tmp_path / "hyp.txt")]) == 2
     assert "none.txt: not found" in capsys.readouterr().err
     assert main([*args[:2], "--hyp", str(tmp_path / "ref.txt"), "--normalize", "loud"]) == 2
+    capsys.readouterr()
+    args = _files(tmp_path, {"u1": "a"}, {"u1": "a"})
+    assert main([*args, "--errors", str(tmp_path / "no_dir" / "errors.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("asrkit score: ") and "no_dir/errors.txt" in err and err.count("\n") == 1
+    (tmp_path / "ref.txt").write_text("")
+    assert main(args) == 2
+    assert capsys.readouterr().err == f"asrkit score: {tmp_path / 'ref.txt'}: no reference utterances\n"
 
 
 def test_json_is_valid_when_the_rate_is_undefined(tmp_path, capsys):

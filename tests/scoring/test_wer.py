@@ -105,6 +105,21 @@ def test_text_files_round_trip(tmp_path):
         read_text(path)
 
 
+def test_text_files_split_lines_at_newlines_only(tmp_path):
+    path = tmp_path / "ref.txt"
+    # a byte-order mark, CRLF line ends, and characters str.splitlines() would break at
+    path.write_bytes("\ufeffu1 hello\u2028world\r\nu2 a\x85b\x0cc\nu3\n".encode())
+    assert read_text(path) == {"u1": "hello\u2028world", "u2": "a\x85b\x0cc", "u3": ""}
+    result = score_texts(read_text(path), {"u1": "hello world", "u2": "a b c"})
+    assert (result.words.errors, result.words.ref_tokens, len(result.words.utterances)) == (0, 5, 3)
+    path.write_bytes(b"u1 ok\nu2 caf\xe9\n")
+    with pytest.raises(ValueError, match=r"ref.txt:2: not UTF-8 text \(byte 0xe9 at byte 7"):
+        read_text(path)
+    with pytest.raises(ValueError, match=r"hyp.txt: the text of 'u2' holds a line break"):
+        write_text(tmp_path / "hyp.txt", {"u1": "a", "u2": "b\nc"})
+    assert not (tmp_path / "hyp.txt").exists()
+
+
 def test_errors_file_aligns_characters_for_text_without_spaces():
     result = score_texts({"u1": "北京欢迎你", "u2": "你好"}, {"u1": "北京欢你", "u2": "你好吗"})
     text = format_errors_file(result)

@@ -72,6 +72,31 @@ def test_cli_trains_from_manifest(tmp_path, capsys):
     assert load_tokenizer(tmp_path / "bpe40").vocab_size == 40
 
 
+def test_blank_texts_and_an_out_that_is_a_file_are_one_line_errors(tmp_path, capsys):
+    manifest = tmp_path / "blank.jsonl"
+    write_manifest(manifest, [Utterance(f"u{i}", "a.wav", 1.0, t, "s")
+                              for i, t in enumerate(["", "  "])])
+    for kind in ("char", "bpe"):
+        assert tokenizer_main(["--manifest", str(manifest), "--type", kind, "--vocab-size",
+                               "10", "--out", str(tmp_path / kind)]) == 2
+        assert capsys.readouterr().err == ("asrkit tokenizer: no training text: all 2 "
+                                           "utterances have an empty text\n")
+    write_manifest(manifest, [Utterance(f"u{i}", "a.wav", 1.0, t, "s") for i, t in enumerate(TEXTS)])
+    (tmp_path / "afile").write_text("kept")
+    assert tokenizer_main(["--manifest", str(manifest), "--type", "char",
+                           "--out", str(tmp_path / "afile")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("asrkit tokenizer: ") and str(tmp_path / "afile") in err
+    assert err.count("\n") == 1 and (tmp_path / "afile").read_text() == "kept"
+
+
+def test_word_pieces_normalise_to_nfkc_as_documented():
+    tokenizer = train_tokenizer(TEXTS + ["第２０１５号 ﬁle"], "bpe", 60)
+    assert tokenizer.decode(tokenizer.encode("第２０１５号 ﬁle")) == "第2015号 file"
+    char = train_tokenizer(TEXTS + ["第２０１５号 ﬁle"], "char", None)
+    assert char.decode(char.encode("第２０１５号 ﬁle")) == "第２０１５号 ﬁle"
+
+
 def test_cli_missing_manifest_is_one_line_error(tmp_path, capsys):
     rc = tokenizer_main(["--manifest", str(tmp_path / "missing.jsonl"), "--type", "char",
                          "--out", str(tmp_path / "x")])

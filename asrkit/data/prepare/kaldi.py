@@ -21,6 +21,7 @@ files either and are skipped as missing audio. Text is kept as written in `text`
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 
@@ -66,9 +67,12 @@ def read_segments(path: Path) -> dict[str, tuple[str, float, float | None]]:
             if len(fields) != 3:
                 raise ValueError
             start, end = float(fields[1]), float(fields[2])
+            if not (math.isfinite(start) and math.isfinite(end)) or start < 0:
+                raise ValueError
         except ValueError:
-            raise ValueError(f"{path}: segment '{utt_id}' should be "
-                             f"'<utt_id> <rec_id> <start> <end>', got '{utt_id} {value}'") from None
+            raise ValueError(f"{path}: segment '{utt_id}' should be '<utt_id> <rec_id> <start> "
+                             f"<end>' with finite times, start >= 0 (end -1: to the end of the "
+                             f"recording), got '{utt_id} {value}'") from None
         segments[utt_id] = (fields[0], start, None if end < 0 else end)
     return segments
 

@@ -110,6 +110,29 @@ def test_malformed_segments_name_the_file(tmp_path: Path, train_dir: dict, lines
     assert f"{data / 'segments'}: segment 'u1'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("segment", ["u1 u1 nan 1.0", "u1 u1 0.2 inf", "u1 u1 -0.5 0.5"])
+def test_segments_need_finite_times_from_zero(tmp_path: Path, train_dir: dict, lines,
+                                               segment: str) -> None:
+    data = tmp_path / "data" / "train"
+    lines(data / "segments", ["u2 u1 0.0 0.5", segment])
+    with pytest.raises(ValueError, match=f"segment 'u1' should be .* with finite times, "
+                                         f"start >= 0 .*, got '{segment}'"):
+        run_preparer("kaldi", data, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_out_that_is_a_file_is_a_one_line_error(tmp_path: Path, train_dir: dict,
+                                                   capsys) -> None:
+    (tmp_path / "afile").write_text("kept")
+    args = ["kaldi", "--src", str(tmp_path / "data" / "train"), "--audio-root",
+            str(tmp_path / "audio_root")]
+    assert prepare_main([*args, "--out", str(tmp_path / "afile")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("asrkit prepare kaldi: ") and err.count("\n") == 1
+    assert str(tmp_path / "afile") in err
+    assert (tmp_path / "afile").read_text() == "kept"
+
+
 def test_cli_strict_fails_when_something_was_skipped(tmp_path: Path, train_dir: dict, capsys) -> None:
     args = ["kaldi", "--src", str(tmp_path / "data" / "train"), "--out", str(tmp_path / "out"),
             "--audio-root", str(tmp_path / "audio_root")]
