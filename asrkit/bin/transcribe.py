@@ -30,8 +30,8 @@ Formats: text (the transcript; `<source><TAB><text>` per line for several files)
 (one object per line per file: text, words and tokens with start, end, confidence),
 srt (subtitles; several files need --out DIR: DIR/<name>.srt each), ctm (NIST CTM: `<file>
 1 <start> <duration> <word> <confidence>`). A file that cannot be read (unreadable, empty,
-truncated, NaN samples, too short) gets one line on stderr naming it; the others are still
-transcribed. A summary line (files, audio, wall time, RTF) ends the run, and a progress
+truncated, NaN samples, too short; with --streaming too) gets one line on stderr naming it;
+the others are still transcribed. A summary line (files, audio, wall time, RTF) ends the run, and a progress
 bar is drawn on a terminal for several files.
 
 Streaming (a model trained with encoder.causal: true, e.g. +experiment=synth/conformer_streaming):
@@ -53,7 +53,9 @@ pieces over at real time, as a microphone would.
         --format srt --out talk.srt
 
 Exit status: 0 every file transcribed, 1 some file failed (or the model could not be
-run), 2 usage error (a missing path or model, an unknown method or option).
+run), 2 usage error (a missing path or model, an unknown method or option, a count or
+length that cannot be meant, a device this machine lacks, an --out that is a directory):
+found before the model loads.
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a decode config override, e.g. search.attention_rescoring.beam=20")
     p.add_argument("--channel", type=int, help="keep this channel (from 0) instead of "
                                                "mixing all channels down")
-    p.add_argument("--window", type=float, default=20.0, help="seconds per window (default 20)")
+    p.add_argument("--window", type=float, default=20.0,
+                   help="seconds per window (default 20, at least 1)")
     p.add_argument("--overlap", type=float, default=1.0,
                    help="seconds of context on each side of a window (default 1)")
     p.add_argument("--batch-size", type=int, default=8, help="windows decoded together")
@@ -130,13 +133,21 @@ def main(argv: list[str]) -> int:
         return status
 
     try:
+        _check_numbers(args)
+        _check_device(args.device)
         paths = collect_audio(args.audio, sys.stdin)
         windows = WindowSettings(args.window, args.overlap, min(4.0, args.window / 2))
         if len(paths) > 1 and args.format == "srt" and (args.out is None or args.out.is_file()):
             raise AudioPathError(f"--format srt for {len(paths)} files needs --out DIR (one "
                                  f".srt per file)")
+        if args.out is not None and not (args.format == "srt" and len(paths) > 1):
+            _check_out_file(args.out)
     except (AudioPathError, ValueError) as e:
         return fail(one_line(e), 2)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.streaming:
         if args.precision != "fp32":
             return fail("--precision: --streaming decodes in fp32", 2)
@@ -150,10 +161,6 @@ def main(argv: list[str]) -> int:
     overrides = list(args.search)
     overrides += [f"beam={args.beam}"] if args.beam is not None else []
     overrides += [f"ctc_weight={args.ctc_weight}"] if args.ctc_weight is not None else []
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     try:
         transcriber = Transcriber.load(args.model, args.checkpoint, args.method, overrides,
                                        args.device, args.trust_module, args.threads,
@@ -221,7 +228,7 @@ def _transcribe_streaming(args: argparse.Namespace, paths: list[Path], fail) -> 
         recognizer = StreamingRecognizer.from_experiment(
             exp, 16 if args.chunk_size is None else args.chunk_size,
             left_chunks=-1 if args.left_chunks is None else args.left_chunks,
-            beam=args.beam or 10, method=method, rescore=args.rescore,
+            beam=10 if args.beam is None else args.beam, method=method, rescore=args.rescore,
             ctc_weight=args.ctc_weight)
     except (ConfigError, FileNotFoundError, ValueError) as e:
         return fail(one_line(e), 2)
@@ -233,12 +240,14 @@ def _transcribe_streaming(args: argparse.Namespace, paths: list[Path], fail) -> 
             prefix = f"{path}\t" if len(paths) > 1 else ""
             printer = PartialPrinter(sys.stderr, prefix)
             try:
-                result = stream_file(recognizer, path, args.piece or 0.1, args.realtime,
-                                     printer, args.channel, timed=args.format != "text")
+                result = stream_file(recognizer, path, 0.1 if args.piece is None else args.piece,
+                                     args.realtime, printer, args.channel,
+                                     timed=args.format != "text")
             except (AudioError, OSError, ValueError, RuntimeError) as e:
                 printer.done()
                 failed += 1
-                reason = f"{path}: {one_line(e)}"
+                message = one_line(e)
+                reason = message if message.startswith(str(path)) else f"{path}: {message}"
                 print(f"asrkit transcribe: {reason}", file=sys.stderr)
                 writer(Failure(str(path), reason), recognizer)
                 continue
@@ -248,6 +257,43 @@ def _transcribe_streaming(args: argparse.Namespace, paths: list[Path], fail) -> 
                                                    duration=result.duration), recognizer)
     print(summary_line(len(paths), failed, audio, time.perf_counter() - start), file=sys.stderr)
     return 1 if failed else 0
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """A usage error for a count or length that cannot be meant (before the model loads)."""
+    for flag, value, least in (("--threads", args.threads, 1), ("--batch-size", args.batch_size, 1),
+                               ("--beam", args.beam, 1), ("--chunk-size", args.chunk_size, 1),
+                               ("--left-chunks", args.left_chunks, -1)):
+        if value is not None and value < least:
+            raise ValueError(f"{flag} must be >= {least}, got {value}")
+    if args.piece is not None and not args.piece > 0:
+        raise ValueError(f"--piece must be > 0 seconds, got {args.piece}")
+
+
+def _check_device(name: str) -> None:
+    """A usage error for a device that is not one, or not on this machine."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name}: not a device (cpu, cuda, cuda:N)") from None
+    if device.type == "cpu":
+        return
+    if device.type != "cuda":
+        raise ValueError(f"--device {name}: transcribe runs on cpu or cuda")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if (device.index or 0) >= count:
+        raise ValueError(f"--device {name}: this machine has {count} CUDA device(s)")
+
+
+def _check_out_file(out: Path) -> None:
+    """--out must be a file that can be created; checked before the model loads, and
+    before anything is written, so that a mistake costs nothing already there."""
+    if out.is_dir():
+        raise ValueError(f"--out {out}: is a directory (a file is written there)")
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {out}: no directory {out.parent}")
 
 
 @contextlib.contextmanager

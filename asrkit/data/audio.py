@@ -87,6 +87,22 @@ def load_audio(
     return wave
 
 
+def float_samples(data: np.ndarray, name: str | os.PathLike) -> np.ndarray:
+    """Audio given as an array, as float32 in [-1, 1]: a float array as it is, integer PCM
+    (int8/int16/int32 as WAV files store it, as scipy.io.wavfile reads it; uint8 centred on
+    128) scaled by its full range, as soundfile and torchaudio scale it. Other dtypes
+    (int64, bool, complex, ...) are an AudioError naming ``name``."""
+    kind = data.dtype
+    if kind.kind == "f":
+        return data.astype(np.float32, copy=False)
+    if kind in (np.int8, np.int16, np.int32):
+        return (data / float(-np.iinfo(kind).min)).astype(np.float32)
+    if kind == np.uint8:
+        return ((data.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
+    raise AudioError(f"{name}: audio samples of dtype {kind} (float, or int8/int16/int32/uint8 "
+                     f"PCM, expected)")
+
+
 def to_mono(data: np.ndarray, channel: int | None, path: str | os.PathLike) -> np.ndarray:
     """(frames, channels) float32 samples -> (frames,) contiguous: channel ``channel``, or
     the mean of all channels (``None``). Raises AudioError naming ``path`` for a channel the

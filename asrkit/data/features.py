@@ -23,6 +23,14 @@ class FbankExtractor:
     frame_length: float = 25.0  # ms
     frame_shift: float = 10.0  # ms
 
+    def __post_init__(self) -> None:
+        for name, kinds in (("sample_rate", int), ("num_mel_bins", int),
+                            ("frame_length", (int, float)), ("frame_shift", (int, float))):
+            value = getattr(self, name)
+            if not isinstance(value, kinds) or isinstance(value, bool) or not value > 0:
+                raise ValueError(f"features: {name} must be a positive "
+                                 f"{'integer' if kinds is int else 'number'}, got {value!r}")
+
     @classmethod
     def from_config(cls, data: dict) -> FbankExtractor:
         """The extractor a ``data`` config section describes (conf/data/default.yaml)."""

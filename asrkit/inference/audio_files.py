@@ -35,7 +35,10 @@ def collect_audio(arguments: Sequence[str], stdin: TextIO | None = None) -> list
             if stdin is None:
                 raise AudioPathError("-: no standard input to read paths from")
             listed = [line.strip() for line in stdin]
-            paths += collect_audio([p for p in listed if p and not p.startswith("#")])
+            listed = [p for p in listed if p and not p.startswith("#")]
+            if not listed:
+                raise AudioPathError("-: no paths on standard input")
+            paths += collect_audio(listed)
             continue
         path = Path(argument)
         if path.is_dir():

@@ -28,15 +28,18 @@ encoder lengths, the CTC log-probabilities (valid frames), the decoder's hypothe
 and the transducer's projected frames, prediction outputs and joint log-probabilities
 (asrkit.inference.transducer_graphs.compare_transducers), and the streaming step's output
 and caches over five chunks fed back (asrkit.inference.encoder_chunk_graph
-.compare_chunk_steps) must agree within ``tolerance`` (1e-4); otherwise the directory gets
-no model.json and the export fails.
+.compare_chunk_steps) must agree within ``tolerance`` (1e-4); otherwise the export fails.
+The export is written and checked in a hidden directory beside ``out_dir``
+(``.<name>.partial``) and moved in only once checked, so a failed export leaves an earlier
+one in ``out_dir`` as it was.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
+import os
+import shutil
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -207,7 +210,24 @@ def export_model(exp_dir: str | Path, out_dir: str | Path, runtime: str = "onnx"
     bins = exp.extractor.num_mel_bins
     chunk_graph = None if chunk_size is None else _chunk_graph(model, bins, chunk_size,
                                                                 left_chunks)
-    out = _prepare_out_dir(out_dir)
+    out = _check_out_dir(out_dir)
+    stage = out.resolve().with_name(f".{out.resolve().name}.partial")  # checked, then moved in
+    shutil.rmtree(stage, ignore_errors=True)  # a crashed export's leftovers
+    stage.mkdir(parents=True)
+    try:
+        diffs = _export_into(exp, model, family, bins, chunk_graph, runtime, tolerance, stage)
+        _move_into(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    return ExportReport(out, family, runtime, size, diffs)
+
+
+def _export_into(exp: Experiment, model: nn.Module, family: str, bins: int,
+                 chunk_graph: EncoderChunkGraph | None, runtime: str, tolerance: float,
+                 out: Path) -> dict[str, float]:
+    """The graphs, tokenizer, CMVN and model.json written to ``out`` and checked; -> the
+    check's largest differences."""
     specs = graph_specs(model, bins)
     exported = ExportedDir(out)
     inputs = example_inputs(model, bins, CHECK_LENGTHS[:2], seed=1)
@@ -225,16 +245,11 @@ def export_model(exp_dir: str | Path, out_dir: str | Path, runtime: str = "onnx"
     if chunk_graph is not None:
         info["streaming"] = chunk_graph.description()
     exported.write_info(info)
-    try:
-        diffs = check_export(model, out, bins, tolerance)
-    except ExportError:
-        exported.info_file.unlink()
-        raise
+    diffs = check_export(model, out, bins, tolerance)
     info["check"] = {"lengths": list(CHECK_LENGTHS), "max_abs_diff": diffs,
                      "tolerance": tolerance}
     exported.write_info(info)
-    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    return ExportReport(out, family, runtime, size, diffs)
+    return diffs
 
 
 def check_export(model: nn.Module, out: Path, bins: int, tolerance: float) -> dict[str, float]:
@@ -286,18 +301,35 @@ def _chunk_graph(model: nn.Module, bins: int, chunk_size: int,
         raise ConfigError(f"--streaming: {e}") from None
 
 
-def _prepare_out_dir(out_dir: str | Path) -> Path:
+def _check_out_dir(out_dir: str | Path) -> Path:
+    """``out_dir`` as a Path, refused when it is a file or a directory of something else."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out: {out} is a file")
     if out.is_dir() and any(out.iterdir()) and not ExportedDir.holds_export(out):
         raise FileExistsError(f"--out: {out} is not empty and holds no exported model; "
                               f"refusing to write into it")
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in ("model.json", *(f"{g}{s}" for g in ALL_GRAPHS for s in RUNTIMES.values())):
-        with contextlib.suppress(FileNotFoundError):
-            (out / stale).unlink()
     return out
+
+
+def _move_into(stage: Path, out: Path) -> None:
+    """The checked export in ``stage`` replaces the one in ``out`` (if any): the old
+    model.json goes first and the new one comes last, so that ``out`` never describes
+    graphs it does not hold; files of the user's own in ``out`` stay."""
+    out.mkdir(parents=True, exist_ok=True)
+    stale = ["model.json", "tokenizer", "cmvn.json",
+             *(f"{g}{s}" for g in ALL_GRAPHS for s in RUNTIMES.values())]
+    for name in stale:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    info = ExportedDir(stage).info_file
+    for item in stage.iterdir():
+        if item != info:
+            os.replace(item, out / item.name)
+    os.replace(info, out / info.name)
 
 
 def _description(exp: Experiment, family: str, runtime: str, specs: dict) -> dict:

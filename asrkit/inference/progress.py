@@ -57,7 +57,7 @@ class FileProgress:
 
 
 def summary_line(files: int, failed: int, audio_seconds: float, wall_seconds: float) -> str:
-    rtf = wall_seconds / audio_seconds if audio_seconds > 0 else float("nan")
+    rtf = f"{wall_seconds / audio_seconds:.3f}" if audio_seconds > 0 else "n/a (no audio)"
     failures = f" ({failed} failed)" if failed else ""
     return (f"transcribed {files} file{'s' if files != 1 else ''}{failures}: "
-            f"{clock(audio_seconds)} of audio in {clock(wall_seconds)}, RTF {rtf:.3f}")
+            f"{clock(audio_seconds)} of audio in {clock(wall_seconds)}, RTF {rtf}")

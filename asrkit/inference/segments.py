@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torchaudio.functional as AF
 
-from asrkit.data.audio import AudioError, to_mono
+from asrkit.data.audio import AudioError, float_samples, to_mono
 from asrkit.inference.recording import Recording
 from asrkit.inference.result import Failure
 from asrkit.inference.windows import DEFAULT_WINDOWS, WindowSettings, windows
@@ -50,17 +50,22 @@ class InputFailure:
 
 class ArrayRecording:
     """A waveform in memory, as a Recording: (samples,) or (samples, channels) at
-    ``rate``, mixed down (or ``channel`` picked) and resampled to ``sample_rate``."""
+    ``rate``, float in [-1, 1] or integer PCM (scaled: asrkit.data.audio.float_samples),
+    mixed down (or ``channel`` picked) and resampled to ``sample_rate``."""
 
     def __init__(self, wave: np.ndarray | torch.Tensor, rate: int, sample_rate: int,
                  channel: int | None, name: str) -> None:
         data = wave.detach().cpu().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave)
-        data = data.astype(np.float32, copy=False)
+        data = float_samples(data, name)
         if data.ndim == 1:
             data = data[:, None]
         if data.ndim != 2 or data.shape[0] == 0:
             raise AudioError(f"{name}: expected (samples,) or (samples, channels) audio with "
                              f"samples, got shape {tuple(data.shape)}")
+        if data.shape[1] > data.shape[0]:
+            raise AudioError(f"{name}: shape {tuple(data.shape)} has more channels than "
+                             f"samples: audio is (samples, channels), as soundfile reads it; "
+                             f"transpose a (channels, samples) tensor (torchaudio's layout)")
         mono = torch.from_numpy(to_mono(data, channel, name))
         self.wave = mono if rate == sample_rate else AF.resample(mono, rate, sample_rate)
         self.sample_rate = sample_rate

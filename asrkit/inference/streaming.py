@@ -42,8 +42,10 @@ Transformer always is).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from asrkit.data.audio import AudioError, float_samples, to_mono
 from asrkit.data.cmvn import GlobalCMVN
 from asrkit.data.features import FbankExtractor
 from asrkit.data.streaming_features import StreamingFbank
@@ -142,11 +144,13 @@ class StreamingRecognizer:
 
     @torch.inference_mode()
     def accept(self, samples: torch.Tensor) -> str:
-        """Feed (n,) float audio in [-1, 1] at the model's rate (any n); -> the best text so
-        far (unchanged until a chunk's frames are complete)."""
+        """Feed (n,) mono audio at the model's rate (any n), float in [-1, 1] or integer PCM
+        (scaled as asrkit.data.audio.float_samples does); -> the best text so far (unchanged
+        until a chunk's frames are complete). Anything else (several channels, NaN/inf) is
+        an AudioError, and the utterance is left as it was."""
         if self.finished:
             raise RuntimeError("accept after finish: call reset() for a new utterance")
-        samples = torch.as_tensor(samples)
+        samples = _mono_piece(samples)
         self.samples += samples.numel()
         self.feats = torch.cat([self.feats, self.fbank.accept(samples)])
         while self.feats.size(0) >= self.window:
@@ -215,3 +219,14 @@ class StreamingRecognizer:
         self.search.advance(enc)
         best = self.search.nbest()[0]
         self._partial = self.tokenizer.decode(best[0].tokens) if best else ""
+
+
+def _mono_piece(samples) -> torch.Tensor:
+    """A piece of streamed audio as (n,) float32, checked (StreamingRecognizer.accept)."""
+    if isinstance(samples, torch.Tensor):
+        samples = samples.detach().cpu().numpy()
+    data = float_samples(np.asarray(samples), "streamed audio")
+    if data.ndim != 1:
+        raise AudioError(f"streamed audio: expected (n,) mono samples, got shape "
+                         f"{tuple(data.shape)} (mix the channels down or pick one first)")
+    return torch.from_numpy(to_mono(data[:, None], None, "streamed audio"))

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple, TextIO
 
+from asrkit.data.audio import AudioError
 from asrkit.inference.recording import Recording
 from asrkit.inference.result import Transcript
 from asrkit.inference.streaming import StreamingRecognizer
@@ -37,7 +38,8 @@ def stream_file(recognizer: StreamingRecognizer, path: str | os.PathLike,
                 channel: int | None = None, timed: bool = False) -> StreamedFile:
     """``path`` streamed through ``recognizer`` (reset first); ``on_partial`` is called
     with each new partial text; ``timed``: also the Transcript with word and token times
-    (StreamingRecognizer.transcript)."""
+    (StreamingRecognizer.transcript). A file too short to give one encoder frame is an
+    AudioError, as in offline transcription."""
     if piece_seconds <= 0:
         raise ValueError(f"piece_seconds must be > 0, got {piece_seconds}")
     rate = recognizer.extractor.sample_rate
@@ -54,6 +56,9 @@ def stream_file(recognizer: StreamingRecognizer, path: str | os.PathLike,
             on_partial(text)
             shown = text
     text = recognizer.finish()
+    if recognizer.chunks == 0:  # as offline transcription reports it
+        raise AudioError(f"{path}: too short for the encoder (no encoder frames from "
+                         f"{recording.duration:.3f} s)")
     transcript = recognizer.transcript(str(path), recording.duration) if timed else None
     return StreamedFile(text, recording.duration, transcript)
 

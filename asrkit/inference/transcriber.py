@@ -293,6 +293,10 @@ def _exported_parts(path: Path, threads: int | None, trusted_modules: Sequence[s
         raise ValueError(f"{exported.tokenizer_dir}: not the tokenizer the model in {path} was "
                          f"exported with; its ids would decode to the wrong units")
     cmvn = GlobalCMVN.load(exported.cmvn_file) if info.raw.get("cmvn") else None
-    extractor = FbankExtractor(**info.features)
+    try:
+        extractor = FbankExtractor(**info.features)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{exported.info_file}: malformed features "
+                         f"({' '.join(str(e).split())})") from None
     timing = FrameTiming(info.frame_period, info.first_frame_centre)
     return model, tokenizer, extractor, cmvn, timing, info.family

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 FRAME_SECONDS = 0.01     # energy frames
 SMOOTH_FRAMES = 11       # energy averaged over 110 ms around each candidate cut
+MIN_WINDOW = 1.0         # seconds: shorter windows give encoders too few frames to decode
 
 
 class Readable(Protocol):
@@ -49,8 +50,10 @@ class WindowSettings:
     min_tail: float = 2.0    # a remainder shorter than this joins the last window
 
     def __post_init__(self) -> None:
-        if self.window <= 0 or self.overlap < 0 or self.search < 0 or self.min_tail < 0:
-            raise ValueError(f"window settings must be positive: {self}")
+        if self.window < MIN_WINDOW:
+            raise ValueError(f"window: {self.window} s is shorter than {MIN_WINDOW} s")
+        if self.overlap < 0 or self.search < 0 or self.min_tail < 0:
+            raise ValueError(f"window settings must not be negative: {self}")
         if self.search >= self.window:
             raise ValueError(f"window settings: search ({self.search} s) must be shorter "
                              f"than the window ({self.window} s)")

@@ -4,7 +4,9 @@ Word boundaries come from the units themselves, as the tokenizers spell them
 (asrkit.text): a sentencepiece piece starting with "▁" begins a word; the character
 tokenizer's "▁" is a unit of its own between words (a separator, no word's part); a CJK
 character is a word by itself (as CER scoring and WeNet's timestamps treat Mandarin); the
-special units (blank, unk, sos/eos) belong to no word. A word's text is the tokenizer's
+special units (blank, unk, sos/eos) belong to no word and split none: words are read as if
+they were not there, so the words' text is ``Tokenizer.decode`` of the hypothesis, which
+drops them. A word's text is the tokenizer's
 decoding of its tokens, its start/end the first token's start and the last token's end,
 its confidence the mean of its tokens'.
 
@@ -35,8 +37,8 @@ class WordBuilder:
         self.tokenizer = tokenizer
         units = tokenizer.units
         bare = [u.removeprefix(WORD_START) for u in units]
-        special = [i < len(SPECIAL_UNITS) for i in range(len(units))]
-        self.separator = torch.tensor([s or not b for s, b in zip(special, bare)])  # (V,)
+        self.special = torch.arange(len(units)) < len(SPECIAL_UNITS)                # (V,)
+        self.separator = torch.tensor([not b for b in bare]) & ~self.special        # (V,)
         self.opens = torch.tensor([u.startswith(WORD_START) for u in units])        # (V,)
         self.alone = torch.tensor([bool(STANDS_ALONE.match(b)) for b in bare])      # (V,)
         spaced = any(WORD_START in u for u in units) or not bool(self.alone.any())
@@ -49,6 +51,11 @@ class WordBuilder:
         """ids (U,) -> (U,) long: the number of the word each token belongs to, from 0, and
         -1 for separators and special units."""
         ids = ids.long()
+        special = self.special[ids]
+        if bool(special.any()):  # words as if the special units were not there
+            word = torch.full_like(ids, -1)
+            word[~special] = self.word_of_token(ids[~special])
+            return word
         separator = self.separator[ids]
         previous_sep = torch.cat([torch.tensor([True]), separator[:-1]])
         previous_alone = torch.cat([torch.tensor([False]), self.alone[ids][:-1]])

@@ -87,6 +87,48 @@ def test_trained_model_transcribes_alike_exported(trained, tmp_path):
         Transcriber.load(tmp_path / "x", precision="bf16")
 
 
+def test_a_failed_export_leaves_the_earlier_one_as_it_was(synth_exp, exported, tmp_path,
+                                                          monkeypatch):
+    import shutil
+
+    import asrkit.inference.export as export_module
+    from asrkit.inference.export import ExportError
+
+    out = tmp_path / "model"
+    shutil.copytree(exported["onnx"], out)
+    (out / "notes.txt").write_text("mine")
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def failing_check(*args, **kwargs):
+        raise ExportError("exported ctc_log_probs differ")
+
+    monkeypatch.setattr(export_module, "check_export", failing_check)
+    with pytest.raises(ExportError, match="differ"):
+        export_model(synth_exp, out, "torchscript", CHECKPOINT)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before and sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    monkeypatch.undo()
+    report = export_model(synth_exp, out, "torchscript", CHECKPOINT)
+    assert report.out_dir == out and (out / "notes.txt").read_text() == "mine"
+    assert json.loads((out / "model.json").read_text())["runtime"] == "torchscript"
+    assert not list(out.glob("*.onnx")) and list(out.glob("*.pt"))
+    assert ExportedModel.load(out).info.runtime == "torchscript"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+@pytest.mark.parametrize("features", [{"foo": 1}, {"sample_rate": "sixteen"}])
+def test_malformed_features_in_model_json_are_named(exported, tmp_path, features):
+    import shutil
+
+    out = tmp_path / "model"
+    shutil.copytree(exported["onnx"], out)
+    info = json.loads((out / "model.json").read_text())
+    info["features"].update(features)
+    (out / "model.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match=rf"^{out / 'model.json'}: malformed features "):
+        Transcriber.load(out)
+
+
 def test_export_refuses_what_it_should(synth_exp, exported, tmp_path, capsys):
     busy = tmp_path / "busy"
     busy.mkdir()

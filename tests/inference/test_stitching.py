@@ -39,6 +39,22 @@ def test_words_from_char_units_and_cjk():
     assert word_of_token.tolist() == [0, 0, 0, -1, 1, 1, 1, -1, 2, 3]
 
 
+def test_special_units_split_no_word_and_the_text_is_the_tokenizers_decoding():
+    from asrkit.text.base import SOS_EOS_ID, UNK_ID
+
+    tok = tokenizer()
+    t, space = tok.encode("t")[0], tok.encode("a b")[1]
+    ids = torch.tensor([t, UNK_ID, t, space, t, SOS_EOS_ID, t])
+    start = torch.arange(7, dtype=torch.float64)
+    builder = WordBuilder(tok)
+    words, word_of_token = builder.words(ids, start, start + 1, torch.full((7,), 0.5))
+    assert word_of_token.tolist() == [0, -1, 0, -1, 1, -1, 1]
+    assert builder.join([w.text for w in words]) == tok.decode(ids.tolist()) == "tt tt"
+    assert [(w.start, w.end) for w in words] == [(0.0, 3.0), (4.0, 7.0)]
+    assert builder.joins_next(ids).tolist() == [False, False, False, False, False, False, False]
+    assert builder.joins_next(torch.tensor([t, t, UNK_ID])).tolist() == [True, False, False]
+
+
 def test_seam_keeps_each_word_once():
     tok = tokenizer()
     stitcher = Stitcher("x.wav", 10.0, WordBuilder(tok))

@@ -191,7 +191,41 @@ def test_transcribe_streaming_prints_the_recognizers_text(exp, streaming_exp, sy
     assert err[0].startswith("asrkit transcribe: --method attention_rescoring: --streaming "
                              "decodes with ctc_prefix_beam, transducer_greedy, ")
     assert err[1] == "asrkit transcribe: --rescore: only with --streaming"
-    assert err[2].startswith("asrkit transcribe: chunk_size: must be >= 1")
+    assert err[2] == "asrkit transcribe: --chunk-size must be >= 1, got 0"
+
+
+def test_streamed_audio_is_checked_like_offline_audio(exp, streaming_exp, waves, tmp_path,
+                                                      capsys, monkeypatch):
+    """accept takes integer PCM as soundfile scales it and refuses several channels or NaN,
+    leaving the utterance as it was; a file too short for one encoder frame fails as offline
+    (named once, exit 1); --threads is applied when streaming too."""
+    import numpy as np
+    import soundfile as sf
+
+    from asrkit.data.audio import AudioError
+
+    recognizer = StreamingRecognizer.from_experiment(exp, 4, beam=BEAM)
+    pcm = (waves[0] * 32768).round().clamp(-32768, 32767).to(torch.int16)
+    recognizer.accept(pcm.float() / 32768)
+    expected = recognizer.finish()
+    recognizer.reset()
+    with pytest.raises(AudioError, match=r"expected \(n,\) mono samples, got shape \(10, 2\)"):
+        recognizer.accept(torch.zeros(10, 2))
+    with pytest.raises(AudioError, match="1 non-finite samples"):
+        recognizer.accept(torch.tensor([0.0, float("nan")]))
+    assert recognizer.samples == 0
+    recognizer.accept(pcm.numpy())
+    assert recognizer.finish() == expected
+    short = tmp_path / "short.wav"
+    sf.write(str(short), np.zeros(480, "float32"), 16000)  # 30 ms: 1 fbank frame
+    threads = []
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
+    assert transcribe_main([str(streaming_exp), str(short), "--streaming", "--threads", "1"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == (f"asrkit transcribe: {short}: too short for the encoder (no encoder "
+                      f"frames from 0.030 s)")
+    assert err[1].startswith("transcribed 1 file (1 failed): ") and err[1].endswith("RTF n/a (no audio)")
+    assert threads == [1]
 
 
 @pytest.mark.parametrize("fmt", ["json", "srt", "ctm"])

@@ -176,3 +176,60 @@ def test_a_recording_that_fails_midway(trained, transcriber, tmp_path):
     failed, result = transcriber.transcribe([bad, good.audio])
     assert failed.reason == f"{bad}: 1 non-finite samples (NaN/inf)"
     assert result.text == good.text
+
+
+def test_usage_errors_are_found_before_the_model_loads(trained, tmp_path, capsys, monkeypatch):
+    """Counts, lengths, devices and --out that cannot be meant: exit 2 with one line naming
+    the option, before the model is loaded and before anything is written."""
+    import io
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(Transcriber, "load", no_load)
+    audio = str(trained.utterances[0].audio)
+    (tmp_path / "a_dir").mkdir()
+    cases = {
+        ("--out", str(tmp_path / "a_dir")): f"--out {tmp_path / 'a_dir'}: is a directory",
+        ("--out", str(tmp_path / "no" / "x.txt")): f"no directory {tmp_path / 'no'}",
+        ("--threads", "-1"): "--threads must be >= 1, got -1",
+        ("--batch-size", "0"): "--batch-size must be >= 1, got 0",
+        ("--beam", "0"): "--beam must be >= 1, got 0",
+        ("--streaming", "--piece", "0"): "--piece must be > 0 seconds, got 0.0",
+        ("--device", "cuda:99"): "--device cuda:99: this machine has",
+        ("--device", "foo"): "--device foo: not a device",
+        ("--window", "0.00002"): "window: 2e-05 s is shorter than 1.0 s",
+    }
+    for extra, message in cases.items():
+        assert main([str(trained.exp_dir), audio, *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert err.startswith("asrkit transcribe: ") and message in err and err.count("\n") == 1
+    monkeypatch.setattr("sys.stdin", io.StringIO("# only a comment\n\n"))
+    assert main([str(trained.exp_dir), "-"]) == 2
+    assert capsys.readouterr().err == "asrkit transcribe: -: no paths on standard input\n"
+
+
+def test_integer_pcm_arrays_are_scaled_and_a_transposed_one_is_named(trained, transcriber):
+    utterance = trained.utterances[0]
+    wave = load_audio(utterance.audio)
+    pcm = (wave * 32767).round().to(torch.int16).numpy()
+    result, = transcriber.transcribe([pcm])
+    assert result.text == utterance.text
+    stereo = torch.stack([wave, wave])  # torchaudio's (channels, samples)
+    failure, = transcriber.transcribe([stereo])
+    assert failure.reason == (f"<array 0>: shape (2, {wave.numel()}) has more channels than "
+                              f"samples: audio is (samples, channels), as soundfile reads it; "
+                              f"transpose a (channels, samples) tensor (torchaudio's layout)")
+    bad, = transcriber.transcribe([np.zeros(16000, np.int64)])
+    assert bad.reason.startswith("<array 0>: audio samples of dtype int64")
+
+
+def test_float_samples_scale_pcm_as_soundfile_reads_it(tmp_path):
+    from asrkit.data.audio import float_samples
+
+    pcm = np.array([-32768, -1, 0, 1, 32767], np.int16)
+    path = tmp_path / "pcm.wav"
+    sf.write(str(path), pcm, 16000, subtype="PCM_16")
+    assert np.array_equal(float_samples(pcm, "x"), sf.read(str(path), dtype="float32")[0])
+    pcm8 = np.array([0, 128, 255], np.uint8)
+    assert float_samples(pcm8, "x").tolist() == [-1.0, 0.0, 127 / 128]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 import torch
 
 from asrkit.inference.segments import ArrayRecording
@@ -36,6 +37,17 @@ def test_windows_tile_the_recording_and_cut_in_pauses():
     # every cut lies inside one of the pauses
     for _, end in keeps[:-1]:
         assert min(abs(end / 16000 - p) for p in pauses) < 0.1
+
+
+def test_the_shortest_window_still_advances_and_shorter_ones_are_refused():
+    with pytest.raises(ValueError, match=r"window: 2e-05 s is shorter than 1.0 s"):
+        WindowSettings(window=0.00002, search=0.0)
+    recording = ArrayRecording(noise_with_pauses(5.0, [], rate=8000), 8000, 8000, None, "x")
+    cut = list(windows(recording, WindowSettings(window=1.0, overlap=0.0, search=0.999,
+                                                 min_tail=0.0)))
+    keeps = [(w.keep_start, w.keep_end) for w, _ in cut]
+    assert keeps[0][0] == 0 and keeps[-1][1] == 8000 * 5 and len(cut) >= 5
+    assert all(a[1] == b[0] and a[0] < a[1] for a, b in itertools.pairwise(keeps))
 
 
 def test_short_recording_is_one_window():
