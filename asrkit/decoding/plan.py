@@ -85,6 +85,13 @@ def compose_decode_config(overrides: Sequence[str],
     methods = _listed_methods(overrides, config_dirs)
     known = sorted(p.stem for d in (config_dir(), *config_dirs)
                    for p in (Path(d) / "search").glob("*.yaml"))
+    for override in overrides:
+        key = override.lstrip("+~").split("=", 1)[0]
+        parts = key.split(".")
+        if len(parts) > 2 and parts[0] == "search" and parts[1] in known \
+                and parts[1] not in methods:
+            raise ConfigError(f"{key}: an option of {parts[1]}, which is not among the methods "
+                              f"used ({', '.join(methods)})")
     additions = []
     for name in methods:
         if _has_group_option(name, config_dirs):

@@ -95,6 +95,10 @@ def test_decode_writes_every_set_and_method(synth_exp, synth_dir, capsys):
     ("precision=int8", "precision: must be one of fp32, bf16, fp16, auto, got 'int8'"),
     ("search.joint.beem=4", "search.joint.beem: unknown key (did you mean beam?)"),
     ("search.joint.pre_beam=-1", "search.joint.pre_beam: must be > 0, got -1"),
+    ("search.transducer_beam.beam=4", ("search.transducer_beam.beam: an option of "
+                                       "transducer_beam, which is not among the methods used "
+                                       "(ctc_greedy, ctc_prefix_beam, attention, "
+                                       "attention_rescoring, joint)")),
     ("length_norm=true", ("length_norm: now an option of each search method that has it: "
                           "search.<method>.length_norm (attention, joint)")),
     ("rescoring_beam=20", ("rescoring_beam: now an option of each search method that has it: "
