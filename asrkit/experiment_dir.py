@@ -79,8 +79,11 @@ class ExperimentDir:
 
     # ---- checkpoints ---------------------------------------------------------------------
     def checkpoint_path(self, name: str | Path) -> Path | None:
-        """Where checkpoint ``name`` lies: as given, in the experiment, or in checkpoints/."""
-        for candidate in (Path(name), self.path / name, self.checkpoint_dir / name):
+        """Where checkpoint ``name`` lies: a relative name in the experiment, then in its
+        checkpoints/, then relative to the current directory; an absolute path as it is."""
+        name = Path(name)
+        inside = () if name.is_absolute() else (self.path / name, self.checkpoint_dir / name)
+        for candidate in (*inside, name):
             if candidate.is_file():
                 return candidate
         return None

@@ -11,6 +11,13 @@
 # differs the stage reruns with one line saying why, and since every record includes the one
 # before it, so do the stages after it. `--force true` redoes a stage in any case.
 #
+# A stage before --stage is not run, so what the stages after it depend on is what it left
+# when it last ran: its marker's record (or, without a marker, the record it would have
+# now). When its options have changed since, one line says so: those changes take effect
+# only once it runs again (start at it, or at an earlier stage).
+#
+# --stage and --stop_stage must be whole numbers, --stage not after --stop_stage (exit 2).
+#
 # Arguments that do not change a stage's result are left out of its record: the number of
 # jobs (`--nj N`, `data.num_workers=N`); synthesis and statistics are identical for any N.
 #
@@ -47,15 +54,40 @@ _stage_why() {
   echo "its options changed (was: ${gone:-nothing}; now: ${added:-nothing})"
 }
 
+for _stage_option in stage stop_stage; do
+  case "${!_stage_option}" in
+    ''|*[!0-9]*)
+      echo "$(basename "$0"): --$_stage_option must be a whole number, got '${!_stage_option}'" >&2
+      exit 2 ;;
+  esac
+done
+if [ "$stage" -gt "$stop_stage" ]; then
+  echo "$(basename "$0"): --stage $stage is after --stop_stage $stop_stage: no stage to run" >&2
+  exit 2
+fi
+
 run_stage() {
   local n=$1 name=$2; shift 2
   local hook=${on_rerun:-}
   local record digest
+  local marker="$markers/stage_$n.done"
   record=$(_stage_record "$@")
   digest=$(printf '%s\n' "$record" | sha256sum | cut -c1-16)
+  [ "$n" -gt "$stop_stage" ] && return 0
+  if [ "$n" -lt "$stage" ]; then  # not run: the stages after it read what it left
+    _stage_chain=$digest
+    if [ -f "$marker" ] && [ "$(sed -n 1p "$marker")" != "digest: $digest" ]; then
+      _stage_chain=$(sed -n '1s/^digest: //p' "$marker")
+      local old new
+      old=$(mktemp) new=$(mktemp)
+      sed 1d "$marker" > "$old"
+      printf '%s\n' "$record" > "$new"
+      echo "== stage $n ($name): not run (--stage $stage): $(_stage_why "$old" "$new") since it ran; the stages after it use what it left"
+      rm -f "$old" "$new"
+    fi
+    return 0
+  fi
   _stage_chain=$digest
-  { [ "$n" -lt "$stage" ] || [ "$n" -gt "$stop_stage" ]; } && return 0
-  local marker="$markers/stage_$n.done"
   if [ -f "$marker" ]; then
     if [ "${force:-false}" = true ]; then
       echo "== stage $n ($name): done before, redoing it (--force true)"

@@ -67,6 +67,7 @@ import time
 from pathlib import Path
 
 from asrkit.config import ConfigError, one_line
+from asrkit.device_check import check_device
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,7 +135,7 @@ def main(argv: list[str]) -> int:
 
     try:
         _check_numbers(args)
-        _check_device(args.device)
+        check_device(args.device, "--device")
         paths = collect_audio(args.audio, sys.stdin)
         windows = WindowSettings(args.window, args.overlap, min(4.0, args.window / 2))
         if len(paths) > 1 and args.format == "srt" and (args.out is None or args.out.is_file()):
@@ -268,23 +269,6 @@ def _check_numbers(args: argparse.Namespace) -> None:
             raise ValueError(f"{flag} must be >= {least}, got {value}")
     if args.piece is not None and not args.piece > 0:
         raise ValueError(f"--piece must be > 0 seconds, got {args.piece}")
-
-
-def _check_device(name: str) -> None:
-    """A usage error for a device that is not one, or not on this machine."""
-    import torch
-
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"--device {name}: not a device (cpu, cuda, cuda:N)") from None
-    if device.type == "cpu":
-        return
-    if device.type != "cuda":
-        raise ValueError(f"--device {name}: transcribe runs on cpu or cuda")
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if (device.index or 0) >= count:
-        raise ValueError(f"--device {name}: this machine has {count} CUDA device(s)")
 
 
 def _check_out_file(out: Path) -> None:

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
@@ -68,6 +69,20 @@ def compose_node(name: str, overrides: Sequence[str],
         return attempt(overrides)
     except (HydraException, OmegaConfBaseException) as e:
         raise ConfigError(explain(e, list(overrides), attempt)) from None
+    except yaml.YAMLError as e:  # a malformed file of conf/ or a --config-dir
+        raise ConfigError(_malformed_yaml(e, [config_dir(), *config_dirs])) from None
+
+
+def _malformed_yaml(error: yaml.YAMLError, directories: Sequence[str | Path]) -> str:
+    """One line naming the YAML file that does not parse (found by reading each of the
+    config directories' files again: the parser's own error names no file)."""
+    for directory in directories:
+        for path in sorted(Path(directory).rglob("*.yaml")):
+            try:
+                yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (yaml.YAMLError, UnicodeDecodeError) as e:
+                return f"{path}: not valid YAML ({one_line(e)})"
+    return f"a config file is not valid YAML ({one_line(error)})"
 
 
 def compose_config(name: str, overrides: Sequence[str],

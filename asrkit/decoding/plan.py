@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
 from asrkit.config import ConfigError, compose_config, config_dir
@@ -30,6 +31,7 @@ from asrkit.config.suggest import did_you_mean
 from asrkit.config.targets import check_section
 from asrkit.data.manifest import Utterance, read_manifest
 from asrkit.decoding.search import SearchMethod
+from asrkit.device_check import check_device
 from asrkit.scoring.normalize import TextNormalizer
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".sph", ".aiff", ".aif")
@@ -114,7 +116,12 @@ def build_methods(config: dict[str, Any], model: Any | None = None) -> dict[str,
         if section is None:
             raise ConfigError(f"search.{name}: missing (methods lists {name!r})")
         check_section(section, f"search.{name}")
-        method = instantiate(section)
+        try:
+            method = instantiate(section)
+        except InstantiationException as e:  # a check of the method's own (__post_init__)
+            if isinstance(e.__cause__, ValueError):
+                raise ConfigError(str(e.__cause__)) from None
+            raise
         if not isinstance(method, SearchMethod):
             raise ConfigError(f"search.{name}._target_: {section['_target_']} is not a "
                               f"SearchMethod (asrkit.decoding.search)")
@@ -185,6 +192,13 @@ def make_plan(overrides: Sequence[str], config_dirs: Sequence[str | Path] = ()) 
         raise ConfigError("exp_dir: required (the experiment directory to decode with)")
     if not Path(config["exp_dir"]).is_dir():
         raise ConfigError(f"exp_dir: {config['exp_dir']} is not a directory")
+    if config.get("out_dir") and Path(config["out_dir"]).exists() \
+            and not Path(config["out_dir"]).is_dir():
+        raise ConfigError(f"out_dir: {config['out_dir']} is a file, not a directory")
+    try:
+        check_device(str(config["device"]), "device:")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     methods = build_methods(config)
     return DecodePlan(config, read_test_sets(config["test_sets"]), methods,
                       TextNormalizer.from_dict(config["normalize"]))

@@ -29,8 +29,9 @@ from asrkit.decoding.experiment import load_experiment
 from asrkit.decoding.plan import DecodePlan, build_methods
 from asrkit.decoding.precision import DecodePrecision
 from asrkit.experiment_dir import ExperimentDir
-from asrkit.scoring.decode_dir import result_dir, write_decode_result
+from asrkit.scoring.decode_dir import checkpoint_dir_name, result_dir, write_decode_result
 from asrkit.scoring.results_md import refresh_results_md
+from asrkit.scoring.wer import read_text
 
 
 def decode_and_score(plan: DecodePlan) -> list[dict[str, Any]]:
@@ -55,6 +56,11 @@ def decode_and_score(plan: DecodePlan) -> list[dict[str, Any]]:
           f"normalisation: {plan.normalizer.describe()}")
     summaries = []
     for set_name, (manifest, utterances) in plan.test_sets.items():
+        for name, method in methods.items():  # before any decoding
+            settings = {**method.settings(), **chunk.settings(), **precision.settings()}
+            _check_same_set(result_dir(out_root, checkpoint, set_name, name, settings),
+                            manifest, utterances)
+    for set_name, (manifest, utterances) in plan.test_sets.items():
         result = decode_utterances(
             exp.model, exp.tokenizer, utterances, exp.extractor, methods, exp.cmvn,
             int(cfg["batch_size"]), int(cfg["max_frames"]), int(cfg["num_workers"]),
@@ -77,10 +83,22 @@ def decode_and_score(plan: DecodePlan) -> list[dict[str, Any]]:
             print(f"{set_name}: {len(result.failed)} utterance(s) could not be decoded and were "
                   f"scored with empty hypotheses, e.g. {result.failed[0][0]}: "
                   f"{result.failed[0][1]}")
-    results = f"{out_root}/{Path(checkpoint).stem}/<set>/<method>/"
+    results = f"{out_root}/{checkpoint_dir_name(checkpoint)}/<set>/<method>/"
     if cfg.get("out_dir"):
         print(f"results: {results} ({exp.exp_dir}/results.md not refreshed: out_dir is set)")
     else:
         path = refresh_results_md(exp.exp_dir, cfg["trust_modules"])
         print(f"results: {results}, summary in {path}")
     return summaries
+
+
+def _check_same_set(out_dir: Path, manifest: Path, utterances) -> None:
+    """A ConfigError when ``out_dir`` holds the results of another set of the same name
+    (a manifest with the same file name elsewhere): decoding would replace them."""
+    ref_file = out_dir / "ref.txt"
+    if not ref_file.is_file():
+        return
+    if read_text(ref_file) != {u.id: u.text.strip() for u in utterances}:
+        raise ConfigError(f"test_sets: {manifest} would replace the results in {out_dir}, "
+                          f"which are of other utterances (another set of the same name); "
+                          f"rename the manifest, set out_dir=..., or remove that directory")

@@ -80,8 +80,10 @@ class TransducerRescoring(TransducerMethod):
     needs_decoder = True
     needs_ctc = True
 
-    def __call__(self, model, enc, enc_lens, ctc_log_probs) -> list[NBest]:
+    def __post_init__(self) -> None:  # when the config is read, before any decoding
         check_rescoring_weights(self.transducer_weight, self.ctc_weight)
+
+    def __call__(self, model, enc, enc_lens, ctc_log_probs) -> list[NBest]:
         lists = transducer_beam_search(model.transducer, enc, enc_lens, self.beam)
         return rescore_transducer_nbest(model, enc, enc_lens, ctc_log_probs, lists,
                                         self.transducer_weight, self.ctc_weight)

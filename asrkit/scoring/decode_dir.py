@@ -20,6 +20,7 @@ are still read.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -63,10 +64,21 @@ def result_dir_name(method: str, settings: Mapping[str, Any]) -> str:
                                if v is not None)])
 
 
+def checkpoint_dir_name(checkpoint: str) -> str:
+    """The directory of a checkpoint's results: its stem (``avg_3``, ``epoch_6``) for one in
+    the experiment (labelled relative to it), and the stem and a hash of the path for one
+    outside it (labelled by its absolute path), which may share a stem with the experiment's
+    own (``last``)."""
+    stem = Path(checkpoint).stem
+    if not Path(checkpoint).is_absolute():
+        return stem
+    return f"{stem}-{hashlib.sha1(checkpoint.encode()).hexdigest()[:8]}"
+
+
 def result_dir(decode_root: str | Path, checkpoint: str, set_name: str, method: str,
                settings: Mapping[str, Any]) -> Path:
-    """Where one decode's result goes: ``<decode_root>/<checkpoint stem>/<set>/<name>``."""
-    return (Path(decode_root) / Path(checkpoint).stem / set_name
+    """Where one decode's result goes: ``<decode_root>/<checkpoint_dir_name>/<set>/<name>``."""
+    return (Path(decode_root) / checkpoint_dir_name(checkpoint) / set_name
             / result_dir_name(method, settings))
 
 

@@ -27,6 +27,9 @@ passthrough=()            # every other option goes to recipes/synth/run.sh
 passthrough_also=exp_root
 . "$root/tools/parse_options.sh"
 cd "$root"
+case "$jobs" in
+  ''|*[!0-9]*|0) echo "compare_models.sh: --jobs must be a whole number >= 1, got '$jobs'" >&2; exit 2 ;;
+esac
 for model in $models; do
   [ -f "conf/experiment/synth/$model.yaml" ] || { echo "compare_models.sh: no preset conf/experiment/synth/$model.yaml" >&2; exit 2; }
 done

@@ -294,3 +294,57 @@ def test_a_new_search_method_is_one_file_plus_its_config(make_experiment, synth_
     for uid, text in greedy.items():
         assert first[uid] == tokenizer.decode(tokenizer.encode(text)[:3])
     assert "first_tokens" in capsys.readouterr().out
+
+
+def test_decode_input_is_checked_before_the_results_it_would_replace(
+        make_experiment, synth_dir, tmp_path, capsys, monkeypatch):
+    """A checkpoint name is looked up in exp_dir before the current directory; one from
+    outside the experiment keeps its results apart from the experiment's own of that
+    name; another set of the same name, a device this machine lacks, a file as out_dir and
+    out-of-range rescoring weights are exit 2 before anything is decoded."""
+    import shutil
+
+    exp_dir = make_experiment(tmp_path / "exp", synth_dir / "train.jsonl")
+    other = make_experiment(tmp_path / "other", synth_dir / "train.jsonl", seed=5)
+    test = synth_dir / "test.jsonl"
+    monkeypatch.chdir(other)  # holds an avg_2.pt of its own
+    common = [f"exp_dir={exp_dir}", "methods=[ctc_greedy]", f"test_sets=[{test}]"]
+    assert main([*common, "checkpoint=avg_2.pt"]) == 0
+    wer = json.loads((exp_dir / "decode/avg_2/test/ctc_greedy/wer.json").read_text())
+    assert wer["checkpoint"] == "avg_2.pt"
+    assert main([*common, f"checkpoint={other / 'avg_2.pt'}"]) == 0
+    outside = sorted(p.name for p in (exp_dir / "decode").iterdir())
+    assert len(outside) == 2 and outside[0] == "avg_2" and outside[1].startswith("avg_2-")
+    capsys.readouterr()
+    renamed = tmp_path / "elsewhere" / "test.jsonl"
+    renamed.parent.mkdir()
+    shutil.copy(synth_dir / "test_unseen.jsonl", renamed)
+    before = (exp_dir / "decode/avg_2/test/ctc_greedy/ref.txt").read_text()
+    assert main([f"exp_dir={exp_dir}", "methods=[ctc_greedy]", f"test_sets=[{renamed}]",
+                 "checkpoint=avg_2.pt"]) == 2
+    assert capsys.readouterr().err == (
+        f"asrkit decode: test_sets: {renamed} would replace the results in "
+        f"{exp_dir / 'decode/avg_2/test/ctc_greedy'}, which are of other utterances (another "
+        f"set of the same name); rename the manifest, set out_dir=..., or remove that "
+        f"directory\n")
+    assert (exp_dir / "decode/avg_2/test/ctc_greedy/ref.txt").read_text() == before
+    (tmp_path / "afile").write_text("")
+    for extra, message in ((["device=cuda:7"], "device: cuda:7: this machine has"),
+                           (["device=gpu"], "device: gpu: not a device"),
+                           ([f"out_dir={tmp_path / 'afile'}"], "is a file, not a directory"),
+                           (["methods=[transducer_rescoring]", "ctc_weight=0.6"],
+                            ("search.transducer_rescoring: transducer_weight + ctc_weight must "
+                            "be <= 1, got 1.1"))):
+        assert main([*common, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("asrkit decode: ") and message in err and err.count("\n") == 1
+
+
+def test_a_malformed_yaml_in_a_config_dir_is_named(synth_exp, synth_dir, tmp_path, capsys):
+    broken = tmp_path / "conf" / "search" / "broken.yaml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text(": : bad yaml [\n")
+    assert main(["--config-dir", str(tmp_path / "conf"), f"exp_dir={synth_exp}",
+                 f"test_sets=[{synth_dir / 'test.jsonl'}]", "methods=[broken]"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"asrkit decode: {broken}: not valid YAML (") and err.count("\n") == 1

@@ -55,3 +55,14 @@ def test_compare_models_names_an_unknown_preset(tmp_path):
         capture_output=True, text=True, check=False, cwd=ROOT)
     assert result.returncode == 2
     assert "no preset conf/experiment/synth/conformr.yaml" in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_compare_models_checks_its_job_count_first(tmp_path):
+    result = subprocess.run(
+        ["bash", str(ROOT / "recipes/synth/compare_models.sh"), "--jobs", "0",
+         "--manifests", str(tmp_path / "data"), "--exp_root", str(tmp_path / "exp")],
+        capture_output=True, text=True, check=False, cwd=ROOT)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "compare_models.sh: --jobs must be a whole number >= 1, got '0'\n"
+    assert not (tmp_path / "data").exists()

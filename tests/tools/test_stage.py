@@ -79,13 +79,36 @@ def test_a_late_option_reruns_only_its_stage(tmp_path):
     assert lines(tmp_path / "work" / "s2.log") == ["beam=4", "beam=8"]
 
 
-def test_changes_seen_from_a_later_start_stage(tmp_path):
-    """--stage 2 after changing a stage-0 option: stage 2 still sees that its inputs moved."""
+def test_a_later_start_stage_reads_what_the_earlier_stages_left(tmp_path):
+    """--stage 2 after changing a stage-0 option: stage 0 is not run, so stage 2's inputs are
+    what it left (unchanged: stage 2 is skipped, and a line says the change waits); the
+    full run afterwards reruns every stage over the new data, stage 2 included."""
     script = make_recipe(tmp_path)
     run(script)
     out = run(script, "--size", "30", "--stage", "2")
-    assert "== stage 2 (count): rerunning: an earlier stage's inputs changed" in out
-    assert "stage 0" not in out
+    assert ("== stage 0 (make): not run (--stage 2): its options changed (was: size=10; now: "
+            "size=30) since it ran; the stages after it use what it left") in out
+    assert "stage 1" not in out
+    assert "== stage 2 (count): already done with these options" in out
+    out = run(script, "--size", "30")
+    for n, name in enumerate(["make", "copy", "count"]):
+        assert f"== stage {n} ({name}): rerunning" in out
+    work = tmp_path / "work"
+    assert lines(work / "s0.log") == ["size=10", "size=30"]
+    assert lines(work / "s2.log") == ["beam=4", "beam=4"]
+
+
+def test_stage_numbers_are_checked(tmp_path):
+    script = make_recipe(tmp_path)
+    for options, message in ((("--stage", "abc"), "--stage must be a whole number, got 'abc'"),
+                             (("--stop_stage", "two"), "--stop_stage must be a whole number, got 'two'"),
+                             (("--stage", "2", "--stop_stage", "1"),
+                              "--stage 2 is after --stop_stage 1: no stage to run")):
+        out = subprocess.run(["bash", str(script), *options], capture_output=True, text=True,
+                             check=False)
+        assert out.returncode == 2 and out.stdout == ""
+        assert out.stderr == f"recipe.sh: {message}\n"
+    assert not (tmp_path / "work" / ".stages").exists()
 
 
 def test_job_count_is_not_an_input_and_force_redoes(tmp_path):
