@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
     except CorruptCheckpointError as e:  # a runtime failure: the files, not the command
         print(f"asrkit average: {' '.join(str(e).split())}", file=sys.stderr)
         return 1
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:  # bad options, a missing directory, an --out
         print(f"asrkit average: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     import torch

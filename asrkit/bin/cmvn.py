@@ -34,7 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    extractor = FbankExtractor(args.sample_rate, args.num_mel_bins, args.frame_length, args.frame_shift)
+    try:
+        extractor = FbankExtractor(args.sample_rate, args.num_mel_bins, args.frame_length,
+                                   args.frame_shift)
+        if args.out.is_dir() or not args.out.parent.is_dir():
+            raise ValueError(f"--out {args.out}: " + ("is a directory" if args.out.is_dir()
+                                                      else f"no directory {args.out.parent}"))
+    except ValueError as e:  # an option that cannot be meant
+        print(f"asrkit cmvn: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
     try:
         cmvn, failed = compute_global_cmvn(args.manifest, extractor, args.nj)
     except ManifestError as e:  # the manifest given is malformed: a usage error

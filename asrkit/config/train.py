@@ -33,3 +33,8 @@ class TrainConfig:
     model: Any = MISSING
     optim: Any = MISSING
     scheduler: Any = MISSING
+
+    def cross_check(self) -> list[tuple[str, str]]:
+        if not self.exp_dir.strip():  # "" would train into the current directory
+            return [("exp_dir", "must name a directory, got an empty string")]
+        return []

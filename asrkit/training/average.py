@@ -75,7 +75,13 @@ def select_checkpoints(exp_dir: str | Path, num: int, best_by: str | None = None
                          f"({', '.join(i.path.name for i in pool)}); use --num {len(pool)} "
                          f"(trainer.keep_last and keep_best bound how many are kept)")
     if best_by is None:
-        return epochs[-num:]
+        chosen = epochs[-num:]
+        numbers = [i.epoch for i in chosen]
+        if numbers != list(range(numbers[0], numbers[0] + len(numbers))):
+            log.warning("--num %d: the newest %d epoch checkpoints are epochs %s, not "
+                        "consecutive (the others were pruned: trainer.keep_last, keep_best)",
+                        num, num, ", ".join(map(str, numbers)))
+        return chosen
     sign = -1.0 if metric_is_higher_better(best_by) else 1.0
     ranked = sorted(pool, key=lambda i: (sign * i.metrics[best_by], -i.step))
     return sorted(ranked[:num], key=lambda i: i.step)
@@ -103,6 +109,10 @@ def average_state_dicts(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, 
     for i, state in enumerate(states[:-1]):
         if list(state) != keys:
             raise ValueError(f"checkpoint {i} has other parameters than the newest one")
+        for key in keys:
+            if state[key].shape != states[-1][key].shape:
+                raise ValueError(f"checkpoint {i}'s {key} is {tuple(state[key].shape)}, the "
+                                 f"newest one's {tuple(states[-1][key].shape)}: not one model")
     out = {}
     for key in keys:
         newest = states[-1][key]
@@ -125,8 +135,13 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
                              f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
                              f"delete it, or pass --skip-corrupt") from None
     newest = checkpoints[-1]
+    try:
+        model = average_state_dicts([c["model"] for c in checkpoints])
+    except ValueError as e:  # checkpoints of two runs in one directory
+        numbered = "; ".join(f"{n}: {Path(p).name}" for n, p in enumerate(paths))
+        raise ValueError(f"{e} ({numbered})") from None
     return {
-        "model": average_state_dicts([c["model"] for c in checkpoints]),
+        "model": model,
         "config": newest["config"],
         "averaged_from": [Path(p).name for p in paths],
         "epoch": newest.get("epoch"),

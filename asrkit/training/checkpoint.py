@@ -176,8 +176,18 @@ class CheckpointManager:
         number = state["epoch"] if kind == "epoch" else state["step"]
         path = atomic_save(state, self.directory / f"{kind}_{number}.pt")
         _point_last(self.directory, path)
+        self._check_best_metric(state.get("metrics") or {})
         self.prune()
         return path
+
+    def _check_best_metric(self, metrics: dict[str, Any]) -> None:
+        """A ValueError (before anything is pruned) when the run was validated but records
+        no ``best_metric``: ranking by a misspelt dev_loss_<term> would keep no best."""
+        measured = sorted(k for k in metrics if k.startswith("dev_"))
+        if self.keep_best > 0 and measured and self.best_metric not in metrics:
+            raise ValueError(f"trainer.best_metric: this run's validation records no "
+                             f"{self.best_metric} (it records {', '.join(measured)}); nothing "
+                             f"was pruned")
 
     def prune(self) -> list[Path]:
         infos = list_checkpoints(self.directory)

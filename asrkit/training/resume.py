@@ -25,6 +25,8 @@ from asrkit.training.training_state import TrainingState
 
 log = logging.getLogger(__name__)
 
+TRAINING_KEYS = ("model", "optimizer")  # what a checkpoint needs to be resumed from
+
 
 def init_weights_from(model: nn.Module, path: str | Path) -> list[str]:
     """Load the matching tensors of checkpoint ``path`` into ``model``; returns the names
@@ -44,24 +46,58 @@ def init_weights_from(model: nn.Module, path: str | Path) -> list[str]:
 
 def resume_path(resume: str | None, checkpoint_dir: Path) -> Path | None:
     """``trainer.resume``: auto (newest valid checkpoint, None if there is none), none, or
-    a file."""
+    a file. ``none`` in an experiment that holds checkpoints is an error: the new run's
+    epoch_N.pt would replace some of the old run's and leave the others, and the next
+    resume or average would mix the two runs."""
     if resume in (None, "none"):
+        held = sorted(checkpoint_dir.glob("*.pt")) if checkpoint_dir.is_dir() else []
+        if held:
+            raise ValueError(f"trainer.resume: none, but {checkpoint_dir} holds another run's "
+                             f"checkpoints ({', '.join(p.name for p in held[:3])}"
+                             f"{', ...' if len(held) > 3 else ''}); train into another "
+                             f"exp_dir, or move that one aside first")
         return None
     return newest_checkpoint(checkpoint_dir) if resume == "auto" else Path(resume)
 
 
+def check_same_optimiser(saved: dict[str, Any] | None, config: dict[str, Any],
+                         path: Path) -> None:
+    """A ValueError naming the key when the ``optim`` section differs from the one the
+    checkpoint was trained with: resuming loads the optimiser's state, whose rate, betas,
+    eps and weight decay would silently replace the new values."""
+    old, new = (saved or {}).get("optim"), config.get("optim")
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            raise ValueError(f"optim.{key}: {new.get(key)!r} differs from the {old.get(key)!r} "
+                             f"that {path} was trained with; a resumed run continues with its "
+                             f"optimiser's state, which would override it: resume with "
+                             f"optim.{key}={old.get(key)}, or start a new exp_dir from its "
+                             f"weights with trainer.init_from={path}")
+
+
 def load_training_state(path: Path) -> dict[str, Any]:
     """The checkpoint dict; a file that does not load or differs from its recorded hash is
-    one CorruptCheckpointError naming it."""
+    one CorruptCheckpointError naming it, and so is one that is not a training checkpoint
+    (an averaged model, a bare state dict: no optimiser state to continue from)."""
     if verify(path) is False:
         raise CorruptCheckpointError(f"{path}: corrupt checkpoint (its content differs from "
                                      f"its recorded hash); resume from another one")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as e:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError, ValueError, KeyError, IndexError,
+            pickle.UnpicklingError) as e:  # a text file unpickles into a KeyError
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CorruptCheckpointError(f"{path}: corrupt or unreadable checkpoint ({first})") \
             from None
+    missing = [key for key in TRAINING_KEYS if not isinstance(ckpt, dict) or key not in ckpt]
+    if missing:
+        raise CorruptCheckpointError(
+            f"{path}: not a training checkpoint (no {', '.join(missing)}: an averaged model or "
+            f"a bare state dict?); resume from checkpoints/, or start from its weights with "
+            f"trainer.init_from={path}")
+    return ckpt
 
 
 def restore(ckpt: dict[str, Any], path: Path, model: nn.Module, state: TrainingState,
@@ -75,7 +111,7 @@ def restore(ckpt: dict[str, Any], path: Path, model: nn.Module, state: TrainingS
     except (RuntimeError, ValueError) as e:
         first = str(e).strip().splitlines()[0]
         raise ValueError(f"{path}: cannot resume, the checkpoint is of another model or "
-                         f"optimiser ({first}); use another exp_dir, or trainer.resume=none "
-                         f"to start afresh (trainer.init_from=... to start from its weights)"
+                         f"optimiser ({first}); train into another exp_dir (with "
+                         f"trainer.init_from={path} to start from its matching weights)"
                          ) from None
     return state.load_state_dict(ckpt, ctx.rank, ctx.world_size)

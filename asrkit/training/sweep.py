@@ -31,9 +31,9 @@ def expand_sweep(overrides: list[str]) -> list[list[str]]:
 
 
 def swept_keys(overrides: list[str]) -> list[str]:
-    """The keys that take more than one value."""
+    """The keys that take more than one value (without an override's ``+``/``~``)."""
     parsed = OverridesParser.create().parse_overrides(overrides)
-    return [o.get_key_element() for o in parsed if o.is_sweep_override()]
+    return [o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()]
 
 
 def job_dir_name(number: int, job: list[str], keys: list[str]) -> str:

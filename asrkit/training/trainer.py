@@ -73,7 +73,13 @@ from asrkit.training.mwer_nbest import MwerNBest
 from asrkit.training.optim import build_optimizer
 from asrkit.training.precision import resolve_precision
 from asrkit.training.progress import EpochProgress, format_duration, use_progress_bar
-from asrkit.training.resume import init_weights_from, load_training_state, restore, resume_path
+from asrkit.training.resume import (
+    check_same_optimiser,
+    init_weights_from,
+    load_training_state,
+    restore,
+    resume_path,
+)
 from asrkit.training.rng import rng_isolated
 from asrkit.training.running_means import RunningMeans
 from asrkit.training.schedulers import build_scheduler, set_total_steps
@@ -171,9 +177,12 @@ class Trainer:
                                          cmvn=cmvn, rank=ctx.rank, world_size=ctx.world_size,
                                          output_lengths=output_lengths,
                                          pin_memory=self.device.type == "cuda")
-        self.dev_loader = shard_for_validation(
-            build_loader(data_cfg["dev"], self.tokenizer, data_cfg, train=False, cmvn=cmvn,
-                         output_lengths=output_lengths), ctx)
+        dev_loader = build_loader(data_cfg["dev"], self.tokenizer, data_cfg, train=False,
+                                  cmvn=cmvn, output_lengths=output_lengths)
+        if len(dev_loader) == 0:  # validated on nothing, a run would look perfect (WER 0)
+            raise ValueError(f"data.dev: {data_cfg['dev']} gives no batch (no utterances, or "
+                             f"all filtered out)")
+        self.dev_loader = shard_for_validation(dev_loader, ctx)
         self.train_loader.set_epoch(1)  # counted as epoch 1 (epochs are 1-based)
         if len(self.train_loader) == 0:
             raise ValueError(f"data.train: {data_cfg['train']} gives no batch (all utterances "
@@ -187,7 +196,9 @@ class Trainer:
         if path is None:
             return
         state = self.state
-        where = restore(load_training_state(path), path, self.model, state, self.ctx)
+        ckpt = load_training_state(path)
+        check_same_optimiser(ckpt.get("config"), self.config, path)
+        where = restore(ckpt, path, self.model, state, self.ctx)
         previous_total = set_total_steps(state.scheduler, self.total_steps)
         if previous_total is not None:
             log.info("learning-rate schedule: %d updates in the checkpoint's, now %d from this "

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from asrkit.bin.average import main
+from asrkit.checkpoint_io import atomic_save
 from asrkit.training.average import average_state_dicts, select_checkpoints
 from asrkit.training.checkpoint import CheckpointManager
 
@@ -98,3 +99,24 @@ def test_unknown_metric_and_empty_experiment_are_errors(exp_dir, tmp_path, capsy
 def test_average_state_dicts_rejects_mismatched_parameters():
     with pytest.raises(ValueError, match="other parameters"):
         average_state_dicts([{"a": torch.ones(1)}, {"b": torch.ones(1)}])
+    with pytest.raises(ValueError, match=r"checkpoint 0's a is \(2,\), the newest one's \(3,\)"):
+        average_state_dicts([{"a": torch.ones(2)}, {"a": torch.ones(3)}])
+
+
+def test_two_models_in_one_directory_a_gap_and_a_directory_as_out(exp_dir, capsys, caplog):
+    (exp_dir / "checkpoints" / "epoch_3.pt").unlink()
+    assert main([str(exp_dir), "--num", "2"]) == 0
+    assert "the newest 2 epoch checkpoints are epochs 2, 4, not consecutive" in caplog.text
+    state = load(exp_dir / "checkpoints" / "epoch_4.pt")
+    state["model"]["w"] = torch.zeros(5, 4)
+    atomic_save(state, exp_dir / "checkpoints" / "epoch_4.pt")  # another model's, recorded
+    capsys.readouterr()
+    assert main([str(exp_dir), "--num", "2", "--out", str(exp_dir / "other.pt")]) == 2
+    assert capsys.readouterr().err == (
+        "asrkit average: checkpoint 0's w is (3, 4), the newest one's (5, 4): not one model "
+        "(0: epoch_2.pt; 1: epoch_4.pt)\n")
+    (exp_dir / "a_dir").mkdir()
+    (exp_dir / "checkpoints" / "epoch_4.pt").unlink()
+    assert main([str(exp_dir), "--num", "1", "--out", str(exp_dir / "a_dir")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("asrkit average: ") and "a_dir" in err and err.count("\n") == 1

@@ -54,6 +54,16 @@ def test_accuracy_metrics_keep_the_highest(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("epoch_*.pt")) == ["epoch_2.pt", "epoch_3.pt"]
 
 
+def test_a_best_metric_the_validation_does_not_record_prunes_nothing(tmp_path):
+    manager = CheckpointManager(tmp_path, keep_last=1, keep_best=2, best_metric="dev_loss_atn")
+    with pytest.raises(ValueError, match=r"^trainer.best_metric: this run's validation records "
+                                         r"no dev_loss_atn \(it records dev_loss, "
+                                         r"dev_loss_att\); nothing was pruned$"):
+        manager.save(state(1, 1, dev_loss=3.0, dev_loss_att=2.0), "epoch")
+    assert (tmp_path / "epoch_1.pt").is_file()
+    manager.save(state(2, 2, train_loss=1.0), "epoch")  # not validated: nothing to check
+
+
 def test_newest_checkpoint_skips_a_truncated_file(tmp_path):
     manager = CheckpointManager(tmp_path, keep_last=5, keep_best=0, best_metric="dev_loss")
     manager.save(state(1, 10), "epoch")

@@ -54,6 +54,7 @@ from asrkit.bin.train import main
     ("trainer.max_epochs=abc", "trainer.max_epochs: must be an integer, got 'abc'"),
     ("+tokenizer.dri=x", "tokenizer.dri: unknown key (did you mean dir?)"),
     ("vocab_size=2", "vocab_size: must be >= 3, got 2"),
+    ("exp_dir=", "exp_dir: must name a directory, got an empty string"),
 ])
 def test_config_errors_fail_fast_naming_the_key(corpus, tmp_path, capsys, override, key):
     start = time.monotonic()
@@ -135,6 +136,10 @@ def test_expand_sweep_is_hydras_basic_sweeper():
     assert swept_keys(overrides) == ["encoder", "optim.lr"]
     assert job_dir_name(3, jobs[3], ["encoder", "optim.lr"]) == "3_encoder-conformer+optim.lr-0.002"
     assert len(expand_sweep(["trainer.seed=range(0,3)"])) == 3
+    plus = ["+experiment=synth/transformer,synth/conformer", "trainer.seed=1"]
+    assert swept_keys(plus) == ["experiment"]
+    assert [job_dir_name(n, job, swept_keys(plus)) for n, job in enumerate(expand_sweep(plus))] \
+        == ["0_experiment-synth-transformer", "1_experiment-synth-conformer"]
 
 
 def test_multirun_trains_each_combination_into_its_own_directory(corpus, tmp_path, capsys):

@@ -205,6 +205,47 @@ def test_init_from_loads_weights_and_starts_afresh(corpus, tmp_path):
         trainer.cleanup()
 
 
+def test_resume_refuses_to_mix_runs_ignore_options_or_continue_a_model(corpus, tmp_path):
+    """trainer.resume=none over another run's checkpoints, a changed optim.lr (the restored
+    optimiser state would override it), an averaged model or a text file: one error naming
+    the key or file, before anything is written (config.yaml keeps the old run's lr)."""
+    from asrkit.checkpoint_io import CorruptCheckpointError
+
+    exp = tmp_path / "exp"
+    assert run(corpus.config(exp, "trainer.max_epochs=1"))[0] == 0
+    epoch_1 = exp / "checkpoints" / "epoch_1.pt"
+    config_yaml = (exp / "config.yaml").read_text()
+    lr = torch.load(epoch_1, weights_only=True)["config"]["optim"]["lr"]
+    averaged = tmp_path / "avg.pt"
+    torch.save({"model": torch.load(epoch_1, weights_only=True)["model"]}, averaged)
+    text = tmp_path / "notes.pt"
+    text.write_text("not a checkpoint")
+    cases = [
+        (("trainer.resume=none",), ValueError,
+         (rf"^trainer.resume: none, but {exp / 'checkpoints'} holds another run's checkpoints "
+         rf"\(epoch_1.pt, last.pt\); train into another exp_dir")),
+        (("trainer.max_epochs=2", "optim.lr=0.0001"), ValueError,
+         (rf"^optim.lr: 0.0001 differs from the {lr} that {epoch_1} was trained with; .* "
+         rf"trainer.init_from={epoch_1}$")),
+        ((f"trainer.resume={averaged}",), CorruptCheckpointError,
+         rf"^{averaged}: not a training checkpoint \(no optimizer: an averaged model"),
+        ((f"trainer.resume={text}",), CorruptCheckpointError,
+         rf"^{text}: corrupt or unreadable checkpoint"),
+    ]
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    cases.append(((f"data.dev={empty}", "trainer.max_epochs=2"), ValueError,
+                  rf"^data.dev: {empty} gives no batch \(no utterances"))
+    for overrides, error, message in cases:
+        trainer = Trainer(corpus.config(exp, *overrides))
+        try:
+            with pytest.raises(error, match=message):
+                trainer.setup()
+        finally:
+            trainer.cleanup()
+        assert (exp / "config.yaml").read_text() == config_yaml
+
+
 def record_rates(rates: list[float]):
     """A ``run`` patch that records the learning rate each update is made with."""
     def patch(trainer):
