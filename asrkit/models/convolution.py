@@ -47,7 +47,7 @@ class ConvolutionModule(nn.Module):
                  activation: nn.Module | None = None, causal: bool = False) -> None:
         super().__init__()
         if kernel_size % 2 == 0 and not causal:
-            raise ValueError(f"conv kernel_size must be odd (symmetric context), got {kernel_size}")
+            raise ValueError(f"kernel_size: must be odd (symmetric context), got {kernel_size}")
         if norm not in CONV_NORMS:
             raise ValueError(f"unknown conv norm {norm!r} (known: {', '.join(CONV_NORMS)})")
         self.pointwise_conv1 = nn.Conv1d(d_model, 2 * d_model, 1)

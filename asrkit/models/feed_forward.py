@@ -21,7 +21,7 @@ ACTIVATIONS = {"relu": nn.ReLU, "swish": nn.SiLU, "gelu": nn.GELU}
 
 def build_activation(name: str) -> nn.Module:
     if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r} (known: {', '.join(ACTIVATIONS)})")
+        raise ValueError(f"activation: unknown activation {name!r} (known: {', '.join(ACTIVATIONS)})")
     return ACTIVATIONS[name]()
 
 

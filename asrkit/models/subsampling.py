@@ -206,7 +206,7 @@ def build_input_layer(name: str, input_dim: int, d_model: int, dropout: float = 
     """The input layer called ``name`` (one of ``INPUT_LAYERS``); ``channels`` sets the conv
     stack's width (None: ``d_model``) and is ignored by ``linear``."""
     if name not in INPUT_LAYERS:
-        raise ValueError(f"unknown input layer {name!r} (known: {', '.join(INPUT_LAYERS)})")
+        raise ValueError(f"input_layer: unknown input layer {name!r} (known: {', '.join(INPUT_LAYERS)})")
     if name == "linear":
         return LinearInput(input_dim, d_model, dropout)
     return Conv2dSubsampling(input_dim, d_model, int(name.removeprefix("conv2d")), channels)

@@ -55,6 +55,11 @@ from asrkit.bin.train import main
     ("+tokenizer.dri=x", "tokenizer.dri: unknown key (did you mean dir?)"),
     ("vocab_size=2", "vocab_size: must be >= 3, got 2"),
     ("exp_dir=", "exp_dir: must name a directory, got an empty string"),
+    # a builder's own check, named with the full key
+    ("encoder.input_layer=conv2d5", "encoder.input_layer: unknown input layer 'conv2d5'"),
+    ("decoder.activation=tanh", "decoder.activation: unknown activation 'tanh'"),
+    ("encoder=conformer encoder.kernel_size=4",
+     "encoder.kernel_size: must be odd (symmetric context), got 4"),
 ])
 def test_config_errors_fail_fast_naming_the_key(corpus, tmp_path, capsys, override, key):
     start = time.monotonic()
