@@ -151,7 +151,8 @@ class Trainer:
                                     enabled=ctx.is_main and tcfg["tensorboard"])
         log_setup(self)
         self._resume()  # last: restores the RNG states
-        write_config(self.config, ctx)  # only once the run can start
+        if self.state.epoch <= tcfg["max_epochs"]:  # not when there is nothing to do
+            write_config(self.config, ctx)  # only once the run can start
         self.stop.install()
         self.state.start_clock()
 

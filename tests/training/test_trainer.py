@@ -244,6 +244,9 @@ def test_resume_refuses_to_mix_runs_ignore_options_or_continue_a_model(corpus, t
         finally:
             trainer.cleanup()
         assert (exp / "config.yaml").read_text() == config_yaml
+    # a rerun with nothing left to train leaves the run's config.yaml as it was
+    assert run(corpus.config(exp, "trainer.max_epochs=1", "trainer.log_interval=7"))[0] == 0
+    assert (exp / "config.yaml").read_text() == config_yaml
 
 
 def record_rates(rates: list[float]):
