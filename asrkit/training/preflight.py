@@ -52,6 +52,8 @@ def reject_hydra_overrides(overrides: list[str]) -> None:
 def check_files(config: Mapping[str, Any]) -> None:
     """The data, tokenizer and checkpoint files the config names exist and fit together."""
     data, trainer = config["data"], config["trainer"]
+    if Path(config["exp_dir"]).exists() and not Path(config["exp_dir"]).is_dir():
+        _fail("exp_dir", f"{config['exp_dir']} is a file, not a directory")
     _existing(data.get("train"), "data.train")
     _existing(data.get("dev"), "data.dev")
     if data.get("cmvn") is not None:

@@ -71,6 +71,14 @@ def test_config_errors_fail_fast_naming_the_key(corpus, tmp_path, capsys, overri
     assert not (tmp_path / "exp").exists()  # nothing was started
 
 
+def test_an_exp_dir_that_is_a_file_is_named(corpus, tmp_path, capsys):
+    (tmp_path / "afile").write_text("kept")
+    assert main(corpus.overrides(tmp_path / "afile")) == 2
+    assert capsys.readouterr().err == (f"asrkit train: exp_dir: {tmp_path / 'afile'} is a "
+                                       f"file, not a directory\n")
+    assert (tmp_path / "afile").read_text() == "kept"
+
+
 @pytest.mark.parametrize("typo", ["trainer.max_epoch=3", "+trainer.max_epoch=3"])
 def test_typo_suggests_the_right_key_not_adding_it(corpus, tmp_path, capsys, typo):
     assert main(corpus.overrides(tmp_path / "exp", typo)) == 2
