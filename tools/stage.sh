@@ -6,15 +6,18 @@
 # A stage runs when stage <= N <= stop_stage. It logs its start, end and elapsed time and
 # stops the recipe with the stage's name on failure. On success it writes a marker
 # ($markers/stage_N.done) that records what the stage depended on: its command line (the
-# recipe's effective options and the Hydra overrides it was given) and the record of the
-# stage before it. The next run skips the stage only when that record is unchanged; when it
-# differs the stage reruns with one line saying why, and since every record includes the one
-# before it, so do the stages after it. `--force true` redoes a stage in any case.
+# recipe's effective options and the Hydra overrides it was given) and the records of all
+# the stages before it (a stage may read any earlier stage's output: training reads the
+# corpus as well as the tokenizer). The next run skips the stage only when that record is
+# unchanged; when it differs the stage reruns with one line saying why, and since every
+# record includes the ones before it, so do the stages after it. `--force true` redoes a
+# stage in any case.
 #
 # A stage before --stage is not run, so what the stages after it depend on is what it left
 # when it last ran: its marker's record (or, without a marker, the record it would have
-# now). When its options have changed since, one line says so: those changes take effect
-# only once it runs again (start at it, or at an earlier stage).
+# now). When that differs from today's (its options, or an earlier stage, changed since it
+# ran), one line says so: it is brought up to date only once it runs again (start at it, or
+# at an earlier stage).
 #
 # --stage and --stop_stage must be whole numbers, --stage not after --stop_stage (exit 2).
 #
@@ -66,6 +69,13 @@ if [ "$stage" -gt "$stop_stage" ]; then
   exit 2
 fi
 
+# What the stages after a stage see of it and of every stage before it: a running hash of
+# each stage's effective record digest (its digest today when it runs or is up to date,
+# its marker's when it is not run now).
+_stage_chain_add() {
+  _stage_chain=$(printf '%s %s\n' "$_stage_chain" "$1" | sha256sum | cut -c1-16)
+}
+
 run_stage() {
   local n=$1 name=$2; shift 2
   local hook=${on_rerun:-}
@@ -75,19 +85,20 @@ run_stage() {
   digest=$(printf '%s\n' "$record" | sha256sum | cut -c1-16)
   [ "$n" -gt "$stop_stage" ] && return 0
   if [ "$n" -lt "$stage" ]; then  # not run: the stages after it read what it left
-    _stage_chain=$digest
     if [ -f "$marker" ] && [ "$(sed -n 1p "$marker")" != "digest: $digest" ]; then
-      _stage_chain=$(sed -n '1s/^digest: //p' "$marker")
+      _stage_chain_add "$(sed -n '1s/^digest: //p' "$marker")"
       local old new
       old=$(mktemp) new=$(mktemp)
       sed 1d "$marker" > "$old"
       printf '%s\n' "$record" > "$new"
       echo "== stage $n ($name): not run (--stage $stage): $(_stage_why "$old" "$new") since it ran; the stages after it use what it left"
       rm -f "$old" "$new"
+    else
+      _stage_chain_add "$digest"
     fi
     return 0
   fi
-  _stage_chain=$digest
+  _stage_chain_add "$digest"
   if [ -f "$marker" ]; then
     if [ "${force:-false}" = true ]; then
       echo "== stage $n ($name): done before, redoing it (--force true)"

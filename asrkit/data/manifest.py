@@ -19,8 +19,9 @@ REQUIRED_FIELDS = {"id": str, "audio": str, "duration": (int, float), "text": st
 OPTIONAL_FIELDS = {"start": (int, float), "end": (int, float)}
 
 
-# Characters that end a line in Python's str.splitlines(): a text holding one would break the
-# one-utterance-per-line "<id> <text>" files written from manifests (ref.txt, hyp.txt).
+# Characters that end a line in Python's str.splitlines() (and for most editors and line
+# tools): a transcript is one line, and "<id> <text>" files (ref.txt, hyp.txt, Kaldi's text)
+# written from manifests must read back as one utterance per line wherever they are read.
 LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 
 

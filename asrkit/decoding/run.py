@@ -94,11 +94,12 @@ def decode_and_score(plan: DecodePlan) -> list[dict[str, Any]]:
 
 def _check_same_set(out_dir: Path, manifest: Path, utterances) -> None:
     """A ConfigError when ``out_dir`` holds the results of another set of the same name
-    (a manifest with the same file name elsewhere): decoding would replace them."""
+    (a manifest with the same file name elsewhere, of other utterance ids): decoding would
+    replace them. The same ids with corrected transcripts are the same set, decoded again."""
     ref_file = out_dir / "ref.txt"
     if not ref_file.is_file():
         return
-    if read_text(ref_file) != {u.id: u.text.strip() for u in utterances}:
+    if set(read_text(ref_file)) != {u.id for u in utterances}:
         raise ConfigError(f"test_sets: {manifest} would replace the results in {out_dir}, "
                           f"which are of other utterances (another set of the same name); "
                           f"rename the manifest, set out_dir=..., or remove that directory")

@@ -29,9 +29,9 @@ and the transducer's projected frames, prediction outputs and joint log-probabil
 (asrkit.inference.transducer_graphs.compare_transducers), and the streaming step's output
 and caches over five chunks fed back (asrkit.inference.encoder_chunk_graph
 .compare_chunk_steps) must agree within ``tolerance`` (1e-4); otherwise the export fails.
-The export is written and checked in a hidden directory beside ``out_dir``
-(``.<name>.partial``) and moved in only once checked, so a failed export leaves an earlier
-one in ``out_dir`` as it was.
+The export is written and checked in a hidden directory inside ``out_dir``
+(``.partial-<pid>``, on the same filesystem, so the move is renames) and moved in only once
+checked, so a failed export leaves an earlier one in ``out_dir`` as it was.
 """
 
 from __future__ import annotations
@@ -211,14 +211,16 @@ def export_model(exp_dir: str | Path, out_dir: str | Path, runtime: str = "onnx"
     chunk_graph = None if chunk_size is None else _chunk_graph(model, bins, chunk_size,
                                                                 left_chunks)
     out = _check_out_dir(out_dir)
-    stage = out.resolve().with_name(f".{out.resolve().name}.partial")  # checked, then moved in
-    shutil.rmtree(stage, ignore_errors=True)  # a crashed export's leftovers
+    created = not out.exists()
+    stage = out / f"{PARTIAL_PREFIX}{os.getpid()}"  # checked, then moved in (one filesystem)
     stage.mkdir(parents=True)
     try:
         diffs = _export_into(exp, model, family, bins, chunk_graph, runtime, tolerance, stage)
         _move_into(stage, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+        if created and not any(out.iterdir()):
+            out.rmdir()
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return ExportReport(out, family, runtime, size, diffs)
 
@@ -301,15 +303,32 @@ def _chunk_graph(model: nn.Module, bins: int, chunk_size: int,
         raise ConfigError(f"--streaming: {e}") from None
 
 
+PARTIAL_PREFIX = ".partial-"  # the directory an export is built in, inside out_dir
+
+
 def _check_out_dir(out_dir: str | Path) -> Path:
     """``out_dir`` as a Path, refused when it is a file or a directory of something else."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out: {out} is a file")
+    for leftover in out.glob(f"{PARTIAL_PREFIX}*") if out.is_dir() else ():
+        if not _running(leftover.name.removeprefix(PARTIAL_PREFIX)):
+            shutil.rmtree(leftover, ignore_errors=True)  # an interrupted export's
     if out.is_dir() and any(out.iterdir()) and not ExportedDir.holds_export(out):
         raise FileExistsError(f"--out: {out} is not empty and holds no exported model; "
                               f"refusing to write into it")
     return out
+
+
+def _running(pid: str) -> bool:
+    """Whether process ``pid`` (a partial export's owner) still runs."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # someone else's
+        return True
+    return True
 
 
 def _move_into(stage: Path, out: Path) -> None:

@@ -21,7 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from asrkit.scoring.bootstrap import BootstrapResult, paired_bootstrap
-from asrkit.scoring.decode_dir import DecodeRun, find_runs, setting_value, utterance_errors
+from asrkit.scoring.decode_dir import (
+    DecodeRun,
+    checkpoint_dir_name,
+    find_runs,
+    setting_value,
+    utterance_errors,
+)
 from asrkit.scoring.experiment_info import ExperimentInfo, experiment_info, short_names
 from asrkit.scoring.wer import read_text
 
@@ -143,7 +149,7 @@ def _rows(runs: list[DecodeRun], infos: dict) -> list[Row]:
         varying = sorted({k for row in same for k in row.settings
                           if len({json.dumps(setting_value(r.settings, k)) for r in same}) > 1})
         for row in same:
-            extra = [Path(str(row.checkpoint)).stem] if len(checkpoints) > 1 else []
+            extra = [checkpoint_dir_name(str(row.checkpoint))] if len(checkpoints) > 1 else []
             extra += [f"{k} {setting_value(row.settings, k)}" for k in varying]
             row.label = f"{method} ({', '.join(extra)})" if extra else method
     return sorted(rows.values(), key=lambda r: (_method_key(r.method), r.label))

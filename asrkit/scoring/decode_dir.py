@@ -123,7 +123,8 @@ def find_runs(exp_dir: str | Path, sets: Sequence[str] | None = None,
               methods: Sequence[str] | None = None,
               checkpoint: str | None = None) -> list[DecodeRun]:
     """Every scored result under ``exp_dir/decode`` (optionally only some sets, methods or
-    one checkpoint, by name as recorded or by stem), sorted by checkpoint, set, method."""
+    one checkpoint, by name as recorded or by its directory's name: the stem, with a hash
+    for one from outside the experiment), sorted by checkpoint, set, method."""
     root = Path(exp_dir) / DECODE_DIR
     runs = []
     files = sorted(root.glob(f"*/*/*/{WER_FILE}")) + sorted(root.glob(f"*/*/{WER_FILE}"))
@@ -139,7 +140,7 @@ def find_runs(exp_dir: str | Path, sets: Sequence[str] | None = None,
         recorded = summary.get("checkpoint")
         if (sets and set_name not in sets) or (methods and method not in methods):
             continue
-        if checkpoint and checkpoint not in (recorded, Path(str(recorded)).stem):
+        if checkpoint and checkpoint not in (recorded, checkpoint_dir_name(str(recorded))):
             continue
         runs.append(DecodeRun(Path(exp_dir), wer_file.parent, set_name, method, summary))
     return sorted(runs, key=lambda r: (str(r.checkpoint), r.set_name, r.method, str(r.path)))

@@ -171,23 +171,15 @@ class CheckpointManager:
         for stale in self.directory.glob(".*.tmp*"):  # left by a crash during a write
             stale.unlink(missing_ok=True)
 
-    def save(self, state: dict[str, Any], kind: str) -> Path:
-        """Write ``state`` as epoch_<epoch>.pt or step_<step>.pt, point last.pt at it, prune."""
+    def save(self, state: dict[str, Any], kind: str, prune: bool = True) -> Path:
+        """Write ``state`` as epoch_<epoch>.pt or step_<step>.pt, point last.pt at it, and
+        prune (unless ``prune`` is false)."""
         number = state["epoch"] if kind == "epoch" else state["step"]
         path = atomic_save(state, self.directory / f"{kind}_{number}.pt")
         _point_last(self.directory, path)
-        self._check_best_metric(state.get("metrics") or {})
-        self.prune()
+        if prune:
+            self.prune()
         return path
-
-    def _check_best_metric(self, metrics: dict[str, Any]) -> None:
-        """A ValueError (before anything is pruned) when the run was validated but records
-        no ``best_metric``: ranking by a misspelt dev_loss_<term> would keep no best."""
-        measured = sorted(k for k in metrics if k.startswith("dev_"))
-        if self.keep_best > 0 and measured and self.best_metric not in metrics:
-            raise ValueError(f"trainer.best_metric: this run's validation records no "
-                             f"{self.best_metric} (it records {', '.join(measured)}); nothing "
-                             f"was pruned")
 
     def prune(self) -> list[Path]:
         infos = list_checkpoints(self.directory)
@@ -207,3 +199,14 @@ class CheckpointManager:
             path.unlink(missing_ok=True)
             hash_path(path).unlink(missing_ok=True)
         return removed
+
+
+def best_metric_problem(metrics: dict[str, Any], best_metric: str,
+                        keep_best: int) -> str | None:
+    """Why ``best_metric`` cannot rank checkpoints: the run was validated but records no such
+    metric (a misspelt dev_loss_<term>, which would keep no best checkpoint); else None."""
+    measured = sorted(k for k in metrics if k.startswith("dev_") and k != "dev_utterances")
+    if keep_best > 0 and measured and best_metric not in metrics:
+        return (f"trainer.best_metric: this run's validation records no {best_metric} (it "
+                f"records {', '.join(measured)}); the checkpoint was written, nothing pruned")
+    return None

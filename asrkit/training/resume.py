@@ -73,8 +73,19 @@ def check_same_optimiser(saved: dict[str, Any] | None, config: dict[str, Any],
             raise ValueError(f"optim.{key}: {new.get(key)!r} differs from the {old.get(key)!r} "
                              f"that {path} was trained with; a resumed run continues with its "
                              f"optimiser's state, which would override it: resume with "
-                             f"optim.{key}={old.get(key)}, or start a new exp_dir from its "
-                             f"weights with trainer.init_from={path}")
+                             f"'optim.{key}={_override_value(old.get(key))}', or start a new "
+                             f"exp_dir from its weights with trainer.init_from={path}")
+
+
+def _override_value(value: Any) -> str:
+    """``value`` as a Hydra override writes it (null, true, [0.9,0.98])."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(map(_override_value, value)) + "]"
+    return str(value)
 
 
 def load_training_state(path: Path) -> dict[str, Any]:

@@ -61,7 +61,12 @@ from asrkit.text.registry import load_tokenizer
 from asrkit.training import distributed as dist_utils
 from asrkit.training.activation_checkpointing import enable_activation_checkpointing
 from asrkit.training.attention_maps import utterance_maps
-from asrkit.training.checkpoint import CheckpointManager, capture_rng_state, first_non_finite
+from asrkit.training.checkpoint import (
+    CheckpointManager,
+    best_metric_problem,
+    capture_rng_state,
+    first_non_finite,
+)
 from asrkit.training.experiment import (
     STEP_LOGGER,
     prepare_experiment,
@@ -224,9 +229,14 @@ class Trainer:
                     "interrupted": interrupted}
         contents["metrics"] = {"epoch": state.epoch, "step": state.step,
                                "train_hours": contents["train_hours"], **(metrics or {})}
-        path = self.checkpoints.save(contents, kind) if self.checkpoints else None
+        problem = best_metric_problem(contents["metrics"], self.tcfg["best_metric"],
+                                      self.tcfg["keep_best"])  # every rank alike
+        path = (self.checkpoints.save(contents, kind, prune=problem is None)
+                if self.checkpoints else None)
         self.last_saved = (path, state.step)
         dist_utils.barrier(self.ctx)
+        if problem:
+            raise TrainingError(problem)
         return path
 
     def _check_finite(self) -> None:

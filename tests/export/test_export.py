@@ -107,6 +107,10 @@ def test_a_failed_export_leaves_the_earlier_one_as_it_was(synth_exp, exported, t
         export_model(synth_exp, out, "torchscript", CHECKPOINT)
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before and sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    with pytest.raises(ExportError, match="differ"):  # nothing is left where nothing was
+        export_model(synth_exp, tmp_path / "new", "onnx", CHECKPOINT)
+    assert not (tmp_path / "new").exists()
+    (out / ".partial-999999999").mkdir()  # an interrupted export's (no such process)
     monkeypatch.undo()
     report = export_model(synth_exp, out, "torchscript", CHECKPOINT)
     assert report.out_dir == out and (out / "notes.txt").read_text() == "mine"
@@ -114,6 +118,7 @@ def test_a_failed_export_leaves_the_earlier_one_as_it_was(synth_exp, exported, t
     assert not list(out.glob("*.onnx")) and list(out.glob("*.pt"))
     assert ExportedModel.load(out).info.runtime == "torchscript"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert not list(out.glob(".partial-*"))
 
 
 @pytest.mark.parametrize("features", [{"foo": 1}, {"sample_rate": "sixteen"}])

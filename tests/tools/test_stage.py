@@ -98,6 +98,27 @@ def test_a_later_start_stage_reads_what_the_earlier_stages_left(tmp_path):
     assert lines(work / "s2.log") == ["beam=4", "beam=4"]
 
 
+def test_a_later_stage_sees_an_earlier_stage_rerun_on_its_own(tmp_path):
+    """Stage 0 rerun alone (--stop_stage 0), then --stage 2: stage 2 reads stage 0's new
+    output (as training reads the corpus), so it reruns, though stage 1 is not run (one
+    line says stage 1 is behind); the full run after it reruns stage 1 and, since stage 1's
+    output changed after stage 2 ran, stage 2 again."""
+    script = make_recipe(tmp_path)
+    run(script)
+    run(script, "--size", "30", "--stop_stage", "0")
+    out = run(script, "--size", "30", "--stage", "2")
+    assert ("== stage 1 (copy): not run (--stage 2): an earlier stage's inputs changed since "
+            "it ran; the stages after it use what it left") in out
+    assert "== stage 2 (count): rerunning: an earlier stage's inputs changed" in out
+    out = run(script, "--size", "30")
+    assert "== stage 0 (make): already done with these options" in out
+    assert "== stage 1 (copy): rerunning: an earlier stage's inputs changed" in out
+    assert "== stage 2 (count): rerunning: an earlier stage's inputs changed" in out
+    assert lines(tmp_path / "work" / "s2.log") == ["beam=4"] * 3
+    out = run(script, "--size", "30")
+    assert out.count("already done with these options") == 3
+
+
 def test_stage_numbers_are_checked(tmp_path):
     script = make_recipe(tmp_path)
     for options, message in ((("--stage", "abc"), "--stage must be a whole number, got 'abc'"),

@@ -7,6 +7,7 @@ import torch
 from asrkit.training.checkpoint import (
     CheckpointManager,
     atomic_save,
+    best_metric_problem,
     capture_rng_state,
     list_checkpoints,
     newest_checkpoint,
@@ -54,14 +55,29 @@ def test_accuracy_metrics_keep_the_highest(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("epoch_*.pt")) == ["epoch_2.pt", "epoch_3.pt"]
 
 
-def test_a_best_metric_the_validation_does_not_record_prunes_nothing(tmp_path):
-    manager = CheckpointManager(tmp_path, keep_last=1, keep_best=2, best_metric="dev_loss_atn")
-    with pytest.raises(ValueError, match=r"^trainer.best_metric: this run's validation records "
-                                         r"no dev_loss_atn \(it records dev_loss, "
-                                         r"dev_loss_att\); nothing was pruned$"):
-        manager.save(state(1, 1, dev_loss=3.0, dev_loss_att=2.0), "epoch")
-    assert (tmp_path / "epoch_1.pt").is_file()
-    manager.save(state(2, 2, train_loss=1.0), "epoch")  # not validated: nothing to check
+def test_a_best_metric_the_validation_does_not_record_prunes_nothing(corpus, tmp_path,
+                                                                    capsys):
+    """trainer.best_metric=dev_loss_atn (for dev_loss_att): the run stops at its first
+    epoch checkpoint with one line naming the key, the checkpoint written, nothing pruned."""
+    from asrkit.bin.train import main
+
+    metrics = {"dev_loss": 3.0, "dev_loss_att": 2.0, "dev_utterances": 2}
+    assert best_metric_problem(metrics, "dev_loss_atn", 2) == (
+        "trainer.best_metric: this run's validation records no dev_loss_atn (it records "
+        "dev_loss, dev_loss_att); the checkpoint was written, nothing pruned")
+    assert best_metric_problem(metrics, "dev_loss_att", 2) is None
+    assert best_metric_problem({"train_loss": 1.0}, "dev_loss_atn", 2) is None  # not validated
+    manager = CheckpointManager(tmp_path / "m", keep_last=1, keep_best=0, best_metric="dev_loss")
+    for epoch in (1, 2):
+        manager.save(state(epoch, epoch), "epoch", prune=False)
+    assert len(list((tmp_path / "m").glob("epoch_*.pt"))) == 2
+    exp = tmp_path / "exp"
+    assert main(corpus.overrides(exp, "trainer.max_epochs=2", "trainer.keep_best=2",
+                                 "trainer.best_metric=dev_loss_atn")) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert ("asrkit train: trainer.best_metric: this run's validation records no dev_loss_atn "
+            "(it records dev_acc, ") in err
+    assert [p.name for p in (exp / "checkpoints").glob("epoch_*.pt")] == ["epoch_1.pt"]
 
 
 def test_newest_checkpoint_skips_a_truncated_file(tmp_path):
