@@ -42,8 +42,11 @@ class GlobalCMVN:
             data = json.loads(path.read_text(encoding="utf-8"))
             mean = torch.tensor(data["mean"], dtype=torch.float32)
             istd = torch.tensor(data["istd"], dtype=torch.float32)
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{path}: not a CMVN stats file ({e})") from None
+        if mean.dim() != 1 or mean.shape != istd.shape or not mean.numel():
+            raise ValueError(f"{path}: not a CMVN stats file (mean and istd must be lists of "
+                             f"one length, got {tuple(mean.shape)} and {tuple(istd.shape)})")
         return cls(mean, istd, data.get("frames", 0), data.get("utterances", 0))
 
 

@@ -28,15 +28,24 @@ class FbankExtractor:
                             ("frame_length", (int, float)), ("frame_shift", (int, float))):
             value = getattr(self, name)
             if not isinstance(value, kinds) or isinstance(value, bool) or not value > 0:
-                raise ValueError(f"features: {name} must be a positive "
+                raise ValueError(f"features.{name}: must be a positive "
                                  f"{'integer' if kinds is int else 'number'}, got {value!r}")
+        for name, samples in (("frame_length", self.window_samples),
+                              ("frame_shift", self.shift_samples)):
+            if samples < 1:
+                raise ValueError(f"features.{name}: {getattr(self, name)} ms is less than one "
+                                 f"sample at {self.sample_rate} Hz")
 
     @classmethod
     def from_config(cls, data: dict) -> FbankExtractor:
         """The extractor a ``data`` config section describes (conf/data/default.yaml)."""
         features = data["features"]
-        return cls(sample_rate=data["sample_rate"], num_mel_bins=features["num_mel_bins"],
-                   frame_length=features["frame_length"], frame_shift=features["frame_shift"])
+        try:
+            return cls(sample_rate=data["sample_rate"], num_mel_bins=features["num_mel_bins"],
+                       frame_length=features["frame_length"],
+                       frame_shift=features["frame_shift"])
+        except ValueError as e:  # named as the config key: data.features.frame_shift
+            raise ValueError(f"data.{e}") from None
 
     @property
     def window_samples(self) -> int:

@@ -95,6 +95,15 @@ class BucketingBatchSampler:
         if self._cache is not None and self._cache[0] == self.epoch:
             return self._cache[1]
         batches = self._global_batches()
+        left_over = len(batches) % self.world_size
+        if self.shuffle and left_over:
+            # The batches that fill no group of world_size are left out this epoch. The
+            # list runs in length order, so its tail would leave out the longest utterances
+            # every epoch: leave out seeded random ones instead, keeping the order (a
+            # group's batches stay of neighbouring lengths).
+            rng = np.random.default_rng([self.seed, self.epoch, 2])
+            out = set(rng.choice(len(batches), left_over, replace=False).tolist())
+            batches = [b for i, b in enumerate(batches) if i not in out]
         groups = [batches[i:i + self.world_size]
                   for i in range(0, len(batches) - self.world_size + 1, self.world_size)]
         if self.shuffle:

@@ -121,6 +121,12 @@ def check_model_and_optimizer(config: Mapping[str, Any], vocab_size: int) -> Non
 def check_train_config(config: Mapping[str, Any], check_disk: bool = True) -> int:
     """Raise ConfigError naming the first bad key of a composed (schema-checked) training
     config; returns the vocabulary size. ``check_disk=False`` skips the files."""
+    from asrkit.data.features import FbankExtractor
+
+    try:
+        FbankExtractor.from_config(config["data"])
+    except ValueError as e:  # a frame shorter than a sample
+        raise ConfigError(str(e)) from None
     if check_disk:
         check_files(config)
     vocab_size = check_vocab_size(config)

@@ -133,3 +133,18 @@ def test_cmvn_equals_direct_statistics(tmp_path):
         cmvn(torch.zeros(2, 3))
     with pytest.raises(FileNotFoundError, match="missing.json: CMVN stats not found"):
         GlobalCMVN.load(tmp_path / "missing.json")
+
+
+def test_frames_shorter_than_a_sample_and_mismatched_cmvn_are_named(tmp_path):
+    import json
+
+    with pytest.raises(ValueError, match=r"^features.frame_shift: 0.05 ms is less than one "
+                                         r"sample at 16000 Hz$"):
+        FbankExtractor(frame_shift=0.05)
+    with pytest.raises(ValueError, match=r"^features.frame_length: 0.01 ms"):
+        FbankExtractor(frame_length=0.01)
+    path = tmp_path / "cmvn.json"
+    path.write_text(json.dumps({"mean": [0.0] * 40, "istd": [1.0] * 80}))
+    with pytest.raises(ValueError, match=r"cmvn.json: not a CMVN stats file \(mean and istd "
+                                         r"must be lists of one length, got \(40,\) and \(80,\)\)"):
+        GlobalCMVN.load(path)

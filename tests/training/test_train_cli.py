@@ -55,6 +55,8 @@ from asrkit.bin.train import main
     ("+tokenizer.dri=x", "tokenizer.dri: unknown key (did you mean dir?)"),
     ("vocab_size=2", "vocab_size: must be >= 3, got 2"),
     ("exp_dir=", "exp_dir: must name a directory, got an empty string"),
+    ("data.features.frame_shift=0.05",
+     "data.features.frame_shift: 0.05 ms is less than one sample at 16000 Hz"),
     # a builder's own check, named with the full key
     ("encoder.input_layer=conv2d5", "encoder.input_layer: unknown input layer 'conv2d5'"),
     ("decoder.activation=tanh", "decoder.activation: unknown activation 'tanh'"),
