@@ -69,6 +69,16 @@ if [ "$stage" -gt "$stop_stage" ]; then
   exit 2
 fi
 
+# _stage_why between a marker's record and today's record of its stage.
+_marker_why() {
+  local old new
+  old=$(mktemp) new=$(mktemp)
+  sed 1d "$1" > "$old"
+  printf '%s\n' "$2" > "$new"
+  _stage_why "$old" "$new"
+  rm -f "$old" "$new"
+}
+
 # What the stages after a stage see of it and of every stage before it: a running hash of
 # each stage's effective record digest (its digest today when it runs or is up to date,
 # its marker's when it is not run now).
@@ -87,12 +97,7 @@ run_stage() {
   if [ "$n" -lt "$stage" ]; then  # not run: the stages after it read what it left
     if [ -f "$marker" ] && [ "$(sed -n 1p "$marker")" != "digest: $digest" ]; then
       _stage_chain_add "$(sed -n '1s/^digest: //p' "$marker")"
-      local old new
-      old=$(mktemp) new=$(mktemp)
-      sed 1d "$marker" > "$old"
-      printf '%s\n' "$record" > "$new"
-      echo "== stage $n ($name): not run (--stage $stage): $(_stage_why "$old" "$new") since it ran; the stages after it use what it left"
-      rm -f "$old" "$new"
+      echo "== stage $n ($name): not run (--stage $stage): $(_marker_why "$marker" "$record") since it ran; the stages after it use what it left"
     else
       _stage_chain_add "$digest"
     fi
@@ -106,12 +111,7 @@ run_stage() {
       echo "== stage $n ($name): already done with these options, skipping (--force true redoes it)"
       return 0
     else
-      local old new
-      old=$(mktemp) new=$(mktemp)
-      sed 1d "$marker" > "$old"
-      printf '%s\n' "$record" > "$new"
-      echo "== stage $n ($name): rerunning: $(_stage_why "$old" "$new")"
-      rm -f "$old" "$new"
+      echo "== stage $n ($name): rerunning: $(_marker_why "$marker" "$record")"
     fi
     [ -z "$hook" ] || $hook
   fi

@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from asrkit.cli_checks import check_out_file
 from asrkit.data.compute_cmvn import compute_global_cmvn
 from asrkit.data.features import FbankExtractor
 from asrkit.data.manifest import ManifestError
@@ -37,9 +38,7 @@ def main(argv: list[str]) -> int:
     try:
         extractor = FbankExtractor(args.sample_rate, args.num_mel_bins, args.frame_length,
                                    args.frame_shift)
-        if args.out.is_dir() or not args.out.parent.is_dir():
-            raise ValueError(f"--out {args.out}: " + ("is a directory" if args.out.is_dir()
-                                                      else f"no directory {args.out.parent}"))
+        check_out_file(args.out)
     except ValueError as e:  # an option that cannot be meant
         print(f"asrkit cmvn: {' '.join(str(e).split())}", file=sys.stderr)
         return 2

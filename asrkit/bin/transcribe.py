@@ -66,8 +66,8 @@ import sys
 import time
 from pathlib import Path
 
+from asrkit.cli_checks import check_device, check_out_file
 from asrkit.config import ConfigError, one_line
-from asrkit.device_check import check_device
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,7 +142,7 @@ def main(argv: list[str]) -> int:
             raise AudioPathError(f"--format srt for {len(paths)} files needs --out DIR (one "
                                  f".srt per file)")
         if args.out is not None and not (args.format == "srt" and len(paths) > 1):
-            _check_out_file(args.out)
+            check_out_file(args.out)
     except (AudioPathError, ValueError) as e:
         return fail(one_line(e), 2)
     if args.threads:
@@ -269,15 +269,6 @@ def _check_numbers(args: argparse.Namespace) -> None:
             raise ValueError(f"{flag} must be >= {least}, got {value}")
     if args.piece is not None and not args.piece > 0:
         raise ValueError(f"--piece must be > 0 seconds, got {args.piece}")
-
-
-def _check_out_file(out: Path) -> None:
-    """--out must be a file that can be created; checked before the model loads, and
-    before anything is written, so that a mistake costs nothing already there."""
-    if out.is_dir():
-        raise ValueError(f"--out {out}: is a directory (a file is written there)")
-    if not out.parent.is_dir():
-        raise ValueError(f"--out {out}: no directory {out.parent}")
 
 
 @contextlib.contextmanager

@@ -26,12 +26,12 @@ from typing import Any
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
+from asrkit.cli_checks import check_device
 from asrkit.config import ConfigError, compose_config, config_dir
 from asrkit.config.suggest import did_you_mean
 from asrkit.config.targets import check_section
 from asrkit.data.manifest import Utterance, read_manifest
 from asrkit.decoding.search import SearchMethod
-from asrkit.device_check import check_device
 from asrkit.scoring.normalize import TextNormalizer
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".sph", ".aiff", ".aif")

@@ -112,10 +112,12 @@ def load_training_state(path: Path) -> dict[str, Any]:
 
 
 def restore(ckpt: dict[str, Any], path: Path, model: nn.Module, state: TrainingState,
-            ctx: DistributedContext) -> str:
+            ctx: DistributedContext, config: dict[str, Any]) -> str:
     """Load a training checkpoint into the model and the training state (the one place a
     run is restored); returns where it continues. A checkpoint of another model or
-    optimiser is one ValueError naming it."""
+    optimiser, or one trained with other ``optim`` values than ``config``'s, is one
+    ValueError naming it (check_same_optimiser)."""
+    check_same_optimiser(ckpt.get("config"), config, path)
     try:
         model.load_state_dict(ckpt["model"])
         state.optimizer.load_state_dict(ckpt["optimizer"])

@@ -78,13 +78,7 @@ from asrkit.training.mwer_nbest import MwerNBest
 from asrkit.training.optim import build_optimizer
 from asrkit.training.precision import resolve_precision
 from asrkit.training.progress import EpochProgress, format_duration, use_progress_bar
-from asrkit.training.resume import (
-    check_same_optimiser,
-    init_weights_from,
-    load_training_state,
-    restore,
-    resume_path,
-)
+from asrkit.training.resume import init_weights_from, load_training_state, restore, resume_path
 from asrkit.training.rng import rng_isolated
 from asrkit.training.running_means import RunningMeans
 from asrkit.training.schedulers import build_scheduler, set_total_steps
@@ -202,9 +196,8 @@ class Trainer:
         if path is None:
             return
         state = self.state
-        ckpt = load_training_state(path)
-        check_same_optimiser(ckpt.get("config"), self.config, path)
-        where = restore(ckpt, path, self.model, state, self.ctx)
+        where = restore(load_training_state(path), path, self.model, state, self.ctx,
+                        self.config)
         previous_total = set_total_steps(state.scheduler, self.total_steps)
         if previous_total is not None:
             log.info("learning-rate schedule: %d updates in the checkpoint's, now %d from this "

@@ -241,5 +241,11 @@ def test_cmvn_command_matches_loader_features(tmp_path, capsys):
     loader = build_loader(manifest, tok, data_cfg(max_fail_fraction=0.5, cmvn=str(tmp_path / "cmvn.json")), train=False)
     frames = torch.cat([b["feats"][i, : b["feat_lens"][i]] for b in loader for i in range(len(b["ids"]))])
     assert cmvn.utterances == 5 and cmvn.frames == frames.shape[0]
+    for bad, message in (([], f"--out {tmp_path}: is a directory"),
+                         (["--num-mel-bins", "0"], "features.num_mel_bins: must be a positive")):
+        out = tmp_path if not bad else tmp_path / "c.json"
+        assert cmvn_main(["--manifest", str(manifest), "--out", str(out), *bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("asrkit cmvn: ") and message in err and err.count("\n") == 1
     assert frames.mean(0).abs().max() < 1e-3
     assert (frames.std(0, unbiased=False) - 1).abs().max() < 1e-3

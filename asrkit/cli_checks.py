@@ -1,0 +1,34 @@
+"""Values of the command line checked before anything is loaded or written: a device name
+(``asrkit decode device=...``, ``asrkit transcribe --device ...``) that torch does not know,
+or a CUDA device this machine does not have, is an error naming the option rather than a
+failure to load the checkpoint onto it; an output file that is a directory, or lies in none,
+is one before the work that would write it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+def check_device(name: str, option: str) -> None:
+    """ValueError ``<option> <name>: ...`` unless ``name`` is cpu or a CUDA device here."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{option} {name}: not a device (cpu, cuda, cuda:N)") from None
+    if device.type == "cpu":
+        return
+    if device.type != "cuda":
+        raise ValueError(f"{option} {name}: asrkit runs on cpu or cuda")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if (device.index or 0) >= count:
+        raise ValueError(f"{option} {name}: this machine has {count} CUDA device(s)")
+
+
+def check_out_file(out: Path, option: str = "--out") -> None:
+    """ValueError ``<option> <out>: ...`` unless ``out`` can be created as a file."""
+    if out.is_dir():
+        raise ValueError(f"{option} {out}: is a directory (a file is written there)")
+    if not out.parent.is_dir():
+        raise ValueError(f"{option} {out}: no directory {out.parent}")
