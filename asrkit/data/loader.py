@@ -54,7 +54,6 @@ class ResumableLoader:
         self.dataset = dataset
         self.sampler = sampler
         self.num_workers = num_workers
-        self.max_failures = int(max_fail_fraction * len(dataset))
         self.max_fail_fraction = max_fail_fraction
         self.name = name
         self.keep_empty = keep_empty
@@ -75,15 +74,21 @@ class ResumableLoader:
             self.dataset, batch_sampler=self.sampler, collate_fn=collate_batch,
             num_workers=self.num_workers, persistent_workers=False, pin_memory=self.pin_memory,
         )
+        # The utterances this process loads this epoch: under DDP a rank's share, so a
+        # rank stops at the same fraction of what it reads as a single process would.
+        share = sum(len(b) for b in self.sampler.rank_batches())
+        max_failures = int(self.max_fail_fraction * share)
         for batch in loader:
             self.sampler.position += 1
             for utt_id, reason in batch["failed"]:
                 log.warning("%s: skipped utterance %s: %s", self.name, utt_id, reason)
             self.failed.extend(batch["failed"])
-            if len(self.failed) > self.max_failures:
+            if len(self.failed) > max_failures:
                 utt_id, reason = self.failed[-1]
+                of = (f"{share} utterances" if self.sampler.world_size == 1 else
+                      f"the {share} utterances rank {self.sampler.rank} loads")
                 raise LoadFailureError(
-                    f"{self.name}: {len(self.failed)} of {len(self.dataset)} utterances failed to "
+                    f"{self.name}: {len(self.failed)} of {of} failed to "
                     f"load this epoch (more than max_fail_fraction={self.max_fail_fraction}); "
                     f"last: {utt_id}: {reason}")
             if batch["ids"] or self.keep_empty:

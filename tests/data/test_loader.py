@@ -249,3 +249,23 @@ def test_cmvn_command_matches_loader_features(tmp_path, capsys):
         assert err.startswith("asrkit cmvn: ") and message in err and err.count("\n") == 1
     assert frames.mean(0).abs().max() < 1e-3
     assert (frames.std(0, unbiased=False) - 1).abs().max() < 1e-3
+
+
+def test_ddp_rank_counts_failures_against_its_own_share(tmp_path):
+    """Under DDP a rank reads about 1/world_size of the set, so its failures are counted
+    against its share: one bad utterance in 12 exceeds 5 %, though 1 in the whole 24 does
+    not (int(0.05 * 24) = 1 failure allowed, int(0.05 * 12) = 0)."""
+    manifest, tok = make_corpus(tmp_path, corrupt={1})
+    whole = build_loader(manifest, tok, data_cfg(max_fail_fraction=0.05), train=False)
+    assert len([i for b in whole for i in b["ids"]]) == 23
+    for rank in (0, 1):
+        loader = build_loader(manifest, tok, data_cfg(max_fail_fraction=0.05), train=False,
+                              rank=rank, world_size=2)
+        ids = {loader.dataset.utterances[i].id for b in loader.sampler.rank_batches() for i in b}
+        share = sum(len(b) for b in loader.sampler.rank_batches())
+        if "u01" in ids:
+            with pytest.raises(LoadFailureError,
+                               match=rf"1 of the {share} utterances rank {rank} loads failed"):
+                list(loader)
+        else:
+            assert len([i for b in loader for i in b["ids"]]) == share
