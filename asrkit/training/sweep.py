@@ -16,6 +16,7 @@ the first one starts.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -58,6 +59,7 @@ def plan_jobs(argv: list[str], multirun: bool,
     if not multirun:
         config = compose_train_config(argv, config_dirs)
         check_train_config(config)
+        _note_ignored(argv, config)
         return [(argv, config)]
     keys = swept_keys(argv)
     jobs = []
@@ -67,8 +69,19 @@ def plan_jobs(argv: list[str], multirun: bool,
         job.append(f"exp_dir='{exp_dir}/{job_dir_name(number, job, keys)}'")
         config = compose_train_config(job, config_dirs)
         check_train_config(config)
+        _note_ignored(job, config)
         jobs.append((job, config))
     return jobs
+
+
+def _note_ignored(overrides: list[str], config: dict) -> None:
+    """One stderr line per override the model ignores (preflight.ignored_overrides), from
+    the launching process only (not again from each DDP rank)."""
+    from asrkit.training.preflight import ignored_overrides
+
+    if os.environ.get("RANK", "0") == "0":
+        for note in ignored_overrides(overrides, config):
+            print(f"asrkit train: warning: {note}", file=sys.stderr)
 
 
 def run_jobs(jobs: list[tuple[list[str], dict]], multirun: bool,

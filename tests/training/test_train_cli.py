@@ -219,3 +219,27 @@ def test_the_config_check_leaves_no_tensor_on_the_meta_device(tmp_path):
                          check=False, cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "torch.Size([8, 80])"
+
+
+def test_overrides_of_a_section_the_model_lacks_are_named(corpus, tmp_path, capsys,
+                                                          monkeypatch):
+    """model=ctc drops the decoder: a decoder.* override then changes nothing, and the
+    command says so (one warning line each); the model is built all the same."""
+    from asrkit.training.sweep import plan_jobs
+
+    monkeypatch.delenv("RANK", raising=False)
+    tiny = [o for o in corpus.overrides(tmp_path / "exp") if not o.startswith("decoder.")]
+    jobs = plan_jobs([*tiny, "model=ctc", "decoder.num_layers=4",
+                      "+transducer.extra=1", "transducer=none", "encoder.num_layers=2"],
+                     multirun=False)
+    assert jobs[0][1]["encoder"]["num_layers"] == 2
+    assert capsys.readouterr().err.splitlines() == [
+        ("asrkit train: warning: decoder.num_layers=4: ignored, this model has no decoder "
+         "(model=ctc or decoder=none)"),
+        ("asrkit train: warning: +transducer.extra=1: ignored, this model has no transducer "
+         "(transducer=none)")]
+    plan_jobs([*tiny, "decoder.num_layers=4"], multirun=False)
+    assert capsys.readouterr().err == ""  # a model with a decoder: nothing to say
+    monkeypatch.setenv("RANK", "1")  # a DDP rank other than the first says nothing either
+    plan_jobs([*tiny, "model=ctc", "decoder.num_layers=4"], multirun=False)
+    assert capsys.readouterr().err == ""
