@@ -128,14 +128,20 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
 def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> int:
     """Write utterances as JSONL atomically (temp file + rename); returns the count. A
     non-finite number (NaN, inf: not JSON) is an error naming the utterance, and nothing is
-    written."""
+    written; so is an id written twice (``read_manifest`` refuses it), naming both audio
+    files."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     count = 0
+    audio_of: dict[str, str] = {}
     try:
         with tmp.open("w", encoding="utf-8") as f:
             for utt in utterances:
+                if utt.id in audio_of:
+                    raise ManifestError(f"{path}: utterance id '{utt.id}' twice: "
+                                        f"{audio_of[utt.id]} and {utt.audio}")
+                audio_of[utt.id] = str(utt.audio)
                 try:
                     line = json.dumps(utt.to_json(), ensure_ascii=False, allow_nan=False)
                 except ValueError:

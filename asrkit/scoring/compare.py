@@ -114,9 +114,12 @@ def compare_experiments(exp_dirs: Sequence[str | Path], sets: Sequence[str] | No
     paths = [Path(p) for p in exp_dirs]
     if not paths:
         raise ValueError("no experiment directories given")
+    seen: dict[Path, Path] = {}
     for path in paths:
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: experiment directory not found")
+        if seen.setdefault(path.resolve(), path) is not path:
+            raise ValueError(f"{path}: experiment given twice (also as {seen[path.resolve()]})")
     experiments, rows = [], []
     for path, name in zip(paths, short_names(paths)):
         found = find_runs(path, sets, methods, checkpoint)

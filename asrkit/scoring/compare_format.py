@@ -127,6 +127,7 @@ def plot_figure(comparison: Comparison):
             ax.text(x, 0.0, "n/a", rotation=90, ha="center", va="bottom", fontsize=7,
                     color=f"C{i}")
     ax.set_xticks(range(len(groups)), [f"{s}\n{m}" for s, m in groups], fontsize=8)
+    ax.set_xlim(-0.5, len(groups) - 0.5)  # every slot, "n/a" ones too (text does not widen it)
     ax.set_ylabel(f"{comparison.metric.upper()} (%)")
     ax.set_title(f"{comparison.metric.upper()} per test set and method (n/a: not scored)")
     ax.legend(fontsize=8)

@@ -167,6 +167,21 @@ def test_plot_marks_a_missing_result_unlike_a_zero_bar(experiments):
         assert len(ax.patches) == len(bars) == 3  # baseline dev, baseline test, better test
     finally:
         plt.close(fig)
+    # `better` first: its "n/a" is left of the first group's centre, still inside the axes
+    fig = plot_figure(compare_experiments([b, a], methods=["attention"]))
+    try:
+        ax = fig.axes[0]
+        (mark,) = [t.get_position()[0] for t in ax.texts]
+        assert mark == pytest.approx(-0.2) and ax.get_xlim() == (-0.5, 1.5)
+    finally:
+        plt.close(fig)
+
+
+def test_an_experiment_given_twice_is_refused(experiments, capsys):
+    a, *_ = experiments
+    assert main([str(a), str(a / ".." / a.name)]) == 2
+    err = capsys.readouterr().err
+    assert "experiment given twice" in err and len(err.strip().splitlines()) == 1
 
 
 def test_csv_leaves_the_pairs_to_pairs_csv_and_says_so(experiments, tmp_path, capsys):

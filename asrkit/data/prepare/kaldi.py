@@ -40,12 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def read_kaldi_table(path: Path) -> dict[str, str]:
-    """Read `<key> <value...>` lines (value may be empty); a repeated key is an error."""
+    """Read `<key> <value...>` lines (value may be empty); a repeated key is an error; a
+    UTF-8 byte-order mark at the start is skipped."""
     table: dict[str, str] = {}
     with open(path, "rb") as f:  # decoded line by line, so that an error can name its line
         for lineno, raw in enumerate(f, 1):
             try:
-                line = raw.decode("utf-8")
+                # a byte-order mark before the first key is not part of it
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as e:
                 raise ValueError(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at "
                                  f"byte {e.start + 1} of the line: {e.reason})") from None

@@ -63,11 +63,15 @@ def _prepare_subset(subset_dir: Path, summary: PrepareSummary) -> list[Utterance
     texts: dict[str, str] = {}
     chapter_of: dict[str, Path] = {}  # utterance id -> its chapter directory
     for chapter_dir in sorted(d for d in subset_dir.glob("*/*") if d.is_dir()):
+        ids = {flac.stem for flac in chapter_dir.glob("*.flac")}
         for trans in chapter_dir.glob("*.trans.txt"):
             chapter_texts = read_kaldi_table(trans)
             texts.update(chapter_texts)
-            chapter_of.update(dict.fromkeys(chapter_texts, chapter_dir))
-        chapter_of.update((flac.stem, chapter_dir) for flac in chapter_dir.glob("*.flac"))
+            ids.update(chapter_texts)
+        for utt_id in sorted(ids):
+            if chapter_of.setdefault(utt_id, chapter_dir) != chapter_dir:
+                raise ValueError(f"{subset_dir}: utterance {utt_id} is in two chapter "
+                                 f"directories: {chapter_of[utt_id]} and {chapter_dir}")
     utterances = []
     for utt_id in sorted(chapter_of):
         chapter_dir = chapter_of[utt_id]

@@ -112,3 +112,26 @@ def test_cli_missing_src_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert str(missing) in err and "data_aishell" in err and len(err.strip().splitlines()) == 1
     assert prepare_main(["aishell", "--out", str(tmp_path / "o")]) == 2
     assert "--src is required" in capsys.readouterr().err
+
+
+def test_an_id_in_two_speaker_directories_names_both_files(tmp_path: Path, corpus: dict,
+                                                           audio, capsys) -> None:
+    """The same wav under two speakers would give a manifest no later stage can read
+    (read_manifest refuses repeated ids): prepare stops, naming both files, and writes no
+    train manifest."""
+    wav = tmp_path / "aishell/data_aishell/wav/train/S0003/BAC009S0002W0122.wav"
+    audio.tone(wav, 0.5)
+    out = tmp_path / "out"
+    assert prepare_main(["aishell", "--src", str(tmp_path / "aishell"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "utterance id 'BAC009S0002W0122' twice" in err and len(err.strip().splitlines()) == 1
+    assert "S0002/BAC009S0002W0122.wav" in err and "S0003/BAC009S0002W0122.wav" in err
+    assert not (out / "train.jsonl").exists()
+
+
+def test_a_byte_order_mark_does_not_lose_the_first_transcript(tmp_path: Path, corpus: dict) -> None:
+    transcript = tmp_path / "aishell/data_aishell/transcript/aishell_transcript_v0.8.txt"
+    transcript.write_bytes(b"\xef\xbb\xbf" + transcript.read_bytes())
+    summary = run_preparer("aishell", tmp_path / "aishell", tmp_path / "out")
+    assert summary.splits["train"].kept == 2
+    assert read_manifest(tmp_path / "out" / "train.jsonl")[0].text == "而对楼市成交抑制作用最大的限购"

@@ -126,3 +126,16 @@ def test_cli_missing_src_is_a_clear_error(tmp_path: Path, capsys) -> None:
     empty.mkdir()
     assert prepare_main(["librispeech", "--src", str(empty), "--out", str(tmp_path / "o")]) == 2
     assert f"{empty}: no LibriSpeech subsets" in capsys.readouterr().err
+
+
+def test_an_id_in_two_chapters_names_both(tmp_path: Path, corpus: dict, audio, capsys) -> None:
+    """A flac copied into another chapter directory must not silently replace the one its
+    transcript belongs to: prepare stops naming both chapters."""
+    root = tmp_path / "LibriSpeech"
+    audio.tone(root / "dev-clean/84/999999/84-121123-0000.flac", 0.5)
+    out = tmp_path / "out"
+    assert prepare_main(["librispeech", "--src", str(root), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "utterance 84-121123-0000 is in two chapter directories" in err
+    assert "84/121123" in err and "84/999999" in err and len(err.strip().splitlines()) == 1
+    assert not (out / "dev-clean.jsonl").exists()
