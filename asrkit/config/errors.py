@@ -92,7 +92,13 @@ def explain(error: BaseException, overrides: list[str],
     if unknown or (_NOT_IN.search(text) and full_key):
         key = unknown.group(1) if unknown else full_key.group(1)
         name = key.rpartition(".")[2]
-        return f"{key}: unknown key{did_you_mean(name, _neighbours(key, overrides, compose))}"
+        neighbours = _neighbours(key, overrides, compose)
+        if name in neighbours:  # a parameter of the section's builder its YAML leaves out
+            value = next((o.split("=", 1)[1] for o in overrides
+                          if _override_key(o) == key and "=" in o), "VALUE")
+            return (f"{key}: a valid key that the chosen config does not list; add it "
+                    f"with +{key}={value}")
+        return f"{key}: unknown key{did_you_mean(name, neighbours)}"
     converted = _CONVERT.search(text) or _NOT_VALID.search(text)
     if converted and full_key:
         value, kind = converted.groups()

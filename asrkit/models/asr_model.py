@@ -92,8 +92,9 @@ class ASRModel(nn.Module):
         lsm_weight: label smoothing; length_normalized_loss: divide the attention loss by the
         number of tokens instead of the batch size;
         interctc_layers: encoder layers (1-based numbers, or depth fractions such as 0.5)
-        with an InterCTC loss, mixed in with interctc_weight (w); interctc_shared_head: use
-        the top CTC head there (else one head per layer);
+        with an InterCTC loss, mixed in with interctc_weight (w; 0: no InterCTC whatever the
+        layers, as ESPnet); interctc_shared_head: use the top CTC head there (else one head
+        per layer);
         inter_decoder_layers: encoder layers (numbers or fractions) feeding one extra
         attention decoder each, built by the model builder from the decoder config
         (``inter_decoders``); inter_decoder_weight: the weight of each one's loss (one
@@ -152,6 +153,8 @@ class ASRModel(nn.Module):
             if weight > 0:
                 raise ValueError("interctc_weight > 0 but interctc_layers is empty")
             return
+        if weight == 0.0:
+            return  # layers without a weight: no InterCTC (as ESPnet), no untrained heads
         if self.ctc_weight == 0.0:
             raise ValueError("interctc_layers need a CTC branch (ctc_weight > 0)")
         dims = encoder_depth_dims(self.encoder)

@@ -25,7 +25,7 @@ Every other key of that section is ignored, so a preset's ``decoder:`` keys (d_m
 num_layers, ...) merged over ``decoder=none`` or ``model=ctc`` do no harm, and
 ``+experiment=synth/conformer decoder=none`` is the preset's model without its decoder;
 ``asrkit train`` warns about such overrides given on its command line
-(asrkit.training.preflight.ignored_overrides).
+(asrkit.training.ignored_overrides).
 
 Every section is checked against its target's annotated signature before anything is built
 (asrkit.config.targets), so a misspelt key or a bad value fails at once with its dotted name.

@@ -49,25 +49,6 @@ def reject_hydra_overrides(overrides: list[str]) -> None:
                        "exp_dir/<n>_<overrides>)")
 
 
-def ignored_overrides(overrides: list[str], config: Mapping[str, Any]) -> list[str]:
-    """The command-line overrides of a decoder or transducer section the composed config has
-    none of (``model=ctc`` / ``decoder=none``, ``transducer=none``), which the builder
-    ignores (asrkit.models.build), each as a one-line note naming the override."""
-    from asrkit.models.build import has_decoder
-
-    notes = []
-    for override in overrides:
-        key, _, value = override.lstrip("+~").partition("=")
-        section = key.split(".", 1)[0]
-        if section not in ("decoder", "transducer") or has_decoder(config, section):
-            continue
-        if key == section and value in ("none", "null", ""):
-            continue  # choosing none is what made it ignored
-        notes.append(f"{override}: ignored, this model has no {section} "
-                     f"({'model=ctc or decoder=none' if section == 'decoder' else 'transducer=none'})")
-    return notes
-
-
 def check_files(config: Mapping[str, Any]) -> None:
     """The data, tokenizer and checkpoint files the config names exist and fit together."""
     data, trainer = config["data"], config["trainer"]

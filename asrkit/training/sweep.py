@@ -75,9 +75,9 @@ def plan_jobs(argv: list[str], multirun: bool,
 
 
 def _note_ignored(overrides: list[str], config: dict) -> None:
-    """One stderr line per override the model ignores (preflight.ignored_overrides), from
+    """One stderr line per override the model ignores (asrkit.training.ignored_overrides), from
     the launching process only (not again from each DDP rank)."""
-    from asrkit.training.preflight import ignored_overrides
+    from asrkit.training.ignored_overrides import ignored_overrides
 
     if os.environ.get("RANK", "0") == "0":
         for note in ignored_overrides(overrides, config):

@@ -115,3 +115,15 @@ def test_invalid_settings_are_named():
         tiny_model(interctc_layers=[2], interctc_weight=1.5)
     with pytest.raises(ValueError, match="ctc_weight > 0"):
         tiny_model(interctc_layers=[2], interctc_weight=0.3, ctc_weight=0.0)
+
+
+def test_layers_without_a_weight_build_no_interctc():
+    """interctc_weight 0 (the default) with layers: no InterCTC at all (as ESPnet), so no
+    logged loss that counts for nothing and no extra head trained by nothing; the loss is
+    the plain model's."""
+    plain = tiny_model().eval()
+    model = tiny_model(interctc_layers=[2], interctc_shared_head=False).eval()
+    assert model.interctc is None
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in plain.parameters())
+    out, ref = model(*batch()), plain(*batch())
+    assert "loss_interctc" not in out and torch.equal(out["loss"], ref["loss"])

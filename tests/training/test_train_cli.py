@@ -60,6 +60,10 @@ from asrkit.bin.train import main
     # a builder's own check, named with the full key
     ("encoder.input_layer=conv2d5", "encoder.input_layer: unknown input layer 'conv2d5'"),
     ("decoder.activation=tanh", "decoder.activation: unknown activation 'tanh'"),
+    # a builder's parameter the chosen YAML does not list: how to add it, not "did you mean"
+    ("model=ctc model.interctc_layers=[0.5]",
+     ("model.interctc_layers: a valid key that the chosen config does not list; add it with "
+      "+model.interctc_layers=[0.5]")),
     ("encoder=conformer encoder.kernel_size=4",
      "encoder.kernel_size: must be odd (symmetric context), got 4"),
 ])

@@ -18,6 +18,10 @@ from asrkit.models.transducer.joiner import Joiner
 from asrkit.models.transducer.lstm_prediction import LSTMPredictionNetwork
 from asrkit.models.transducer.stateless_prediction import StatelessPredictionNetwork
 
+# the options only one prediction network reads (the other builds without them)
+PREDICTION_ONLY = {"prediction_layers": "lstm", "embedding_dim": "lstm", "dropout": "lstm",
+                   "context_size": "stateless"}
+
 
 def transducer_head(
     vocab_size: PositiveInt,
@@ -37,7 +41,10 @@ def transducer_head(
     2020, Han et al. 2020) or ``stateless`` (an embedding of
     ``prediction_dim`` and a 1-D convolution over the last ``context_size`` labels; Ghodsi et
     al. 2020); joint_dim: the joiner's hidden size; max_joint_elements: the joint's memory
-    budget in elements per chunk of utterances (0: the whole batch at once)."""
+    budget in elements per chunk of utterances (0: the whole batch at once). The options of
+    the other prediction network (``PREDICTION_ONLY``) are ignored, so that a preset's
+    LSTM options do no harm under ``transducer=stateless``; ``asrkit train`` warns about
+    them when given on its command line."""
     if prediction == "lstm":
         network = LSTMPredictionNetwork(vocab_size, prediction_dim, prediction_layers,
                                         embedding_dim, dropout=dropout, blank_id=blank_id)
