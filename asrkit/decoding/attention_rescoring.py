@@ -4,7 +4,10 @@ each whole hypothesis in one teacher-forced pass:
 
     score(y) = λ·log P_ctc(y | x) + (1 − λ)·log P_att(y, eos | x)
 
-with λ = ``ctc_weight``; the hypothesis with the best combined score wins. Cheap and usually
+with λ = ``ctc_weight``; the hypothesis with the best combined score wins. This is the
+interpolation the joint search and the training loss use (ESPnet's convention); WeNet's
+rescoring adds w·log P_ctc to log P_att instead, which ranks as λ = w / (1 + w) here
+(WeNet's w = 0.5 is λ = 1/3, its 0.3 is λ ≈ 0.23). Cheap and usually
 the best of the CTC-based methods: the decoder sees each utterance's N-best as one prefix
 tree (asrkit.models.prefix_tree), so a prefix the hypotheses share is computed once and the
 cross-attention keys and values once per utterance; the utterances of a batch go through in
