@@ -29,9 +29,6 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 
 @dataclass(frozen=True)
@@ -140,10 +137,3 @@ class ExperimentDir:
         except ValueError:
             return str(path)
 
-    # ---- config --------------------------------------------------------------------------
-    def read_config(self) -> dict[str, Any]:
-        """``config.yaml`` as written by ``asrkit train``."""
-        if not self.config_file.is_file():
-            raise FileNotFoundError(f"{self.config_file}: not found (not an experiment "
-                                    f"directory written by `asrkit train`?)")
-        return yaml.safe_load(self.config_file.read_text(encoding="utf-8")) or {}

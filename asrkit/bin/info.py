@@ -20,7 +20,7 @@ import argparse
 import json
 import sys
 
-from asrkit.config import CONFIG_ERRORS, compose_train_config, one_line, resolve_vocab_size
+from asrkit.config import CONFIG_ERRORS, compose_train_config, one_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +35,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from asrkit.models.build import build_model
     from asrkit.models.param_count import count_parameters, format_parameter_table
+    from asrkit.text.registry import resolve_vocab_size
 
     try:
         config = compose_train_config(args.overrides)

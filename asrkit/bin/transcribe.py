@@ -68,6 +68,7 @@ from pathlib import Path
 
 from asrkit.cli_checks import check_device, check_out_file
 from asrkit.config import ConfigError, one_line
+from asrkit.inference.formats import FORMATS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", type=Path, help="experiment or exported model directory")
     p.add_argument("audio", nargs="+", help="audio files, directories, or - (paths on stdin)")
-    p.add_argument("--format", choices=("text", "json", "srt", "ctm"), default="text")
+    p.add_argument("--format", choices=FORMATS, default="text")
     p.add_argument("--out", type=Path, help="write here instead of stdout (srt with several "
                                             "files: a directory)")
     p.add_argument("--checkpoint", help="checkpoint of an experiment (default: its averaged "

@@ -39,7 +39,7 @@ from asrkit.config.validate import ConfigError, check_schema
 CONFIG_ERRORS = (HydraException, OmegaConfBaseException, ValueError, OSError, ImportError)
 
 __all__ = ["CONFIG_ERRORS", "ConfigError", "compose_config", "compose_train_config",
-           "config_dir", "one_line", "resolve_vocab_size"]
+           "config_dir", "one_line"]
 
 
 def _searchpath(config_dirs: Sequence[str | Path]) -> list[str]:
@@ -157,19 +157,6 @@ def drop_foreign_keys(config: dict[str, Any], overrides: Sequence[str]) -> list[
             "left out %s: set by a preset, but no option of the %s chosen on the command line",
             ", ".join(dropped), ", ".join(sorted({k.split(".")[0] for k in dropped})))
     return dropped
-
-
-def resolve_vocab_size(config: dict[str, Any]) -> int:
-    """`vocab_size` if set, else the vocabulary size of the tokenizer in `tokenizer.dir`."""
-    if config.get("vocab_size") is not None:
-        return int(config["vocab_size"])
-    tokenizer_dir = (config.get("tokenizer") or {}).get("dir")
-    if tokenizer_dir is None:
-        raise ConfigError("vocab_size: no output size: set vocab_size=N or "
-                          "tokenizer.dir=<tokenizer directory>")
-    from asrkit.text.registry import load_tokenizer
-
-    return int(load_tokenizer(tokenizer_dir).vocab_size)
 
 
 def one_line(error: BaseException) -> str:

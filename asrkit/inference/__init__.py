@@ -19,6 +19,14 @@ What lives where:
   exported directory with onnxruntime / TorchScript.
 """
 
-from asrkit.inference.transcriber import Transcriber
-
 __all__ = ["Transcriber"]
+
+
+def __getattr__(name: str):
+    """``Transcriber`` on first use (PEP 562): importing a light module of this package
+    (``formats``, ``result``) does not load torch, Hydra and the decoding code."""
+    if name == "Transcriber":
+        from asrkit.inference.transcriber import Transcriber
+
+        return Transcriber
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,13 +18,7 @@ import sys
 import time
 from typing import TextIO
 
-
-def clock(seconds: float) -> str:
-    """1:02:03, 2:03 or 0:05."""
-    seconds = max(0, round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+from asrkit.durations import format_duration
 
 
 class FileProgress:
@@ -43,9 +37,9 @@ class FileProgress:
         self._last = now
         filled = 20 * done // max(self.total, 1)
         elapsed = now - self.start
-        eta = clock(elapsed / done * (self.total - done)) if done else "?"
+        eta = format_duration(elapsed / done * (self.total - done)) if done else "?"
         line = (f"transcribe  [{'#' * filled}{'.' * (20 - filled)}]  {done}/{self.total} files"
-                f"  {clock(audio_seconds)} of audio  ETA {eta}")
+                f"  {format_duration(audio_seconds)} of audio  ETA {eta}")
         columns = shutil.get_terminal_size((120, 20)).columns
         self.stream.write("\r\033[K" + line[: columns - 1])
         self.stream.flush()
@@ -60,4 +54,4 @@ def summary_line(files: int, failed: int, audio_seconds: float, wall_seconds: fl
     rtf = f"{wall_seconds / audio_seconds:.3f}" if audio_seconds > 0 else "n/a (no audio)"
     failures = f" ({failed} failed)" if failed else ""
     return (f"transcribed {files} file{'s' if files != 1 else ''}{failures}: "
-            f"{clock(audio_seconds)} of audio in {clock(wall_seconds)}, RTF {rtf}")
+            f"{format_duration(audio_seconds)} of audio in {format_duration(wall_seconds)}, RTF {rtf}")

@@ -40,7 +40,7 @@ def keep_mask(shape: torch.Size | tuple[int, ...], p: float,
     dtype of the tensor it will multiply (written directly by the comparison)."""
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-    threshold = round(p * MASK_LEVELS)
+    threshold = round(quantised_drop_probability(p) * MASK_LEVELS)  # exact: on the grid
     numel = 1
     for size in shape:
         numel *= size

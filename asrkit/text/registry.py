@@ -18,6 +18,7 @@ import json
 import shutil
 from pathlib import Path
 
+from asrkit.config import ConfigError
 from asrkit.text.base import META_FILE, Tokenizer, TokenizerError
 from asrkit.text.char_tokenizer import CharTokenizer
 from asrkit.text.sentencepiece_tokenizer import SentencePieceTokenizer
@@ -75,3 +76,15 @@ def copy_tokenizer(src: str | Path, dst: str | Path) -> Path:
     load_tokenizer(src)  # fail early on a broken source
     shutil.copytree(src, dst, dirs_exist_ok=True)
     return Path(dst)
+
+
+def resolve_vocab_size(config: dict) -> int:
+    """A training config's output size: ``vocab_size`` if set, else the vocabulary size of
+    the tokenizer in ``tokenizer.dir``."""
+    if config.get("vocab_size") is not None:
+        return int(config["vocab_size"])
+    tokenizer_dir = (config.get("tokenizer") or {}).get("dir")
+    if tokenizer_dir is None:
+        raise ConfigError("vocab_size: no output size: set vocab_size=N or "
+                          "tokenizer.dir=<tokenizer directory>")
+    return int(load_tokenizer(tokenizer_dir).vocab_size)

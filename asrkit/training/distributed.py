@@ -90,13 +90,6 @@ def barrier(ctx: DistributedContext) -> None:
         dist.barrier()
 
 
-def all_reduce_sum(values: torch.Tensor, ctx: DistributedContext) -> torch.Tensor:
-    """Sum of ``values`` over ranks (in place on every rank; unchanged on one process)."""
-    if ctx.is_distributed:
-        dist.all_reduce(values, op=dist.ReduceOp.SUM)
-    return values
-
-
 def any_on_host(flags: list[bool], ctx: DistributedContext) -> list[bool]:
     """Each flag OR-ed over ranks, through CPU tensors (the host group): no device sync."""
     if not ctx.is_distributed:

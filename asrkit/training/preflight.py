@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from asrkit.config import ConfigError, resolve_vocab_size
+from asrkit.config import ConfigError
 from asrkit.config.targets import check_section
 
 
@@ -83,10 +83,11 @@ def _cmvn_matches_features(path: str, num_mel_bins: int) -> None:
 
 def check_vocab_size(config: Mapping[str, Any]) -> int:
     """The output size; a ``vocab_size`` that differs from the tokenizer's is an error."""
+    from asrkit.text.registry import load_tokenizer, resolve_vocab_size
+
     vocab_size = resolve_vocab_size(config)
     tokenizer_dir = (config.get("tokenizer") or {}).get("dir")
     if config.get("vocab_size") is not None and tokenizer_dir:
-        from asrkit.text.registry import load_tokenizer
 
         actual = load_tokenizer(tokenizer_dir).vocab_size
         if actual != config["vocab_size"]:

@@ -17,19 +17,13 @@ import sys
 import time
 from typing import TextIO
 
+from asrkit.durations import format_duration
+
 
 def use_progress_bar(setting: str | bool, stream: TextIO = sys.stderr) -> bool:
     if setting == "auto":
         return hasattr(stream, "isatty") and stream.isatty()
     return bool(setting)
-
-
-def format_duration(seconds: float) -> str:
-    """1:02:03, 2:03 or 0:05."""
-    seconds = max(0, round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def eta_seconds(done: int, total: int, elapsed: float) -> float:

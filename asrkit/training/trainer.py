@@ -55,6 +55,7 @@ import torch
 
 from asrkit.data.cmvn import GlobalCMVN
 from asrkit.data.loader import LoadFailureError, build_loader
+from asrkit.durations import format_duration
 from asrkit.experiment_dir import ExperimentDir
 from asrkit.models.build import build_model
 from asrkit.text.registry import load_tokenizer
@@ -77,7 +78,7 @@ from asrkit.training.host_memory import keep_freed_memory
 from asrkit.training.mwer_nbest import MwerNBest
 from asrkit.training.optim import build_optimizer
 from asrkit.training.precision import resolve_precision
-from asrkit.training.progress import EpochProgress, format_duration, use_progress_bar
+from asrkit.training.progress import EpochProgress, use_progress_bar
 from asrkit.training.resume import init_weights_from, load_training_state, restore, resume_path
 from asrkit.training.rng import rng_isolated
 from asrkit.training.running_means import RunningMeans

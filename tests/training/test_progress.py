@@ -1,6 +1,7 @@
 import io
 
-from asrkit.training.progress import EpochProgress, eta_seconds, format_duration, use_progress_bar
+from asrkit.durations import format_duration
+from asrkit.training.progress import EpochProgress, eta_seconds, use_progress_bar
 
 
 def test_durations_and_eta():

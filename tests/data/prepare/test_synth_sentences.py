@@ -9,7 +9,10 @@ import re
 import pytest
 
 from asrkit.data.prepare.synth.sentences import MAX_WORDS, MIN_WORDS, generate_sentence
-from asrkit.data.prepare.synth.vocabulary import VERB_FORMS, VERBS, VOCABULARY, spell_number
+from asrkit.data.prepare.synth.vocabulary import VERBS, VOCABULARY, spell_number
+
+VERB_FORMS = frozenset(w for verbs in VERBS.values() for forms in verbs for w in forms) | {
+    "is", "are", "was", "were", "am"}
 
 PRONOUN_BE = {"i": {"am", "was"}, "he": {"is", "was"}, "she": {"is", "was"},
               "we": {"are", "were"}, "they": {"are", "were"}, "you": {"are", "were"}}

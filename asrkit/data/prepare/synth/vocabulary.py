@@ -162,6 +162,3 @@ def _all_words() -> frozenset[str]:
 
 
 VOCABULARY: frozenset[str] = _all_words()
-VERB_FORMS: frozenset[str] = frozenset(
-    w for verbs in VERBS.values() for forms in verbs for w in forms
-) | {"is", "are", "was", "were", "am"}
