@@ -61,7 +61,6 @@ found before the model loads.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
 from pathlib import Path
@@ -127,12 +126,9 @@ def main(argv: list[str]) -> int:
     from asrkit.data.audio import AudioError
     from asrkit.inference.audio_files import AudioPathError, collect_audio
     from asrkit.inference.progress import FileProgress, summary_line
+    from asrkit.inference.transcribe_files import open_writer, transcribe_files
     from asrkit.inference.transcriber import Transcriber
     from asrkit.inference.windows import WindowSettings
-
-    def fail(message: str, status: int) -> int:
-        print(f"asrkit transcribe: {message}", file=sys.stderr)
-        return status
 
     try:
         _check_numbers(args)
@@ -145,21 +141,19 @@ def main(argv: list[str]) -> int:
         if args.out is not None and not (args.format == "srt" and len(paths) > 1):
             check_out_file(args.out)
     except (AudioPathError, ValueError) as e:
-        return fail(one_line(e), 2)
+        return _fail(one_line(e), 2)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
     if args.streaming:
-        if args.precision != "fp32":
-            return fail("--precision: --streaming decodes in fp32", 2)
-        return _transcribe_streaming(args, paths, fail)
+        return _transcribe_streaming(args, paths)
     streaming_only = [flag for flag, value in (
         ("--chunk-size", args.chunk_size), ("--left-chunks", args.left_chunks),
         ("--realtime", args.realtime or None), ("--rescore", args.rescore or None),
         ("--piece", args.piece)) if value is not None]
     if streaming_only:
-        return fail(f"{streaming_only[0]}: only with --streaming", 2)
+        return _fail(f"{streaming_only[0]}: only with --streaming", 2)
     overrides = list(args.search)
     overrides += [f"beam={args.beam}"] if args.beam is not None else []
     overrides += [f"ctc_weight={args.ctc_weight}"] if args.ctc_weight is not None else []
@@ -169,29 +163,19 @@ def main(argv: list[str]) -> int:
                                        args.precision, windows=windows,
                                        batch_size=args.batch_size, channel=args.channel)
     except (ConfigError, FileNotFoundError, HydraException, OmegaConfBaseException) as e:
-        return fail(one_line(e), 2)  # a bad argument: a missing model, an unknown method
+        return _fail(one_line(e), 2)  # a bad argument: a missing model, an unknown method
     except (OSError, ValueError, RuntimeError) as e:
-        return fail(one_line(e), 1)  # a model that cannot be read or run
+        return _fail(one_line(e), 1)  # a model that cannot be read or run
 
     show = args.progress == "true" or (args.progress == "auto" and len(paths) > 1
                                        and sys.stderr.isatty())
-    progress = FileProgress(len(paths), show)
-    start, audio, failed, done = time.perf_counter(), 0.0, 0, 0
-    with _output(args.out, args.format, len(paths)) as writer:
+    progress, start = FileProgress(len(paths), show), time.perf_counter()
+    with open_writer(args.out, args.format, len(paths)) as write:
         try:
-            for result in transcriber.stream([str(p) for p in paths]):
-                done += 1
-                if hasattr(result, "reason"):
-                    failed += 1
-                    progress.close()
-                    print(f"asrkit transcribe: {result.reason}", file=sys.stderr)
-                else:
-                    audio += result.duration
-                writer(result, transcriber)
-                progress.update(done, audio)
+            audio, failed = transcribe_files(transcriber, paths, write, progress, _report)
         except (AudioError, OSError, RuntimeError) as e:
             progress.close()
-            return fail(one_line(e), 1)
+            return _fail(one_line(e), 1)
     progress.close()
     said = transcriber.precision.describe()
     print(summary_line(len(paths), failed, audio, time.perf_counter() - start)
@@ -199,66 +183,51 @@ def main(argv: list[str]) -> int:
     return 1 if failed else 0
 
 
-def _transcribe_streaming(args: argparse.Namespace, paths: list[Path], fail) -> int:
+def _transcribe_streaming(args: argparse.Namespace, paths: list[Path]) -> int:
     """``--streaming``: each file through a StreamingRecognizer, partial texts on stderr."""
-    from asrkit.data.audio import AudioError
-    from asrkit.decoding.experiment import load_experiment
     from asrkit.inference.exported_dir import ExportedDir
     from asrkit.inference.progress import summary_line
-    from asrkit.inference.result import Failure, Transcript
-    from asrkit.inference.streaming import StreamingRecognizer
-    from asrkit.inference.streaming_files import PartialPrinter, stream_file
-    from asrkit.inference.streaming_search import (
-        STREAMING_METHODS,
-        check_streaming_method,
-        default_streaming_method,
-    )
+    from asrkit.inference.streaming_search import STREAMING_METHODS
+    from asrkit.inference.transcribe_files import load_streaming, open_writer, stream_files
 
+    if args.precision != "fp32":
+        return _fail("--precision: --streaming decodes in fp32", 2)
     if args.method is not None and args.method not in STREAMING_METHODS:
-        return fail(f"--method {args.method}: --streaming decodes with "
-                    f"{', '.join(STREAMING_METHODS)} (and --rescore)", 2)
+        return _fail(f"--method {args.method}: --streaming decodes with "
+                     f"{', '.join(STREAMING_METHODS)} (and --rescore)", 2)
     if args.search:
-        return fail("--search: not with --streaming (its options are --method, --beam, "
-                    "--rescore, --ctc-weight)", 2)
+        return _fail("--search: not with --streaming (its options are --method, --beam, "
+                     "--rescore, --ctc-weight)", 2)
     if args.model.is_dir() and ExportedDir.holds_export(args.model):
-        return fail(f"--streaming: {args.model} is an exported model; stream with the "
-                    f"experiment directory", 2)
+        return _fail(f"--streaming: {args.model} is an exported model; stream with the "
+                     f"experiment directory", 2)
+    given = {"chunk_size": args.chunk_size, "left_chunks": args.left_chunks, "beam": args.beam}
     try:
-        exp = load_experiment(args.model, args.checkpoint, args.device, args.trust_module)
-        method = args.method or default_streaming_method(exp.model)
-        check_streaming_method(exp.model, method, "--method")
-        recognizer = StreamingRecognizer.from_experiment(
-            exp, 16 if args.chunk_size is None else args.chunk_size,
-            left_chunks=-1 if args.left_chunks is None else args.left_chunks,
-            beam=10 if args.beam is None else args.beam, method=method, rescore=args.rescore,
-            ctc_weight=args.ctc_weight)
+        recognizer = load_streaming(args.model, args.checkpoint, args.device, args.trust_module,
+                                    args.method, rescore=args.rescore, ctc_weight=args.ctc_weight,
+                                    **{k: v for k, v in given.items() if v is not None})
     except (ConfigError, FileNotFoundError, ValueError) as e:
-        return fail(one_line(e), 2)
+        return _fail(one_line(e), 2)
     except (OSError, RuntimeError) as e:
-        return fail(one_line(e), 1)
-    start, audio, failed = time.perf_counter(), 0.0, 0
-    with _output(args.out, args.format, len(paths)) as writer:
-        for path in paths:
-            prefix = f"{path}\t" if len(paths) > 1 else ""
-            printer = PartialPrinter(sys.stderr, prefix)
-            try:
-                result = stream_file(recognizer, path, 0.1 if args.piece is None else args.piece,
-                                     args.realtime, printer, args.channel,
-                                     timed=args.format != "text")
-            except (AudioError, OSError, ValueError, RuntimeError) as e:
-                printer.done()
-                failed += 1
-                message = one_line(e)
-                reason = message if message.startswith(str(path)) else f"{path}: {message}"
-                print(f"asrkit transcribe: {reason}", file=sys.stderr)
-                writer(Failure(str(path), reason), recognizer)
-                continue
-            printer.done()
-            audio += result.duration
-            writer(result.transcript or Transcript(str(path), result.text,
-                                                   duration=result.duration), recognizer)
+        return _fail(one_line(e), 1)
+    feeding = {"realtime": args.realtime, "channel": args.channel}
+    feeding |= {"piece_seconds": args.piece} if args.piece is not None else {}
+    start = time.perf_counter()
+    with open_writer(args.out, args.format, len(paths)) as write:
+        audio, failed = stream_files(recognizer, paths, write, _report,
+                                     timed=args.format != "text", **feeding)
     print(summary_line(len(paths), failed, audio, time.perf_counter() - start), file=sys.stderr)
     return 1 if failed else 0
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"asrkit transcribe: {message}", file=sys.stderr)
+    return status
+
+
+def _report(reason: str) -> None:
+    """A file that failed: one line on stderr, the run goes on."""
+    print(f"asrkit transcribe: {reason}", file=sys.stderr)
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -270,47 +239,3 @@ def _check_numbers(args: argparse.Namespace) -> None:
             raise ValueError(f"{flag} must be >= {least}, got {value}")
     if args.piece is not None and not args.piece > 0:
         raise ValueError(f"--piece must be > 0 seconds, got {args.piece}")
-
-
-@contextlib.contextmanager
-def _output(out: Path | None, fmt: str, count: int):
-    """A writer(result, transcriber) for the format, to --out or stdout (``transcriber``:
-    anything with ``words``, a Transcriber or a StreamingRecognizer)."""
-    from asrkit.inference import formats
-
-    if fmt == "srt" and count > 1:
-        out.mkdir(parents=True, exist_ok=True)
-        used: set[str] = set()
-
-        def write_srt_file(result, transcriber) -> None:
-            if hasattr(result, "reason"):
-                return
-            name = formats.ctm_name(result.source)
-            while name in used:
-                name += "_"
-            used.add(name)
-            with (out / f"{name}.srt").open("w", encoding="utf-8") as f:
-                formats.write_srt(result, f, transcriber.words.joiner)
-
-        yield write_srt_file
-        return
-    stream = out.open("w", encoding="utf-8") if out is not None else sys.stdout
-
-    def write(result, transcriber) -> None:
-        if fmt == "json":
-            formats.write_json(result, stream)
-        elif hasattr(result, "reason"):
-            return
-        elif fmt == "text":
-            formats.write_text([result], stream, with_source=count > 1)
-        elif fmt == "srt":
-            formats.write_srt(result, stream, transcriber.words.joiner)
-        else:
-            formats.write_ctm(result, stream)
-        stream.flush()
-
-    try:
-        yield write
-    finally:
-        if out is not None:
-            stream.close()

@@ -77,6 +77,8 @@ def check_streamable(model) -> None:
         raise ValueError("model: streaming needs a CTC head or a transducer")
 
 
+DEFAULT_CHUNK_SIZE = 16  # encoder frames per chunk (0.64 s at 40 ms a frame)
+
 class StreamingRecognizer:
     def __init__(self, model, tokenizer: Tokenizer, extractor: FbankExtractor,
                  cmvn: GlobalCMVN | None, chunk_size: int, left_chunks: int = -1,
@@ -120,7 +122,8 @@ class StreamingRecognizer:
         self.reset()
 
     @classmethod
-    def from_experiment(cls, exp, chunk_size: int, **options) -> StreamingRecognizer:
+    def from_experiment(cls, exp, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                        **options) -> StreamingRecognizer:
         """From asrkit.decoding.experiment.load_experiment's result; options as __init__."""
         device = next(exp.model.parameters()).device
         return cls(exp.model, exp.tokenizer, exp.extractor, exp.cmvn, chunk_size,

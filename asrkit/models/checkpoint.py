@@ -19,16 +19,22 @@ from typing import Any
 
 import torch
 
+from asrkit.checkpoint_io import CorruptCheckpointError, hash_path, verify
 from asrkit.models.asr_model import ASRModel
 from asrkit.models.build import build_model
 from asrkit.models.trusted_targets import check_trusted
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The checkpoint dict; raises ValueError naming the file if it is not one of ours."""
+    """The checkpoint dict; raises ValueError naming the file if it is not one of ours, and
+    CorruptCheckpointError (a ValueError) if its bytes differ from its recorded hash
+    (asrkit.checkpoint_io; a file without a hash file loads unverified)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
+    if verify(path) is False:
+        raise CorruptCheckpointError(f"{path}: corrupt checkpoint (its content differs from "
+                                     f"its recorded hash {hash_path(path).name})")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated file, pickle of foreign objects, ...

@@ -1,6 +1,6 @@
 """Corrupt or mismatched files: a checkpoint corrupted mid-file (same size) is recognised by
 its content hash, passed over on resume (with a warning naming both) and refused by
-average; a tokenizer with other units is refused at decode."""
+average and decode; a tokenizer with other units is refused at decode."""
 
 from __future__ import annotations
 
@@ -78,3 +78,18 @@ def test_a_tokenizer_with_other_units_is_refused(trained, corpus, capsys):
     err = capsys.readouterr().err
     assert status == 1 and err.count("\n") == 1
     assert f"{own}: other units than the tokenizer the model" in err
+
+
+def test_decode_refuses_a_checkpoint_corrupted_inside_its_weights(trained, corpus, capsys):
+    """Zeroed bytes in the middle of the weights still load with torch.load: the recorded
+    hash is what finds them, before anything is decoded with the damaged model."""
+    exp, _ = trained
+    checkpoint = exp / "checkpoints" / "epoch_2.pt"
+    _corrupt_mid_file(checkpoint)
+    assert isinstance(torch.load(checkpoint, weights_only=True), dict)  # loads regardless
+    status = decode([f"exp_dir={exp}", "checkpoint=checkpoints/epoch_2.pt",
+                     "methods=[ctc_greedy]", f"test_sets=[{corpus.dev}]"])
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1
+    assert f"{checkpoint}: corrupt checkpoint (its content differs from its recorded hash" in err
+    assert not (exp / "decode" / "epoch_2").exists()
