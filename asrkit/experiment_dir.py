@@ -30,6 +30,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+LAST_CHECKPOINT = "last.pt"  # in checkpoints/: a link to the newest (asrkit.training.checkpoint)
+
 
 @dataclass(frozen=True)
 class ExperimentDir:
@@ -64,7 +66,7 @@ class ExperimentDir:
 
     @property
     def decode_dir(self) -> Path:
-        return self.path / "decode"
+        return self.path / "decode"  # <checkpoint>/<set>/<method...>/ (asrkit.scoring.decode_dir)
 
     @property
     def results_md(self) -> Path:
@@ -120,7 +122,7 @@ class ExperimentDir:
         averaged = self.averaged_model()
         if averaged is not None:
             return averaged
-        last = self.checkpoint_dir / "last.pt"
+        last = self.checkpoint_dir / LAST_CHECKPOINT
         if last.is_file():
             return last
         raise FileNotFoundError(f"checkpoint: {self.path} has no averaged model and no "

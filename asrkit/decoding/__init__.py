@@ -3,9 +3,14 @@
 - ``ctc_greedy``: per-frame argmax, repeats collapsed, blanks removed;
 - ``ctc_prefix_beam``: CTC prefix beam search (N-best labellings with summed path scores);
 - ``attention_beam``: beam search over the attention decoder with cached steps;
-- ``attention_rescoring``: CTC N-best rescored by the attention decoder (WeNet);
+- ``attention_rescoring``: CTC N-best rescored by the attention decoder (WeNet's method);
 - ``joint_ctc_attention``: one-pass joint CTC/attention beam search (Watanabe et al. 2017),
-  with the vectorised CTC prefix scorer of ``ctc_prefix_score``.
+  with the vectorised CTC prefix scorer of ``ctc_prefix_score``;
+- ``transducer_greedy``, ``transducer_modified_beam``, ``transducer_beam``: the transducer
+  searches, and ``transducer_search`` their SearchMethod classes (with transducer
+  rescoring).
 
-``methods`` names them for configs; ``decode_set`` runs them over a test set.
+Each file's ``SearchMethod`` dataclass (``search``) is what a config names
+(conf/search/<name>.yaml); ``plan`` builds them from the decode config and ``decode_set``
+runs them over a test set.
 """

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from asrkit.experiment_dir import ExperimentDir
 from asrkit.scoring.normalize import TextNormalizer
 from asrkit.scoring.wer import (
     format_errors_file,
@@ -38,7 +39,6 @@ from asrkit.scoring.wer import (
     write_text,
 )
 
-DECODE_DIR = "decode"
 WER_FILE = "wer.json"
 # settings a decode leaves out of its directory name and wer.json at their default value
 # (asrkit.decoding.precision: fp32 decodes keep the names they had before precision existed)
@@ -125,7 +125,7 @@ def find_runs(exp_dir: str | Path, sets: Sequence[str] | None = None,
     """Every scored result under ``exp_dir/decode`` (optionally only some sets, methods or
     one checkpoint, by name as recorded or by its directory's name: the stem, with a hash
     for one from outside the experiment), sorted by checkpoint, set, method."""
-    root = Path(exp_dir) / DECODE_DIR
+    root = ExperimentDir(exp_dir).decode_dir
     runs = []
     files = sorted(root.glob(f"*/*/*/{WER_FILE}")) + sorted(root.glob(f"*/*/{WER_FILE}"))
     for wer_file in files:

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from asrkit.experiment_dir import ExperimentDir
+from asrkit.experiment_dir import LAST_CHECKPOINT, ExperimentDir
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def _training_source(exp_dir: Path, data: dict[str, Any]) -> dict[str, Any] | No
     """For an averaged checkpoint: the newest checkpoint it averages, else last.pt."""
     names = list(data.get("averaged_from") or [])
     names.sort(key=_epoch_of_name)
-    candidates = [Path(n).name for n in reversed(names)] + ["last.pt"]
+    candidates = [Path(n).name for n in reversed(names)] + [LAST_CHECKPOINT]
     for candidate in candidates:
         for path in (ExperimentDir(exp_dir).checkpoint_dir / candidate, exp_dir / candidate):
             if path.is_file():

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from asrkit.checkpoint_io import atomic_save, hash_path, verify
+from asrkit.experiment_dir import LAST_CHECKPOINT
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +74,10 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 # ---- files -----------------------------------------------------------------------------------
 def _point_last(directory: Path, target: Path) -> None:
     """Make ``last.pt`` a relative symlink to ``target`` (replaced atomically)."""
-    tmp = directory / f".last.pt.tmp{os.getpid()}"
+    tmp = directory / f".{LAST_CHECKPOINT}.tmp{os.getpid()}"
     tmp.unlink(missing_ok=True)
     os.symlink(target.name, tmp)
-    os.replace(tmp, directory / "last.pt")
+    os.replace(tmp, directory / LAST_CHECKPOINT)
 
 
 @dataclass
