@@ -26,9 +26,10 @@ Decoding needs nothing outside it.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from asrkit.atomic_text import write_text_atomic
 
 LAST_CHECKPOINT = "last.pt"  # in checkpoints/: a link to the newest (asrkit.training.checkpoint)
 
@@ -100,9 +101,7 @@ class ExperimentDir:
     def record_average(self, path: Path, averaged_from: list[str]) -> None:
         """Make ``path`` (in the experiment) the experiment's averaged model."""
         record = {"checkpoint": path.name, "averaged_from": averaged_from}
-        tmp = self.averaged_record.with_name(f".{self.averaged_record.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, self.averaged_record)
+        write_text_atomic(self.averaged_record, json.dumps(record, indent=2) + "\n")
 
     def averaged_model(self) -> Path | None:
         """The averaged model ``asrkit average`` last wrote, if it is still there."""

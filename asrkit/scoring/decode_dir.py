@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from asrkit.atomic_text import write_text_atomic
 from asrkit.experiment_dir import ExperimentDir
 from asrkit.scoring.normalize import TextNormalizer
 from asrkit.scoring.wer import (
@@ -95,7 +95,7 @@ def write_decode_result(out_dir: str | Path, refs: Mapping[str, str], hyps: Mapp
     write_text(out_dir / "hyp.txt", {uid: hyps.get(uid, "") for uid in refs})
     write_text(out_dir / "ref.txt", refs)
     (out_dir / "errors.txt").write_text(format_errors_file(result), encoding="utf-8")
-    _write_atomic(out_dir / WER_FILE, json.dumps(json_safe(summary), indent=2,
+    write_text_atomic(out_dir / WER_FILE, json.dumps(json_safe(summary), indent=2,
                                                  ensure_ascii=False, allow_nan=False) + "\n")
     return summary
 
@@ -157,9 +157,3 @@ def utterance_errors(run: DecodeRun, unit: str = "word") -> dict[str, tuple[int,
         raise ValueError(f"{run.path}: {e}") from None
     counts = result.words if unit == "word" else result.chars
     return {u.id: (u.errors, len(u.ref)) for u in counts.utterances}
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

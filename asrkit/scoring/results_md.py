@@ -8,10 +8,10 @@ adds a row); the "Decoding" section lists each row's checkpoint and settings.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from asrkit.atomic_text import write_text_atomic
 from asrkit.experiment_dir import ExperimentDir
 from asrkit.scoring.compare import Comparison, compare_experiments, normalisation_lines
 from asrkit.scoring.decode_dir import find_runs
@@ -56,10 +56,7 @@ def refresh_results_md(exp_dir: str | Path, trusted_modules: Sequence[str] = ())
     if not find_runs(exp.path):
         return None
     path = exp.results_md
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(format_results_md(exp.path, trusted_modules), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, format_results_md(exp.path, trusted_modules))
 
 
 def _table(comparison: Comparison, key: str) -> list[str]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from asrkit.atomic_text import write_text_atomic
 from asrkit.experiment_dir import ExperimentDir
 from asrkit.text.registry import copy_tokenizer, fingerprint, load_tokenizer
 from asrkit.training.distributed import DistributedContext, barrier
@@ -144,8 +145,5 @@ def write_config(saved: dict[str, Any], ctx: DistributedContext) -> Path:
             if changes:
                 log.warning("config differs from the previous run's config.yaml in: %s",
                             ", ".join(changes))
-        tmp = path.with_name(f".config.yaml.tmp{os.getpid()}")
-        tmp.write_text(yaml.safe_dump(saved, sort_keys=False, allow_unicode=True),
-                       encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(path, yaml.safe_dump(saved, sort_keys=False, allow_unicode=True))
     return path
