@@ -10,6 +10,7 @@ for older GPUs, where bf16 is emulated, so it is not what decides here.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -18,6 +19,13 @@ PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch
 
 # /proc/cpuinfo flag -> the name the logs use, best first
 NATIVE_BF16_FLAGS = {"amx_bf16": "AMX-BF16", "avx512_bf16": "AVX512-BF16"}
+
+
+def autocast(name: str, device_type: str) -> contextlib.AbstractContextManager:
+    """The autocast a precision name stands for on a device type (fp32: none)."""
+    if name == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device_type, dtype=PRECISION_DTYPES[name])
 
 
 def cpu_native_bf16(cpuinfo: str | None = None) -> str | None:

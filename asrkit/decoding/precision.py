@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from asrkit.native_bf16 import PRECISION_DTYPES, native_bf16, slower_than_fp32
+from asrkit.native_bf16 import autocast, native_bf16, slower_than_fp32
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,7 @@ class DecodePrecision:
         return cls(name, device.type, reason)
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self.name == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device_type, dtype=PRECISION_DTYPES[self.name])
+        return autocast(self.name, self.device_type)
 
     def describe(self) -> str:
         """``precision bf16 (auto: CPU has AVX512-BF16)`` for the output; "" for fp32 asked

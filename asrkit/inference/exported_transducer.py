@@ -21,7 +21,8 @@ from typing import Any
 
 import torch
 
-State = tuple[torch.Tensor, ...]
+from asrkit.models.transducer.state_rows import State, advance_rows, select_state
+
 DTYPES = {"float32": torch.float32, "int64": torch.int64}
 
 
@@ -57,13 +58,7 @@ class ExportedTransducerHead:
                 emitted: torch.Tensor) -> tuple[torch.Tensor, State]:
         """``predict`` for the rows where ``emitted`` (N,) is True only; the other rows keep
         their prediction output and state (as TransducerHead.advance)."""
-        rows = emitted.nonzero().squeeze(1)
-        if rows.numel() == 0:
-            return pred, state
-        new_pred, new_state = self.predict(tokens[rows], self.select_state(state, rows))
-        pred = pred.index_copy(0, rows, new_pred.to(pred.dtype))
-        return pred, tuple(s.index_copy(0, rows, n.to(s.dtype))
-                           for s, n in zip(state, new_state))
+        return advance_rows(self.predict, tokens, state, pred, emitted)
 
     def joint(self, enc_proj: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
         """Projected frames and prediction outputs, broadcastable to (..., J) ->
@@ -74,7 +69,4 @@ class ExportedTransducerHead:
                                 pred.reshape(-1, pred.size(-1)))[0]  # (N, V)
         return log_probs.view(*lead, log_probs.size(-1))
 
-    @staticmethod
-    def select_state(state: State, index: torch.Tensor) -> State:
-        """The rows ``index`` (M,) of a state, in that order."""
-        return tuple(s.index_select(0, index) for s in state)
+    select_state = staticmethod(select_state)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from asrkit.native_bf16 import PRECISION_DTYPES, native_bf16, slower_than_fp32
+from asrkit.native_bf16 import PRECISION_DTYPES, autocast, native_bf16, slower_than_fp32
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,7 @@ class Precision:
     reason: str = ""  # why ``auto`` chose it (empty when asked for explicitly)
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self.name == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device_type, dtype=PRECISION_DTYPES[self.name])
+        return autocast(self.name, self.device_type)
 
 
 def auto_precision(device: torch.device, cpuinfo: str | None = None,

@@ -33,8 +33,7 @@ from torch import nn
 
 from asrkit.models.transducer.joiner import Joiner
 from asrkit.models.transducer.loss import joint_loss, utterance_losses
-
-State = tuple[torch.Tensor, ...]
+from asrkit.models.transducer.state_rows import State, advance_rows, select_state
 
 
 class TransducerHead(nn.Module):
@@ -114,19 +113,11 @@ class TransducerHead(nn.Module):
                 emitted: torch.Tensor) -> tuple[torch.Tensor, State]:
         """``predict`` for the rows where ``emitted`` (N,) is True only (a row that took a
         blank keeps its prediction); pred (N, J) the current projected outputs."""
-        rows = emitted.nonzero().squeeze(1)
-        if rows.numel() == 0:
-            return pred, state
-        new_pred, new_state = self.predict(tokens[rows], self.select_state(state, rows))
-        pred = pred.index_copy(0, rows, new_pred.to(pred.dtype))
-        return pred, tuple(s.index_copy(0, rows, n) for s, n in zip(state, new_state))
+        return advance_rows(self.predict, tokens, state, pred, emitted)
 
     def joint(self, enc_proj: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
         """Projected encoder frames and prediction outputs, broadcastable (e.g. (N, J) and
         (N, J)) -> log-probabilities (..., V) in fp32."""
         return torch.log_softmax(self.joiner(enc_proj, pred).float(), dim=-1)
 
-    @staticmethod
-    def select_state(state: State, index: torch.Tensor) -> State:
-        """The rows ``index`` (M,) of a state, in that order."""
-        return tuple(s.index_select(0, index) for s in state)
+    select_state = staticmethod(select_state)
