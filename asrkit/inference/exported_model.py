@@ -32,6 +32,7 @@ import torch
 from asrkit.inference.exported_dir import STREAMING_GRAPH, ExportedDir, ExportInfo
 from asrkit.inference.exported_encoder_chunk import ExportedEncoderChunk
 from asrkit.inference.exported_transducer import ExportedTransducerHead
+from asrkit.models.decoder_io import hypothesis_batch
 from asrkit.models.mask import padding_mask
 
 
@@ -134,22 +135,8 @@ class ExportedModel:
                          hyps: Sequence[Sequence[int]]) -> torch.Tensor:
         """log P_att(y, eos | x) of each hypothesis, as ASRModel.score_hypotheses: enc
         (B, T', D), enc_lens (B,) with B = len(hyps) (or 1) -> (N,) float32."""
-        num = len(hyps)
-        if enc.size(0) == 1 and num != 1:
-            enc, enc_lens = enc.expand(num, -1, -1), enc_lens.expand(num)
-        if enc.size(0) != num:
-            raise ValueError(f"score_hypotheses: {num} hypotheses for a batch of {enc.size(0)}")
-        lens = torch.tensor([len(h) for h in hyps], dtype=torch.long)
-        rows = [torch.as_tensor(list(h), dtype=torch.long) for h in hyps]
-        tokens = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True,
-                                                 padding_value=self.eos_id)  # (N, U)
-        if tokens.size(1) == 0:
-            tokens = torch.full((num, 1), self.eos_id, dtype=torch.long)
-        sos = torch.full((num, 1), self.sos_id, dtype=torch.long)
-        eos = torch.full((num, 1), self.eos_id, dtype=torch.long)
-        dec_in = torch.cat([sos, tokens], dim=1)   # (N, U+1): [sos, y], padding eos
-        dec_out = torch.cat([tokens, eos], dim=1)  # (N, U+1): [y, eos], eos at index lens
-        mask = padding_mask(lens + 1, dec_in.size(1))  # (N, U+1)
+        enc, enc_lens, dec_in, dec_out, mask = hypothesis_batch(enc, enc_lens, hyps,
+                                                                self.sos_id, self.eos_id)
         log_probs = self.decoder_log_probs(dec_in, mask, enc, padding_mask(enc_lens, enc.size(1)))
         picked = log_probs.gather(-1, dec_out.unsqueeze(-1)).squeeze(-1)  # (N, U+1)
         return (picked * mask).sum(-1)

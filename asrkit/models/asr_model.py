@@ -53,6 +53,7 @@ from torch import nn
 
 from asrkit.arg_types import NonNegativeFloat, NonNegativeInt, Probability, UnitInterval
 from asrkit.models.ctc import CTC
+from asrkit.models.decoder_io import hypothesis_batch, teacher_forcing_io
 from asrkit.models.encoder_output import EncoderOutput
 from asrkit.models.intermediate import InterCTC, encoder_depth_dims, resolve_layers
 from asrkit.models.label_smoothing import LabelSmoothingLoss
@@ -285,26 +286,11 @@ class ASRModel(nn.Module):
             term = term + weight * out[f"loss_att_inter{k}"]
         return term
 
-    def _decoder_io(self, tokens: torch.Tensor,
-                    token_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, U) transcripts -> decoder input [sos, y] and target [y, eos], both (B, U+1),
-        and their (B, U+1) mask; padding in the input is eos, in the target anything."""
-        batch = tokens.size(0)
-        valid = padding_mask(token_lens, tokens.size(1))  # (B, U)
-        tokens = tokens.masked_fill(~valid, self.eos_id)
-        sos = tokens.new_full((batch, 1), self.sos_id)
-        eos = tokens.new_full((batch, 1), self.eos_id)
-        dec_in = torch.cat([sos, tokens], dim=1)  # (B, U+1); padding is eos
-        # the target is y followed by eos at index token_lens; positions after are masked
-        dec_out = torch.cat([tokens, eos], dim=1)  # (B, U+1)
-        mask = padding_mask(token_lens + 1, tokens.size(1) + 1)  # (B, U+1)
-        return dec_in, dec_out, mask
-
     def _attention_loss(self, decoder: nn.Module, enc: torch.Tensor, enc_lens: torch.Tensor,
                         tokens: torch.Tensor, token_lens: torch.Tensor,
                         sampling_prob: torch.Tensor | None = None,
                         ) -> tuple[torch.Tensor, torch.Tensor]:
-        dec_in, dec_out, mask = self._decoder_io(tokens, token_lens)
+        dec_in, dec_out, mask = teacher_forcing_io(tokens, token_lens, self.sos_id, self.eos_id)
         enc_mask = padding_mask(enc_lens, enc.size(1))
         if sampling_prob is not None:  # scheduled sampling: a first pass gives predictions
             with torch.no_grad():
@@ -393,16 +379,8 @@ class ASRModel(nn.Module):
         enc (B, T', D), enc_lens (B,) with B = len(hyps), or B = 1 to score all hypotheses
         against one utterance; hyps: N token-id lists without sos/eos -> (N,) fp32."""
         self._require_decoder("score_hypotheses")
-        num = len(hyps)
-        if enc.size(0) == 1 and num != 1:
-            enc, enc_lens = enc.expand(num, -1, -1), enc_lens.expand(num)
-        if enc.size(0) != num:
-            raise ValueError(f"score_hypotheses: {num} hypotheses for a batch of {enc.size(0)}")
-        lens = torch.tensor([len(h) for h in hyps], device=enc.device)
-        tokens = torch.full((num, max(int(lens.max()), 1)), self.eos_id, device=enc.device)
-        for i, hyp in enumerate(hyps):
-            tokens[i, : len(hyp)] = torch.as_tensor(list(hyp), dtype=torch.long)
-        dec_in, dec_out, mask = self._decoder_io(tokens, lens)
+        enc, enc_lens, dec_in, dec_out, mask = hypothesis_batch(enc, enc_lens, hyps,
+                                                                self.sos_id, self.eos_id)
         logits = self.decoder(dec_in, mask, enc, padding_mask(enc_lens, enc.size(1)))
         log_probs = F.log_softmax(logits.float(), dim=-1).gather(-1, dec_out.unsqueeze(-1))
         return (log_probs.squeeze(-1) * mask).sum(-1)  # (N,)

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from asrkit.models.asr_model import ASRModel
+from asrkit.models.decoder_io import teacher_forcing_io
 from asrkit.models.decoders.transformer import TransformerDecoder
 from asrkit.models.encoders.transformer import TransformerEncoder
 from asrkit.models.scheduled_sampling import mix_decoder_inputs, sampling_probability
@@ -59,7 +60,7 @@ def test_p_one_trains_on_the_models_own_predictions():
     assert float(out["sampling_prob"]) == 1.0
     # by hand: first pass, shift its argmax into the inputs, second pass
     enc, enc_lens = model.encode(feats, feat_lens)
-    dec_in, dec_out, mask = model._decoder_io(tokens, token_lens)
+    dec_in, dec_out, mask = teacher_forcing_io(tokens, token_lens, model.sos_id, model.eos_id)
     enc_mask = torch.arange(enc.size(1)) < enc_lens.unsqueeze(1)
     first = model.decoder(dec_in, mask, enc, enc_mask).argmax(-1)
     mixed = torch.where(mask, torch.cat([dec_in[:, :1], first[:, :-1]], dim=1), dec_in)
