@@ -49,7 +49,7 @@ def main(argv: list[str]) -> int:
     from asrkit.training.average import average_experiment
 
     try:
-        path = average_experiment(args.exp_dir, args.num, args.best_by, args.out,
+        path, names = average_experiment(args.exp_dir, args.num, args.best_by, args.out,
                                   args.allow_fewer, args.skip_corrupt)
     except CorruptCheckpointError as e:  # a runtime failure: the files, not the command
         print(f"asrkit average: {' '.join(str(e).split())}", file=sys.stderr)
@@ -57,9 +57,6 @@ def main(argv: list[str]) -> int:
     except (ValueError, OSError) as e:  # bad options, a missing directory, an --out
         print(f"asrkit average: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
-    import torch
-
-    names = torch.load(path, map_location="cpu", weights_only=True)["averaged_from"]
     print(f"averaged {len(names)} checkpoint(s) ({args.best_by or 'last'}): "
           f"{', '.join(names)} -> {path}")
     return 0

@@ -72,12 +72,15 @@ def main(argv: list[str]) -> int:
         if given:
             print(f"asrkit export: {given[0]}: only with --streaming", file=sys.stderr)
             return 2
-    chunk = (16 if args.chunk_size is None else args.chunk_size) if args.streaming else None
+    from asrkit.inference.streaming import DEFAULT_CHUNK_SIZE
+
+    chunk = None if not args.streaming else (
+        DEFAULT_CHUNK_SIZE if args.chunk_size is None else args.chunk_size)
+    left = {} if args.left_chunks is None else {"left_chunks": args.left_chunks}
     torch.set_num_threads(min(torch.get_num_threads(), 2))
     try:
         report = export_model(args.exp_dir, args.out, args.format, args.checkpoint,
-                              args.trust_module, chunk_size=chunk,
-                              left_chunks=-1 if args.left_chunks is None else args.left_chunks)
+                              args.trust_module, chunk_size=chunk, **left)
     except (ConfigError, FileNotFoundError, FileExistsError) as e:
         print(f"asrkit export: {one_line(e)}", file=sys.stderr)
         return 2

@@ -153,10 +153,11 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
 
 def average_experiment(exp_dir: str | Path, num: int, best_by: str | None = None,
                        out: str | Path | None = None, allow_fewer: bool = False,
-                       skip_corrupt: bool = False) -> Path:
+                       skip_corrupt: bool = False) -> tuple[Path, list[str]]:
     """Write ``exp_dir/<default_output_name>`` (or ``out``) and record it as the
     experiment's averaged model (what decoding uses by default) when it lies in
-    ``exp_dir``; returns its path. The name counts the checkpoints actually averaged."""
+    ``exp_dir``; returns its path and the names of the checkpoints averaged. The name
+    counts the checkpoints actually averaged."""
     exp = ExperimentDir(exp_dir)
     chosen = select_checkpoints(exp.path, num, best_by, allow_fewer, skip_corrupt)
     averaged = average_checkpoints([i.path for i in chosen])
@@ -165,4 +166,4 @@ def average_experiment(exp_dir: str | Path, num: int, best_by: str | None = None
     atomic_save(averaged, path)
     if path.resolve().parent == exp.path.resolve():
         exp.record_average(path, averaged["averaged_from"])
-    return path
+    return path, list(averaged["averaged_from"])
