@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,28 @@ HASH_SUFFIX = ".sha256"
 class CorruptCheckpointError(ValueError):
     """A checkpoint file does not load or differs from its recorded hash."""
 _CHUNK = 1 << 22
+# what torch.load raises for a truncated file, another format, or a pickle it refuses
+# (a text file unpickles into a KeyError)
+UNREADABLE = (RuntimeError, OSError, EOFError, ValueError, KeyError, IndexError,
+              pickle.UnpicklingError, zipfile.BadZipFile)
+
+
+def load_file(path: str | Path, mmap: bool = False) -> Any:
+    """``torch.load`` of a checkpoint file (weights only, to the CPU; ``mmap``: the weights
+    memory-mapped where the file's format allows, so that reading the metadata does not
+    read them); one CorruptCheckpointError naming the file when it does not load. The
+    content hash is the caller's to check (``verify``)."""
+    try:
+        if mmap:
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError:  # not the zip format: no memory map
+                pass
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except UNREADABLE as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CorruptCheckpointError(f"{path}: corrupt or unreadable checkpoint ({first})") \
+            from None
 
 
 def hash_path(path: str | Path) -> Path:

@@ -57,7 +57,7 @@ def load_experiment(exp_dir: str | Path, checkpoint: str | None = None,
     if not exp.path.is_dir():
         raise FileNotFoundError(f"exp_dir: {exp.path} is not a directory")
     path = exp.default_checkpoint() if checkpoint is None else exp.find_checkpoint(checkpoint)
-    model, config = load_model(path, map_location=device, trusted_modules=trusted_modules)
+    model, config = load_model(path, trusted_modules=trusted_modules)
     model.to(device).eval()
     tokenizer_dir = _tokenizer_dir(exp, config)
     tokenizer = load_tokenizer(tokenizer_dir)

@@ -17,15 +17,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from asrkit.checkpoint_io import CorruptCheckpointError, hash_path, verify
+from asrkit.checkpoint_io import CorruptCheckpointError, hash_path, load_file, verify
 from asrkit.models.asr_model import ASRModel
 from asrkit.models.build import build_model
 from asrkit.models.trusted_targets import check_trusted
 
 
-def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint dict; raises ValueError naming the file if it is not one of ours, and
     CorruptCheckpointError (a ValueError) if its bytes differ from its recorded hash
     (asrkit.checkpoint_io; a file without a hash file loads unverified)."""
@@ -35,24 +33,21 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if verify(path) is False:
         raise CorruptCheckpointError(f"{path}: corrupt checkpoint (its content differs from "
                                      f"its recorded hash {hash_path(path).name})")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # truncated file, pickle of foreign objects, ...
-        raise ValueError(f"{path}: not a loadable checkpoint ({type(e).__name__}: {e})") from e
+    checkpoint = load_file(path)
     if not isinstance(checkpoint, dict) or "model" not in checkpoint or "config" not in checkpoint:
         raise ValueError(f"{path}: not an asrkit checkpoint (needs 'model' and 'config' entries)")
     return checkpoint
 
 
 def load_model(
-    path: str | Path, map_location: str | torch.device = "cpu",
-    trusted_modules: Sequence[str] = (),
+    path: str | Path, trusted_modules: Sequence[str] = (),
 ) -> tuple[ASRModel, dict[str, Any]]:
-    """Build the model the checkpoint's config describes and load its weights (eval mode).
+    """Build the model the checkpoint's config describes and load its weights (eval mode,
+    on the CPU: move it where it runs).
     Every ``_target_`` of the stored config must be an asrkit building block, or in one of
     ``trusted_modules`` (asrkit.models.trusted_targets); it is checked before anything is
     imported or called."""
-    checkpoint = read_checkpoint(path, map_location)
+    checkpoint = read_checkpoint(path)
     config = checkpoint["config"]
     check_trusted(config, str(path), trusted_modules)
     model = build_model(config)

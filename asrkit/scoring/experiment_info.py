@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from asrkit.checkpoint_io import load_file
 from asrkit.experiment_dir import LAST_CHECKPOINT, ExperimentDir
 
 log = logging.getLogger(__name__)
@@ -38,10 +39,7 @@ class ExperimentInfo:
 
 def load_checkpoint_light(path: str | Path) -> dict[str, Any]:
     """The checkpoint dict, memory-mapped where possible (weights are not read)."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:  # files not in the zip format cannot be memory-mapped
-        return torch.load(path, map_location="cpu", weights_only=True)
+    return load_file(path, mmap=True)
 
 
 def count_model_parameters(config: dict[str, Any], source: str = "config",

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from asrkit.checkpoint_io import CorruptCheckpointError, atomic_save, verify
+from asrkit.checkpoint_io import CorruptCheckpointError, atomic_save, load_file, verify
 from asrkit.experiment_dir import ExperimentDir
 from asrkit.training.checkpoint import CheckpointInfo, list_checkpoints, metric_is_higher_better
 
@@ -129,11 +129,9 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
     checkpoints = []
     for path in paths:
         try:
-            checkpoints.append(torch.load(path, map_location="cpu", weights_only=True))
-        except (RuntimeError, OSError, EOFError, ValueError) as e:
-            raise CorruptCheckpointError(f"{path}: corrupt or unreadable checkpoint "
-                             f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
-                             f"delete it, or pass --skip-corrupt") from None
+            checkpoints.append(load_file(path))
+        except CorruptCheckpointError as e:
+            raise CorruptCheckpointError(f"{e}; delete it, or pass --skip-corrupt") from None
     newest = checkpoints[-1]
     try:
         model = average_state_dicts([c["model"] for c in checkpoints])

@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import random
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from asrkit.checkpoint_io import atomic_save, hash_path, verify
+from asrkit.checkpoint_io import CorruptCheckpointError, atomic_save, hash_path, load_file, verify
 from asrkit.experiment_dir import LAST_CHECKPOINT
 
 log = logging.getLogger(__name__)
@@ -97,12 +95,11 @@ def read_info(path: Path) -> CheckpointInfo | None:
     if not match:
         return None
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        ckpt = load_file(path, mmap=True)
         return CheckpointInfo(path, match.group(1), int(ckpt["step"]), int(ckpt["epoch"]),
                               bool(ckpt.get("epoch_complete", match.group(1) == "epoch")),
                               dict(ckpt.get("metrics", {})), bool(ckpt.get("interrupted")))
-    except (RuntimeError, OSError, EOFError, KeyError, TypeError, ValueError,
-            pickle.UnpicklingError, zipfile.BadZipFile) as e:  # truncated or foreign
+    except (CorruptCheckpointError, KeyError, TypeError, ValueError) as e:  # or foreign
         log.warning("checkpoint %s is not readable, ignored (%s: %s)", path, type(e).__name__, e)
         return None
 
@@ -141,11 +138,9 @@ def _sound(path: Path) -> bool:
     if verified is not None:
         return verified
     try:  # no hash recorded: load it in full
-        torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile,
-            ValueError) as e:
-        log.warning("checkpoint %s does not load (%s: %s)", path, type(e).__name__,
-                    str(e).splitlines()[0] if str(e) else "")
+        load_file(path)
+    except CorruptCheckpointError as e:
+        log.warning("%s", e)
         return False
     return True
 

@@ -10,14 +10,12 @@ number of ranks works from epoch checkpoints; a mid-epoch checkpoint then restar
 from __future__ import annotations
 
 import logging
-import pickle
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
-from asrkit.checkpoint_io import CorruptCheckpointError, verify
+from asrkit.checkpoint_io import CorruptCheckpointError, load_file, verify
 from asrkit.models.checkpoint import read_checkpoint
 from asrkit.training.checkpoint import newest_checkpoint
 from asrkit.training.distributed import DistributedContext
@@ -95,13 +93,7 @@ def load_training_state(path: Path) -> dict[str, Any]:
     if verify(path) is False:
         raise CorruptCheckpointError(f"{path}: corrupt checkpoint (its content differs from "
                                      f"its recorded hash); resume from another one")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, ValueError, KeyError, IndexError,
-            pickle.UnpicklingError) as e:  # a text file unpickles into a KeyError
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CorruptCheckpointError(f"{path}: corrupt or unreadable checkpoint ({first})") \
-            from None
+    ckpt = load_file(path)
     missing = [key for key in TRAINING_KEYS if not isinstance(ckpt, dict) or key not in ckpt]
     if missing:
         raise CorruptCheckpointError(

@@ -21,7 +21,7 @@ def test_bad_files_name_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.pt: checkpoint not found"):
         read_checkpoint(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="junk.pt: not a loadable checkpoint"):
+    with pytest.raises(ValueError, match="junk.pt: corrupt or unreadable checkpoint"):
         read_checkpoint(tmp_path / "junk.pt")
     torch.save({"weights": {}}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="other.pt: not an asrkit checkpoint"):
