@@ -21,6 +21,8 @@ import logging
 import sys
 from pathlib import Path
 
+from asrkit.config import one_line
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asrkit average", description=__doc__,
@@ -50,12 +52,12 @@ def main(argv: list[str]) -> int:
 
     try:
         path, names = average_experiment(args.exp_dir, args.num, args.best_by, args.out,
-                                  args.allow_fewer, args.skip_corrupt)
+                                         args.allow_fewer, args.skip_corrupt)
     except CorruptCheckpointError as e:  # a runtime failure: the files, not the command
-        print(f"asrkit average: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"asrkit average: {one_line(e)}", file=sys.stderr)
         return 1
     except (ValueError, OSError) as e:  # bad options, a missing directory, an --out
-        print(f"asrkit average: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"asrkit average: {one_line(e)}", file=sys.stderr)
         return 2
     print(f"averaged {len(names)} checkpoint(s) ({args.best_by or 'last'}): "
           f"{', '.join(names)} -> {path}")

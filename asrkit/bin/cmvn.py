@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from asrkit.cli_checks import check_out_file
+from asrkit.config import one_line
 from asrkit.data.compute_cmvn import compute_global_cmvn
 from asrkit.data.features import FbankExtractor
 from asrkit.data.manifest import ManifestError
@@ -40,7 +41,7 @@ def main(argv: list[str]) -> int:
                                    args.frame_shift)
         check_out_file(args.out)
     except ValueError as e:  # an option that cannot be meant
-        print(f"asrkit cmvn: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"asrkit cmvn: {one_line(e)}", file=sys.stderr)
         return 2
     try:
         cmvn, failed = compute_global_cmvn(args.manifest, extractor, args.nj)

@@ -30,6 +30,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from asrkit.config import one_line
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asrkit compare", description=__doc__,
@@ -80,6 +82,6 @@ def main(argv: list[str]) -> int:
             path = plot(comparison, args.plot)
             print(f"plot: {path}", file=sys.stderr)
     except (OSError, ValueError) as e:
-        print(f"asrkit compare: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"asrkit compare: {one_line(e)}", file=sys.stderr)
         return 2
     return 0

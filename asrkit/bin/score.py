@@ -26,6 +26,7 @@ import json
 import sys
 from pathlib import Path
 
+from asrkit.config import one_line
 from asrkit.scoring.normalize import OPTION_WORDS, TextNormalizer
 from asrkit.scoring.wer import (
     format_alignments,
@@ -72,7 +73,7 @@ def main(argv: list[str]) -> int:
         if args.errors:
             args.errors.write_text(format_errors_file(result, unit), encoding="utf-8")
     except (OSError, ValueError) as e:
-        print(f"asrkit score: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"asrkit score: {one_line(e)}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(json_safe({**result.summary(), "rtf": None}), indent=2,

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torchaudio.functional as AF
 
+from asrkit.config import one_line
 from asrkit.data.audio import AudioError, float_samples, to_mono
 from asrkit.inference.recording import Recording
 from asrkit.inference.result import Failure
@@ -110,6 +111,6 @@ def segments(inputs: Sequence[AudioInput], sample_rate: int,
                               (window.keep_start / sample_rate, window.keep_end / sample_rate),
                               window.last, recording.duration)
         except (AudioError, OSError) as e:
-            reason = " ".join(str(e).split())
+            reason = one_line(e)
             yield InputFailure(index, Failure(name, reason if name in reason
                                               else f"{name}: {reason}"))

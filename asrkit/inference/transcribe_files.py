@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from asrkit.config import one_line
 from asrkit.data.audio import AudioError
 from asrkit.inference import formats
 from asrkit.inference.progress import FileProgress
@@ -120,7 +121,7 @@ def stream_files(recognizer: StreamingRecognizer, paths: Sequence[Path], write: 
         except (AudioError, OSError, ValueError, RuntimeError) as e:
             printer.done()
             failed += 1
-            message = " ".join(str(e).split())
+            message = one_line(e)
             reason = message if message.startswith(str(path)) else f"{path}: {message}"
             report(reason)
             write(Failure(str(path), reason), recognizer)

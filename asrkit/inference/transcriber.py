@@ -44,7 +44,7 @@ from pathlib import Path
 
 import torch
 
-from asrkit.config import ConfigError
+from asrkit.config import ConfigError, one_line
 from asrkit.data.cmvn import GlobalCMVN
 from asrkit.data.features import FbankExtractor
 from asrkit.decoding.decode_set import encode_batch
@@ -297,6 +297,6 @@ def _exported_parts(path: Path, threads: int | None, trusted_modules: Sequence[s
         extractor = FbankExtractor(**info.features)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{exported.info_file}: malformed features "
-                         f"({' '.join(str(e).split())})") from None
+                         f"({one_line(e)})") from None
     timing = FrameTiming(info.frame_period, info.first_frame_centre)
     return model, tokenizer, extractor, cmvn, timing, info.family

@@ -44,6 +44,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
 from torch import nn
 
+from asrkit.config import one_line
 from asrkit.config.targets import check_section as check_target_section
 from asrkit.config.validate import ConfigError
 from asrkit.models.asr_model import ASRModel
@@ -151,7 +152,7 @@ def _instantiate(section: Mapping[str, Any], name: str, **filled_in: Any) -> Any
         cause = e.__cause__
         if not isinstance(cause, ValueError):
             raise
-        message = " ".join(str(cause).split())
+        message = one_line(cause)
         key = message.split(":", 1)[0]
         prefix = f"{name}." if key in section else f"{name}: "
         raise ModelConfigError(prefix + message) from None

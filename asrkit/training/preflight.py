@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from asrkit.config import ConfigError
+from asrkit.config import ConfigError, one_line
 from asrkit.config.targets import check_section
 
 
@@ -112,7 +112,7 @@ def check_model_and_optimizer(config: Mapping[str, Any], vocab_size: int) -> Non
     try:
         build_optimizer(config["optim"], model)
     except (ValueError, TypeError) as e:
-        message = " ".join(str(e).split())
+        message = one_line(e)
         raise ConfigError(message if message.startswith("optim") else f"optim: {message}") from None
     if config["trainer"]["mwer"]["enabled"] and model.decoder is None:
         _fail("trainer.mwer.enabled", "MWER fine-tuning needs an attention decoder "

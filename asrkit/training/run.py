@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from asrkit.checkpoint_io import CorruptCheckpointError
+from asrkit.config import one_line
 from asrkit.training.experiment import logging_ready
 from asrkit.training.train_step import TrainingError
 from asrkit.training.trainer import Trainer
@@ -44,7 +45,7 @@ def run_training(config: dict[str, Any]) -> int:
 def _fail(error: BaseException, status: int) -> int:
     """One line naming what failed: through the log (stderr and train.log) once it is set
     up, else on stderr."""
-    message = " ".join(str(error).split())
+    message = one_line(error)
     if isinstance(error, OSError) and error.filename is not None and \
             str(error.filename) not in message:
         message = f"{error.filename}: {message}"
