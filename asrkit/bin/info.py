@@ -8,7 +8,7 @@
 Takes the same Hydra overrides as `asrkit train` (composed from conf/train.yaml) and prints
 the model followed by a parameter table (total, encoder, decoder, CTC, training-only parts,
 and their children; for a Mixture-of-Experts encoder also the parameters active per frame);
---json prints one JSON object instead: {"total", "encoder", "decoder", "ctc",
+--json prints one JSON object instead: {"total", "encoder", "decoder", "transducer", "ctc",
 "inter_decoders", "interctc", "training_only", "inference", "active_per_frame",
 "vocab_size", "components"} (asrkit.models.param_count says what each means). The output
 size is `vocab_size=N`, or else the vocabulary of the tokenizer in `tokenizer.dir`.

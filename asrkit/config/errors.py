@@ -45,10 +45,10 @@ def _override_key(override: str) -> str:
     return override.lstrip("+~").split("=", 1)[0]
 
 
-def _neighbours(key: str, overrides: list[str],
-                compose: Callable[[Sequence[str]], DictConfig]) -> list[str]:
-    """The keys beside ``key``: its parent's keys in the config composed without the
-    overrides of ``key``, plus the parameters of the parent's ``_target_`` if it has one."""
+def _parent(key: str, overrides: list[str],
+            compose: Callable[[Sequence[str]], DictConfig]) -> DictConfig | None:
+    """``key``'s parent section in the config composed without the overrides of ``key``
+    (None if that fails too, or the parent is not a mapping)."""
     parent_path, _, _ = key.rpartition(".")
     rest = [o for o in overrides if _override_key(o) != key]
     try:
@@ -56,8 +56,14 @@ def _neighbours(key: str, overrides: list[str],
         for part in filter(None, parent_path.split(".")):
             node = node[part]
     except (HydraException, OmegaConfBaseException, KeyError):
-        return []  # the rest fails too, or the parent is not a mapping: no suggestion
-    if not isinstance(node, DictConfig):
+        return None
+    return node if isinstance(node, DictConfig) else None
+
+
+def _neighbours(node: DictConfig | None) -> list[str]:
+    """The keys beside a key: its parent's keys, plus the parameters of the parent's
+    ``_target_`` if it has one."""
+    if node is None:
         return []
     keys = [str(k) for k in node]
     target = node.get("_target_")
@@ -92,10 +98,16 @@ def explain(error: BaseException, overrides: list[str],
     if unknown or (_NOT_IN.search(text) and full_key):
         key = unknown.group(1) if unknown else full_key.group(1)
         name = key.rpartition(".")[2]
-        neighbours = _neighbours(key, overrides, compose)
+        parent = _parent(key, overrides, compose)
+        value = next((o.split("=", 1)[1] for o in overrides
+                      if _override_key(o) == key and "=" in o), "VALUE")
+        if parent is not None and parent.get("_none_") and key.count(".") == 1:
+            section = key.split(".")[0]  # decoder=none / model=ctc, transducer=none
+            return (f"{key}: this model has no {section}, so the key would do nothing; to "
+                    f"keep it in a shared override list write +{key}={value} (asrkit train "
+                    f"then warns that it is ignored)")
+        neighbours = _neighbours(parent)
         if name in neighbours:  # a parameter of the section's builder its YAML leaves out
-            value = next((o.split("=", 1)[1] for o in overrides
-                          if _override_key(o) == key and "=" in o), "VALUE")
             return (f"{key}: a valid key that the chosen config does not list; add it "
                     f"with +{key}={value}")
         return f"{key}: unknown key{did_you_mean(name, neighbours)}"

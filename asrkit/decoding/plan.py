@@ -35,11 +35,15 @@ from asrkit.decoding.search import SearchMethod
 from asrkit.scoring.normalize import TextNormalizer
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".sph", ".aiff", ".aif")
-# keys of the decode config before search methods had sections of their own
-MOVED_KEYS = {"length_penalty": "attention, joint", "length_norm": "attention, joint",
-              "ctc_top_k": "ctc_prefix_beam, attention_rescoring (as top_k)",
-              "pre_beam": "joint", "max_len_ratio": "attention, joint",
-              "rescoring_beam": "attention_rescoring (as beam)"}
+# keys of the decode config before search methods had sections of their own -> where they are
+MOVED_KEYS = {
+    "length_penalty": ("search.attention.length_penalty", "search.joint.length_penalty"),
+    "length_norm": ("search.attention.length_norm", "search.joint.length_norm"),
+    "ctc_top_k": ("search.ctc_prefix_beam.top_k", "search.attention_rescoring.top_k"),
+    "pre_beam": ("search.joint.pre_beam",),
+    "max_len_ratio": ("search.attention.max_len_ratio", "search.joint.max_len_ratio"),
+    "rescoring_beam": ("search.attention_rescoring.beam",),
+}
 
 
 @dataclass
@@ -83,7 +87,7 @@ def compose_decode_config(overrides: Sequence[str],
         key = override.lstrip("+~").split("=", 1)[0]
         if key in MOVED_KEYS:
             raise ConfigError(f"{key}: now an option of each search method that has it: "
-                              f"search.<method>.{key} ({MOVED_KEYS[key]})")
+                              f"{', '.join(MOVED_KEYS[key])}")
     methods = _listed_methods(overrides, config_dirs)
     known = sorted(p.stem for d in (config_dir(), *config_dirs)
                    for p in (Path(d) / "search").glob("*.yaml"))

@@ -41,17 +41,22 @@ class EpochProgress:
         self.min_interval = min_interval
         self._last_draw = 0.0
 
-    def line(self, done: int, loss: float, lr: float, frames_per_s: float) -> str:
+    def line(self, done: int, loss: float, lr: float, frames: int) -> str:
+        """``loss``: the last log line's (NaN before the first: shown as "-"); ``frames``:
+        input frames trained on since this bar started (the rate is computed here, from
+        host-side counts, so the bar needs no device sync)."""
         elapsed = time.monotonic() - self.start
         eta = eta_seconds(done - self.start_at, self.total - self.start_at, elapsed)
         eta_text = "?" if math.isnan(eta) else format_duration(eta)
         width = 20
         filled = int(width * done / self.total) if self.total else width
         bar = "#" * filled + "." * (width - filled)
+        loss_text = "-" if math.isnan(loss) else f"{loss:.2f}"
+        rate = frames / elapsed if elapsed > 0 else 0.0
         return (f"epoch {self.epoch}/{self.max_epochs}  [{bar}]  {done}/{self.total}  "
-                f"loss {loss:.2f}  lr {lr:.2e}  {frames_per_s:,.0f} frames/s  ETA {eta_text}")
+                f"loss {loss_text}  lr {lr:.2e}  {rate:,.0f} frames/s  ETA {eta_text}")
 
-    def update(self, done: int, loss: float, lr: float, frames_per_s: float) -> None:
+    def update(self, done: int, loss: float, lr: float, frames: int) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
@@ -59,7 +64,7 @@ class EpochProgress:
             return
         self._last_draw = now
         columns = shutil.get_terminal_size((120, 20)).columns
-        self.stream.write("\r\033[K" + self.line(done, loss, lr, frames_per_s)[: columns - 1])
+        self.stream.write("\r\033[K" + self.line(done, loss, lr, frames)[: columns - 1])
         self.stream.flush()
 
     def close(self) -> None:

@@ -100,9 +100,9 @@ def test_decode_writes_every_set_and_method(synth_exp, synth_dir, capsys):
                                        "(ctc_greedy, ctc_prefix_beam, attention, "
                                        "attention_rescoring, joint)")),
     ("length_norm=true", ("length_norm: now an option of each search method that has it: "
-                          "search.<method>.length_norm (attention, joint)")),
+                          "search.attention.length_norm, search.joint.length_norm")),
     ("rescoring_beam=20", ("rescoring_beam: now an option of each search method that has it: "
-                           "search.<method>.rescoring_beam (attention_rescoring (as beam))")),
+                           "search.attention_rescoring.beam")),
 ])
 def test_bad_config_fails_at_once_naming_the_key(synth_exp, synth_dir, capsys, override, message):
     rc = main([f"exp_dir={synth_exp}", f"test_sets=[{synth_dir / 'test.jsonl'}]", override])
@@ -348,3 +348,17 @@ def test_a_malformed_yaml_in_a_config_dir_is_named(synth_exp, synth_dir, tmp_pat
                  f"test_sets=[{synth_dir / 'test.jsonl'}]", "methods=[broken]"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"asrkit decode: {broken}: not valid YAML (") and err.count("\n") == 1
+
+
+def test_every_moved_key_names_a_key_that_exists():
+    """What the message for a former top-level key suggests must itself be accepted."""
+    import yaml
+
+    from asrkit.config import config_dir
+    from asrkit.decoding.plan import MOVED_KEYS
+
+    for old, new_keys in MOVED_KEYS.items():
+        for key in new_keys:
+            _, method, option = key.split(".")
+            section = yaml.safe_load((config_dir() / "search" / f"{method}.yaml").read_text())
+            assert option in section, (old, key)

@@ -60,6 +60,10 @@ from asrkit.bin.train import main
     # a builder's own check, named with the full key
     ("encoder.input_layer=conv2d5", "encoder.input_layer: unknown input layer 'conv2d5'"),
     ("decoder.activation=tanh", "decoder.activation: unknown activation 'tanh'"),
+    # a key of a section the model does not have: why it fails, and the + that keeps it
+    ("transducer.joint_dim=8",
+     ("transducer.joint_dim: this model has no transducer, so the key would do nothing; to "
+      "keep it in a shared override list write +transducer.joint_dim=8")),
     # a builder's parameter the chosen YAML does not list: how to add it, not "did you mean"
     ("model=ctc model.interctc_layers=[0.5]",
      ("model.interctc_layers: a valid key that the chosen config does not list; add it with "
