@@ -49,15 +49,16 @@ class StridedBatches:
         self.sampler.set_epoch(epoch)
         self.position = 0
 
-    def _mine(self) -> list[list[int]]:
+    def rank_batches(self) -> list[list[int]]:
+        """This rank's batches for the current epoch, in order (as the sampler's)."""
         return self.sampler.rank_batches()[self.rank::self.world_size]
 
     def __iter__(self) -> Iterator[list[int]]:
         self.position = 0
-        yield from self._mine()
+        yield from self.rank_batches()
 
     def __len__(self) -> int:
-        return len(self._mine())
+        return len(self.rank_batches())
 
 
 def shard_for_validation(loader: ResumableLoader, ctx: DistributedContext) -> ResumableLoader:
