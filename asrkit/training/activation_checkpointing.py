@@ -5,11 +5,15 @@ that no longer grows with depth.
 Applied to every layer of ``model.encoder.layers`` and ``model.decoder.layers`` by replacing
 the layer's bound ``forward`` with a checkpointed call (torch.utils.checkpoint, non-reentrant,
 RNG state preserved so dropout masks repeat), so the module tree, parameter names and
-checkpoints are unchanged. Only active when gradients are being computed.
+checkpoints are unchanged. Only active when gradients are being computed. The recompute
+runs a layer's batch norms in training mode a second time, which would update their
+running statistics twice a step: they are put back as the first pass left them
+(``_KeepRunningStats``), so the weights and the buffers equal a run without checkpointing.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -17,10 +21,42 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 
-def _checkpointed(forward: Any) -> Any:
+class _KeepRunningStats:
+    """Around the recompute: the running statistics of ``layer``'s batch norms as they were
+    before it, restored after it."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        self.norms = [m for m in layer.modules()
+                      if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats]
+        self.saved: list[list[torch.Tensor]] = []
+
+    def __enter__(self) -> None:
+        self.saved = [[b.clone() for b in self._buffers(m)] for m in self.norms]
+
+    def __exit__(self, *exc: object) -> None:
+        with torch.no_grad():
+            for module, saved in zip(self.norms, self.saved, strict=True):
+                for buffer, value in zip(self._buffers(module), saved, strict=True):
+                    buffer.copy_(value)
+        self.saved = []
+
+    @staticmethod
+    def _buffers(module: nn.Module) -> list[torch.Tensor]:
+        return [b for b in (module.running_mean, module.running_var, module.num_batches_tracked)
+                if b is not None]
+
+
+def _checkpointed(forward: Any, layer: nn.Module) -> Any:
+    has_norms = bool(_KeepRunningStats(layer).norms)
+
+    def contexts() -> tuple[Any, Any]:
+        recompute = _KeepRunningStats(layer) if has_norms else contextlib.nullcontext()
+        return contextlib.nullcontext(), recompute
+
     def run(*args: Any, **kwargs: Any) -> Any:
         if torch.is_grad_enabled():
-            return checkpoint(forward, *args, use_reentrant=False, **kwargs)
+            return checkpoint(forward, *args, use_reentrant=False, context_fn=contexts,
+                              **kwargs)
         return forward(*args, **kwargs)
 
     return run
@@ -33,6 +69,6 @@ def enable_activation_checkpointing(model: nn.Module) -> int:
         layers = getattr(part, "layers", None)
         if isinstance(layers, nn.ModuleList):
             for layer in layers:
-                layer.forward = _checkpointed(layer.forward)
+                layer.forward = _checkpointed(layer.forward, layer)
                 count += 1
     return count

@@ -184,8 +184,9 @@ class CheckpointManager:
         keep = {i.path for i in epochs[-self.keep_last:]} if self.keep_last > 0 else set()
         keep |= {i.path for i in steps[-self.keep_last:]} if self.keep_last > 0 else set()
         scored = [i for i in epochs if isinstance(i.metrics.get(self.best_metric), (int, float))]
-        higher = metric_is_higher_better(self.best_metric)
-        scored.sort(key=lambda i: i.metrics[self.best_metric], reverse=higher)
+        sign = -1 if metric_is_higher_better(self.best_metric) else 1
+        # best first, ties to the newer epoch (as `asrkit average --best-by` ranks them)
+        scored.sort(key=lambda i: (sign * i.metrics[self.best_metric], -i.step))
         keep |= {i.path for i in scored[: self.keep_best]}
         if epochs:  # a stop's checkpoint is stale once an epoch checkpoint is newer
             keep -= {i.path for i in steps if i.interrupted and i.step <= epochs[-1].step}

@@ -14,7 +14,8 @@ lr`` (just after update ``total_steps``) (Loshchilov & Hutter 2017, without rest
 ``total_steps`` defaults to the number of updates of the whole run (the trainer fills it in:
 ``max_epochs * ceil(batches of epoch 1 / accum_grad)``). Warm-up follows the run's length:
 ``build_scheduler`` shortens ``warmup_steps`` to a quarter of the run's updates when it is
-longer (with a warning), so that a short run (a first try, a test, a small corpus) is not
+longer (with a warning; Noam's ``factor`` is scaled with it so that its peak rate stays the
+configured one, reached earlier), so that a short run (a first try, a test, a small corpus) is not
 spent entirely in warm-up at a tiny rate; runs longer than 4 x warm-up are unchanged. All
 are ``torch.optim.lr_scheduler`` schedulers, so ``state_dict()`` is plain data and resumes
 exactly. A resumed run whose config gives another total (``trainer.max_epochs`` raised to
@@ -151,8 +152,16 @@ def build_scheduler(scheduler_cfg: dict, optimizer: torch.optim.Optimizer, total
     run_length = scheduler_cfg.get("total_steps") or total_steps
     if isinstance(warmup, int) and effective_warmup(warmup, run_length) != warmup:
         fill["warmup_steps"] = effective_warmup(warmup, run_length)
+        same_peak = ""
+        if issubclass(get_object(scheduler_cfg["_target_"]), NoamScheduler):
+            # Noam's peak is factor * (d_model * warmup)^-0.5: a shorter warm-up alone would
+            # raise it (4x shorter: 2x higher); the factor keeps the configured peak
+            fill["factor"] = scheduler_cfg.get("factor", 5.0) * math.sqrt(
+                fill["warmup_steps"] / warmup)
+            same_peak = f" (factor {fill['factor']:.4g}: the same peak rate)"
         log.warning("scheduler.warmup_steps=%d is more than a quarter of this run's %d updates: "
-                    "warm-up shortened to %d updates", warmup, run_length, fill["warmup_steps"])
+                    "warm-up shortened to %d updates%s", warmup, run_length,
+                    fill["warmup_steps"], same_peak)
     try:
         scheduler = instantiate({**scheduler_cfg, **fill}, optimizer=optimizer, _convert_="all")
     except InstantiationException as e:  # Hydra wraps the scheduler's own error; raise that one

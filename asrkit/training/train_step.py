@@ -260,6 +260,7 @@ class TrainStep:
             scaler.update()
         else:
             step_if_finite(state.optimizer, norm)
+        state.last_lr = state.lr()  # before the schedule moves on to the next update's
         state.scheduler.step()
         state.optimizer.zero_grad(set_to_none=True)
         state.step += 1

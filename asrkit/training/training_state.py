@@ -40,8 +40,10 @@ class TrainingState:
         self.counters = dict.fromkeys(COUNTERS, 0)
         self.hours_before = 0.0        # training hours of the runs this one resumed
         self.start_time = time.monotonic()
+        self.last_lr: float | None = None  # the rate the last update used (what is logged)
 
     def lr(self) -> float:
+        """The rate the next update will use (the schedule has stepped past the last one)."""
         return float(self.optimizer.param_groups[0]["lr"])
 
     def start_clock(self) -> None:

@@ -26,3 +26,9 @@ def test_same_gradients_with_and_without_recomputation():
         grads.append({n: p.grad for n, p in model.named_parameters()})
     for name, grad in grads[0].items():
         torch.testing.assert_close(grads[1][name], grad, rtol=1e-5, atol=1e-6, msg=name)
+    # the batch norms' running statistics are updated once a step, as without checkpointing
+    buffers = [dict(model.named_buffers()) for model in (plain, checkpointed)]
+    norms = [n for n in buffers[0] if n.endswith("num_batches_tracked")]
+    assert norms and all(int(buffers[1][n]) == int(buffers[0][n]) == 1 for n in norms)
+    for name, value in buffers[0].items():
+        torch.testing.assert_close(buffers[1][name], value, rtol=1e-5, atol=1e-6, msg=name)

@@ -48,6 +48,21 @@ def test_keeps_last_k_and_best_k(tmp_path):
     assert (tmp_path / "last.pt").resolve().name == "epoch_6.pt"
 
 
+def test_ties_keep_the_newer_epochs_as_average_ranks_them(tmp_path):
+    """Every epoch at 100 % WER: the best two are the newest two, which is what
+    `asrkit average --best-by dev_wer` would then pick (asrkit.training.average)."""
+    from asrkit.training.average import select_checkpoints
+
+    manager = CheckpointManager(tmp_path / "checkpoints", keep_last=1, keep_best=2,
+                                best_metric="dev_wer")
+    for epoch in range(1, 5):
+        manager.save(state(epoch, 10 * epoch, dev_wer=100.0), "epoch")
+    kept = sorted(p.name for p in (tmp_path / "checkpoints").glob("epoch_*.pt"))
+    assert kept == ["epoch_3.pt", "epoch_4.pt"]
+    chosen = select_checkpoints(tmp_path, 2, "dev_wer", False, False)
+    assert [i.path.name for i in chosen] == kept
+
+
 def test_accuracy_metrics_keep_the_highest(tmp_path):
     manager = CheckpointManager(tmp_path, keep_last=1, keep_best=1, best_metric="dev_acc")
     for epoch, acc in enumerate([0.2, 0.9, 0.5], start=1):

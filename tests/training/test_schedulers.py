@@ -112,6 +112,22 @@ def test_warm_up_follows_a_short_runs_length(caplog):
     assert long.warmup_steps == 200  # a run of more than 4 x warm-up is unchanged
 
 
+def test_a_shortened_noam_warm_up_keeps_the_configured_peak(caplog):
+    """Noam's peak is factor * (d * warmup)^-0.5: cutting 25,000 warm-up updates to 1,000 for
+    a 4,000-update run must not raise it 5x; it is reached at update 1,000 instead."""
+    cfg = {"_target_": "asrkit.training.schedulers.NoamScheduler", "d_model": 256,
+           "warmup_steps": 25000, "factor": 5.0}
+    configured_peak = 5.0 * (256 * 25000) ** -0.5
+    short = build_scheduler(cfg, optimizer(), total_steps=4000, d_model=256)
+    assert short.warmup_steps == 1000 and "the same peak rate" in caplog.text
+    peak = max(short.rate(s) for s in range(1, 4001))
+    assert peak == pytest.approx(configured_peak, rel=1e-12)
+    assert short.rate(1000) == pytest.approx(configured_peak, rel=1e-12)
+    assert short.rate(4000) == pytest.approx(configured_peak * (1000 / 4000) ** 0.5, rel=1e-12)
+    long = build_scheduler(cfg, optimizer(), total_steps=200000, d_model=256)
+    assert long.factor == 5.0 and long.warmup_steps == 25000  # unchanged
+
+
 @pytest.mark.parametrize("make", [
     lambda opt: NoamScheduler(opt, d_model=64, warmup_steps=4),
     lambda opt: WarmupLinearScheduler(opt, warmup_steps=3, total_steps=12),

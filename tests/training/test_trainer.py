@@ -162,7 +162,7 @@ def test_every_scalar_term_reaches_the_log(corpus, tmp_path):
 
         trainer.model.forward = patched
 
-    run(corpus.config(tmp_path / "exp", "trainer.max_epochs=1"), patch=extra_term)
+    _, trainer = run(corpus.config(tmp_path / "exp", "trainer.max_epochs=1"), patch=extra_term)
     events = EventAccumulator(str(tmp_path / "exp" / "tensorboard"),
                               size_guidance={"images": 0, "scalars": 0})
     events.Reload()
@@ -171,6 +171,12 @@ def test_every_scalar_term_reaches_the_log(corpus, tmp_path):
             "train/grad_norm", "train/frames_per_s", "train/loss_extra", "dev/loss",
             "dev/loss_extra", "dev/wer", "dev/cer"} <= scalars
     assert events.Scalars("train/loss_extra")[0].value == pytest.approx(7.0)
+    # the rate logged with update 1 is the one it used: lr * 1/warm-up (warmup_linear; this
+    # short run's warm-up is cut to 1 update, so the peak), not update 2's (already lower)
+    first, second = events.Scalars("train/lr")[:2]
+    warmup = trainer.state.scheduler.warmup_steps
+    assert (first.step, second.step) == (1, 2) and second.value != first.value
+    assert first.value == pytest.approx(0.002 / warmup, rel=1e-6)
     images = set(events.Tags()["images"])
     assert "attention/decoder_cross/layer0" in images
     assert any(tag.startswith("attention/encoder_self/layer0_head") for tag in images)
