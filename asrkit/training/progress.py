@@ -41,10 +41,9 @@ class EpochProgress:
         self.min_interval = min_interval
         self._last_draw = 0.0
 
-    def line(self, done: int, loss: float, lr: float, frames: int) -> str:
-        """``loss``: the last log line's (NaN before the first: shown as "-"); ``frames``:
-        input frames trained on since this bar started (the rate is computed here, from
-        host-side counts, so the bar needs no device sync)."""
+    def line(self, done: int, loss: float, lr: float, frames_per_s: float) -> str:
+        """``loss`` and ``frames_per_s``: the last log line's (the bar reads nothing from the
+        device); NaN before the first, shown as "-"."""
         elapsed = time.monotonic() - self.start
         eta = eta_seconds(done - self.start_at, self.total - self.start_at, elapsed)
         eta_text = "?" if math.isnan(eta) else format_duration(eta)
@@ -52,11 +51,11 @@ class EpochProgress:
         filled = int(width * done / self.total) if self.total else width
         bar = "#" * filled + "." * (width - filled)
         loss_text = "-" if math.isnan(loss) else f"{loss:.2f}"
-        rate = frames / elapsed if elapsed > 0 else 0.0
+        rate = "-" if math.isnan(frames_per_s) else f"{frames_per_s:,.0f}"
         return (f"epoch {self.epoch}/{self.max_epochs}  [{bar}]  {done}/{self.total}  "
-                f"loss {loss_text}  lr {lr:.2e}  {rate:,.0f} frames/s  ETA {eta_text}")
+                f"loss {loss_text}  lr {lr:.2e}  {rate} frames/s  ETA {eta_text}")
 
-    def update(self, done: int, loss: float, lr: float, frames: int) -> None:
+    def update(self, done: int, loss: float, lr: float, frames_per_s: float) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
@@ -64,7 +63,7 @@ class EpochProgress:
             return
         self._last_draw = now
         columns = shutil.get_terminal_size((120, 20)).columns
-        self.stream.write("\r\033[K" + self.line(done, loss, lr, frames)[: columns - 1])
+        self.stream.write("\r\033[K" + self.line(done, loss, lr, frames_per_s)[: columns - 1])
         self.stream.flush()
 
     def close(self) -> None:

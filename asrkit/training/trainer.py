@@ -103,8 +103,8 @@ class Trainer:
         self.ctx = ctx
         self.tb: TensorBoardLogger | None = None
         self.stop = StopRequest()
-        # the last log line's loss, for the progress bar (read at log lines only)
-        self.logged = {"loss": math.nan}
+        # the last log line's loss and rate, for the progress bar (read at log lines only)
+        self.logged = {"loss": math.nan, "frames_per_s": math.nan}
 
     # ---- setup ---------------------------------------------------------------------------
     def setup(self) -> None:
@@ -321,7 +321,7 @@ class Trainer:
             if stop_pending or self._decides_at(self.step):
                 steps.settle()  # the true update count, the skips counted (a sync)
             progress.update(position, self.logged["loss"], self.state.last_lr or self.state.lr(),
-                            epoch_stats.frames * self.ctx.world_size)
+                            self.logged["frames_per_s"])
             if (interval.batches and self.step % self.tcfg["log_interval"] == 0
                     and self._log_interval(interval, grad_norm, position, total)):
                 interval = RunningMeans()
@@ -369,7 +369,8 @@ class Trainer:
         norm = float(grad_norm) if grad_norm is not None else math.nan
         values = {**means, "lr": self.state.last_lr or self.state.lr(), "grad_norm": norm,
                   **interval.rates(self.ctx.world_size)}
-        self.logged = {"loss": means.get("loss", math.nan)}
+        self.logged = {"loss": means.get("loss", math.nan),
+                       "frames_per_s": values["frames_per_s"]}
         terms = "  ".join(f"{k} {v:.4g}" for k, v in means.items())
         step_log.info("epoch %d  batch %d/%d  update %d  %s  lr %.3e  grad_norm %.3g  "
                       "%.0f frames/s", self.epoch, position, total, self.step, terms,
