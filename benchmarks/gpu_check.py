@@ -165,7 +165,7 @@ class Budget:
 def run_cell(spec: str, steps: int) -> dict:
     """One steps-table cell, in this (child) process, on cuda:0."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
+    from step_flops import count_step_flops  # run_cell runs in the script's own process
 
     from asrkit.config import compose_train_config
     from asrkit.models.build import build_model
@@ -192,8 +192,6 @@ def run_cell(spec: str, steps: int) -> dict:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    with FlopCounterMode(display=False) as counter:
-        step(model)  # the eager model: the FLOPs are the model's, whatever runs them
     for _ in range(3):  # warm-up (and the compilation)
         step(forward)
     torch.cuda.synchronize()
@@ -208,7 +206,9 @@ def run_cell(spec: str, steps: int) -> dict:
         step(forward)
         torch.cuda.synchronize()
     kernels = [e.key for e in prof.key_averages()]
-    flops = counter.get_total_flops()
+    # the eager model's FLOPs (whatever runs them), counted last: under the counter flex
+    # attention falls back to SDPA for the rest of the process (step_flops.py)
+    flops = count_step_flops(lambda: step(model))
     name = torch.cuda.get_device_name(device)
     return {"preset": preset, "mode": mode, "batch": f"{utts}x{frames}", "ms_per_step": ms,
             "frames_per_s": utts * frames / (ms / 1000), "peak_mem_gib": peak_mem,
