@@ -39,6 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("steps", "train", "ddp", "decode")
+BUNDLED_DATA = ROOT / ".gpu_bundle" / "data"
 PRESETS = ("synth/conformer", "aishell/conformer", "librispeech/conformer_l")
 MODES = ("eager", "compiled")
 # per preset: vocabulary, utterances x frames of the synthetic batch
@@ -71,6 +72,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=10, help="timed steps per cell")
     parser.add_argument("--updates", type=int, default=300, help="training updates (train)")
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/asrkit_gpu_check"))
+    parser.add_argument("--data", type=Path, default=BUNDLED_DATA if BUNDLED_DATA.is_dir()
+                        else None, help="a prepared synth corpus (train/dev/test.jsonl, "
+                        "cmvn.json of 40 bins, bpe100/; default: .gpu_bundle/data when "
+                        "benchmarks/gpu_bundle.sh made it, else one is made with espeak-ng)")
     parser.add_argument("--cell", help=argparse.SUPPRESS)  # internal: "preset|mode"
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -262,11 +267,30 @@ def asrkit(*argv: str, timeout: float, log: Path | None = None) -> subprocess.Co
     return out
 
 
+def corpus_possible(args: argparse.Namespace) -> bool:
+    """Whether the train, ddp and decode sections will have a corpus: given (--data, the
+    bundle) or made here (espeak-ng or flite installed)."""
+    return args.data is not None or any(shutil.which(tool) for tool in ("espeak-ng", "flite"))
+
+
+def steps_share(sections: list[str], with_corpus: bool) -> float:
+    """The share of the budget the steps table gets: all of it alone; 55 % beside training
+    sections that will run; 85 % when they will not (only decode.py's search benchmark,
+    about a minute, is left after it)."""
+    if sections == ["steps"]:
+        return 1.0
+    return 0.55 if with_corpus and {"train", "ddp"} & set(sections) else 0.85
+
+
 def prepare_corpus(args: argparse.Namespace, budget: Budget) -> Path | None:
-    """A synth corpus with CMVN and a bpe-100 tokenizer under the work dir (None: no espeak)."""
+    """A synth corpus with CMVN and a bpe-100 tokenizer: ``--data``, or one made under the
+    work dir (None: no espeak-ng/flite to make one)."""
+    for data in (args.data, args.work_dir / "data"):
+        if data is not None and (data / "bpe100").is_dir() and (data / "cmvn.json").is_file():
+            count = len((data / "train.jsonl").read_text().splitlines())
+            print(f"corpus: {data} ({count} training utterances)")
+            return data
     data = args.work_dir / "data"
-    if (data / "bpe100").is_dir() and (data / "cmvn.json").is_file():
-        return data
     if shutil.which("espeak-ng") is None and shutil.which("flite") is None:
         print("train: skipped: neither espeak-ng nor flite is installed (apt-get install "
               "espeak-ng), so no synth corpus can be made")
@@ -293,14 +317,21 @@ def updates_done(log_text: str) -> int:
     return max((update for update, _ in loss_curve(log_text)), default=0)
 
 
+def updates_per_epoch(log_text: str) -> int:
+    """Epoch 1's updates, as the trainer's setup line gives them (``epoch 1: N batches per
+    rank, M updates``); 0 when there is none."""
+    found = re.findall(r"epoch 1: \d+ batches per rank, (\d+) updates", log_text)
+    return int(found[-1]) if found else 0
+
+
 def train_section(args: argparse.Namespace, budget: Budget, data: Path) -> Path:
     """Train synth/conformer to at least ``args.updates`` updates: one epoch tells how many
     updates an epoch has, a rerun with more epochs resumes from it."""
     exp = args.work_dir / "exp_train"
     shutil.rmtree(exp, ignore_errors=True)
     asrkit("train", *train_overrides(data, exp, "trainer.max_epochs=1"), timeout=budget.left())
-    per_epoch = max(1, updates_done((exp / "train.log").read_text()))
-    epochs = math.ceil(args.updates / per_epoch) + 1  # the log line lands every 20 updates
+    per_epoch = max(1, updates_per_epoch((exp / "train.log").read_text()))
+    epochs = math.ceil(args.updates / per_epoch)
     asrkit("train", *train_overrides(data, exp, f"trainer.max_epochs={epochs}"),
            timeout=budget.left())
     curve = loss_curve((exp / "train.log").read_text())
@@ -312,16 +343,21 @@ def train_section(args: argparse.Namespace, budget: Budget, data: Path) -> Path:
 
 
 def ddp_section(budget: Budget, data: Path, work_dir: Path) -> None:
+    """``trainer.devices=2``: two DDP ranks on the one GPU (gloo, since NCCL takes one rank
+    per GPU; asrkit.training.distributed.distributed_backend). ``trainer.devices=1`` is a
+    single process that never touches torch.distributed, so it would check nothing of DDP;
+    two ranks run its collectives, the sharded sampler and rank 0's writing for real."""
     exp = work_dir / "exp_ddp"
     shutil.rmtree(exp, ignore_errors=True)
     start = time.perf_counter()
-    asrkit("train", *train_overrides(data, exp, "trainer.max_epochs=1", "trainer.devices=1"),
+    asrkit("train", *train_overrides(data, exp, "trainer.max_epochs=1", "trainer.devices=2"),
            timeout=budget.left())
     log = (exp / "train.log").read_text()
     processes = re.search(r"(\d+) process\(es\)", log)
-    print(f"ddp: trainer.devices=1 run finished in {time.perf_counter() - start:.0f} s, "
-          f"{updates_done(log)} updates, {processes.group(1) if processes else '?'} "
-          f"process(es); checkpoint written: {(exp / 'checkpoints').is_dir()}")
+    print(f"ddp: trainer.devices=2 (two ranks sharing the GPU) finished in "
+          f"{time.perf_counter() - start:.0f} s, {updates_per_epoch(log)} updates per rank, "
+          f"{processes.group(1) if processes else '?'} process(es); checkpoint written: "
+          f"{any((exp / 'checkpoints').glob('epoch_1.pt'))}")
 
 
 def decode_section(budget: Budget, exp: Path | None, data: Path | None) -> None:
@@ -379,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     args.work_dir.mkdir(parents=True, exist_ok=True)
     data = exp = None
     if "steps" in args.sections:
-        share = budget.left() * (0.55 if len(args.sections) > 1 else 1.0)
+        share = budget.left() * steps_share(args.sections, corpus_possible(args))
         section("steps", budget, 30, lambda: steps_section(args, budget, share))
     if {"train", "ddp", "decode"} & set(args.sections):
         data = section("corpus", budget, 60, lambda: prepare_corpus(args, budget))

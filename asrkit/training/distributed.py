@@ -5,7 +5,8 @@
     asrkit train trainer.devices=4 ...      # 4 local ranks started by asrkit (launch_local)
 
 Each process reads its place from torchrun's environment (``RANK``, ``WORLD_SIZE``,
-``LOCAL_RANK``) and joins the process group with NCCL on GPUs or gloo on CPUs. Without those
+``LOCAL_RANK``) and joins the process group with NCCL on GPUs or gloo on CPUs (and on GPUs
+shared by several ranks, ``distributed_backend``). Without those
 variables the run is a single process and nothing here touches torch.distributed. Rank 0
 alone logs and writes files; the others wait for it at barriers.
 
@@ -76,13 +77,22 @@ def init_distributed(requested_device: str = "auto", timeout_minutes: float = 60
     device = select_device(requested_device, local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    backend = "nccl" if device.type == "cuda" else "gloo"
+    backend = distributed_backend(device, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
     if not dist.is_initialized():
         dist.init_process_group(backend, rank=rank, world_size=world,
                                 timeout=timedelta(minutes=timeout_minutes),
-                                device_id=device if device.type == "cuda" else None)
+                                device_id=device if backend == "nccl" else None)
     host_group = dist.new_group(backend="gloo") if backend == "nccl" else None
     return DistributedContext(rank, world, local_rank, device, host_group)
+
+
+def distributed_backend(device: torch.device, local_ranks: int) -> str:
+    """NCCL when each local rank has a GPU of its own; gloo on CPUs, and when ranks share a
+    GPU (NCCL refuses two ranks on one device): slower, but DDP's logic runs the same, so a
+    machine with one GPU can check a multi-rank run (benchmarks/gpu_check.py's ddp)."""
+    if device.type != "cuda" or local_ranks > torch.cuda.device_count():
+        return "gloo"
+    return "nccl"
 
 
 def barrier(ctx: DistributedContext) -> None:

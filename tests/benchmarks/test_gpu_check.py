@@ -119,3 +119,35 @@ def test_help_runs_from_the_shell_script():
     out = subprocess.run(["bash", str(ROOT / "benchmarks/gpu_check.sh"), "--help"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
     assert out.returncode == 0 and "--peak-tflops" in out.stdout
+
+
+def test_updates_per_epoch_come_from_the_setup_line():
+    """The trainer's own setup line, not the last periodic log line (a multiple of 20: a
+    58-update epoch read as 40, so the run trained half as many epochs more than needed)."""
+    from asrkit.training import setup_log
+
+    source = Path(setup_log.__file__).read_text()
+    assert "epoch 1: %d batches per rank, %d updates" in source  # the line parsed below
+    log = ("INFO train: 304 utterances; epoch 1: 58 batches per rank, 58 updates (accum_grad "
+           "1; later epochs may differ by a few batches); dev: 32 utterances\n"
+           "INFO epoch 1  batch 40/58  update 40  loss 120.3  lr 1.000e-03  grad_norm 3  10 "
+           "frames/s\n")
+    assert gpu_check.updates_per_epoch(log) == 58 and gpu_check.updates_done(log) == 40
+    assert gpu_check.updates_per_epoch("no setup line") == 0
+
+
+def test_the_steps_table_takes_what_the_training_sections_will_not_use():
+    every = list(gpu_check.SECTIONS)
+    assert gpu_check.steps_share(["steps"], True) == 1.0
+    assert gpu_check.steps_share(every, True) == 0.55
+    assert gpu_check.steps_share(every, False) == 0.85  # no corpus: train and ddp skip
+    assert gpu_check.steps_share(["steps", "decode"], True) == 0.85
+
+
+def test_a_bundled_corpus_is_the_default_data(tmp_path, monkeypatch):
+    monkeypatch.setattr(gpu_check, "BUNDLED_DATA", tmp_path / "missing")
+    assert gpu_check.parse_args([]).data is None
+    monkeypatch.setattr(gpu_check, "BUNDLED_DATA", tmp_path)
+    args = gpu_check.parse_args([])
+    assert args.data == tmp_path and gpu_check.corpus_possible(args)
+    assert gpu_check.parse_args(["--data", str(tmp_path / "x")]).data == tmp_path / "x"

@@ -14,6 +14,7 @@ import weakref
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -237,3 +238,15 @@ def test_a_nan_loss_on_one_rank_skips_the_update_on_both(corpus, tmp_path):
     assert [r["status"] for r in out] == [0, 0]
     assert out[0]["step"] == out[1]["step"] == 4  # 5 updates less the skipped one
     assert out[0]["counters"]["nan_skipped"] == out[1]["counters"]["nan_skipped"] == 1
+
+
+@pytest.mark.parametrize("device, ranks, gpus, backend", [
+    ("cpu", 2, 0, "gloo"), ("cuda:0", 1, 1, "nccl"), ("cuda:1", 2, 2, "nccl"),
+    ("cuda:0", 2, 1, "gloo"),  # two ranks on one GPU: NCCL would refuse the duplicate device
+    ("cuda:1", 8, 4, "gloo"),
+])
+def test_ranks_sharing_a_gpu_use_gloo(monkeypatch, device, ranks, gpus, backend):
+    from asrkit.training.distributed import distributed_backend
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    assert distributed_backend(torch.device(device), ranks) == backend
