@@ -13,10 +13,13 @@ share of the time budget (what does not fit prints ``skipped``):
    FLOPs / time / the GPU's dense bf16 peak (a table by device name, or ``--peak-tflops``),
    and the attention kernels that ran (CUDA kernel names from torch.profiler). Each cell is
    a subprocess of its own (its own peak memory; a crash or a hung compile costs one cell).
-2. ``train``: a synth corpus (``asrkit prepare synth``; skipped with a line if espeak-ng is
+2. ``train``: a synth corpus (``--data``, by default the one benchmarks/gpu_bundle.sh put in
+   .gpu_bundle/data; else ``asrkit prepare synth``, skipped with a line if espeak-ng is
    missing), then ``asrkit train`` of synth/conformer for at least 300 updates: the logged
    training loss must fall.
-3. ``ddp``: ``asrkit train ... trainer.devices=1`` on that corpus, a short run.
+3. ``ddp``: ``asrkit train ... trainer.devices=2`` on that corpus, one epoch: two DDP ranks
+   sharing the one GPU (gloo), so that DDP's collectives actually run (``devices=1`` is a
+   single process).
 4. ``decode``: ``asrkit decode`` of the trained model with every search method in fp32 and
    in bf16 (``precision=bf16``; RTF, WER), and the batched-vs-reference search benchmark
    (benchmarks/decode.py, both precisions) on the GPU.
