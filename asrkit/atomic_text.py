@@ -8,6 +8,7 @@ line by line as they are written)."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 
@@ -17,6 +18,18 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     try:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
+    except OSError as e:  # a full disk: the error names no file
+        raise write_error(path, e) from None
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_error(path: Path, error: BaseException) -> OSError:
+    """One OSError naming the file that could not be written and the free space left."""
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 2**20:,.0f} MiB free there"
+    except OSError:
+        free = "free space unknown"
+    reason = getattr(error, "strerror", None) or str(error).strip().splitlines()[0]
+    return OSError(f"{path}: could not be written ({free}): {reason}")

@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from asrkit.atomic_text import write_error
+
 HASH_SUFFIX = ".sha256"
 
 
@@ -89,6 +91,8 @@ def atomic_save(obj: dict[str, Any], path: str | Path) -> Path:
             os.fsync(f.fileno())
         digest = file_sha256(tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # a full disk: torch.save's own error names no file
+        raise write_error(path, e) from None
     finally:
         tmp.unlink(missing_ok=True)
     _write_atomic(hash_path(path), lambda f: f.write(f"{digest}  {path.name}\n".encode()))

@@ -1,0 +1,57 @@
+"""A full disk while writing: one line naming the file and the free space, nothing left
+half-written, and what was there before kept (the write goes to a temporary name first)."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import pytest
+import torch
+
+from asrkit.atomic_text import write_text_atomic
+from asrkit.checkpoint_io import atomic_save
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_checkpoint_that_does_not_fit_names_its_file(tmp_path, monkeypatch):
+    path = atomic_save({"w": torch.ones(3)}, tmp_path / "epoch_1.pt")
+    before = path.read_bytes()
+    # what torch.save raises when the disk fills up mid-file
+    monkeypatch.setattr(torch, "save", lambda *a, **k: (_ for _ in ()).throw(
+        RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")))
+    with pytest.raises(OSError, match=rf"^{path}: could not be written \(.* MiB free there\): "
+                                      r"\[enforce fail"):
+        atomic_save({"w": torch.zeros(3)}, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_1.pt", "epoch_1.pt.sha256"]
+
+
+def test_a_text_file_that_does_not_fit_names_its_file(tmp_path, monkeypatch):
+    path = write_text_atomic(tmp_path / "results.md", "old\n")
+    monkeypatch.setattr(Path, "write_text", _disk_full)
+    with pytest.raises(OSError, match=rf"^{path}: could not be written \(.*\): No space left"):
+        write_text_atomic(path, "new\n")
+    monkeypatch.undo()
+    assert path.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["results.md"]
+
+
+def test_training_stops_with_one_line_naming_the_checkpoint(corpus, tmp_path, monkeypatch):
+    """Exit 1 and one ERROR line in train.log (and on stderr), where torch's own error named
+    no file and escaped as a traceback."""
+    from asrkit.training.run import run_training
+
+    config = corpus.config(tmp_path / "exp", "trainer.max_epochs=1", "trainer.tensorboard=false")
+    monkeypatch.setattr(torch, "save", lambda *a, **k: (_ for _ in ()).throw(
+        RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1 vs 0")))
+    assert run_training(config) == 1
+    errors = [line for line in (tmp_path / "exp" / "train.log").read_text().splitlines()
+              if " ERROR " in line]
+    checkpoint = tmp_path / "exp" / "checkpoints" / "epoch_1.pt"
+    assert len(errors) == 1 and errors[0].endswith(
+        "MiB free there): [enforce fail at inline_container.cc:672] . unexpected pos 1 vs 0")
+    assert f"ERROR asrkit train: {checkpoint}: could not be written (" in errors[0]
+    assert not any((tmp_path / "exp" / "checkpoints").iterdir())
