@@ -31,5 +31,9 @@ def write_error(path: Path, error: BaseException) -> OSError:
         free = f"{shutil.disk_usage(path.parent).free / 2**20:,.0f} MiB free there"
     except OSError:
         free = "free space unknown"
-    reason = getattr(error, "strerror", None) or str(error).strip().splitlines()[0]
-    return OSError(f"{path}: could not be written ({free}): {reason}")
+    reason = getattr(error, "strerror", None) or \
+        (str(error).strip().splitlines() or [type(error).__name__])[0]
+    kind = type(error) if isinstance(error, OSError) else OSError  # FileNotFoundError stays one
+    wrapped = kind(f"{path}: could not be written ({free}): {reason}")
+    wrapped.errno = getattr(error, "errno", None)
+    return wrapped

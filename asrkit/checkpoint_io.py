@@ -41,6 +41,8 @@ def load_file(path: str | Path, mmap: bool = False) -> Any:
     memory-mapped where the file's format allows, so that reading the metadata does not
     read them); one CorruptCheckpointError naming the file when it does not load. The
     content hash is the caller's to check (``verify``)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
     try:
         if mmap:
             try:
@@ -49,7 +51,9 @@ def load_file(path: str | Path, mmap: bool = False) -> Any:
                 pass
         return torch.load(path, map_location="cpu", weights_only=True)
     except UNREADABLE as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if isinstance(e, (KeyError, IndexError)) or not first:  # their text alone says little
+            first = f"{type(e).__name__}{': ' + first if first else ''}"
         raise CorruptCheckpointError(f"{path}: corrupt or unreadable checkpoint ({first})") \
             from None
 

@@ -270,10 +270,17 @@ def asrkit(*argv: str, timeout: float, log: Path | None = None) -> subprocess.Co
     return out
 
 
+def complete_corpus(data: Path | None) -> bool:
+    """A prepared corpus as the training sections use it: manifests, CMVN, tokenizer."""
+    return data is not None and all((data / name).exists() for name in
+                                    ("train.jsonl", "dev.jsonl", "test.jsonl", "cmvn.json",
+                                     "bpe100"))
+
+
 def corpus_possible(args: argparse.Namespace) -> bool:
-    """Whether the train, ddp and decode sections will have a corpus: given (--data, the
-    bundle) or made here (espeak-ng or flite installed)."""
-    return args.data is not None or any(shutil.which(tool) for tool in ("espeak-ng", "flite"))
+    """Whether the train, ddp and decode sections will have a corpus: given complete (--data,
+    the bundle) or made here (espeak-ng or flite installed)."""
+    return complete_corpus(args.data) or any(shutil.which(tool) for tool in ("espeak-ng", "flite"))
 
 
 def steps_share(sections: list[str], with_corpus: bool) -> float:
@@ -288,8 +295,11 @@ def steps_share(sections: list[str], with_corpus: bool) -> float:
 def prepare_corpus(args: argparse.Namespace, budget: Budget) -> Path | None:
     """A synth corpus with CMVN and a bpe-100 tokenizer: ``--data``, or one made under the
     work dir (None: no espeak-ng/flite to make one)."""
+    if args.data is not None and not complete_corpus(args.data):
+        print(f"corpus: --data {args.data} lacks train/dev/test.jsonl, cmvn.json or bpe100/: "
+              f"not used")
     for data in (args.data, args.work_dir / "data"):
-        if data is not None and (data / "bpe100").is_dir() and (data / "cmvn.json").is_file():
+        if complete_corpus(data):
             count = len((data / "train.jsonl").read_text().splitlines())
             print(f"corpus: {data} ({count} training utterances)")
             return data
@@ -334,7 +344,8 @@ def train_section(args: argparse.Namespace, budget: Budget, data: Path) -> Path:
     shutil.rmtree(exp, ignore_errors=True)
     asrkit("train", *train_overrides(data, exp, "trainer.max_epochs=1"), timeout=budget.left())
     per_epoch = max(1, updates_per_epoch((exp / "train.log").read_text()))
-    epochs = math.ceil(args.updates / per_epoch)
+    # later epochs may have a few batches fewer than epoch 1: a 5 % margin
+    epochs = math.ceil(1.05 * args.updates / per_epoch)
     asrkit("train", *train_overrides(data, exp, f"trainer.max_epochs={epochs}"),
            timeout=budget.left())
     curve = loss_curve((exp / "train.log").read_text())

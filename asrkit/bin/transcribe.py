@@ -185,6 +185,7 @@ def main(argv: list[str]) -> int:
 
 def _transcribe_streaming(args: argparse.Namespace, paths: list[Path]) -> int:
     """``--streaming``: each file through a StreamingRecognizer, partial texts on stderr."""
+    from asrkit.checkpoint_io import CorruptCheckpointError
     from asrkit.inference.exported_dir import ExportedDir
     from asrkit.inference.progress import summary_line
     from asrkit.inference.streaming_search import STREAMING_METHODS
@@ -206,6 +207,8 @@ def _transcribe_streaming(args: argparse.Namespace, paths: list[Path]) -> int:
         recognizer = load_streaming(args.model, args.checkpoint, args.device, args.trust_module,
                                     args.method, rescore=args.rescore, ctc_weight=args.ctc_weight,
                                     **{k: v for k, v in given.items() if v is not None})
+    except CorruptCheckpointError as e:  # the file, not the command (as offline)
+        return _fail(one_line(e), 1)
     except (ConfigError, FileNotFoundError, ValueError) as e:
         return _fail(one_line(e), 2)
     except (OSError, RuntimeError) as e:

@@ -99,7 +99,8 @@ def read_info(path: Path) -> CheckpointInfo | None:
         return CheckpointInfo(path, match.group(1), int(ckpt["step"]), int(ckpt["epoch"]),
                               bool(ckpt.get("epoch_complete", match.group(1) == "epoch")),
                               dict(ckpt.get("metrics", {})), bool(ckpt.get("interrupted")))
-    except (CorruptCheckpointError, KeyError, TypeError, ValueError) as e:  # or foreign
+    except (CorruptCheckpointError, OSError, KeyError, TypeError, ValueError) as e:  # foreign,
+        # or gone since the directory was listed
         log.warning("checkpoint %s is not readable, ignored (%s: %s)", path, type(e).__name__, e)
         return None
 

@@ -77,7 +77,7 @@ def init_distributed(requested_device: str = "auto", timeout_minutes: float = 60
     device = select_device(requested_device, local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    backend = distributed_backend(device, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
+    backend = distributed_backend(device, int(os.environ.get("LOCAL_WORLD_SIZE") or 0))
     if not dist.is_initialized():
         dist.init_process_group(backend, rank=rank, world_size=world,
                                 timeout=timedelta(minutes=timeout_minutes),
@@ -89,8 +89,14 @@ def init_distributed(requested_device: str = "auto", timeout_minutes: float = 60
 def distributed_backend(device: torch.device, local_ranks: int) -> str:
     """NCCL when each local rank has a GPU of its own; gloo on CPUs, and when ranks share a
     GPU (NCCL refuses two ranks on one device): slower, but DDP's logic runs the same, so a
-    machine with one GPU can check a multi-rank run (benchmarks/gpu_check.py's ddp)."""
-    if device.type != "cuda" or local_ranks > torch.cuda.device_count():
+    machine with one GPU can check a multi-rank run (benchmarks/gpu_check.py's ddp).
+    ``local_ranks``: the ranks on this machine (torchrun's ``LOCAL_WORLD_SIZE``; 0 when a
+    launcher does not say: one rank per GPU is assumed)."""
+    if device.type != "cuda":
+        return "gloo"
+    if local_ranks > torch.cuda.device_count():
+        print(f"asrkit: {local_ranks} ranks share {torch.cuda.device_count()} GPU(s): DDP over "
+              f"gloo (NCCL takes one rank per GPU; slower)", file=sys.stderr, flush=True)
         return "gloo"
     return "nccl"
 

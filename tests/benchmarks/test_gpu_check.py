@@ -148,6 +148,11 @@ def test_a_bundled_corpus_is_the_default_data(tmp_path, monkeypatch):
     monkeypatch.setattr(gpu_check, "BUNDLED_DATA", tmp_path / "missing")
     assert gpu_check.parse_args([]).data is None
     monkeypatch.setattr(gpu_check, "BUNDLED_DATA", tmp_path)
+    monkeypatch.setattr(gpu_check.shutil, "which", lambda tool: None)  # no espeak-ng, flite
     args = gpu_check.parse_args([])
-    assert args.data == tmp_path and gpu_check.corpus_possible(args)
+    assert args.data == tmp_path and not gpu_check.corpus_possible(args)  # still empty
+    for name in ("train.jsonl", "dev.jsonl", "test.jsonl", "cmvn.json"):
+        (tmp_path / name).write_text("")
+    (tmp_path / "bpe100").mkdir()
+    assert gpu_check.corpus_possible(args)
     assert gpu_check.parse_args(["--data", str(tmp_path / "x")]).data == tmp_path / "x"

@@ -258,6 +258,7 @@ def test_ddp_rank_counts_failures_against_its_own_share(tmp_path):
     manifest, tok = make_corpus(tmp_path, corrupt={1})
     whole = build_loader(manifest, tok, data_cfg(max_fail_fraction=0.05), train=False)
     assert len([i for b in whole for i in b["ids"]]) == 23
+    raised = []
     for rank in (0, 1):
         loader = build_loader(manifest, tok, data_cfg(max_fail_fraction=0.05), train=False,
                               rank=rank, world_size=2)
@@ -267,5 +268,7 @@ def test_ddp_rank_counts_failures_against_its_own_share(tmp_path):
             with pytest.raises(LoadFailureError,
                                match=rf"1 of the {share} utterances rank {rank} loads failed"):
                 list(loader)
+            raised.append(rank)
         else:
             assert len([i for b in loader for i in b["ids"]]) == share
+    assert len(raised) == 1  # u01 is in exactly one rank's share

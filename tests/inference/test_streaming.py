@@ -292,3 +292,24 @@ def test_decoding_chunk_size_is_checked(streaming_exp, synth_dir):
         make_plan([*base, "decoding_chunk_size=-2"])
     with pytest.raises(ConfigError, match="num_decoding_left_chunks"):
         make_plan([*base, "num_decoding_left_chunks=-3"])
+
+
+def test_a_corrupt_checkpoint_fails_like_offline(streaming_exp, synth_dir, tmp_path, capsys):
+    """A checkpoint whose bytes differ from its hash: exit 1 (the file, not the command),
+    streamed or not."""
+    import shutil
+
+    from asrkit.checkpoint_io import atomic_save
+
+    exp = tmp_path / "exp"
+    shutil.copytree(streaming_exp, exp)
+    checkpoint = atomic_save(torch.load(exp / "checkpoints" / "last.pt", weights_only=True),
+                             exp / "checkpoints" / "epoch_1.pt")  # with its content hash
+    data = bytearray(checkpoint.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 64] = bytes(64)
+    checkpoint.write_bytes(bytes(data))
+    audio = read_manifest(synth_dir / "test.jsonl")[0].audio
+    for streaming in ([], ["--streaming"]):
+        status = transcribe_main([str(exp), audio, "--checkpoint", str(checkpoint), *streaming])
+        err = capsys.readouterr().err
+        assert status == 1 and "corrupt checkpoint" in err and len(err.splitlines()) == 1

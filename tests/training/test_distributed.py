@@ -244,6 +244,7 @@ def test_a_nan_loss_on_one_rank_skips_the_update_on_both(corpus, tmp_path):
     ("cpu", 2, 0, "gloo"), ("cuda:0", 1, 1, "nccl"), ("cuda:1", 2, 2, "nccl"),
     ("cuda:0", 2, 1, "gloo"),  # two ranks on one GPU: NCCL would refuse the duplicate device
     ("cuda:1", 8, 4, "gloo"),
+    ("cuda:3", 0, 8, "nccl"),  # a launcher that does not say how many ranks are local
 ])
 def test_ranks_sharing_a_gpu_use_gloo(monkeypatch, device, ranks, gpus, backend):
     from asrkit.training.distributed import distributed_backend
