@@ -21,7 +21,7 @@ token_type=char
 vocab_size=0
 experiment=aishell/conformer
 exp=aishell_conformer
-avg_num=10   # the last 10 epochs (trainer.keep_last keeps 10)
+avg_num=20   # the last 20 epochs, as WeNet (the preset keeps 20: trainer.keep_last)
 methods="ctc_greedy ctc_prefix_beam attention attention_rescoring"
 . "$root/tools/parse_options.sh"
 . "$root/tools/stage.sh"
