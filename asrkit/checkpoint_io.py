@@ -58,6 +58,17 @@ def load_file(path: str | Path, mmap: bool = False) -> Any:
             from None
 
 
+def load_verified(path: str | Path) -> Any:
+    """``load_file`` of a checkpoint whose bytes match its recorded hash: one that differs is
+    a CorruptCheckpointError naming it (one without a hash file loads unverified)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    if verify(path) is False:
+        raise CorruptCheckpointError(f"{path}: corrupt checkpoint (its content differs from "
+                                     f"its recorded hash {hash_path(path).name})")
+    return load_file(path)
+
+
 def hash_path(path: str | Path) -> Path:
     path = Path(path)
     return path.with_name(path.name + HASH_SUFFIX)

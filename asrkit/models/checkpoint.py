@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from asrkit.checkpoint_io import CorruptCheckpointError, hash_path, load_file, verify
+from asrkit.checkpoint_io import load_verified
 from asrkit.models.asr_model import ASRModel
 from asrkit.models.build import build_model
 from asrkit.models.trusted_targets import check_trusted
@@ -27,13 +27,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint dict; raises ValueError naming the file if it is not one of ours, and
     CorruptCheckpointError (a ValueError) if its bytes differ from its recorded hash
     (asrkit.checkpoint_io; a file without a hash file loads unverified)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    if verify(path) is False:
-        raise CorruptCheckpointError(f"{path}: corrupt checkpoint (its content differs from "
-                                     f"its recorded hash {hash_path(path).name})")
-    checkpoint = load_file(path)
+    checkpoint = load_verified(path)
     if not isinstance(checkpoint, dict) or "model" not in checkpoint or "config" not in checkpoint:
         raise ValueError(f"{path}: not an asrkit checkpoint (needs 'model' and 'config' entries)")
     return checkpoint

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from asrkit.checkpoint_io import CorruptCheckpointError, load_file, verify
+from asrkit.checkpoint_io import CorruptCheckpointError, load_verified
 from asrkit.models.checkpoint import read_checkpoint
 from asrkit.training.checkpoint import newest_checkpoint
 from asrkit.training.distributed import DistributedContext
@@ -90,10 +90,10 @@ def load_training_state(path: Path) -> dict[str, Any]:
     """The checkpoint dict; a file that does not load or differs from its recorded hash is
     one CorruptCheckpointError naming it, and so is one that is not a training checkpoint
     (an averaged model, a bare state dict: no optimiser state to continue from)."""
-    if verify(path) is False:
-        raise CorruptCheckpointError(f"{path}: corrupt checkpoint (its content differs from "
-                                     f"its recorded hash); resume from another one")
-    ckpt = load_file(path)
+    try:
+        ckpt = load_verified(path)
+    except CorruptCheckpointError as e:
+        raise CorruptCheckpointError(f"{e}; resume from another one") from None
     missing = [key for key in TRAINING_KEYS if not isinstance(ckpt, dict) or key not in ckpt]
     if missing:
         raise CorruptCheckpointError(
