@@ -230,7 +230,7 @@ def _fail(message: str, status: int) -> int:
 
 def _report(reason: str) -> None:
     """A file that failed: one line on stderr, the run goes on."""
-    print(f"asrkit transcribe: {reason}", file=sys.stderr)
+    _fail(reason, 1)
 
 
 def _check_numbers(args: argparse.Namespace) -> None:

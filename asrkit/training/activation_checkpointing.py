@@ -22,12 +22,11 @@ from torch.utils.checkpoint import checkpoint
 
 
 class _KeepRunningStats:
-    """Around the recompute: the running statistics of ``layer``'s batch norms as they were
-    before it, restored after it."""
+    """Around the recompute: the running statistics of the batch norms ``norms`` as they
+    were before it, restored after it."""
 
-    def __init__(self, layer: nn.Module) -> None:
-        self.norms = [m for m in layer.modules()
-                      if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats]
+    def __init__(self, norms: list[nn.Module]) -> None:
+        self.norms = norms
         self.saved: list[list[torch.Tensor]] = []
 
     def __enter__(self) -> None:
@@ -47,11 +46,12 @@ class _KeepRunningStats:
 
 
 def _checkpointed(forward: Any, layer: nn.Module) -> Any:
-    has_norms = bool(_KeepRunningStats(layer).norms)
+    norms = [m for m in layer.modules()
+             if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats]
 
     def contexts() -> tuple[Any, Any]:
-        recompute = _KeepRunningStats(layer) if has_norms else contextlib.nullcontext()
-        return contextlib.nullcontext(), recompute
+        return contextlib.nullcontext(), (_KeepRunningStats(norms) if norms
+                                          else contextlib.nullcontext())
 
     def run(*args: Any, **kwargs: Any) -> Any:
         if torch.is_grad_enabled():

@@ -33,7 +33,7 @@ import torch
 
 from asrkit.checkpoint_io import CorruptCheckpointError, atomic_save, load_file, verify
 from asrkit.experiment_dir import ExperimentDir
-from asrkit.training.checkpoint import CheckpointInfo, list_checkpoints, metric_is_higher_better
+from asrkit.training.checkpoint import CheckpointInfo, best_first, list_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +82,7 @@ def select_checkpoints(exp_dir: str | Path, num: int, best_by: str | None = None
                         "consecutive (the others were pruned: trainer.keep_last, keep_best)",
                         num, num, ", ".join(map(str, numbers)))
         return chosen
-    sign = -1.0 if metric_is_higher_better(best_by) else 1.0
-    ranked = sorted(pool, key=lambda i: (sign * i.metrics[best_by], -i.step))
-    return sorted(ranked[:num], key=lambda i: i.step)
+    return sorted(best_first(pool, best_by)[:num], key=lambda i: i.step)
 
 
 def _sound_epochs(directory: Path, skip_corrupt: bool) -> list[CheckpointInfo]:

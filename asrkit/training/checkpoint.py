@@ -158,6 +158,14 @@ def metric_is_higher_better(metric: str) -> bool:
     return "acc" in metric
 
 
+def best_first(infos: list[CheckpointInfo], metric: str) -> list[CheckpointInfo]:
+    """The checkpoints holding ``metric``, best first, ties to the newer (retention and
+    `asrkit average --best-by` rank alike)."""
+    scored = [i for i in infos if isinstance(i.metrics.get(metric), (int, float))]
+    sign = -1 if metric_is_higher_better(metric) else 1
+    return sorted(scored, key=lambda i: (sign * i.metrics[metric], -i.step))
+
+
 class CheckpointManager:
     """Writes epoch/step checkpoints into ``directory`` and prunes old ones (rank 0 only)."""
 
@@ -184,11 +192,7 @@ class CheckpointManager:
         steps = [i for i in infos if i.kind == "step"]
         keep = {i.path for i in epochs[-self.keep_last:]} if self.keep_last > 0 else set()
         keep |= {i.path for i in steps[-self.keep_last:]} if self.keep_last > 0 else set()
-        scored = [i for i in epochs if isinstance(i.metrics.get(self.best_metric), (int, float))]
-        sign = -1 if metric_is_higher_better(self.best_metric) else 1
-        # best first, ties to the newer epoch (as `asrkit average --best-by` ranks them)
-        scored.sort(key=lambda i: (sign * i.metrics[self.best_metric], -i.step))
-        keep |= {i.path for i in scored[: self.keep_best]}
+        keep |= {i.path for i in best_first(epochs, self.best_metric)[: self.keep_best]}
         if epochs:  # a stop's checkpoint is stale once an epoch checkpoint is newer
             keep -= {i.path for i in steps if i.interrupted and i.step <= epochs[-1].step}
         newest = infos[-1].path if infos else None
