@@ -40,6 +40,11 @@ import sys
 import time
 from pathlib import Path
 
+if __package__:  # imported as benchmarks.gpu_check (the tests)
+    from benchmarks.step_flops import peak_tflops_for
+else:  # run as a script: benchmarks/ is on the path
+    from step_flops import peak_tflops_for
+
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("steps", "train", "ddp", "decode")
 BUNDLED_DATA = ROOT / ".gpu_bundle" / "data"
@@ -48,11 +53,6 @@ MODES = ("eager", "compiled")
 # per preset: vocabulary, utterances x frames of the synthetic batch
 CELL_SHAPES = {"synth/conformer": (100, 64, 400), "aishell/conformer": (4233, 64, 600),
                "librispeech/conformer_l": (5000, 48, 1500)}
-# dense bf16 peak, TFLOP/s (data sheets; SXM parts); the first name contained in the
-# device name wins, so longer names come first
-PEAK_BF16_TFLOPS = (("H200", 989.0), ("H100 PCIe", 756.0), ("H100", 989.0), ("GH200", 989.0),
-                    ("B200", 2250.0), ("A100", 312.0), ("L40S", 362.0), ("L4", 121.0),
-                    ("A10", 125.0), ("RTX 4090", 165.0), ("RTX 3090", 71.0), ("V100", 125.0))
 # CUDA kernel-name fragments -> attention kernel class, in this order (cuDNN's attention
 # kernels have "flash" in their names too; conv kernels may say "cudnn")
 KERNEL_CLASSES = (("flex", ("flex",), ()),
@@ -92,12 +92,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      f"{', '.join(CELL_SHAPES)})")
     args.sections = sections
     return args
-
-
-def peak_tflops_for(device_name: str, override: float | None = None) -> float | None:
-    if override:
-        return override
-    return next((tflops for name, tflops in PEAK_BF16_TFLOPS if name in device_name), None)
 
 
 def mfu(flops_per_step: float, ms_per_step: float, peak_tflops: float | None) -> float | None:

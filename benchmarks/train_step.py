@@ -49,16 +49,12 @@ from pathlib import Path
 import torch
 
 if __package__:  # imported as benchmarks.train_step (the tests)
-    from benchmarks.step_flops import count_step_flops
+    from benchmarks.step_flops import count_step_flops, peak_tflops_for
 else:  # run as a script: benchmarks/ is on the path
-    from step_flops import count_step_flops
+    from step_flops import count_step_flops, peak_tflops_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PRESETS = ("synth/transformer", "synth/conformer", "aishell/conformer")
-# dense bf16 tensor-core peak, TFLOP/s (vendor data sheets)
-# (the first name contained in the device name wins, so longer names come first)
-PEAK_BF16_TFLOPS = {"H200": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "A100": 312.0,
-                    "L40S": 362.0, "A10": 125.0, "RTX 4090": 165.0, "RTX 3090": 71.0}
 # op names (without "aten::") -> the category a profile line counts toward; a name ending in
 # "*" is a prefix
 OP_CATEGORIES = {
@@ -89,8 +85,7 @@ def peak_tflops(device: torch.device, override: float | None) -> float | None:
         return override
     if device.type != "cuda":
         return None
-    name = torch.cuda.get_device_name(device)
-    return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+    return peak_tflops_for(torch.cuda.get_device_name(device))
 
 
 def op_category(name: str) -> str:
