@@ -320,10 +320,6 @@ def train_overrides(data: Path, exp: Path, *extra: str) -> list[str]:
             "trainer.num_attention_images=0", "trainer.progress_bar=false", *extra]
 
 
-def updates_done(log_text: str) -> int:
-    return max((update for update, _ in loss_curve(log_text)), default=0)
-
-
 def updates_per_epoch(log_text: str) -> int:
     """Epoch 1's updates, as the trainer's setup line gives them (``epoch 1: N batches per
     rank, M updates``); 0 when there is none."""
