@@ -320,7 +320,7 @@ class Trainer:
                 grad_norm = steps.update()
             if stop_pending or self._decides_at(self.step):
                 steps.settle()  # the true update count, the skips counted (a sync)
-            progress.update(position, self.logged["loss"], self.state.last_lr or self.state.lr(),
+            progress.update(position, self.logged["loss"], self.state.logged_lr(),
                             self.logged["frames_per_s"])
             if (interval.batches and self.step % self.tcfg["log_interval"] == 0
                     and self._log_interval(interval, grad_norm, position, total)):
@@ -367,7 +367,7 @@ class Trainer:
         if not means:
             return False
         norm = float(grad_norm) if grad_norm is not None else math.nan
-        values = {**means, "lr": self.state.last_lr or self.state.lr(), "grad_norm": norm,
+        values = {**means, "lr": self.state.logged_lr(), "grad_norm": norm,
                   **interval.rates(self.ctx.world_size)}
         self.logged = {"loss": means.get("loss", math.nan),
                        "frames_per_s": values["frames_per_s"]}

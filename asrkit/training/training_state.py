@@ -46,6 +46,10 @@ class TrainingState:
         """The rate the next update will use (the schedule has stepped past the last one)."""
         return float(self.optimizer.param_groups[0]["lr"])
 
+    def logged_lr(self) -> float:
+        """The rate of the last update (before any: the first update's), as logged."""
+        return self.lr() if self.last_lr is None else self.last_lr
+
     def start_clock(self) -> None:
         self.start_time = time.monotonic()
 
