@@ -2,7 +2,10 @@
 
 CTC needs at least one encoder frame per token, so utterances whose token count exceeds
 their encoder frame count are dropped, as are those outside [min_duration, max_duration]
-and those whose text tokenizes to nothing. The encoder frame count is a lower bound, so
+and those whose text tokenizes to nothing. A model without CTC (a transducer alone, which
+can emit several tokens on one frame) still needs one encoder frame (Graves 2012: the last
+blank is emitted from frame T), so utterances too short for any are dropped whatever the
+model (``frame_per_token=False`` keeps only that check). The encoder frame count is a lower bound, so
 that no kept utterance is unalignable in any epoch: the utterance played at the fastest
 speed-perturbation factor, then the encoder's own ``output_lengths`` (the encoder contract,
 asrkit.models.encoder_interface; e.g. 98 fbank frames give 23 after a conv2d 4x stack, not
@@ -27,6 +30,7 @@ TOO_SHORT = "shorter than min_duration"
 TOO_LONG = "longer than max_duration"
 NO_TOKENS = "no tokens after tokenization"
 TOO_MANY_TOKENS = "more tokens than frames after subsampling"
+NO_FRAMES = "no encoder frame after subsampling"
 
 
 # (batch,) input frames -> (batch,) encoder frames: an encoder's ``output_lengths``
@@ -42,11 +46,14 @@ def filter_utterances(
     output_lengths: OutputLengths | None = None,
     fastest_speed: float = 1.0,
     name: str = "data",
+    frame_per_token: bool = True,
 ) -> tuple[list[int], Counter]:
     """Indices of the utterances to keep, and how many were dropped for each reason.
 
     `output_lengths` is the encoder's (input frames -> encoder frames, batched);
-    `fastest_speed` the largest speed-perturbation factor (1.0 without perturbation).
+    `fastest_speed` the largest speed-perturbation factor (1.0 without perturbation);
+    `frame_per_token`: whether every token needs an encoder frame of its own (CTC), else
+    only one frame is required.
     """
     keep, dropped = [], Counter()
     encoder_frames = _encoder_frames(utterances, extractor, output_lengths, fastest_speed)
@@ -57,7 +64,10 @@ def filter_utterances(
             dropped[TOO_LONG] += 1
         elif not tokens:
             dropped[NO_TOKENS] += 1
-        elif encoder_frames is not None and len(tokens) > encoder_frames[index]:
+        elif encoder_frames is not None and encoder_frames[index] == 0:
+            dropped[NO_FRAMES] += 1
+        elif (frame_per_token and encoder_frames is not None
+              and len(tokens) > encoder_frames[index]):
             dropped[TOO_MANY_TOKENS] += 1
         else:
             keep.append(index)

@@ -112,10 +112,12 @@ def build_loader(
     world_size: int = 1,
     output_lengths: OutputLengths | None = None,
     pin_memory: bool = False,
+    frame_per_token: bool = True,
 ) -> ResumableLoader:
     """A loader over `manifest` configured by the `data` config group (a plain dict).
-    `output_lengths` is the encoder's (asrkit.models.encoder_interface): with it, transcripts
-    with more tokens than encoder frames are filtered out (CTC could not align them);
+    `output_lengths` is the encoder's (asrkit.models.encoder_interface): with it, utterances
+    without an encoder frame are filtered out, and with `frame_per_token` (a model with CTC)
+    transcripts with more tokens than encoder frames (CTC could not align them);
     `pin_memory`: batches in page-locked memory, for a GPU."""
     feats_cfg, filt = data_cfg["features"], data_cfg["filters"]
     extractor = FbankExtractor.from_config(data_cfg)
@@ -127,7 +129,8 @@ def build_loader(
     token_ids = [tokenizer.encode(u.text) for u in utterances]
     keep, _ = filter_utterances(utterances, token_ids, extractor, filt["min_duration"],
                                 filt["max_duration"], output_lengths,
-                                fastest_speed=max(speed, default=1.0), name=name)
+                                fastest_speed=max(speed, default=1.0), name=name,
+                                frame_per_token=frame_per_token)
     utterances = [utterances[i] for i in keep]
     token_ids = [token_ids[i] for i in keep]
     dataset = ASRDataset(

@@ -172,14 +172,13 @@ class Trainer:
         data_cfg, ctx = self.config["data"], self.ctx
         cmvn = GlobalCMVN.load(data_cfg["cmvn"]) if data_cfg.get("cmvn") else None
         # CTC needs a frame per token; a transducer alone can emit several on one frame
-        output_lengths = (self.model.encoder.output_lengths
-                          if getattr(self.model, "ctc", None) is not None else None)
+        lengths = {"output_lengths": self.model.encoder.output_lengths,
+                   "frame_per_token": getattr(self.model, "ctc", None) is not None}
         self.train_loader = build_loader(data_cfg["train"], self.tokenizer, data_cfg, train=True,
                                          cmvn=cmvn, rank=ctx.rank, world_size=ctx.world_size,
-                                         output_lengths=output_lengths,
-                                         pin_memory=self.device.type == "cuda")
+                                         pin_memory=self.device.type == "cuda", **lengths)
         dev_loader = build_loader(data_cfg["dev"], self.tokenizer, data_cfg, train=False,
-                                  cmvn=cmvn, output_lengths=output_lengths)
+                                  cmvn=cmvn, **lengths)
         if len(dev_loader) == 0:  # validated on nothing, a run would look perfect (WER 0)
             raise ValueError(f"data.dev: {data_cfg['dev']} gives no batch (no utterances, or "
                              f"all filtered out)")

@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 from asrkit.data.audio import load_audio
 from asrkit.data.features import FbankExtractor
 from asrkit.data.filters import (
+    NO_FRAMES,
     NO_TOKENS,
     TOO_LONG,
     TOO_MANY_TOKENS,
@@ -69,6 +70,19 @@ def test_without_an_encoder_tokens_are_not_counted():
     assert filter_utterances(utts, [[3] * 500], FbankExtractor())[0] == [0]
     assert filter_utterances(utts, [[3] * 500], FbankExtractor(),
                              output_lengths=CONV4.output_lengths)[0] == []
+
+
+def test_without_ctc_only_utterances_with_no_encoder_frame_are_dropped():
+    # 0.07 s = 5 fbank frames: none after conv2d4 (7 needed); 1 s = 23 frames
+    utts = [Utterance("short", "a.wav", 0.07, "t", "s"), Utterance("long", "b.wav", 1.0, "t", "s")]
+    assert CONV4.output_lengths(torch.tensor([5, 7, 98])).tolist() == [0, 1, 23]
+    tokens = [[3], [3] * 500]  # far more tokens than frames: a transducer may emit them
+    keep, dropped = filter_utterances(utts, tokens, FbankExtractor(),
+                                      output_lengths=CONV4.output_lengths, frame_per_token=False)
+    assert (keep, dropped) == ([1], {NO_FRAMES: 1})
+    keep, dropped = filter_utterances(utts, tokens, FbankExtractor(),
+                                      output_lengths=CONV4.output_lengths)
+    assert (keep, dropped) == ([], {NO_FRAMES: 1, TOO_MANY_TOKENS: 1})
 
 
 def test_token_filter_counts_encoder_frames_at_the_fastest_speed():

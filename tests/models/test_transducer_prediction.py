@@ -33,6 +33,12 @@ def test_stateless_output_is_the_grouped_conv_over_the_last_labels(context_size,
             torch.testing.assert_close(out[b, u], expected.relu(), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("dim,groups", [(256, 64), (250, 50), (90, 18), (18, 3), (7, 1), (2, 1)])
+def test_any_prediction_dim_builds_with_groups_of_at_least_4_channels(dim, groups):
+    net = StatelessPredictionNetwork(9, dim, context_size=2)
+    assert net.conv.groups == groups and net(_tokens(2, 3, 9, seed=0)).shape == (2, 4, dim)
+
+
 @pytest.mark.parametrize("context_size", [1, 2, 3])
 def test_stateless_position_depends_on_the_last_context_size_labels_only(context_size):
     torch.manual_seed(0)

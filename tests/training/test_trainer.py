@@ -339,3 +339,25 @@ def test_too_many_unloadable_utterances_stop_the_run_in_one_line(corpus, tmp_pat
     assert re.search(r"\d+ of 24 utterances failed to load", error)
     assert re.search(r"last: train-\d+: ", error) and "max_fail_fraction" in error
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_transducer_alone_drops_utterances_without_an_encoder_frame(corpus, tmp_path):
+    """Without a CTC head tokens may outnumber frames, but an utterance too short for one
+    encoder frame has no transducer lattice (the loss would raise mid-epoch): filtered."""
+    from asrkit.data.manifest import Utterance, read_manifest, write_manifest
+
+    utts = read_manifest(corpus.train)
+    short = Utterance("short", str(utts[0].audio), 0.05, utts[0].text, "s")  # 3 fbank frames
+    write_manifest(tmp_path / "train.jsonl", [*utts, short])
+    config = corpus.config(tmp_path / "exp", "model=transducer", "decoder=none",
+                           "transducer=stateless", "transducer.prediction_dim=32",
+                           "transducer.joint_dim=32", "data.filters.min_duration=0.0",
+                           f"data.train={tmp_path / 'train.jsonl'}", "trainer.max_epochs=1")
+    trainer = Trainer(config)
+    trainer.setup()
+    try:
+        kept = [u.id for u in trainer.train_loader.dataset.utterances]
+        assert "short" not in kept and len(kept) == len(utts)  # the long texts all stay
+        assert trainer.train() == 0
+    finally:
+        trainer.cleanup()

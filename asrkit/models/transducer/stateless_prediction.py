@@ -5,7 +5,9 @@ only on the last ``context_size`` labels, not on the whole history.
     out_u = relu(conv(embed(y_{u-c+1}), ..., embed(y_u)))       c = context_size
 
 The convolution has kernel ``c``, no padding, and ``groups`` (default: 4 channels per
-group); with ``context_size=1`` there is no convolution (Ghodsi et al.'s bigram network:
+group as in icefall, or for an ``embedding_dim`` not a multiple of 4 the fewest channels,
+4 or more, that divide it: 250 -> 5 channels, 50 groups); with ``context_size=1`` there is
+no convolution (Ghodsi et al.'s bigram network:
 relu of the embedding of the last label).
 
 Start symbol: the blank (id 0 in asrkit's tokenizers), as in icefall and ESPnet. Position 0 of
@@ -26,12 +28,12 @@ from torch import nn
 class StatelessPredictionNetwork(nn.Module):
     def __init__(self, vocab_size: int, embedding_dim: int = 512, context_size: int = 2,
                  groups: int | None = None, blank_id: int = 0) -> None:
-        """groups: of the convolution (default ``embedding_dim // 4``; ``embedding_dim``
-        channels must divide into them)."""
+        """groups: of the convolution (None: ``default_groups(embedding_dim)``;
+        ``embedding_dim`` channels must divide into them)."""
         super().__init__()
         if context_size < 1:
             raise ValueError(f"stateless prediction context_size must be >= 1, got {context_size}")
-        groups = groups or max(1, embedding_dim // 4)
+        groups = groups or default_groups(embedding_dim)
         if embedding_dim % groups:
             raise ValueError(f"stateless prediction embedding_dim {embedding_dim} is not "
                              f"divisible by groups {groups}")
@@ -67,3 +69,10 @@ class StatelessPredictionNetwork(nn.Module):
         if self.conv is not None:
             emb = self.conv(emb.transpose(1, 2)).transpose(1, 2)  # (B, L, E)
         return torch.relu(emb)
+
+
+def default_groups(channels: int) -> int:
+    """Groups of 4 channels (icefall's choice), or of the fewest channels, 4 or more, that
+    divide ``channels`` (all of them in one group when none does)."""
+    per_group = next((n for n in range(4, channels + 1) if channels % n == 0), channels)
+    return max(1, channels // max(per_group, 1))
