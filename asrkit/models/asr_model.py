@@ -99,7 +99,7 @@ class ASRModel(nn.Module):
         inter_decoder_layers: encoder layers (numbers or fractions) feeding one extra
         attention decoder each, built by the model builder from the decoder config
         (``inter_decoders``); inter_decoder_weight: the weight of each one's loss (one
-        value for all, or one per layer);
+        value for all, or one per entry of inter_decoder_layers, in the order written);
         scheduled_sampling_prob: the largest scheduled-sampling probability, reached
         linearly after scheduled_sampling_ramp_steps (0: teacher forcing);
         mwer_ce_weight: lambda of the MWER objective (used only by forward_mwer);
@@ -182,6 +182,10 @@ class ASRModel(nn.Module):
         if len(weights) != num:
             raise ValueError(f"inter_decoder_weight: {len(weights)} weights for {num} "
                              f"intermediate decoders")
+        if layers and not isinstance(weight, (int, float)):  # weight k: layer k as written
+            written = [resolve_layers([item], depth, "inter_decoder_layers")[0]
+                       for item in layers]
+            weights = [w for _, w in sorted(zip(written, weights, strict=True))]
         self.inter_decoder_weights = [float(w) for w in weights]
 
     def set_step(self, step: int) -> None:
@@ -239,14 +243,20 @@ class ASRModel(nn.Module):
         if rest > 0.0 and self.ctc_weight < 1.0:
             loss = loss + rest * (1.0 - self.ctc_weight) * self._att_term(enc_out, tokens,
                                                                           token_lens, out)
-        if enc_out.aux_loss is not None:
-            loss = loss + enc_out.aux_loss
+        out["loss"] = loss + self._encoder_terms(enc_out, tokens, token_lens, out)
+        return out
+
+    @staticmethod
+    def _encoder_terms(enc_out: EncoderOutput, tokens: torch.Tensor, token_lens: torch.Tensor,
+                       out: dict[str, torch.Tensor]) -> torch.Tensor | float:
+        """The encoder's own losses (MoE balance, the shared embedding's CTC), weighted, and
+        their log terms into ``out``."""
+        loss = 0.0 if enc_out.aux_loss is None else enc_out.aux_loss
         out.update(enc_out.aux_terms)
         for name, aux in enc_out.aux_ctc.items():
             out[f"loss_ctc_{name}"] = aux.head(aux.hidden, aux.lens, tokens, token_lens)
             loss = loss + aux.weight * out[f"loss_ctc_{name}"]
-        out["loss"] = loss
-        return out
+        return loss
 
     def _encode_for_training(self, feats: torch.Tensor, feat_lens: torch.Tensor) -> EncoderOutput:
         layers = sorted(set(self.inter_decoder_layers).union(
@@ -313,11 +323,13 @@ class ASRModel(nn.Module):
         own beam search; word_errors: per utterance, each hypothesis' word errors against
         the reference. The hypotheses are scored by the attention decoder (log P(y, eos|x),
         with gradient); ce_weight: lambda (None: the model's ``mwer_ce_weight``, 0.01). ->
-        {"loss": loss_mwer + ce_weight * loss_att + mwer_ctc_weight * loss_ctc (+ the
-        encoder's own losses), "loss_mwer", "loss_att", "acc", "mwer_expected_errors", and
-        "loss_ctc" when mwer_ctc_weight > 0}. The CTC term (the joint model's CTC loss,
-        InterCTC included) keeps the CTC branch trained: without it MWER fine-tuning
-        improves the attention decoder at the cost of CTC greedy and joint decoding."""
+        {"loss": loss_mwer + ce_weight * loss_att + mwer_ctc_weight * loss_ctc + the
+        encoder's own losses, "loss_mwer", "loss_att", "acc", "mwer_expected_errors",
+        "loss_ctc" when mwer_ctc_weight > 0, and the encoder's terms as in ``forward``}. The
+        CTC term (the joint model's CTC loss, InterCTC included) keeps the CTC branch
+        trained: without it MWER fine-tuning improves the attention decoder at the cost of
+        CTC greedy and joint decoding. The intermediate decoders, and at mwer_ctc_weight 0
+        the CTC heads, get no gradient (DDP is told: asrkit.training.distributed.wrap_model)."""
         self._require_decoder("forward_mwer")
         ce_weight = self.mwer_ce_weight if ce_weight is None else ce_weight
         if len(nbest) != feats.size(0):
@@ -338,9 +350,7 @@ class ASRModel(nn.Module):
         loss = out["loss_mwer"] + ce_weight * out["loss_att"]
         if self.mwer_ctc_weight > 0.0:
             loss = loss + self.mwer_ctc_weight * self._ctc_term(enc_out, tokens, token_lens, out)
-        if enc_out.aux_loss is not None:
-            loss = loss + enc_out.aux_loss
-        out["loss"] = loss
+        out["loss"] = loss + self._encoder_terms(enc_out, tokens, token_lens, out)
         return out
 
     # ---- decoding -----------------------------------------------------------------------

@@ -13,8 +13,9 @@ its keyword arguments flat::
 The builder fills in what one section needs from another: the decoder and the transducer
 (an optional section: ``transducer=lstm`` / ``stateless``, conf/transducer/) get
 ``vocab_size`` and ``encoder_dim`` (the encoder's ``output_dim``), the model gets
-``encoder``, ``decoder``, ``transducer`` and ``vocab_size``, and an encoder whose builder takes ``vocab_size`` (the MoE-Conformer,
-for the CTC head of its shared embedding) gets it too. With ``model.inter_decoder_layers``
+``encoder``, ``decoder``, ``transducer`` and ``vocab_size``, and an encoder whose builder
+takes ``vocab_size`` and ``blank_id`` (the MoE-Conformer, for the CTC head of its shared
+embedding) gets them too, the blank the model's (``model.blank_id``). With ``model.inter_decoder_layers``
 the decoder section is built once more per intermediate layer (3M's intermediate attention
 decoders), each with that layer's output size as ``encoder_dim``, and passed to the model
 as ``inter_decoders``.
@@ -56,7 +57,7 @@ NO_DECODER = "_none_"
 
 # keys the builder passes itself, per section
 FILLED_IN = {
-    "encoder": ("vocab_size",),  # only for encoders that take it
+    "encoder": ("vocab_size", "blank_id"),  # only for encoders that take them
     "decoder": ("vocab_size", "encoder_dim"),
     "transducer": ("vocab_size", "encoder_dim"),
     "model": ("encoder", "decoder", "vocab_size", "inter_decoders", "transducer"),
@@ -119,8 +120,10 @@ def build_model(config: Mapping[str, Any], vocab_size: int | None = None) -> ASR
                                f"got {vocab_size!r}")
     check_model_config(config)
     encoder_section = dict(config["encoder"])
-    if "vocab_size" in inspect.signature(get_object(encoder_section["_target_"])).parameters:
-        encoder_section["vocab_size"] = vocab_size
+    takes = inspect.signature(get_object(encoder_section["_target_"])).parameters
+    model_blank = dict(config["model"]).get("blank_id", 0)
+    encoder_section |= {key: value for key, value in
+                        (("vocab_size", vocab_size), ("blank_id", model_blank)) if key in takes}
     encoder: nn.Module = _instantiate(encoder_section, "encoder")
     if missing := missing_members(encoder):
         raise ModelConfigError(f"encoder._target_: {encoder_section['_target_']} lacks "

@@ -151,12 +151,18 @@ def cleanup(ctx: DistributedContext, synchronize: bool = False) -> None:
         dist.destroy_process_group()
 
 
-def wrap_model(model: torch.nn.Module, ctx: DistributedContext) -> torch.nn.Module:
-    """DistributedDataParallel around ``model`` under torchrun; the model itself otherwise."""
+def wrap_model(model: torch.nn.Module, ctx: DistributedContext,
+               find_unused_parameters: bool = False) -> torch.nn.Module:
+    """DistributedDataParallel around ``model`` under torchrun; the model itself otherwise.
+    ``find_unused_parameters``: for an objective that leaves parameters out of the graph
+    (MWER fine-tuning: the CTC head, InterCTC heads, intermediate decoders); DDP then marks
+    them ready after each backward, at the cost of a walk over the graph. Training proper
+    needs none: every parameter gets a gradient, zero for idle experts."""
     if not ctx.is_distributed:
         return model
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=ids, find_unused_parameters=find_unused_parameters)
 
 
 def launch_local(num_processes: int, argv: list[str], grace_s: float = 30.0) -> int:

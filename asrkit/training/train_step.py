@@ -121,7 +121,7 @@ class TrainStep:
         self.precision, self.ctx = precision, ctx
         self.accum_grad, self.grad_clip, self.max_nan_in_a_row = accum_grad, grad_clip, \
             max_nan_in_a_row
-        self.ddp = dist_utils.wrap_model(model, ctx)
+        self.ddp = dist_utils.wrap_model(model, ctx, find_unused_parameters=mwer is not None)
         self.train_model = compile_for_varying_shapes(self.ddp) if compile else self.ddp
         self.nan_in_a_row = 0
         self.outcomes = UpdateOutcomes()  # what the device knows and the host has not read

@@ -69,6 +69,19 @@ def test_intermediate_decoders_add_exactly_their_weighted_terms():
             torch.testing.assert_close(out[key], reference[key])
 
 
+def test_each_weight_goes_with_the_layer_written_at_its_place():
+    written = build(inter_decoder_layers=[2, 1], inter_decoder_weight=[0.0, 1.0]).eval()
+    assert written.inter_decoder_layers == (1, 2)  # decoder k: from the lowest layer up
+    assert written.inter_decoder_weights == [1.0, 0.0]
+    feats, feat_lens, tokens, token_lens = batch()
+    with torch.no_grad():
+        out = written(feats, feat_lens, tokens, token_lens)
+        att = out["loss_att"] + out["loss_att_inter1"]  # layer 1 at 1.0, layer 2 at 0.0
+        torch.testing.assert_close(out["loss"], 0.3 * out["loss_ctc"] + 0.7 * att)
+    fractions = build(inter_decoder_layers=[0.6667, 0.3333], inter_decoder_weight=[0.2, 0.7])
+    assert fractions.inter_decoder_weights == [0.7, 0.2]
+
+
 def test_training_only_decoding_is_unchanged_and_gradients_flow():
     model = build(inter_decoder_layers=[0.3333, 0.6667])
     model(*batch())["loss"].backward()

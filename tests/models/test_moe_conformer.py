@@ -90,6 +90,31 @@ def test_model_adds_exactly_the_encoder_losses_and_trains_every_parameter():
     assert enc.shape[:2] == (2, int(enc_lens.max()))
 
 
+def test_mwer_adds_the_encoder_losses_as_training_does():
+    encoder = tiny_encoder(embedding_layers=1, embedding_dim=8, embedding_ctc_weight=0.2,
+                           vocab_size=VOCAB)
+    decoder = TransformerDecoder(VOCAB, 16, d_model=16, num_heads=2, ffn_dim=32, num_layers=1)
+    model = ASRModel(encoder, decoder, VOCAB, ctc_weight=0.3).eval()
+    feats, feat_lens = torch.randn(2, 40, 20), torch.tensor([40, 30])
+    tokens, token_lens = torch.tensor([[3, 4, 5], [6, 7, -1]]), torch.tensor([3, 2])
+    out = model.forward_mwer(feats, feat_lens, tokens, token_lens,
+                             [[[3, 4, 5], [3, 4]], [[6, 7], [6]]], [[0, 1], [0, 1]])
+    training = model(feats, feat_lens, tokens, token_lens)
+    for key in ("loss_moe", "loss_ctc_embedding", "moe_max_load"):
+        torch.testing.assert_close(out[key], training[key])
+    torch.testing.assert_close(out["loss"], out["loss_mwer"] + 0.01 * out["loss_att"]
+                               + out["loss_moe"] + 0.2 * out["loss_ctc_embedding"])
+    out["loss"].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0
+               for p in model.encoder.embedding_ctc.parameters())
+
+
+def test_3m_takes_a_transducer_as_the_other_joint_models_do(capsys):
+    assert info_main(["+experiment=synth/3m", "transducer=stateless",
+                      "model.transducer_weight=0.5", "vocab_size=100", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["transducer"] > 0
+
+
 def test_active_per_frame_parameters():
     encoder = tiny_encoder(num_layers=2, num_experts=4, top_k=1, expert_ffn_dim=8)
     model = ASRModel(encoder, None, VOCAB)
@@ -123,6 +148,10 @@ def test_builder_fills_in_vocab_size_for_the_embedding_ctc():
               "vocab_size": 9}
     model = build_model(config)
     assert model.encoder.embedding_ctc.linear.out_features == 9
+    assert model.encoder.embedding_ctc.blank_id == model.ctc.blank_id == 0
+    config["model"]["blank_id"] = 4  # every CTC head of a model has the model's blank
+    model = build_model(config)
+    assert model.encoder.embedding_ctc.blank_id == model.ctc.blank_id == 4
     config["encoder"]["vocab_size"] = 9
     with pytest.raises(ModelConfigError, match="encoder.vocab_size: set by the model builder"):
         build_model(config)

@@ -240,6 +240,18 @@ def test_a_nan_loss_on_one_rank_skips_the_update_on_both(corpus, tmp_path):
     assert out[0]["counters"]["nan_skipped"] == out[1]["counters"]["nan_skipped"] == 1
 
 
+def test_mwer_fine_tuning_leaves_the_ctc_head_out_and_ddp_copes(corpus, tmp_path):
+    """MWER's objective gives the CTC head no gradient (mwer_ctc_weight 0): DDP must be told,
+    or the second update fails ("Expected to have finished reduction ...")."""
+    config = corpus.config(tmp_path / "exp", *NO_DROPOUT, *SMALL_BATCHES,
+                           "trainer.mwer.enabled=true", "trainer.mwer.beam=2",
+                           "trainer.mwer.nbest=2")
+    run_ranks(train_worker, config, str(tmp_path), timeout=120)
+    out = results(tmp_path)
+    assert [r["status"] for r in out] == [0, 0]
+    assert out[0]["step"] == out[1]["step"] == 5
+
+
 @pytest.mark.parametrize("device, ranks, gpus, backend", [
     ("cpu", 2, 0, "gloo"), ("cuda:0", 1, 1, "nccl"), ("cuda:1", 2, 2, "nccl"),
     ("cuda:0", 2, 1, "gloo"),  # two ranks on one GPU: NCCL would refuse the duplicate device

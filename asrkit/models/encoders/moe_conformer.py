@@ -196,6 +196,7 @@ class MoEConformerEncoder(ChunkByChunk, nn.Module):
         sparsity_loss_weight: NonNegativeFloat = 0.15,
         importance_loss_weight: NonNegativeFloat = 0.15,
         vocab_size: int | None = None,
+        blank_id: int = 0,
         chunk_size: NonNegativeInt = 0,
         left_chunks: LeftChunks = -1,
         dynamic_chunk: bool = False,
@@ -209,8 +210,8 @@ class MoEConformerEncoder(ChunkByChunk, nn.Module):
         (1-based; null: all); embedding_layers: blocks of the shared-embedding network
         (0: router input is the FFN input only); embedding_dim: its width (null: d_model);
         embedding_ctc_weight: weight of a CTC loss on the shared embedding (0: none);
-        *_loss_weight: weights of the balance losses; vocab_size: filled in by the model
-        builder (used only by the embedding's CTC head); chunk_size, left_chunks,
+        *_loss_weight: weights of the balance losses; vocab_size, blank_id: filled in by the
+        model builder (used only by the embedding's CTC head); chunk_size, left_chunks,
         dynamic_chunk, dynamic_left_chunks, causal: streaming, as the Conformer's."""
         super().__init__()
         moe_ffns = tuple(moe_ffns)
@@ -245,7 +246,8 @@ class MoEConformerEncoder(ChunkByChunk, nn.Module):
                                              causal)
         extra = embedding_dim if self.embedding is not None else 0
         self.embedding_ctc_weight = embedding_ctc_weight
-        self.embedding_ctc = CTC(embedding_dim, vocab_size) if embedding_ctc_weight > 0 else None
+        self.embedding_ctc = (CTC(embedding_dim, vocab_size, blank_id) if embedding_ctc_weight > 0
+                              else None)
         expert_ffn_dim = ffn_dim if expert_ffn_dim is None else expert_ffn_dim
         self.layers = nn.ModuleList(
             MoEConformerLayer(d_model, num_heads, ffn_dim, kernel_size, conv_norm, dropout,
