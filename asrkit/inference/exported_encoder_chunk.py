@@ -25,9 +25,10 @@ from asrkit.inference.encoder_chunk_graph import initial_caches
 
 
 class ExportedEncoderChunk:
-    def __init__(self, graph: Any, description: dict[str, Any], inputs: list[dict]) -> None:
+    def __init__(self, graph: Any, description: dict[str, Any], inputs: list[dict],
+                 outputs: list[dict]) -> None:
         """graph: the runner of ``encoder_chunk`` (asrkit.inference.exported_model's);
-        description: model.json's ``streaming`` entry; inputs: the graph's input specs."""
+        description: model.json's ``streaming`` entry; inputs, outputs: the graph's specs."""
         self.graph = graph
         self.chunk_size, self.left_chunks = description["chunk_size"], description["left_chunks"]
         self.window, self.stride = description["window"], description["stride"]
@@ -36,6 +37,7 @@ class ExportedEncoderChunk:
         cnn = description["cnn_cache"]
         self.cnn_shape = tuple(cnn) if cnn is not None else None
         self.input_names = [spec["name"] for spec in inputs]
+        self.output_dim = int(outputs[0]["shape"][-1])  # enc (batch, frames, d)
 
     def initial_caches(self, batch: int) -> tuple[torch.Tensor, ...]:
         """(att_cache with 0 frames, [cnn_cache of zeros]) before the first chunk."""
@@ -62,4 +64,6 @@ class ExportedEncoderChunk:
                                 *caches)
             outputs.append(enc)
             offset += enc.size(1)
+        if not outputs:  # shorter than one encoder frame, as the eager run_chunk_by_chunk
+            return feats.new_zeros(feats.size(0), 0, self.output_dim)
         return torch.cat(outputs, dim=1)

@@ -86,11 +86,11 @@ def source_name(item: AudioInput, index: int) -> str:
 
 def segments(inputs: Sequence[AudioInput], sample_rate: int,
              settings: WindowSettings = DEFAULT_WINDOWS, channel: int | None = None,
-             array_rate: int | None = None, min_samples: int = 1,
+             array_rate: int | None = None, min_samples: int = 1, grid: int = 1,
              ) -> Iterator[Segment | InputFailure]:
     """The windows of every input in order (module docstring). ``array_rate``: the rate of
     inputs given as arrays (default ``sample_rate``); ``min_samples``: the shortest audio
-    that gives a feature frame."""
+    that gives a feature frame; ``grid``: samples per encoder frame (windows.windows)."""
     for index, item in enumerate(inputs):
         name = source_name(item, index)
         try:
@@ -106,7 +106,7 @@ def segments(inputs: Sequence[AudioInput], sample_rate: int,
             if recording.num_samples < min_samples:
                 raise AudioError(f"{name}: too short ({recording.num_samples} samples at "
                                  f"{sample_rate} Hz, less than one feature frame)")
-            for number, (window, wave) in enumerate(windows(recording, settings)):
+            for number, (window, wave) in enumerate(windows(recording, settings, grid)):
                 yield Segment(index, number, wave, window.start / sample_rate,
                               (window.keep_start / sample_rate, window.keep_end / sample_rate),
                               window.last, recording.duration)

@@ -6,6 +6,13 @@ midpoint (by its aligned times), so a word heard by two windows is neither lost 
 written twice; its tokens go with it. The first window owns everything before its end and
 the last everything after its start.
 
+The two windows time a word at a seam a little differently (their alignments may differ
+by an encoder frame), so a word whose midpoint sits within that of the cut could be kept by
+both or by neither. At each seam the stitcher therefore compares the two sides: the same
+word (same text, overlapping times) kept on both sides is kept once, from the earlier
+window; one kept on neither side (the earlier window placed it after the cut, the later
+before) is kept from the earlier window.
+
     stitcher = Stitcher("talk.wav", duration=3600.0, builder=WordBuilder(tokenizer))
     stitcher.add(number, keep=(20.0, 39.7), first=False, last=False, hypothesis=window_hyp)
     transcript = stitcher.result()      # windows in order, whatever order they came in
@@ -20,6 +27,8 @@ import torch
 from asrkit.inference.result import Token, Transcript, Word
 from asrkit.inference.words import WordBuilder
 
+WordTokens = tuple[Word, list[Token]]
+
 
 @dataclass
 class WindowHypothesis:
@@ -33,11 +42,28 @@ class WindowHypothesis:
 
 
 @dataclass
+class _Part:
+    """One window's words: those it owns, and its nearest word on each side outside them."""
+    kept: list[WordTokens]
+    before: WordTokens | None   # the last word before the owned part
+    after: WordTokens | None    # the first word after it
+    score: float
+
+
+def _same_word(a: WordTokens | None, b: WordTokens | None) -> bool:
+    """Whether two windows' words are one spoken word: same text, overlapping times."""
+    if a is None or b is None:
+        return False
+    (x, _), (y, _) = a, b
+    return x.text == y.text and x.start < y.end and y.start < x.end
+
+
+@dataclass
 class Stitcher:
     source: str
     duration: float
     builder: WordBuilder
-    _parts: dict[int, tuple[list[Word], list[Token], float]] = field(default_factory=dict)
+    _parts: dict[int, _Part] = field(default_factory=dict)
 
     def add(self, number: int, keep: tuple[float, float], first: bool, last: bool,
             hypothesis: WindowHypothesis) -> None:
@@ -45,24 +71,35 @@ class Stitcher:
         h = hypothesis
         words, word_of_token = self.builder.words(h.ids, h.start, h.end, h.confidence,
                                                   h.aligned)
+        units = self.builder.tokenizer.units
+        tokens: list[list[Token]] = [[] for _ in words]
+        for i, s, e, c, w in zip(h.ids.tolist(), h.start.tolist(), h.end.tolist(),
+                                 h.confidence.tolist(), word_of_token.tolist()):
+            if w >= 0:  # a separator belongs to no word and is not kept
+                tokens[w].append(Token(int(i), units[int(i)], s, e, c))
         low = float("-inf") if first else keep[0]
         high = float("inf") if last else keep[1]
-        midpoints = torch.tensor([w.midpoint for w in words], dtype=torch.float64)
-        kept = (midpoints >= low) & (midpoints < high)  # (W,)
-        token_kept = (word_of_token >= 0) & kept[word_of_token.clamp(min=0)] if words else \
-            torch.zeros_like(word_of_token, dtype=torch.bool)
-        units = self.builder.tokenizer.units
-        tokens = [Token(int(i), units[int(i)], s, e, c) for i, s, e, c in zip(
-            h.ids[token_kept].tolist(), h.start[token_kept].tolist(),
-            h.end[token_kept].tolist(), h.confidence[token_kept].tolist())]
-        self._parts[number] = ([w for w, k in zip(words, kept.tolist()) if k], tokens, h.score)
+        pairs = list(zip(words, tokens))
+        before = [p for p in pairs if p[0].midpoint < low]
+        after = [p for p in pairs if p[0].midpoint >= high]
+        self._parts[number] = _Part([p for p in pairs if low <= p[0].midpoint < high],
+                                    before[-1] if before else None,
+                                    after[0] if after else None, h.score)
 
     def result(self) -> Transcript:
-        words, tokens, score = [], [], 0.0
+        kept: list[WordTokens] = []
+        score, previous = 0.0, None
         for number in sorted(self._parts):
-            part_words, part_tokens, part_score = self._parts[number]
-            words += part_words
-            tokens += part_tokens
-            score += part_score
-        return Transcript(self.source, self.builder.join([w.text for w in words]), words,
-                          tokens, score, self.duration, len(self._parts))
+            part = self._parts[number]
+            words = list(part.kept)
+            if previous is not None and number - 1 in self._parts:
+                if words and previous.kept and _same_word(previous.kept[-1], words[0]):
+                    words = words[1:]   # kept on both sides of the seam: once
+                elif _same_word(previous.after, part.before):
+                    kept.append(previous.after)  # kept on neither side: from the earlier
+            kept += words
+            score += part.score
+            previous = part
+        return Transcript(self.source, self.builder.join([w.text for w, _ in kept]),
+                          [w for w, _ in kept], [t for _, ts in kept for t in ts], score,
+                          self.duration, len(self._parts))

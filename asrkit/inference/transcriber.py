@@ -187,8 +187,9 @@ class Transcriber:
         finished_reading: set[int] = set()
         buffer: list[Segment] = []
         next_out = 0
-        stream = segments(inputs, self.extractor.sample_rate, self.windows, self.channel,
-                          sample_rate, self.extractor.window_samples)
+        rate = self.extractor.sample_rate
+        stream = segments(inputs, rate, self.windows, self.channel, sample_rate,
+                          self.extractor.window_samples, round(self.timing.period * rate))
         for item in stream:
             if isinstance(item, InputFailure):
                 done[item.index] = item.failure

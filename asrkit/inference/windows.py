@@ -71,15 +71,19 @@ class Window:
     last: bool        # the recording's final window
 
 
-def windows(recording: Readable, settings: WindowSettings = DEFAULT_WINDOWS,
+def windows(recording: Readable, settings: WindowSettings = DEFAULT_WINDOWS, grid: int = 1,
             ) -> Iterator[tuple[Window, torch.Tensor]]:
-    """(window, its samples (end - start,)) from the start of ``recording`` to its end."""
+    """(window, its samples (end - start,)) from the start of ``recording`` to its end.
+    ``grid``: samples per encoder frame; every window starts at a multiple of it (its left
+    context a little longer), so that all windows' encoder frames fall at the same times
+    and a word at a seam is timed alike on both sides."""
     rate, total = recording.sample_rate, recording.num_samples
     length, context = round(settings.window * rate), round(settings.overlap * rate)
     search, tail = round(settings.search * rate), round(settings.min_tail * rate)
+    grid = max(grid, 1)
     pos = 0
     while pos < total:
-        start = max(pos - context, 0)
+        start = max(pos - context, 0) // grid * grid
         if total - pos <= length + tail:
             yield Window(start, total, pos, total, True), recording.read(start, total)
             return

@@ -49,7 +49,7 @@ def chunk_attention_mask(size: int, chunk_size: int, left_chunks: int = -1,
     behind = chunk.unsqueeze(1) - chunk.unsqueeze(0)  # (size, size) chunks from j up to i
     allowed = behind >= 0
     if left_chunks >= 0:
-        allowed &= behind <= left_chunks
+        allowed = allowed & (behind <= left_chunks)  # not &=, which ONNX cannot export
     return allowed
 
 
@@ -114,7 +114,9 @@ class ChunkConfig:
 
 def _attention_mask(lengths: torch.Tensor, size: int, chunk_size: int,
                     left_chunks: int) -> torch.Tensor:
-    if chunk_size <= 0 or chunk_size >= size:  # one chunk: full context
+    # one chunk is full context; not while tracing (asrkit export), where the comparison
+    # with the traced input's length would be frozen into the graph for every length
+    if chunk_size <= 0 or (chunk_size >= size and not torch.jit.is_tracing()):
         return padding_mask(lengths, size).unsqueeze(1)  # (batch, 1, size)
     return chunked_padding_mask(lengths, size, chunk_size, left_chunks)  # (batch, size, size)
 

@@ -118,3 +118,33 @@ def test_torchscript_step_without_left_context(exp_dirs, tmp_path):
     with torch.no_grad():
         full = exp.model.encoder(feats, torch.tensor([100]), 3, 0)[0]
     torch.testing.assert_close(step.forward_chunk_by_chunk(feats), full, atol=1e-4, rtol=0)
+    # shorter than one encoder frame: no frames, as the eager run_chunk_by_chunk gives
+    assert step.forward_chunk_by_chunk(feats[:, :6]).shape == (1, 0, full.size(2))
+
+
+CONFORMER = ("encoder=conformer", "encoder.d_model=32", "encoder.num_heads=2",
+             "encoder.ffn_dim=64", "encoder.num_layers=2", "encoder.kernel_size=7")
+
+
+@pytest.mark.parametrize("chunk_options", [("encoder.chunk_size=80",),
+                                           ("encoder.chunk_size=16", "encoder.left_chunks=1")])
+def test_a_static_chunk_model_exports_its_chunk_mask(synth_dir, tmp_path, chunk_options):
+    """A model trained with a static chunk decodes with its chunk mask, offline too. The
+    export traces utterances of at most 74 encoder frames: a chunk of 80 is full context
+    there, which the graph must not keep for longer inputs; a left-context limit must
+    export at all (ONNX has no in-place and)."""
+    exp_dir = _make_experiment(tmp_path / "exp", synth_dir / "train.jsonl",
+                               extra=(*CONFORMER, *chunk_options))
+    export_model(exp_dir, tmp_path / "out", "onnx", "avg_2.pt")
+    model = load_experiment(exp_dir, "avg_2.pt").model.eval()
+    exported = ExportedModel.load(tmp_path / "out")
+    feats = torch.randn(2, 900, 80, generator=torch.Generator().manual_seed(0))
+    lengths = torch.tensor([900, 400])
+    with torch.no_grad():
+        enc, enc_lens = model.encode(feats, lengths)
+        full, _ = model.encode(feats, lengths, chunk_size=0)
+    x_enc, x_lens = exported.encode(feats, lengths)
+    assert torch.equal(x_lens, enc_lens) and enc_lens.tolist() == [224, 99]
+    valid = torch.arange(224) < enc_lens[:, None]
+    assert (x_enc - enc)[valid].abs().max() < 1e-4
+    assert (full - enc)[valid].abs().max() > 1e-2  # the chunk mask does change the output

@@ -70,3 +70,33 @@ def test_seam_keeps_each_word_once():
     assert [round(w.start, 2) for w in result.words] == [0.5, 2.0, 4.5, 4.9, 5.6, 7.0]
     assert "".join(t.text for t in result.tokens) == "thecatmatonacat"  # separators not listed
     assert result.windows == 2 and result.score == -2.0
+
+
+def test_a_word_timed_across_the_cut_differently_by_the_two_windows_is_kept_once():
+    """The windows' alignments may differ by a frame: "on" is timed 4.92-5.12 (midpoint 5.02)
+    by the first window and 4.88-5.08 (4.98) by the second. The cut at 5.0 s then puts it in
+    both windows' owned parts (twice) or, the other way round, in neither (lost)."""
+    tok = tokenizer()
+    early, late = ("on", 4.88), ("on", 4.92)
+    for first_on, second_on, name in ((early, late, "both own it"),
+                                      (late, early, "neither owns it")):
+        stitcher = Stitcher("x.wav", 10.0, WordBuilder(tok))
+        stitcher.add(0, (0.0, 5.0), True, False,
+                     hypothesis(tok, [("the", 0.5), ("mat", 4.5), first_on, ("a", 5.6)]))
+        stitcher.add(1, (5.0, 10.0), False, True,
+                     hypothesis(tok, [("mat", 4.5), second_on, ("a", 5.6), ("cat", 7.0)]))
+        result = stitcher.result()
+        assert result.text == "the mat on a cat", name
+        assert [round(w.start, 2) for w in result.words] == [0.5, 4.5, first_on[1], 5.6, 7.0]
+        assert "".join(t.text for t in result.tokens) == "thematonacat", name
+
+
+def test_a_repeated_word_at_the_seam_is_kept_twice():
+    """Two spoken "the"s in a row, one on each side of the cut, are two words (their times
+    do not overlap): the seam check leaves them both."""
+    tok = tokenizer()
+    stitcher = Stitcher("x.wav", 10.0, WordBuilder(tok))
+    words = [("cat", 4.0), ("the", 4.6), ("the", 5.1), ("mat", 5.6)]
+    stitcher.add(0, (0.0, 5.0), True, False, hypothesis(tok, words))
+    stitcher.add(1, (5.0, 10.0), False, True, hypothesis(tok, words))
+    assert stitcher.result().text == "cat the the mat"

@@ -39,6 +39,22 @@ def test_windows_tile_the_recording_and_cut_in_pauses():
         assert min(abs(end / 16000 - p) for p in pauses) < 0.1
 
 
+def test_windows_start_on_the_encoder_frame_grid():
+    """With ``grid`` (samples per encoder frame: 640 for a 4x encoder on 10 ms fbank at
+    16 kHz), every window starts at a multiple of it, so all windows' frames fall at the same
+    times; the owned parts are unchanged and still tile the recording."""
+    recording = ArrayRecording(noise_with_pauses(50.0, [7.3, 16.0, 25.0, 33.0, 41.0]),
+                               16000, 16000, None, "x")
+    settings = WindowSettings(window=10.0, overlap=1.0, search=4.0, min_tail=2.0)
+    plain, on_grid = list(windows(recording, settings)), list(windows(recording, settings, 640))
+    assert [(w.keep_start, w.keep_end) for w, _ in plain] == \
+        [(w.keep_start, w.keep_end) for w, _ in on_grid]
+    assert any(w.start % 640 for w, _ in plain)  # the cuts do not fall on the grid by chance
+    for window, wave in on_grid:
+        assert window.start == max(window.keep_start - 16000, 0) // 640 * 640  # context
+        assert torch.equal(wave, recording.wave[window.start: window.end])
+
+
 def test_the_shortest_window_still_advances_and_shorter_ones_are_refused():
     with pytest.raises(ValueError, match=r"window: 2e-05 s is shorter than 1.0 s"):
         WindowSettings(window=0.00002, search=0.0)
