@@ -11,8 +11,10 @@
 #   exp           experiment name (<exp_root>/<exp>, exp_root default exp);  avg_num: checkpoints to average
 #   methods       space-separated decoding methods;  beam, ctc_weight, rescoring_beam
 #   nj            jobs (loader workers, synthesis);  gpus: GPUs to train on (0 = CPU)
-# and "$@" holds the Hydra overrides given after `--` (passed to training).
-asrkit=${asrkit:-.venv/bin/asrkit}
+#   asrkit        the asrkit command (tools/recipe_options.sh)
+# and "$@" holds the Hydra overrides given after `--` (passed to training). Paths go to
+# Hydra quoted (_q), so that commas, brackets, '=' or non-ASCII letters in them pass its
+# grammar (tools/recipe_options.sh refuses the two things quoting cannot carry).
 
 exp_dir=${exp_root:-exp}/$exp
 tokenizer_dir=$manifests/${token_type}${vocab_size}
@@ -21,18 +23,21 @@ markers=${markers:-$exp_dir/.stages}
 if [ "$token_type" = char ] && [ "${vocab_size:-0}" -le 0 ]; then vocab_args=(); else vocab_args=(--vocab-size "$vocab_size"); fi
 
 _list() { local IFS=,; echo "[$*]"; }
+_q() { printf "'%s'" "${1//\'/\\\'}"; }  # a Hydra quoted string: ' escaped as \'
 _test_manifests=()
-for s in $test_sets; do _test_manifests+=("$manifests/$s.jsonl"); done
+for s in $test_sets; do _test_manifests+=("$(_q "$manifests/$s.jsonl")"); done
 
 markers=$manifests/.stages run_stage 1 "CMVN statistics" \
-  $asrkit cmvn --manifest "$manifests/$train_set.jsonl" --out "$manifests/cmvn.json" --nj "$nj" \
+  "$asrkit" cmvn --manifest "$manifests/$train_set.jsonl" --out "$manifests/cmvn.json" --nj "$nj" \
   --num-mel-bins "$num_mel_bins"
-markers=$manifests/.stages run_stage 2 "tokenizer" \
-  $asrkit tokenizer --manifest "$manifests/$train_set.jsonl" --type "$token_type" "${vocab_args[@]}" \
+# one marker per tokenizer: another vocabulary size leaves this one's record as it was
+markers=$manifests/.stages/$(basename "$tokenizer_dir") run_stage 2 "tokenizer" \
+  "$asrkit" tokenizer --manifest "$manifests/$train_set.jsonl" --type "$token_type" "${vocab_args[@]}" \
   --out "$tokenizer_dir"
-train_args=(+experiment="$experiment" exp_dir="$exp_dir" data.train="$manifests/$train_set.jsonl"
-            data.dev="$manifests/$dev_set.jsonl" data.cmvn="$manifests/cmvn.json"
-            tokenizer.dir="$tokenizer_dir" data.num_workers="$nj"
+train_args=(+experiment="$experiment" exp_dir="$(_q "$exp_dir")"
+            data.train="$(_q "$manifests/$train_set.jsonl")"
+            data.dev="$(_q "$manifests/$dev_set.jsonl")" data.cmvn="$(_q "$manifests/cmvn.json")"
+            tokenizer.dir="$(_q "$tokenizer_dir")" data.num_workers="$nj"
             data.features.num_mel_bins="$num_mel_bins")
 [ "${gpus:-0}" -gt 0 ] && train_args+=(trainer.devices="$gpus")
 # A finished training run whose options changed is kept beside the new one, not resumed.
@@ -42,14 +47,14 @@ _move_exp_aside() {
   mv "$exp_dir" "$old"
   echo "== the previous $exp_dir is kept as $old"
 }
-on_rerun=_move_exp_aside run_stage 3 "train" $asrkit train "${train_args[@]}" "$@"
+on_rerun=_move_exp_aside run_stage 3 "train" "$asrkit" train "${train_args[@]}" "$@"
 # a run shorter than avg_num epochs averages what it has; decoding uses that average
-run_stage 4 "average" $asrkit average "$exp_dir" --num "$avg_num" --allow-fewer
-decode_args=(exp_dir="$exp_dir" test_sets="$(_list "${_test_manifests[@]}")"
+run_stage 4 "average" "$asrkit" average "$exp_dir" --num "$avg_num" --allow-fewer
+decode_args=(exp_dir="$(_q "$exp_dir")" test_sets="$(_list "${_test_manifests[@]}")"
              methods="$(_list $methods)" beam="$beam" ctc_weight="$ctc_weight")
 # attention rescoring's CTC N-best, when that method is decoded
 if [ "$rescoring_beam" != null ] && [[ " $methods " == *" attention_rescoring "* ]]; then
   decode_args+=(search.attention_rescoring.beam="$rescoring_beam")
 fi
-run_stage 5 "decode" $asrkit decode "${decode_args[@]}"
-run_stage 6 "score and report" $asrkit compare "$exp_dir"
+run_stage 5 "decode" "$asrkit" decode "${decode_args[@]}"
+run_stage 6 "score and report" "$asrkit" compare "$exp_dir"

@@ -8,6 +8,10 @@
 # underscores) and must name a variable declared before; `--help` prints the script's
 # header comment. Everything after `--` is left in "$@" (e.g. Hydra overrides).
 #
+# Options named in `path_options` (e.g. "data manifests exp_root") are paths: a relative one
+# given here is taken from the current directory and made absolute, so that a recipe may
+# `cd` to the repository afterwards (its defaults stay relative to the repository).
+#
 # A script that hands options on to another recipe declares `passthrough=()` first: options
 # it does not declare are then collected there (as `--name value`) instead of refused, and
 # those listed in `passthrough_also` (e.g. "exp_root") are both set and collected.
@@ -22,6 +26,9 @@ while [ $# -gt 0 ]; do
     *) echo "$0: unexpected argument '$1' (options are --name value; Hydra overrides go after --)" >&2; exit 2 ;;
   esac
   __name=${__name#--}; __name=${__name//-/_}
+  if [[ " ${path_options:-} " == *" $__name "* && -n $__value && $__value != /* ]]; then
+    __value=$PWD/$__value
+  fi
   if declare -p passthrough >/dev/null 2>&1; then
     if [[ " ${passthrough_also:-} " == *" $__name "* ]] || ! declare -p "$__name" >/dev/null 2>&1; then
       passthrough+=("--$__name" "$__value")

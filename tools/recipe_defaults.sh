@@ -3,6 +3,8 @@
 # defaults and tools/parse_options.sh (a recipe may override any of these after sourcing).
 stage=0
 stop_stage=6
+last_stage=6      # the recipes' stages are 0-6
+path_options="data manifests exp_root"   # relative ones given are from the current directory
 exp_root=exp
 beam=10
 ctc_weight=0.3

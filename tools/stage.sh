@@ -68,6 +68,10 @@ if [ "$stage" -gt "$stop_stage" ]; then
   echo "$(basename "$0"): --stage $stage is after --stop_stage $stop_stage: no stage to run" >&2
   exit 2
 fi
+if [ -n "${last_stage:-}" ] && [ "$stage" -gt "$last_stage" ]; then
+  echo "$(basename "$0"): --stage $stage: no stage to run (the stages are 0-$last_stage)" >&2
+  exit 2
+fi
 
 # _stage_why between a marker's record and today's record of its stage.
 _marker_why() {
@@ -116,8 +120,16 @@ run_stage() {
     [ -z "$hook" ] || $hook
   fi
   echo "== stage $n ($name): start $(date '+%F %T')"
-  local t0=$SECONDS
-  if ! "$@"; then
+  local t0=$SECONDS status errexit=false
+  # In a subshell with -e on, so that a stage that is a shell function stops at its first
+  # failing command: run as `if ! "$@"`, bash would turn -e off inside it and take the
+  # function's last command's status for the stage's.
+  [[ $- == *e* ]] && errexit=true
+  set +e
+  ( set -e; "$@" )
+  status=$?
+  if $errexit; then set -e; fi
+  if [ "$status" -ne 0 ]; then
     echo "== stage $n ($name): FAILED after $((SECONDS - t0)) s" >&2
     exit 1
   fi

@@ -8,4 +8,4 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 tools/install_deps.sh
 tools/setup_venv.sh
-exec .venv/bin/python -m pytest "$@"
+exec "${ASRKIT_VENV:-$root/.venv}/bin/python" -m pytest "$@"

@@ -24,6 +24,7 @@ exp=aishell_conformer
 avg_num=20   # the last 20 epochs, as WeNet (the preset keeps 20: trainer.keep_last)
 methods="ctc_greedy ctc_prefix_beam attention attention_rescoring"
 . "$root/tools/parse_options.sh"
+. "$root/tools/recipe_options.sh"
 . "$root/tools/stage.sh"
 cd "$root"
 
@@ -33,7 +34,7 @@ stage0() {  # stage0 DATA MANIFESTS
     tools/download.sh https://www.openslr.org/resources/33/data_aishell.tgz "$data"
     (cd "$data/data_aishell/wav" && for f in *.tar.gz; do tar -xzf "$f" && rm "$f"; done)
   fi
-  .venv/bin/asrkit prepare aishell --src "$data" --out "$manifests"
+  "$asrkit" prepare aishell --src "$data" --out "$manifests"
 }
 markers=$manifests/.stages run_stage 0 "download and prepare" stage0 "$data" "$manifests"
 . "$root/tools/asr_stages.sh"

@@ -27,6 +27,7 @@ exp=
 avg_num=10
 methods="ctc_greedy ctc_prefix_beam attention attention_rescoring"
 . "$root/tools/parse_options.sh"
+. "$root/tools/recipe_options.sh"
 . "$root/tools/stage.sh"
 cd "$root"
 [ -n "$vocab_size" ] || { [ "$train_set" = train-clean-100 ] && vocab_size=256 || vocab_size=5000; }
@@ -41,9 +42,10 @@ stage0() {  # stage0 DATA MANIFESTS TRAIN_SET SUBSET...
   if [ ! -d "$data/LibriSpeech" ] && [ ! -d "$data/dev-clean" ]; then
     for s in $subsets; do tools/download.sh "https://www.openslr.org/resources/12/$s.tar.gz" "$data"; done
   fi
-  .venv/bin/asrkit prepare librispeech --src "$data" --out "$manifests" --subsets $subsets
+  "$asrkit" prepare librispeech --src "$data" --out "$manifests" --subsets $subsets
   if [ "$train_set" = train-960 ]; then
-    cat $manifests/train-clean-{100,360}.jsonl $manifests/train-other-500.jsonl > $manifests/train-960.jsonl
+    cat "$manifests"/train-clean-{100,360}.jsonl "$manifests/train-other-500.jsonl" \
+      > "$manifests/train-960.jsonl"
   fi
 }
 markers=$manifests/.stages run_stage 0 "download and prepare" stage0 "$data" "$manifests" "$train_set" $subsets

@@ -25,8 +25,10 @@ transducer_methods="transducer_greedy transducer_modified_beam transducer_beam"
 exp_root=exp
 passthrough=()            # every other option goes to recipes/synth/run.sh
 passthrough_also=exp_root
+path_options="data manifests exp_root"   # relative ones given are from the current directory
 . "$root/tools/parse_options.sh"
 cd "$root"
+[ -n "${models// /}" ] || { echo "compare_models.sh: --models names no preset" >&2; exit 2; }
 case "$jobs" in
   ''|*[!0-9]*|0) echo "compare_models.sh: --jobs must be a whole number >= 1, got '$jobs'" >&2; exit 2 ;;
 esac
@@ -62,6 +64,6 @@ for model in $models; do
   [ -d "$exp_root/synth_$model/decode" ] && dirs+=("$exp_root/synth_$model")
 done
 [ ${#dirs[@]} -gt 0 ] || exit 1
-.venv/bin/asrkit compare "${dirs[@]}" --methods $methods $transducer_methods \
+"${ASRKIT_VENV:-$root/.venv}/bin/asrkit" compare "${dirs[@]}" --methods $methods $transducer_methods \
   | tee "$exp_root/synth_models.md"
 [ "$failed" -eq 0 ]

@@ -33,11 +33,12 @@ avg_num=3
 rescoring_beam=20   # attention rescoring over a CTC 20-best (the other searches: --beam 10)
 methods="ctc_greedy ctc_prefix_beam attention attention_rescoring joint"
 . "$root/tools/parse_options.sh"
+. "$root/tools/recipe_options.sh"
 . "$root/tools/stage.sh"
 cd "$root"
 
 markers=$manifests/.stages run_stage 0 "synthesise the corpus" \
-  .venv/bin/asrkit prepare synth --out "$manifests" --num-utts "$num_utts" --seed "$seed" --nj "$nj" \
+  "$asrkit" prepare synth --out "$manifests" --num-utts "$num_utts" --seed "$seed" --nj "$nj" \
   --dev-fraction "$heldout_fraction" --test-fraction "$heldout_fraction" \
   --test-unseen-fraction "$heldout_fraction"
 . "$root/tools/asr_stages.sh"

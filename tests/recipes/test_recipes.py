@@ -5,6 +5,7 @@ rerun skips the finished stages."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -19,16 +20,22 @@ TINY_MODEL = [
 METHODS = ["ctc_greedy", "attention_rescoring"]
 
 
-def run_recipe(recipe: str, tmp_path: Path, data: Path, extra: list[str]) -> str:
+def run_recipe(recipe: str, tmp_path: Path, data: Path, extra: list[str],
+               cwd: Path = ROOT, status: int = 0) -> str:
+    """The recipe on ``data``, writing tmp_path/data and tmp_path/exp; from another ``cwd``
+    than the repository the paths are given relative to it."""
+    paths = [data, tmp_path / "data", tmp_path / "exp"]
+    if cwd != ROOT:
+        paths = [os.path.relpath(p, cwd) for p in paths]
     command = [
-        "bash", str(ROOT / f"recipes/{recipe}/run.sh"), "--data", str(data),
-        "--manifests", str(tmp_path / "data"), "--exp_root", str(tmp_path / "exp"),
+        "bash", str(ROOT / f"recipes/{recipe}/run.sh"), "--data", str(paths[0]),
+        "--manifests", str(paths[1]), "--exp_root", str(paths[2]),
         "--exp", "tiny", "--avg_num", "1", "--methods", " ".join(METHODS), "--nj", "1",
         *extra, "--", *TINY_MODEL,
     ]
-    result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
+    result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=cwd)
+    assert result.returncode == status, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
 
 
 def check_outputs(tmp_path: Path, test_sets: list[str], stdout: str, metric: str) -> None:
@@ -47,8 +54,11 @@ def check_outputs(tmp_path: Path, test_sets: list[str], stdout: str, metric: str
 
 
 def test_librispeech_recipe_end_to_end(tmp_path):
+    """... with manifests and experiments under a path that Hydra's grammar would reject
+    unquoted (non-ASCII, comma, '=', brackets, a quote, a space)."""
     subsets = {"train-clean-100": 24, "dev-clean": 4, "dev-other": 4, "test-clean": 4, "test-other": 4}
     corpus = make_librispeech_tree(tmp_path / "corpus", subsets, tmp_path / "synth")
+    tmp_path = tmp_path / "wörk, a=b [c] d'e"
     options = ["--vocab_size", "40", "--num_mel_bins", "40"]
     stdout = run_recipe("librispeech", tmp_path, corpus.parent, options)
     test_sets = ["dev-clean", "dev-other", "test-clean", "test-other"]
@@ -59,14 +69,31 @@ def test_librispeech_recipe_end_to_end(tmp_path):
     assert "num_mel_bins: 40" in config
     for subset, count in subsets.items():
         assert len((tmp_path / "data" / f"{subset}.jsonl").read_text().splitlines()) == count
+    # another vocabulary size's tokenizer beside it does not make this experiment stale
+    other = run_recipe("librispeech", tmp_path, corpus.parent,
+                       ["--vocab_size", "30", "--num_mel_bins", "40", "--stop_stage", "2"])
+    assert "== stage 2 (tokenizer): done" in other
     rerun = run_recipe("librispeech", tmp_path, corpus.parent, [*options, "--stage", "3"])
     assert "== stage 3 (train): already done with these options, skipping" in rerun
+    assert "changed" not in rerun
+
+
+def test_librispeech_preparation_that_fails_fails_its_stage(tmp_path):
+    """Stage 0 is a shell function whose last command succeeds: a failed ``asrkit prepare``
+    before it must still fail the stage, and leave no marker."""
+    corpus = make_librispeech_tree(tmp_path / "corpus", {"train-clean-100": 2, "dev-clean": 2},
+                                   tmp_path / "synth")
+    out = run_recipe("librispeech", tmp_path, corpus.parent, ["--stop_stage", "0"], status=1)
+    assert "subset(s) dev-other, test-clean, test-other not found" in out
+    assert "== stage 0 (download and prepare): FAILED" in out
+    assert not (tmp_path / "data" / ".stages" / "stage_0.done").exists()
 
 
 def test_aishell_recipe_end_to_end(tmp_path):
     corpus = make_aishell_tree(tmp_path / "corpus", {"train": 24, "dev": 4, "test": 4},
                                tmp_path / "synth")
-    stdout = run_recipe("aishell", tmp_path, corpus.parent, [])
+    # run from the corpus's directory, every path relative to it
+    stdout = run_recipe("aishell", tmp_path, corpus.parent, [], cwd=tmp_path)
     check_outputs(tmp_path, ["dev", "test"], stdout, "cer")
     units = (tmp_path / "data" / "char" / "units.txt").read_text().splitlines()
     assert units[:3] == ["<blank> 0", "<unk> 1", "<sos/eos> 2"] and "▁ 3" not in units

@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # A three-stage toy recipe: stage 0 writes its option, stage 1 copies it, stage 2 counts.
@@ -151,3 +153,58 @@ def test_a_failed_stage_leaves_no_marker(tmp_path):
     assert out.returncode == 1 and "== stage 1 (copy): FAILED" in out.stderr
     assert not (tmp_path / "work" / ".stages" / "stage_1.done").exists()
     assert (tmp_path / "work" / ".stages" / "stage_0.done").exists()
+
+
+def test_a_stage_function_fails_at_its_first_failing_command(tmp_path):
+    """A stage that is a shell function whose last command succeeds: it fails all the same
+    (bash runs a function called as `if ! f` with -e off), and its later commands do not run."""
+    script = make_recipe(tmp_path)
+    text = script.read_text().replace('append "copy" s1.log', 'broken')
+    text = text.replace('run_stage 0', 'broken() { false; echo after >> after.log; }\nrun_stage 0')
+    script.write_text(text)
+    out = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=False)
+    assert out.returncode == 1 and "== stage 1 (copy): FAILED" in out.stderr
+    assert not (tmp_path / "work" / "after.log").exists()
+    assert not (tmp_path / "work" / ".stages" / "stage_1.done").exists()
+
+
+def test_a_start_after_the_last_stage_is_refused(tmp_path):
+    script = make_recipe(tmp_path)
+    script.write_text(script.read_text().replace("nj=1", "nj=1; last_stage=2"))
+    out = subprocess.run(["bash", str(script), "--stage", "3", "--stop_stage", "9"],
+                         capture_output=True, text=True, check=False)
+    assert (out.returncode, out.stdout) == (2, "")
+    assert out.stderr == "recipe.sh: --stage 3: no stage to run (the stages are 0-2)\n"
+
+
+def test_relative_path_options_are_from_the_current_directory(tmp_path):
+    script = tmp_path / "paths.sh"
+    script.write_text(f'''#!/usr/bin/env bash
+set -euo pipefail
+data=default/data; out=default/out; name=x; path_options="data out"
+. "{ROOT}/tools/parse_options.sh"
+cd /
+printf '%s\\n' "$data" "$out" "$name"
+''')
+    (tmp_path / "here").mkdir()
+    out = subprocess.run(["bash", str(script), "--data", "corpus", "--out=/abs/o", "--name",
+                          "n/m"], capture_output=True, text=True, check=True,
+                         cwd=tmp_path / "here")
+    assert out.stdout.splitlines() == [f"{tmp_path}/here/corpus", "/abs/o", "n/m"]
+    out = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["default/data", "default/out", "x"]  # defaults as set
+
+
+@pytest.mark.parametrize("option, message", [
+    (("--gpus", "two"), "--gpus must be a whole number (0: the CPU), got 'two'"),
+    (("--nj", "0"), "--nj must be a whole number >= 1, got '0'"),
+    (("--force", "yes"), "--force must be true or false, got 'yes'"),
+    (("--exp", "a\\b"), ("--exp 'a\\b' holds a backslash or '${', which a Hydra override "
+                         "cannot carry")),
+])
+def test_recipes_refuse_bad_shared_options_first(tmp_path, option, message):
+    out = subprocess.run(["bash", str(ROOT / "recipes/synth/run.sh"), "--manifests",
+                          str(tmp_path / "data"), *option], capture_output=True, text=True,
+                         check=False)
+    assert (out.returncode, out.stdout, out.stderr) == (2, "", f"run.sh: {message}\n")
+    assert not (tmp_path / "data").exists()
