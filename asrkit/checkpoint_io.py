@@ -119,14 +119,22 @@ def atomic_save(obj: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
+def recorded_hash(path: str | Path) -> str | None:
+    """The hash ``path``'s hash file records (what identifies the checkpoint written there,
+    without reading it), or None without a readable one."""
+    try:
+        return hash_path(path).read_text(encoding="ascii").split()[0]
+    except (OSError, UnicodeDecodeError, IndexError):
+        return None
+
+
 def verify(path: str | Path) -> bool | None:
     """True when ``path`` has the bytes its hash file records, False when it does not (or
     the hash file is unreadable), None when there is no hash file."""
-    recorded = hash_path(path)
-    if not recorded.is_file():
+    if not hash_path(path).is_file():
         return None
+    expected = recorded_hash(path)
     try:
-        expected = recorded.read_text(encoding="ascii").split()[0]
-        return file_sha256(path) == expected
-    except (OSError, UnicodeDecodeError, IndexError):
+        return expected is not None and file_sha256(path) == expected
+    except OSError:
         return False

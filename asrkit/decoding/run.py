@@ -17,11 +17,13 @@ so that no decode overwrites another; one line per method is printed (WER, CER, 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from asrkit.checkpoint_io import recorded_hash
 from asrkit.config import ConfigError
 from asrkit.decoding.decode_set import decode_utterances
 from asrkit.decoding.decoding_chunk import DecodingChunk
@@ -29,7 +31,12 @@ from asrkit.decoding.experiment import load_experiment
 from asrkit.decoding.plan import DecodePlan, build_methods
 from asrkit.decoding.precision import DecodePrecision
 from asrkit.experiment_dir import ExperimentDir
-from asrkit.scoring.decode_dir import checkpoint_dir_name, result_dir, write_decode_result
+from asrkit.scoring.decode_dir import (
+    WER_FILE,
+    checkpoint_dir_name,
+    result_dir,
+    write_decode_result,
+)
 from asrkit.scoring.results_md import refresh_results_md
 from asrkit.scoring.wer import read_text
 
@@ -49,6 +56,8 @@ def decode_and_score(plan: DecodePlan) -> list[dict[str, Any]]:
         raise ConfigError(str(e)) from None
     out_root = Path(cfg["out_dir"]) if cfg.get("out_dir") else ExperimentDir(exp.exp_dir).decode_dir
     checkpoint = exp.checkpoint_label
+    identity = recorded_hash(exp.checkpoint)  # tells a rewritten avg_N.pt from the one decoded
+    exp_dir = Path(exp.exp_dir).resolve()
     at = (f"; encoder chunk {chunk.chunk_size}, left chunks {chunk.left_chunks}"
           if chunk.settings() else "")
     at += f"; {precision.describe()}" if precision.describe() else ""
@@ -59,7 +68,7 @@ def decode_and_score(plan: DecodePlan) -> list[dict[str, Any]]:
         for name, method in methods.items():  # before any decoding
             settings = {**method.settings(), **chunk.settings(), **precision.settings()}
             _check_same_set(result_dir(out_root, checkpoint, set_name, name, settings),
-                            manifest, utterances)
+                            manifest, utterances, exp_dir)
     for set_name, (manifest, utterances) in plan.test_sets.items():
         result = decode_utterances(
             exp.model, exp.tokenizer, utterances, exp.extractor, methods, exp.cmvn,
@@ -68,6 +77,7 @@ def decode_and_score(plan: DecodePlan) -> list[dict[str, Any]]:
         for name, method in methods.items():
             settings = {**method.settings(), **chunk.settings(), **precision.settings()}
             extra = {"set": set_name, "method": name, "checkpoint": checkpoint,
+                     "checkpoint_sha256": identity, "exp_dir": str(exp_dir),
                      "manifest": str(manifest), "failed": len(result.failed),
                      "audio_seconds": round(result.audio_seconds, 3),
                      "rtf_shared": round(result.shared_rtf, 5), "decode": settings}
@@ -92,14 +102,29 @@ def decode_and_score(plan: DecodePlan) -> list[dict[str, Any]]:
     return summaries
 
 
-def _check_same_set(out_dir: Path, manifest: Path, utterances) -> None:
+def _check_same_set(out_dir: Path, manifest: Path, utterances, exp_dir: Path) -> None:
     """A ConfigError when ``out_dir`` holds the results of another set of the same name
-    (a manifest with the same file name elsewhere, of other utterance ids): decoding would
-    replace them. The same ids with corrected transcripts are the same set, decoded again."""
+    (a manifest with the same file name elsewhere, of other utterance ids) or of another
+    experiment (one ``out_dir=`` given to two): decoding would replace them. The same ids
+    with corrected transcripts are the same set, decoded again."""
     ref_file = out_dir / "ref.txt"
     if not ref_file.is_file():
         return
+    other = _recorded_experiment(out_dir)
+    if other is not None and Path(other) != exp_dir:
+        raise ConfigError(f"out_dir: {out_dir} holds the results of another experiment "
+                          f"({other}); give each experiment an out_dir of its own")
     if set(read_text(ref_file)) != {u.id for u in utterances}:
         raise ConfigError(f"test_sets: {manifest} would replace the results in {out_dir}, "
                           f"which are of other utterances (another set of the same name); "
                           f"rename the manifest, set out_dir=..., or remove that directory")
+
+
+def _recorded_experiment(out_dir: Path) -> str | None:
+    """The experiment a result directory's wer.json was decoded from (None: not recorded,
+    as before asrkit recorded it, or no readable wer.json)."""
+    try:
+        summary = json.loads((out_dir / WER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return summary.get("exp_dir") if isinstance(summary, dict) else None

@@ -6,8 +6,10 @@
         wer.json     {"wer", "cer" (percent; null if undefined: errors but no reference tokens),
                       "sub", "del", "ins", "ref_words", "utts", "rtf", "char_sub",
                       "char_del", "char_ins", "ref_chars", "normalize", "missing_hyps",
-                      "set", "method", "checkpoint", "manifest", "failed",
-                      "audio_seconds", "decode": {beam, ctc_weight, ...}}
+                      "set", "method", "checkpoint", "checkpoint_sha256" (its hash file's
+                      hash: a result whose checkpoint was written again since is left
+                      out), "exp_dir", "manifest", "failed", "audio_seconds",
+                      "decode": {beam, ctc_weight, ...}}
         errors.txt   per-utterance aligned REF/HYP (sclite's alignment, pralign style) after
                      normalisation
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from asrkit.atomic_text import write_text_atomic
+from asrkit.checkpoint_io import recorded_hash
 from asrkit.experiment_dir import ExperimentDir
 from asrkit.scoring.normalize import TextNormalizer
 from asrkit.scoring.wer import (
@@ -38,6 +42,8 @@ from asrkit.scoring.wer import (
     score_texts,
     write_text,
 )
+
+log = logging.getLogger(__name__)
 
 WER_FILE = "wer.json"
 # settings a decode leaves out of its directory name and wer.json at their default value
@@ -142,8 +148,24 @@ def find_runs(exp_dir: str | Path, sets: Sequence[str] | None = None,
             continue
         if checkpoint and checkpoint not in (recorded, checkpoint_dir_name(str(recorded))):
             continue
+        if _checkpoint_changed(Path(exp_dir), recorded, summary.get("checkpoint_sha256")):
+            log.warning("%s: decoded with an earlier %s (the checkpoint was written again "
+                        "since, e.g. by asrkit average); left out until decoded again",
+                        wer_file.parent, recorded)
+            continue
         runs.append(DecodeRun(Path(exp_dir), wer_file.parent, set_name, method, summary))
     return sorted(runs, key=lambda r: (str(r.checkpoint), r.set_name, r.method, str(r.path)))
+
+
+def _checkpoint_changed(exp_dir: Path, checkpoint: str | None, decoded: str | None) -> bool:
+    """Whether the checkpoint a result was decoded with has been replaced since: its hash
+    file now records another hash (a result without one recorded, a checkpoint gone or
+    without a hash file: not known to have changed)."""
+    if not checkpoint or not decoded:
+        return False
+    path = ExperimentDir(exp_dir).checkpoint_path(checkpoint)
+    now = recorded_hash(path) if path is not None else None
+    return now is not None and now != decoded
 
 
 def utterance_errors(run: DecodeRun, unit: str = "word") -> dict[str, tuple[int, int]]:

@@ -33,7 +33,12 @@ import torch
 
 from asrkit.checkpoint_io import CorruptCheckpointError, atomic_save, load_file, verify
 from asrkit.experiment_dir import ExperimentDir
-from asrkit.training.checkpoint import CheckpointInfo, best_first, list_checkpoints
+from asrkit.training.checkpoint import (
+    CheckpointInfo,
+    best_first,
+    is_training_checkpoint_name,
+    list_checkpoints,
+)
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +160,10 @@ def average_experiment(exp_dir: str | Path, num: int, best_by: str | None = None
     ``exp_dir``; returns its path and the names of the checkpoints averaged. The name
     counts the checkpoints actually averaged."""
     exp = ExperimentDir(exp_dir)
+    if out and is_training_checkpoint_name(Path(out).name):
+        raise ValueError(f"--out: {out} is named as a training checkpoint (epoch_N.pt, "
+                         f"step_N.pt, last.pt), which the trainer resumes from; choose "
+                         f"another name")
     chosen = select_checkpoints(exp.path, num, best_by, allow_fewer, skip_corrupt)
     averaged = average_checkpoints([i.path for i in chosen])
     averaged["averaged_by"] = best_by or "last"
@@ -163,3 +172,4 @@ def average_experiment(exp_dir: str | Path, num: int, best_by: str | None = None
     if path.resolve().parent == exp.path.resolve():
         exp.record_average(path, averaged["averaged_from"])
     return path, list(averaged["averaged_from"])
+

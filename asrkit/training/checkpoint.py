@@ -41,6 +41,12 @@ log = logging.getLogger(__name__)
 _NAME = re.compile(r"^(epoch|step)_(\d+)\.pt$")
 
 
+def is_training_checkpoint_name(name: str) -> bool:
+    """Whether a file name is one the trainer writes and resumes from (epoch_N.pt,
+    step_N.pt, last.pt)."""
+    return name == LAST_CHECKPOINT or _NAME.match(name) is not None
+
+
 # ---- RNG states as plain data --------------------------------------------------------------
 def capture_rng_state() -> dict[str, Any]:
     """Every RNG the training loop draws from, as tensors (weights_only-loadable)."""

@@ -139,11 +139,25 @@ def write_config(saved: dict[str, Any], ctx: DistributedContext) -> Path:
     previous run's."""
     path = ExperimentDir(saved["exp_dir"]).config_file
     if ctx.is_main:
-        if path.is_file():
-            previous = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            changes = changed_keys(previous, saved)
-            if changes:
-                log.warning("config differs from the previous run's config.yaml in: %s",
-                            ", ".join(changes))
+        if changes := _config_changes(path, saved):
+            log.warning("config differs from the previous run's config.yaml in: %s",
+                        ", ".join(changes))
         write_text_atomic(path, yaml.safe_dump(saved, sort_keys=False, allow_unicode=True))
     return path
+
+
+def note_unapplied_config(saved: dict[str, Any], ctx: DistributedContext) -> None:
+    """For a finished run that is not trained further: warn (rank 0) about keys that differ
+    from its config.yaml, which this command then does not apply."""
+    path = ExperimentDir(saved["exp_dir"]).config_file
+    if ctx.is_main and (changes := _config_changes(path, saved)):
+        log.warning("config differs from the finished run's config.yaml in: %s; nothing is "
+                    "trained, so it is not applied (train into another exp_dir, or raise "
+                    "trainer.max_epochs to go on with it)", ", ".join(changes))
+
+
+def _config_changes(path: Path, saved: dict[str, Any]) -> list[str]:
+    if not path.is_file():
+        return []
+    previous = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return changed_keys(previous, saved)

@@ -17,7 +17,9 @@ stays near its peak instead of shrinking between steps (the peak itself is uncha
 is what an allocator such as jemalloc or tcmalloc does when preloaded (Intel's guidance for
 CPU training), without preloading anything. DataLoader workers forked afterwards inherit
 it. ``trainer.keep_freed_memory=false`` leaves malloc as it is; on a C library other than
-glibc nothing is changed and the log says so.
+glibc nothing is changed and the log says so. The settings last for the process: after a
+run that set them (an earlier run of a sweep), ``false`` cannot take them back, and the log
+says that instead.
 """
 
 from __future__ import annotations
@@ -34,11 +36,18 @@ SETTINGS = {
 }
 
 
+_applied = False  # whether this process's malloc has the settings
+
+
 def keep_freed_memory(enabled: bool = True) -> str:
     """Apply the settings to this process's malloc (``enabled``: the trainer's
     ``keep_freed_memory``); returns what was done, for the log (``"freed blocks kept for
     reuse (glibc mallopt)"`` or why nothing was changed)."""
+    global _applied
     if not enabled:
+        if _applied:
+            return ("freed blocks still kept for reuse: an earlier run in this process set "
+                    "it, and malloc cannot go back (trainer.keep_freed_memory=false)")
         return "malloc's defaults (trainer.keep_freed_memory=false)"
     libc_name, _ = platform.libc_ver()
     if platform.system() != "Linux" or libc_name != "glibc":
@@ -46,6 +55,7 @@ def keep_freed_memory(enabled: bool = True) -> str:
     mallopt = ctypes.CDLL("libc.so.6").mallopt
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     refused = [param for param, value in SETTINGS.items() if mallopt(param, value) != 1]
+    _applied = len(refused) < len(SETTINGS)
     if refused:
         return f"partly unchanged (glibc refused mallopt parameters {refused})"
     return "freed blocks kept for reuse (glibc mallopt)"

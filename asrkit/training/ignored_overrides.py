@@ -5,7 +5,8 @@ another choice do no harm (``+experiment=synth/conformer model=ctc`` keeps the p
 ``decoder:`` keys; asrkit.models.build): a decoder or transducer section marked none, the
 options of the other prediction network (asrkit.models.transducer.build.PREDICTION_ONLY),
 ``model.ctc_weight`` where the model fixes it (1 without a decoder, 0 for a transducer
-alone), and InterCTC's layers with ``model.interctc_weight`` 0 (no InterCTC, as ESPnet).
+alone), InterCTC's layers with ``model.interctc_weight`` 0 (no InterCTC, as ESPnet), and
+``optim.lr`` under the Noam schedule, which sets the rate itself (``scheduler.factor``).
 Refusing such keys would break shared override lists (a sweep over ``model=ctc,ctc_aed``
 with one set of ``decoder.*`` values), but one typed on the command line was meant to
 change something: ``asrkit train`` prints one warning line for each.
@@ -47,6 +48,10 @@ def _why_ignored(key: str, value: str, config: Mapping[str, Any]) -> str | None:
         if PREDICTION_ONLY[name] != prediction:
             return (f"it applies to the {PREDICTION_ONLY[name]} prediction network, not "
                     f"{prediction}")
+    if key == "optim.lr" and str((config.get("scheduler") or {}).get("_target_", "")) \
+            .endswith(".NoamScheduler"):
+        return ("scheduler=noam sets the rate itself (its peak: scheduler.factor / "
+                "sqrt(d_model * warmup_steps))")
     model = config.get("model") or {}
     if key == "model.ctc_weight":
         if model.get("transducer_weight") == 1.0:

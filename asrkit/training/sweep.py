@@ -8,7 +8,9 @@ the swept keys (``n`` from 0, as Hydra's ``${hydra.job.num}``; e.g. ``3_encoder-
 optim.lr-0.002``), a name made only of letters, digits and ``._-+`` so that it passes back
 unquoted as ``asrkit decode exp_dir=<exp_dir>/3_encoder-conformer+optim.lr-0.002``; jobs
 run one after another in this process; every job's config is composed and checked before
-the first one starts.
+the first one starts. A value longer than ``MAX_VALUE_CHARS`` (a path) is cut and given a
+hash of the whole, so that names stay well within a file name's 255 bytes; a sweep that
+expands to no job (an empty ``range``) is refused.
 
     jobs = expand_sweep(["encoder=transformer,conformer", "exp_dir=exp/sweep"])
     # [["encoder=transformer", "exp_dir=exp/sweep"], ["encoder=conformer", "exp_dir=exp/sweep"]]
@@ -16,6 +18,7 @@ the first one starts.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
@@ -37,22 +40,40 @@ def swept_keys(overrides: list[str]) -> list[str]:
     return [o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()]
 
 
+MAX_VALUE_CHARS = 40  # a swept value's part of a job's directory name, at most
+MAX_NAME_BYTES = 255  # a file name's limit on common file systems
+
+
 def job_dir_name(number: int, job: list[str], keys: list[str]) -> str:
     """``<n>_<key>-<value>+...`` over the swept keys of one job (characters other than
-    letters, digits and ``._`` in a value become ``-``)."""
+    letters, digits and ``._`` in a value become ``-``; a long value is cut, with 8 hex
+    digits of its hash)."""
     chosen = []
     for override in job:
         key, _, value = override.lstrip("+").partition("=")
         if key in keys:
-            chosen.append(f"{key}-{re.sub(r'[^A-Za-z0-9._]', '-', value)}")
-    return f"{number}_" + "+".join(chosen)
+            chosen.append(f"{key}-{_short(re.sub(r'[^A-Za-z0-9._]', '-', value), value)}")
+    name = f"{number}_" + "+".join(chosen)
+    if len(name.encode()) > MAX_NAME_BYTES:  # many swept keys: the values' hash alone
+        name = f"{number}_" + _digest("+".join(chosen))
+    return name
+
+
+def _short(text: str, whole: str) -> str:
+    if len(text) <= MAX_VALUE_CHARS:
+        return text
+    return f"{text[: MAX_VALUE_CHARS - 9]}-{_digest(whole)}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def plan_jobs(argv: list[str], multirun: bool,
               config_dirs: Sequence[str] = ()) -> list[tuple[list[str], dict]]:
     """(overrides, checked config) of every job; raises the config errors of the first bad
     job before anything runs. Without ``multirun`` it is the one job of ``argv``."""
-    from asrkit.config import compose_train_config
+    from asrkit.config import ConfigError, compose_train_config
     from asrkit.training.preflight import check_train_config, reject_hydra_overrides
 
     reject_hydra_overrides(argv)
@@ -63,7 +84,11 @@ def plan_jobs(argv: list[str], multirun: bool,
         return [(argv, config)]
     keys = swept_keys(argv)
     jobs = []
-    for number, job in enumerate(expand_sweep(argv)):
+    expanded = expand_sweep(argv)
+    if not expanded:
+        raise ConfigError(f"-m: the sweep over {', '.join(keys) or 'nothing'} has no run "
+                          f"(an empty range or list of values)")
+    for number, job in enumerate(expanded):
         exp_dir = compose_train_config(job, config_dirs)["exp_dir"]
         job = [o for o in job if o.lstrip("+").split("=", 1)[0] != "exp_dir"]
         job.append(f"exp_dir='{exp_dir}/{job_dir_name(number, job, keys)}'")
@@ -104,8 +129,14 @@ def run_jobs(jobs: list[tuple[list[str], dict]], multirun: bool,
             statuses.append(run_training(config))
         if statuses[-1] in (130, 143):
             break
-    failed = [jobs[i][1]["exp_dir"] for i, status in enumerate(statuses) if status]
+    stopped = statuses[-1] in (130, 143)
+    failed = [jobs[i][1]["exp_dir"] for i, status in enumerate(statuses)
+              if status and not (stopped and i == len(statuses) - 1)]
     if multirun and failed:
         print(f"asrkit train: {len(failed)} of {len(jobs)} runs failed: {', '.join(failed)}",
               file=sys.stderr)
+    if multirun and stopped:
+        print(f"asrkit train: the sweep was stopped during run {len(statuses)}/{len(jobs)} "
+              f"({jobs[len(statuses) - 1][1]['exp_dir']}); {len(jobs) - len(statuses)} later "
+              f"run(s) did not start (run the same command again to resume)", file=sys.stderr)
     return next((status for status in statuses if status), 0)

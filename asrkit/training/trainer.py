@@ -70,6 +70,7 @@ from asrkit.training.checkpoint import (
 )
 from asrkit.training.experiment import (
     STEP_LOGGER,
+    note_unapplied_config,
     prepare_experiment,
     setup_logging,
     write_config,
@@ -153,6 +154,8 @@ class Trainer:
         self._resume()  # last: restores the RNG states
         if self.state.epoch <= tcfg["max_epochs"]:  # not when there is nothing to do
             write_config(self.config, ctx)  # only once the run can start
+        else:
+            note_unapplied_config(self.config, ctx)
         self.stop.install()
         self.state.start_clock()
 

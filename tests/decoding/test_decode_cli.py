@@ -1,8 +1,10 @@
 """`asrkit decode` end to end: a tiny random model on a tiny synth set."""
 
 import json
+import logging
 
 import pytest
+import torch
 
 from asrkit.bin.decode import main
 from asrkit.scoring.compare import compare_experiments
@@ -169,6 +171,49 @@ def test_out_dir_leaves_the_experiment_alone(make_experiment, synth_dir, tmp_pat
     assert (out_dir / "avg_2" / "test" / "ctc_greedy" / "wer.json").is_file()
     assert not (exp_dir / "decode").exists() and not (exp_dir / "results.md").exists()
     assert find_runs(exp_dir) == []
+
+
+def test_one_out_dir_for_two_experiments_is_refused(make_experiment, synth_dir, tmp_path,
+                                                   capsys):
+    """Results are keyed by checkpoint and settings, not by experiment: a second experiment
+    decoded into the same out_dir would replace the first's results."""
+    first = make_experiment(tmp_path / "a", synth_dir / "train.jsonl")
+    second = make_experiment(tmp_path / "b", synth_dir / "train.jsonl", seed=1)
+    common = ["checkpoint=avg_2.pt", "methods=[ctc_greedy]",
+              f"test_sets=[{synth_dir / 'test.jsonl'}]", f"out_dir={tmp_path / 'out'}"]
+    assert main([f"exp_dir={first}", *common]) == 0
+    result = tmp_path / "out" / "avg_2" / "test" / "ctc_greedy"
+    before = (result / "hyp.txt").read_text()
+    assert json.loads((result / "wer.json").read_text())["exp_dir"] == str(first.resolve())
+    capsys.readouterr()
+    assert main([f"exp_dir={second}", *common]) == 2
+    assert capsys.readouterr().err == (
+        f"asrkit decode: out_dir: {result} holds the results of another experiment "
+        f"({first.resolve()}); give each experiment an out_dir of its own\n")
+    assert (result / "hyp.txt").read_text() == before
+    assert main([f"exp_dir={first}", *common]) == 0  # its own results: decoded again
+
+
+def test_results_of_a_checkpoint_written_again_are_left_out(make_experiment, synth_dir,
+                                                            tmp_path, caplog):
+    """`asrkit average` rewrites avg_N.pt in place: results decoded with the earlier one must
+    not be shown beside the new one's epochs and size (the checkpoint's hash file tells)."""
+    from asrkit.checkpoint_io import atomic_save
+    from asrkit.scoring.decode_dir import find_runs
+
+    exp_dir = make_experiment(tmp_path / "exp", synth_dir / "train.jsonl")
+    average = torch.load(exp_dir / "avg_2.pt", weights_only=False)
+    atomic_save(average, exp_dir / "avg_2.pt")  # with its hash file, as average writes it
+    assert main([f"exp_dir={exp_dir}", "checkpoint=avg_2.pt", "methods=[ctc_greedy]",
+                 f"test_sets=[{synth_dir / 'test.jsonl'}]"]) == 0
+    assert len(find_runs(exp_dir)) == 1
+    average["averaged_from"] = ["epoch_3.pt", "epoch_4.pt"]  # averaged again, later epochs
+    atomic_save(average, exp_dir / "avg_2.pt")
+    with caplog.at_level(logging.WARNING, logger="asrkit.scoring.decode_dir"):
+        assert find_runs(exp_dir) == []
+    assert "decoded with an earlier avg_2.pt" in caplog.text
+    with pytest.raises(ValueError, match="no decode results"):
+        compare_experiments([exp_dir])
 
 
 def test_decodes_with_other_settings_or_checkpoints_keep_both(make_experiment, synth_dir,

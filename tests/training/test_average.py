@@ -90,6 +90,17 @@ def test_more_than_there_are_is_an_error_naming_how_many(exp_dir, capsys):
     assert not (exp_dir / "avg_5.pt").exists() and not (exp_dir / "avg_4.pt").exists()
 
 
+@pytest.mark.parametrize("name", ["epoch_3.pt", "step_120.pt", "last.pt"])
+def test_out_named_as_a_training_checkpoint_is_refused(exp_dir, capsys, name):
+    target = exp_dir / "checkpoints" / name
+    before = target.read_bytes() if target.exists() else None
+    assert main([str(exp_dir), "--num", "2", "--out", str(target)]) == 2
+    assert capsys.readouterr().err == (
+        f"asrkit average: --out: {target} is named as a training checkpoint (epoch_N.pt, "
+        f"step_N.pt, last.pt), which the trainer resumes from; choose another name\n")
+    assert (target.read_bytes() if target.exists() else None) == before
+
+
 def test_unknown_metric_and_empty_experiment_are_errors(exp_dir, tmp_path, capsys):
     assert main([str(exp_dir), "--num", "2", "--best-by", "dev_bleu"]) == 2
     assert "dev_bleu" in capsys.readouterr().err

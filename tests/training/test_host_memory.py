@@ -60,3 +60,17 @@ def test_freed_memory_is_reused_instead_of_faulted_in_again():
 def test_other_c_libraries_are_left_alone(monkeypatch):
     monkeypatch.setattr(host_memory.platform, "libc_ver", lambda: ("musl", "1.2"))
     assert host_memory.keep_freed_memory().startswith("unchanged (malloc is not glibc's")
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_false_after_a_run_that_kept_memory_says_it_is_still_kept():
+    """A sweep's runs share a process: `false` after `true` cannot undo mallopt, and the
+    log must not claim malloc's defaults."""
+    code = ("from asrkit.training.host_memory import keep_freed_memory as k\n"
+            "print(k(False)); print(k(True)); print(k(False))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out == ["malloc's defaults (trainer.keep_freed_memory=false)",
+                   "freed blocks kept for reuse (glibc mallopt)",
+                   ("freed blocks still kept for reuse: an earlier run in this process set it, "
+                    "and malloc cannot go back (trainer.keep_freed_memory=false)")]

@@ -54,3 +54,32 @@ def test_an_ignored_override_is_named_and_changes_nothing(base, ignored, why):
 def test_an_override_that_counts_is_not_named(base, used):
     config = compose_train_config([*SMALL, *base, used])
     assert ignored_overrides([*base, used], config) == []
+
+
+def test_a_learning_rate_under_noam_is_named_as_the_schedule_sets_the_rate():
+    import torch
+
+    from asrkit.training.optim import build_optimizer
+    from asrkit.training.schedulers import build_scheduler
+
+    def rates(config) -> list[float]:
+        model = torch.nn.Linear(2, 2)
+        optimizer = build_optimizer(dict(config["optim"]), model)
+        scheduler = build_scheduler(dict(config["scheduler"]), optimizer, total_steps=100,
+                                    d_model=16)
+        out = []
+        for _ in range(5):
+            optimizer.step()
+            scheduler.step()
+            out.append(optimizer.param_groups[0]["lr"])
+        return out
+
+    noam = [compose_train_config([*SMALL, f"optim.lr={lr}"]) for lr in (0.001, 0.01)]
+    assert ignored_overrides(["optim.lr=0.001"], noam[0]) == [
+        ("optim.lr=0.001: ignored, scheduler=noam sets the rate itself (its peak: "
+         "scheduler.factor / sqrt(d_model * warmup_steps))")]
+    assert rates(noam[0]) == rates(noam[1])  # the same rates: the value counts for nothing
+    cosine = [compose_train_config([*SMALL, "scheduler=warmup_cosine", f"optim.lr={lr}"])
+              for lr in (0.001, 0.01)]
+    assert ignored_overrides(["optim.lr=0.001"], cosine[0]) == []
+    assert rates(cosine[0]) != rates(cosine[1])

@@ -5,6 +5,7 @@ SIGTERM)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -199,6 +200,47 @@ def test_the_readmes_sweep_over_encoders_composes_and_checks(corpus, tmp_path, c
         "0_encoder-transformer", "1_encoder-conformer", "2_encoder-moe_conformer"]
     assert "kernel_size" not in jobs[0][1]["encoder"] and jobs[1][1]["encoder"]["kernel_size"] == 15
     assert not (tmp_path / "sweep").exists()
+
+
+def test_long_swept_values_are_cut_with_a_hash_and_an_empty_sweep_is_refused(
+        corpus, tmp_path, capsys):
+    from asrkit.training.sweep import job_dir_name, plan_jobs
+
+    long_a, long_b = "/data/" + "a" * 300 + "/train.jsonl", "/data/" + "a" * 300 + "/dev.jsonl"
+    names = [job_dir_name(n, [f"data.train={v}"], ["data.train"])
+             for n, v in enumerate((long_a, long_b))]
+    assert names[0] != names[1] and all(len(n.encode()) <= 60 for n in names)
+    assert names[0].startswith("0_data.train--data-aaaa") and names[0][-9] == "-"
+    many = [f"k{i}=" + "v" * 40 for i in range(10)]  # ten short values: too long together
+    name = job_dir_name(7, many, [f"k{i}" for i in range(10)])
+    assert len(name) == 10 and name.startswith("7_")
+    assert main(["-m", *corpus.overrides(tmp_path / "sweep", "trainer.seed=range(3,3)",
+                                         "optim.lr=0.001,0.002")]) == 2
+    assert capsys.readouterr().err == ("asrkit train: -m: the sweep over trainer.seed, optim.lr "
+                                       "has no run (an empty range or list of values)\n")
+    assert not (tmp_path / "sweep").exists()
+    deep = tmp_path / ("d" * 120) / ("e" * 120)  # a sweep over two long paths
+    deep.mkdir(parents=True)
+    shutil.copy(corpus.cmvn, deep / "cmvn.json")
+    jobs = plan_jobs([*corpus.overrides(tmp_path / "s2"),
+                      f"data.cmvn={corpus.cmvn},{deep / 'cmvn.json'}"], multirun=True)
+    dirs = [Path(config["exp_dir"]) for _, config in jobs]
+    assert len(set(dirs)) == 2 and all(len(d.name) <= 60 for d in dirs)
+
+
+def test_a_stopped_sweep_says_which_runs_did_not_start(corpus, tmp_path, capsys, monkeypatch):
+    import asrkit.training.run as run_module
+    from asrkit.training.sweep import plan_jobs, run_jobs
+
+    jobs = plan_jobs(corpus.overrides(tmp_path / "sweep", "trainer.seed=1,2,3"), multirun=True)
+    statuses = iter([0, 130])
+    monkeypatch.setattr(run_module, "run_training", lambda config: next(statuses))
+    assert run_jobs(jobs, multirun=True) == 130
+    err = capsys.readouterr().err.splitlines()
+    assert "failed" not in " ".join(err)
+    assert err[-1] == (f"asrkit train: the sweep was stopped during run 2/3 ({tmp_path}/sweep/"
+                       f"1_trainer.seed-2); 1 later run(s) did not start (run the same command "
+                       f"again to resume)")
 
 
 def test_multirun_checks_every_run_before_the_first_starts(corpus, tmp_path, capsys):

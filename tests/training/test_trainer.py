@@ -361,3 +361,19 @@ def test_a_transducer_alone_drops_utterances_without_an_encoder_frame(corpus, tm
         assert trainer.train() == 0
     finally:
         trainer.cleanup()
+
+
+def test_a_finished_run_given_a_changed_config_says_it_is_not_applied(corpus, tmp_path):
+    """Rerunning a finished sweep with another fixed value trains nothing: the warning says
+    the change is not applied, and config.yaml keeps what was trained."""
+    assert run(corpus.config(tmp_path / "exp", "trainer.max_epochs=1"))[0] == 0
+    saved = (tmp_path / "exp" / "config.yaml").read_text()
+    step = torch.load(tmp_path / "exp" / "checkpoints" / "last.pt", weights_only=True)["step"]
+    status, trainer = run(corpus.config(tmp_path / "exp", "trainer.max_epochs=1",
+                                        "model.lsm_weight=0.2"))
+    assert status == 0 and trainer.step == step  # nothing trained further
+    log = (tmp_path / "exp" / "train.log").read_text()
+    assert ("config differs from the finished run's config.yaml in: model.lsm_weight; nothing "
+            "is trained, so it is not applied (train into another exp_dir, or raise "
+            "trainer.max_epochs to go on with it)") in log
+    assert (tmp_path / "exp" / "config.yaml").read_text() == saved
