@@ -26,11 +26,18 @@ from collections.abc import Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ValueType
 
 
 def expand_sweep(overrides: list[str]) -> list[list[str]]:
-    """The override list of every job, in Hydra's order (the last swept key varies fastest)."""
+    """The override list of every job, in Hydra's order (the last swept key varies fastest).
+    ``glob(...)`` over a config group's options needs Hydra's config loader, which asrkit's
+    composition does not run: a ValueError naming it."""
     parsed = OverridesParser.create().parse_overrides(overrides)
+    for override in parsed:
+        if override.value_type == ValueType.GLOB_CHOICE_SWEEP:
+            raise ValueError(f"{override.input_line}: glob() sweeps are not supported; list "
+                             f"the options (e.g. encoder=transformer,conformer)")
     return BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
 
 

@@ -219,6 +219,10 @@ def test_long_swept_values_are_cut_with_a_hash_and_an_empty_sweep_is_refused(
     assert capsys.readouterr().err == ("asrkit train: -m: the sweep over trainer.seed, optim.lr "
                                        "has no run (an empty range or list of values)\n")
     assert not (tmp_path / "sweep").exists()
+    assert main(["-m", "encoder=glob(trans*)", *corpus.overrides(tmp_path / "sweep")]) == 2
+    assert capsys.readouterr().err == ("asrkit train: encoder=glob(trans*): glob() sweeps are "
+                                       "not supported; list the options (e.g. "
+                                       "encoder=transformer,conformer)\n")
     deep = tmp_path / ("d" * 120) / ("e" * 120)  # a sweep over two long paths
     deep.mkdir(parents=True)
     shutil.copy(corpus.cmvn, deep / "cmvn.json")
