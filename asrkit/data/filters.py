@@ -1,7 +1,8 @@
 """Utterance filters applied before batching, with a count per reason.
 
-CTC needs at least one encoder frame per token, so utterances whose token count exceeds
-their encoder frame count are dropped, as are those outside [min_duration, max_duration]
+CTC needs at least one encoder frame per token and a blank frame between two equal tokens
+in a row (Graves et al. 2006; torch's ctc_loss is infinite otherwise), so utterances whose
+tokens need more frames than the encoder gives (``ctc_min_frames``) are dropped, as are those outside [min_duration, max_duration]
 and those whose text tokenizes to nothing. A model without CTC (a transducer alone, which
 can emit several tokens on one frame) still needs one encoder frame (Graves 2012: the last
 blank is emitted from frame T), so utterances too short for any are dropped whatever the
@@ -14,6 +15,7 @@ asrkit.models.encoder_interface; e.g. 98 fbank frames give 23 after a conv2d 4x 
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 TOO_SHORT = "shorter than min_duration"
 TOO_LONG = "longer than max_duration"
 NO_TOKENS = "no tokens after tokenization"
-TOO_MANY_TOKENS = "more tokens than frames after subsampling"
+TOO_MANY_TOKENS = "more tokens than frames after subsampling (a repeat counts twice)"
 NO_FRAMES = "no encoder frame after subsampling"
 
 
@@ -67,7 +69,7 @@ def filter_utterances(
         elif encoder_frames is not None and encoder_frames[index] == 0:
             dropped[NO_FRAMES] += 1
         elif (frame_per_token and encoder_frames is not None
-              and len(tokens) > encoder_frames[index]):
+              and ctc_min_frames(tokens) > encoder_frames[index]):
             dropped[TOO_MANY_TOKENS] += 1
         else:
             keep.append(index)
@@ -77,6 +79,12 @@ def filter_utterances(
     else:
         log.info("%s: kept all %d utterances", name, len(keep))
     return keep, dropped
+
+
+def ctc_min_frames(tokens: Sequence[int]) -> int:
+    """The fewest frames a CTC path for ``tokens`` takes: one per token, plus a blank
+    between each two equal neighbours."""
+    return len(tokens) + sum(a == b for a, b in itertools.pairwise(tokens))
 
 
 def _encoder_frames(utterances: Sequence[Utterance], extractor: FbankExtractor,

@@ -34,7 +34,7 @@ from asrkit.data.cmvn import GlobalCMVN
 from asrkit.data.dataset import ASRDataset, collate_batch
 from asrkit.data.features import FbankExtractor
 from asrkit.data.filters import OutputLengths, filter_utterances
-from asrkit.data.manifest import read_manifest
+from asrkit.data.manifest import DURATION_DECIMALS, read_manifest
 from asrkit.data.sampler import BucketingBatchSampler
 from asrkit.text.base import Tokenizer
 
@@ -152,7 +152,11 @@ def build_loader(
 
 def longest_frames(extractor: FbankExtractor, duration: float, slowest_speed: float) -> int:
     """An upper bound on the fbank frames of `duration` seconds played at `slowest_speed`,
-    the length the sampler packs by: the sample count is rounded up, as speed perturbation
-    (torchaudio) rounds its own, so no batch can exceed the budget by a frame."""
-    samples = math.ceil(duration * extractor.sample_rate)
+    the length the sampler packs by: the manifest's duration is rounded (to DURATION_DECIMALS
+    places), so half of its last place is added back, and the sample count is rounded up, as
+    resampling and speed perturbation (torchaudio) round their own, so that no batch can
+    exceed the budget by a frame (a 22.05 kHz file's rounded duration could otherwise fall
+    short of its resampled length by a sample)."""
+    slack = 0.5 * 10.0 ** -DURATION_DECIMALS
+    samples = math.ceil((duration + slack) * extractor.sample_rate)
     return extractor.num_frames(speed_perturbed_length(samples, extractor.sample_rate, slowest_speed))

@@ -29,6 +29,9 @@ class ManifestError(ValueError):
     """A manifest line is malformed; the message names the file, line and key."""
 
 
+DURATION_DECIMALS = 4  # places a prepared manifest's durations are rounded to (0.1 ms)
+
+
 @dataclass(frozen=True)
 class Utterance:
     id: str

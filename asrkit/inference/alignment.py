@@ -29,6 +29,8 @@ from typing import NamedTuple
 import torch
 import torchaudio.functional as AF
 
+from asrkit.data.filters import ctc_min_frames
+
 
 class TokenSpans(NamedTuple):
     start: torch.Tensor       # (U,) long: first encoder frame
@@ -64,8 +66,8 @@ class FrameTiming:
 
 
 def frames_needed(tokens: torch.Tensor) -> int:
-    """Frames a CTC path needs for ``tokens``: one each plus a blank between repeats."""
-    return int(tokens.numel() + (tokens[1:] == tokens[:-1]).sum())
+    """Frames a CTC path needs for ``tokens`` (asrkit.data.filters.ctc_min_frames)."""
+    return ctc_min_frames(tokens.tolist())
 
 
 def ctc_token_spans(log_probs: torch.Tensor, tokens: tuple[int, ...] | list[int],

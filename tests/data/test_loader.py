@@ -17,7 +17,7 @@ from asrkit.data.filters import (
     TOO_SHORT,
     filter_utterances,
 )
-from asrkit.data.loader import LoadFailureError, build_loader
+from asrkit.data.loader import LoadFailureError, build_loader, longest_frames
 from asrkit.data.manifest import Utterance, write_manifest
 from asrkit.models.subsampling import Conv2dSubsampling
 from asrkit.text.registry import train_tokenizer
@@ -60,8 +60,8 @@ def test_filters_count_each_reason_and_log_the_counts(caplog):
     assert dropped == {TOO_SHORT: 1, TOO_LONG: 1, NO_TOKENS: 1, TOO_MANY_TOKENS: 1}
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     expected = ("train.jsonl: kept 1 of 5 utterances; dropped 1 longer than max_duration, 1 more "
-                "tokens than frames after subsampling, 1 no tokens after tokenization, 1 shorter "
-                "than min_duration")
+                "tokens than frames after subsampling (a repeat counts twice), 1 no tokens after "
+                "tokenization, 1 shorter than min_duration")
     assert warnings == [expected]
 
 
@@ -99,10 +99,48 @@ def test_token_filter_counts_encoder_frames_at_the_fastest_speed():
     assert (at_1_0, at_1_1) == (23, 21)  # not 98 // 4 = 24
     utt = [Utterance("u", "a.wav", 1.0, "t", "s")]
     for speed, fits in ((1.0, at_1_0), (1.1, at_1_1)):
-        assert filter_utterances(utt, [[3] * fits], ex, output_lengths=conv.output_lengths,
+        distinct = list(range(3, 3 + fits + 1))  # no two equal tokens in a row
+        assert filter_utterances(utt, [distinct[:fits]], ex, output_lengths=conv.output_lengths,
                                  fastest_speed=speed)[0] == [0]
-        assert filter_utterances(utt, [[3] * (fits + 1)], ex, output_lengths=conv.output_lengths,
+        assert filter_utterances(utt, [distinct], ex, output_lengths=conv.output_lengths,
                                  fastest_speed=speed)[0] == []
+
+
+def test_ctc_filter_counts_a_blank_between_repeated_tokens():
+    """CTC puts a blank between two equal tokens in a row: 20 tokens with 10 repeats need 30
+    frames, which torch's ctc_loss confirms (finite at 30 frames, infinite at 29)."""
+    tokens = [3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12]
+    for frames in (29, 30):
+        loss = torch.nn.functional.ctc_loss(torch.zeros(frames, 1, 13).log_softmax(-1),
+                                            torch.tensor([tokens]), [frames], [20],
+                                            reduction="sum")
+        assert torch.isinf(loss) == (frames == 29)
+    utt = [Utterance("u", "a.wav", 1.0, "t", "s")]  # 23 encoder frames after conv2d4
+    keep, dropped = filter_utterances(utt, [tokens], FbankExtractor(),
+                                      output_lengths=CONV4.output_lengths)
+    assert (keep, dropped) == ([], {TOO_MANY_TOKENS: 1})  # 20 tokens, but 30 frames needed
+    assert filter_utterances(utt, [tokens[::2] + [3]], FbankExtractor(),
+                             output_lengths=CONV4.output_lengths)[0] == [0]  # 11 distinct
+
+
+@pytest.mark.parametrize("rate, lengths", [
+    (22050, [11608, 12005, 12402, 13394, 13791, 14188, *range(11000, 11600, 7)]),
+    (44100, [22819, 23216, 23613, 24010, 24407, 24804, *range(22000, 23200, 13)]),
+    (8000, range(4000, 5000, 11)),
+])
+def test_the_sampler_bound_holds_for_resampled_audio_of_rounded_durations(rate, lengths):
+    """The sampler packs by a bound computed from the manifest's duration (rounded to 0.1 ms)
+    that must hold for what loading gives: torchaudio's resampling to 16 kHz, then speed 0.9.
+    The first lengths of each rate are ones whose rounded duration alone fell a frame short."""
+    ex = FbankExtractor()
+    short, loose = [], 0
+    for n in lengths:
+        resampled = AF.resample(torch.zeros(n), rate, 16000)
+        frames = ex.num_frames(AF.speed(resampled, 16000, 0.9)[0].numel())
+        bound = longest_frames(ex, round(n / rate, 4), 0.9)
+        short += [n] if frames > bound else []
+        loose = max(loose, bound - frames)
+    assert short == [] and loose <= 1
 
 
 def test_train_loader_filters_for_its_fastest_speed(tmp_path, caplog):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from asrkit.data.audio import AudioError, audio_duration
-from asrkit.data.manifest import Utterance
+from asrkit.data.manifest import DURATION_DECIMALS, Utterance
 from asrkit.data.prepare.summary import PrepareSummary
 
 SKIP_EMPTY_TEXT = "empty transcript"
@@ -47,6 +47,6 @@ def checked_utterance(
         return None
     summary.keep(split, duration)
     return Utterance(
-        id=utt_id, audio=str(audio), duration=round(duration, 4), text=text, speaker=speaker,
+        id=utt_id, audio=str(audio), duration=round(duration, DURATION_DECIMALS), text=text, speaker=speaker,
         start=start, end=end,
     )
