@@ -43,6 +43,7 @@ def test_too_short_audio_is_a_clear_error():
 
 def test_spec_augment_masks_within_limits_and_reproducible():
     feats = torch.randn(200, 80) + 5.0  # no natural zeros
+    original = feats.clone()
     aug = SpecAugment(num_freq_masks=2, freq_mask_width=10, num_time_masks=3, time_mask_width=0.05)
     out = aug(feats, torch.Generator().manual_seed(0))
     masked_cols = (out == 0).all(dim=0).sum().item()
@@ -53,7 +54,7 @@ def test_spec_augment_masks_within_limits_and_reproducible():
     assert torch.equal(out[keep], feats[keep])
     assert torch.equal(out, aug(feats, torch.Generator().manual_seed(0)))
     assert not torch.equal(out, aug(feats, torch.Generator().manual_seed(1)))
-    assert torch.equal(feats, feats.clone()), "input untouched"
+    assert torch.equal(feats, original), "input untouched"
 
 
 def masked_frames(aug: SpecAugment, feats: torch.Tensor, seed: int) -> int:

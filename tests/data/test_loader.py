@@ -227,6 +227,8 @@ def test_eval_loader_batches_everything_in_order_of_length(tmp_path):
         first = b["ids"][0]
         text = tok.encode(" ".join(WORDS[(int(first[1:]) + k) % 10] for k in range(1 + int(first[1:]) % 2)))
         assert b["tokens"][0, : len(text)].tolist() == text
+    longest = [int(b["feat_lens"].max()) for b in batches]
+    assert longest == sorted(longest) and longest[0] < longest[-1]  # shortest batches first
 
 
 def test_train_augmentation_is_reproducible_and_worker_independent(tmp_path):

@@ -3,6 +3,7 @@ import shutil
 
 import pytest
 import soundfile as sf
+import torch
 
 from asrkit.config import ConfigError
 from asrkit.data.manifest import Utterance, read_manifest
@@ -82,12 +83,18 @@ def test_checkpoint_not_found_lists_what_exists(synth_exp):
         load_experiment(synth_exp, "avg_10.pt")
 
 
-def test_experiment_directory_is_self_contained(synth_exp, tmp_path):
+def test_experiment_directory_is_self_contained(make_experiment, synth_dir, tmp_path):
+    """An experiment copied elsewhere decodes with the original gone: its checkpoints'
+    configs name the original's tokenizer directory, but the copy's own tokenizer/ is used."""
+    original = make_experiment(tmp_path / "original", synth_dir / "train.jsonl")
+    config = torch.load(original / "checkpoints" / "epoch_3.pt", weights_only=False)["config"]
+    assert config["tokenizer"]["dir"] == str(original / "tokenizer")
     moved = tmp_path / "moved"
-    shutil.copytree(synth_exp, moved)
-    shutil.rmtree(synth_exp.parent / "does-not-matter", ignore_errors=True)
+    shutil.copytree(original, moved)
+    expected = load_experiment(original, "checkpoints/epoch_3.pt").tokenizer.units
+    shutil.rmtree(original)
     exp = load_experiment(moved, "checkpoints/epoch_3.pt")
-    assert exp.tokenizer.vocab_size == exp.model.vocab_size
+    assert exp.tokenizer.units == expected and len(expected) == exp.model.vocab_size
     assert json.dumps(exp.config)  # plain data
 
 

@@ -6,6 +6,8 @@ import io
 import json
 import re
 
+import pytest
+
 from asrkit.inference.formats import write_ctm, write_json, write_srt
 from asrkit.inference.result import Failure, Token, Transcript, Word
 
@@ -57,7 +59,7 @@ def test_ctm_is_nist_ctm():
         assert (name, channel, text) == ("my_talk", "1", word.text)
         assert float(begin) == round(word.start, 3)
         assert abs(float(duration) - (word.end - word.start)) < 1e-3
-        assert 0 <= float(confidence) <= 1
+        assert float(confidence) == pytest.approx(word.confidence, abs=5e-5)
 
 
 def test_json_lines_parse():

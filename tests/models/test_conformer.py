@@ -105,10 +105,20 @@ def test_encoder_is_input_layer_rel_positions_blocks_final_norm(randomize_norms)
 
 @pytest.mark.parametrize("activation,function", [("swish", F.silu), ("relu", F.relu)])
 def test_activation_reaches_both_ffns_and_the_conv_module(activation, function):
-    layer = tiny_encoder(activation=activation).layers[0]
-    x = torch.linspace(-3, 3, 16)
-    for module in (layer.feed_forward_macaron, layer.feed_forward, layer.conv_module):
-        torch.testing.assert_close(module.activation(x), function(x))
+    """Each module's output against its reference in torch ops with that activation."""
+    from tests.models.test_convolution import reference_conv_module
+
+    layer = tiny_encoder(activation=activation).layers[0].eval()
+    x = torch.randn(2, 9, 16, generator=torch.Generator().manual_seed(1))
+    mask = padding_mask(torch.tensor([9, 6]), 9)
+    with torch.no_grad():
+        for ffn in (layer.feed_forward_macaron, layer.feed_forward):
+            expected = F.linear(function(F.linear(x, ffn.w_1.weight, ffn.w_1.bias)),
+                                ffn.w_2.weight, ffn.w_2.bias)
+            torch.testing.assert_close(ffn(x), expected)
+        conv = layer.conv_module
+        torch.testing.assert_close(conv(x, mask), reference_conv_module(
+            conv, x, mask, "batch_norm", 5, function), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("conv_norm", ["batch_norm", "layer_norm"])

@@ -28,10 +28,11 @@ def test_even_kernel_is_rejected():
 
 
 def reference_conv_module(conv: ConvolutionModule, x: torch.Tensor, mask: torch.Tensor,
-                          norm: str, kernel_size: int) -> torch.Tensor:
+                          norm: str, kernel_size: int, activation=F.silu) -> torch.Tensor:
     """Gulati et al. 2020, fig. 2, in torch.nn.functional ops on the module's weights:
     pointwise d -> 2d, GLU, depthwise (kernel k, 'same' padding, padded frames zeroed),
-    BatchNorm (eval: running statistics) or LayerNorm over channels, swish, pointwise d -> d."""
+    BatchNorm (eval: running statistics) or LayerNorm over channels, swish (or
+    ``activation``), pointwise d -> d."""
     d = x.size(-1)
     y = x.transpose(1, 2)  # (batch, d, T)
     y = F.conv1d(y, conv.pointwise_conv1.weight, conv.pointwise_conv1.bias)  # (batch, 2d, T)
@@ -45,7 +46,7 @@ def reference_conv_module(conv: ConvolutionModule, x: torch.Tensor, mask: torch.
     else:
         y = F.layer_norm(y.transpose(1, 2), (d,), conv.norm.weight, conv.norm.bias,
                          eps=1e-5).transpose(1, 2)
-    y = y * torch.sigmoid(y)  # swish
+    y = activation(y)
     y = F.conv1d(y, conv.pointwise_conv2.weight, conv.pointwise_conv2.bias)
     return y.transpose(1, 2)  # (batch, T, d)
 
