@@ -12,9 +12,9 @@
 #   methods       space-separated decoding methods;  beam, ctc_weight, rescoring_beam
 #   nj            jobs (loader workers, synthesis);  gpus: GPUs to train on (0 = CPU)
 #   asrkit        the asrkit command (tools/recipe_options.sh)
-# and "$@" holds the Hydra overrides given after `--` (passed to training). Paths go to
-# Hydra quoted (_q), so that commas, brackets, '=' or non-ASCII letters in them pass its
-# grammar (tools/recipe_options.sh refuses the two things quoting cannot carry).
+# and "$@" holds the Hydra overrides given after `--` (passed to training). Paths holding
+# commas, brackets, '=', spaces or non-ASCII letters go to Hydra quoted (_q), so that they
+# pass its grammar (tools/recipe_options.sh refuses the two things quoting cannot carry).
 
 exp_dir=${exp_root:-exp}/$exp
 tokenizer_dir=$manifests/${token_type}${vocab_size}
@@ -23,7 +23,12 @@ markers=${markers:-$exp_dir/.stages}
 if [ "$token_type" = char ] && [ "${vocab_size:-0}" -le 0 ]; then vocab_args=(); else vocab_args=(--vocab-size "$vocab_size"); fi
 
 _list() { local IFS=,; echo "[$*]"; }
-_q() { printf "'%s'" "${1//\'/\\\'}"; }  # a Hydra quoted string: ' escaped as \'
+# a value as Hydra reads it: as it is when its grammar takes it unquoted (so that the stage
+# records of ordinary paths are what they always were), else quoted with ' escaped as \'
+_q() {
+  if [[ $1 =~ ^[A-Za-z0-9_./:+@%-]+$ ]]; then printf '%s' "$1"
+  else printf "'%s'" "${1//\'/\\\'}"; fi
+}
 _test_manifests=()
 for s in $test_sets; do _test_manifests+=("$(_q "$manifests/$s.jsonl")"); done
 
@@ -31,7 +36,8 @@ markers=$manifests/.stages run_stage 1 "CMVN statistics" \
   "$asrkit" cmvn --manifest "$manifests/$train_set.jsonl" --out "$manifests/cmvn.json" --nj "$nj" \
   --num-mel-bins "$num_mel_bins"
 # one marker per tokenizer: another vocabulary size leaves this one's record as it was
-markers=$manifests/.stages/$(basename "$tokenizer_dir") run_stage 2 "tokenizer" \
+markers=$manifests/.stages/$(basename "$tokenizer_dir") \
+  legacy_marker=$manifests/.stages/stage_2.done run_stage 2 "tokenizer" \
   "$asrkit" tokenizer --manifest "$manifests/$train_set.jsonl" --type "$token_type" "${vocab_args[@]}" \
   --out "$tokenizer_dir"
 train_args=(+experiment="$experiment" exp_dir="$(_q "$exp_dir")"

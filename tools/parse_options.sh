@@ -9,8 +9,9 @@
 # header comment. Everything after `--` is left in "$@" (e.g. Hydra overrides).
 #
 # Options named in `path_options` (e.g. "data manifests exp_root") are paths: a relative one
-# given here is taken from the current directory and made absolute, so that a recipe may
-# `cd` to the repository afterwards (its defaults stay relative to the repository).
+# given here is taken from the current directory, made absolute when that is not `$root`
+# (the repository, when the script sets it), so that a recipe may `cd` there afterwards
+# (its defaults stay relative to the repository).
 #
 # A script that hands options on to another recipe declares `passthrough=()` first: options
 # it does not declare are then collected there (as `--name value`) instead of refused, and
@@ -26,7 +27,8 @@ while [ $# -gt 0 ]; do
     *) echo "$0: unexpected argument '$1' (options are --name value; Hydra overrides go after --)" >&2; exit 2 ;;
   esac
   __name=${__name#--}; __name=${__name//-/_}
-  if [[ " ${path_options:-} " == *" $__name "* && -n $__value && $__value != /* ]]; then
+  if [[ " ${path_options:-} " == *" $__name "* && -n $__value && $__value != /* ]] \
+      && [ "$(pwd -P)" != "$(cd "${root:-/nonexistent}" 2>/dev/null && pwd -P)" ]; then
     __value=$PWD/$__value
   fi
   if declare -p passthrough >/dev/null 2>&1; then

@@ -15,4 +15,4 @@ for _path_option in manifests exp_root exp; do
   esac
 done
 unset _path_option
-asrkit=${ASRKIT_VENV:-$root/.venv}/bin/asrkit
+. "$root/tools/asrkit_command.sh"

@@ -23,6 +23,11 @@
 #
 # Arguments that do not change a stage's result are left out of its record: the number of
 # jobs (`--nj N`, `data.num_workers=N`); synthesis and statistics are identical for any N.
+# The asrkit command is recorded as `.venv/bin/asrkit` whichever virtualenv runs it
+# ($ASRKIT_VENV, tools/asrkit_command.sh), so that a record does not depend on it.
+#
+# A stage whose marker moved may name where it was (`legacy_marker=FILE run_stage ...`):
+# a marker there with today's record is taken over.
 #
 # A stage may name a function to call before it reruns over an older result (for training:
 # move the old experiment aside, since a run would otherwise resume from its checkpoints):
@@ -40,6 +45,7 @@ _stage_record() {
       --nj) skip=true; continue ;;
       --nj=*|data.num_workers=*) continue ;;
     esac
+    [ -n "${asrkit:-}" ] && [ "$arg" = "$asrkit" ] && arg=.venv/bin/asrkit
     printf 'arg: %s\n' "$arg"
   done
 }
@@ -98,6 +104,11 @@ run_stage() {
   record=$(_stage_record "$@")
   digest=$(printf '%s\n' "$record" | sha256sum | cut -c1-16)
   [ "$n" -gt "$stop_stage" ] && return 0
+  local legacy=${legacy_marker:-}
+  if [ ! -f "$marker" ] && [ -n "$legacy" ] && [ -f "$legacy" ] \
+      && [ "$(sed -n 1p "$legacy")" = "digest: $digest" ]; then
+    mkdir -p "$markers" && cp "$legacy" "$marker"
+  fi
   if [ "$n" -lt "$stage" ]; then  # not run: the stages after it read what it left
     if [ -f "$marker" ] && [ "$(sed -n 1p "$marker")" != "digest: $digest" ]; then
       _stage_chain_add "$(sed -n '1s/^digest: //p' "$marker")"

@@ -56,8 +56,11 @@ def decode_and_score(plan: DecodePlan) -> list[dict[str, Any]]:
         raise ConfigError(str(e)) from None
     out_root = Path(cfg["out_dir"]) if cfg.get("out_dir") else ExperimentDir(exp.exp_dir).decode_dir
     checkpoint = exp.checkpoint_label
-    identity = recorded_hash(exp.checkpoint)  # tells a rewritten avg_N.pt from the one decoded
+    # tells a rewritten avg_N.pt from the one decoded (last.pt: the checkpoint it points to)
+    identity = recorded_hash(Path(exp.checkpoint).resolve())
     exp_dir = Path(exp.exp_dir).resolve()
+    # results outside the experiment may be another experiment's (one out_dir given to two)
+    foreign = exp_dir not in (out_root.resolve(), *out_root.resolve().parents)
     at = (f"; encoder chunk {chunk.chunk_size}, left chunks {chunk.left_chunks}"
           if chunk.settings() else "")
     at += f"; {precision.describe()}" if precision.describe() else ""
@@ -68,7 +71,7 @@ def decode_and_score(plan: DecodePlan) -> list[dict[str, Any]]:
         for name, method in methods.items():  # before any decoding
             settings = {**method.settings(), **chunk.settings(), **precision.settings()}
             _check_same_set(result_dir(out_root, checkpoint, set_name, name, settings),
-                            manifest, utterances, exp_dir if cfg.get("out_dir") else None)
+                            manifest, utterances, exp_dir if foreign else None)
     for set_name, (manifest, utterances) in plan.test_sets.items():
         result = decode_utterances(
             exp.model, exp.tokenizer, utterances, exp.extractor, methods, exp.cmvn,
@@ -107,8 +110,8 @@ def _check_same_set(out_dir: Path, manifest: Path, utterances, exp_dir: Path | N
     (a manifest with the same file name elsewhere, of other utterance ids) or, with
     ``exp_dir`` (an ``out_dir=`` outside the experiment), of another experiment (one
     ``out_dir=`` given to two): decoding would replace them. The same ids with corrected
-    transcripts are the same set, decoded again; an experiment's own decode directory
-    holds its results wherever it has been moved."""
+    transcripts are the same set, decoded again; a directory inside the experiment holds
+    its results wherever it has been moved."""
     ref_file = out_dir / "ref.txt"
     if not ref_file.is_file():
         return

@@ -9,7 +9,7 @@ the last everything after its start.
 The two windows time a word at a seam a little differently (their alignments may differ
 by an encoder frame), so a word whose midpoint sits within that of the cut could be kept by
 both or by neither. At each seam the stitcher therefore compares the two sides: the same
-word (same text, overlapping times) kept on both sides is kept once, from the earlier
+word (same text, over most of its time) kept on both sides is kept once, from the earlier
 window; one kept on neither side (the earlier window placed it after the cut, the later
 before) is kept from the earlier window.
 
@@ -51,11 +51,14 @@ class _Part:
 
 
 def _same_word(a: WordTokens | None, b: WordTokens | None) -> bool:
-    """Whether two windows' words are one spoken word: same text, overlapping times."""
+    """Whether two windows' words are one spoken word: the same text over more than half of
+    the shorter one's time (the two alignments differ by a frame or so; a word said twice
+    in a row overlaps its repetition by that frame at most)."""
     if a is None or b is None:
         return False
     (x, _), (y, _) = a, b
-    return x.text == y.text and x.start < y.end and y.start < x.end
+    overlap = min(x.end, y.end) - max(x.start, y.start)
+    return x.text == y.text and overlap > 0.5 * min(x.end - x.start, y.end - y.start)
 
 
 @dataclass

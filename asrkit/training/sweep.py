@@ -8,8 +8,8 @@ the swept keys (``n`` from 0, as Hydra's ``${hydra.job.num}``; e.g. ``3_encoder-
 optim.lr-0.002``), a name made only of letters, digits and ``._-+`` so that it passes back
 unquoted as ``asrkit decode exp_dir=<exp_dir>/3_encoder-conformer+optim.lr-0.002``; jobs
 run one after another in this process; every job's config is composed and checked before
-the first one starts. A value longer than ``MAX_VALUE_CHARS`` (a path) is cut and given a
-hash of the whole, so that names stay well within a file name's 255 bytes; a sweep that
+the first one starts. A name longer than a file name's 255 bytes (long paths swept) keeps
+the last ``MAX_VALUE_CHARS`` characters of each value and a hash of the whole; a sweep that
 expands to no job (an empty ``range``) is refused.
 
     jobs = expand_sweep(["encoder=transformer,conformer", "exp_dir=exp/sweep"])
@@ -47,29 +47,32 @@ def swept_keys(overrides: list[str]) -> list[str]:
     return [o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()]
 
 
-MAX_VALUE_CHARS = 40  # a swept value's part of a job's directory name, at most
+MAX_VALUE_CHARS = 40  # a swept value's part of a too long job directory name, at most
 MAX_NAME_BYTES = 255  # a file name's limit on common file systems
 
 
 def job_dir_name(number: int, job: list[str], keys: list[str]) -> str:
     """``<n>_<key>-<value>+...`` over the swept keys of one job (characters other than
-    letters, digits and ``._`` in a value become ``-``; a long value is cut, with 8 hex
-    digits of its hash)."""
+    letters, digits and ``._`` in a value become ``-``); beyond 255 bytes each long value
+    keeps its end (a path's file name) and 8 hex digits of its hash."""
     chosen = []
     for override in job:
         key, _, value = override.lstrip("+").partition("=")
         if key in keys:
-            chosen.append(f"{key}-{_short(re.sub(r'[^A-Za-z0-9._]', '-', value), value)}")
-    name = f"{number}_" + "+".join(chosen)
+            chosen.append((key, re.sub(r"[^A-Za-z0-9._]", "-", value), value))
+    name = f"{number}_" + "+".join(f"{key}-{text}" for key, text, _ in chosen)
+    if len(name.encode()) > MAX_NAME_BYTES:
+        name = f"{number}_" + "+".join(f"{key}-{_short(text, value)}"
+                                       for key, text, value in chosen)
     if len(name.encode()) > MAX_NAME_BYTES:  # many swept keys: the values' hash alone
-        name = f"{number}_" + _digest("+".join(chosen))
+        name = f"{number}_" + _digest("+".join(value for _, _, value in chosen))
     return name
 
 
 def _short(text: str, whole: str) -> str:
     if len(text) <= MAX_VALUE_CHARS:
         return text
-    return f"{text[: MAX_VALUE_CHARS - 9]}-{_digest(whole)}"
+    return f"{_digest(whole)}-{text[-(MAX_VALUE_CHARS - 9):]}"
 
 
 def _digest(text: str) -> str:

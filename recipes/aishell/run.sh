@@ -32,7 +32,7 @@ stage0() {  # stage0 DATA MANIFESTS
   local data=$1 manifests=$2
   if [ ! -d "$data/data_aishell" ] && [ ! -d "$data/transcript" ]; then
     tools/download.sh https://www.openslr.org/resources/33/data_aishell.tgz "$data"
-    (cd "$data/data_aishell/wav" && for f in *.tar.gz; do tar -xzf "$f" && rm "$f"; done)
+    (cd "$data/data_aishell/wav"; for f in *.tar.gz; do tar -xzf "$f"; rm "$f"; done)
   fi
   "$asrkit" prepare aishell --src "$data" --out "$manifests"
 }

@@ -27,6 +27,7 @@ passthrough=()            # every other option goes to recipes/synth/run.sh
 passthrough_also=exp_root
 path_options="data manifests exp_root"   # relative ones given are from the current directory
 . "$root/tools/parse_options.sh"
+. "$root/tools/asrkit_command.sh"
 cd "$root"
 [ -n "${models// /}" ] || { echo "compare_models.sh: --models names no preset" >&2; exit 2; }
 case "$jobs" in
@@ -64,6 +65,6 @@ for model in $models; do
   [ -d "$exp_root/synth_$model/decode" ] && dirs+=("$exp_root/synth_$model")
 done
 [ ${#dirs[@]} -gt 0 ] || exit 1
-"${ASRKIT_VENV:-$root/.venv}/bin/asrkit" compare "${dirs[@]}" --methods $methods $transducer_methods \
+"$asrkit" compare "${dirs[@]}" --methods $methods $transducer_methods \
   | tee "$exp_root/synth_models.md"
 [ "$failed" -eq 0 ]

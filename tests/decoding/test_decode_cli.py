@@ -192,11 +192,13 @@ def test_one_out_dir_for_two_experiments_is_refused(make_experiment, synth_dir, 
         f"({first.resolve()}); give each experiment an out_dir of its own\n")
     assert (result / "hyp.txt").read_text() == before
     assert main([f"exp_dir={first}", *common]) == 0  # its own results: decoded again
-    # an experiment moved elsewhere still decodes into its own decode directory
+    # an experiment moved elsewhere still decodes into its own directories
     decoded = first / "decode"
     assert main([f"exp_dir={first}", *common[:-1]]) == 0 and decoded.is_dir()
+    assert main([f"exp_dir={first}", *common[:-1], f"out_dir={first / 'decode_b'}"]) == 0
     moved = first.rename(tmp_path / "a_moved")
     assert main([f"exp_dir={moved}", *common[:-1]]) == 0
+    assert main([f"exp_dir={moved}", *common[:-1], f"out_dir={moved / 'decode_b'}"]) == 0
 
 
 def test_results_of_a_checkpoint_written_again_are_left_out(make_experiment, synth_dir,

@@ -92,11 +92,14 @@ def test_a_word_timed_across_the_cut_differently_by_the_two_windows_is_kept_once
 
 
 def test_a_repeated_word_at_the_seam_is_kept_twice():
-    """Two spoken "the"s in a row, one on each side of the cut, are two words (their times
-    do not overlap): the seam check leaves them both."""
+    """Two spoken "the"s in a row, one on each side of the cut, are two words, also when the
+    second window times them a frame (40 ms) earlier, so that its second "the" overlaps the
+    first window's first one by that frame: the seam check leaves them both."""
     tok = tokenizer()
-    stitcher = Stitcher("x.wav", 10.0, WordBuilder(tok))
-    words = [("cat", 4.0), ("the", 4.6), ("the", 5.1), ("mat", 5.6)]
-    stitcher.add(0, (0.0, 5.0), True, False, hypothesis(tok, words))
-    stitcher.add(1, (5.0, 10.0), False, True, hypothesis(tok, words))
-    assert stitcher.result().text == "cat the the mat"
+    for shift in (0.0, 0.04, -0.04):
+        stitcher = Stitcher("x.wav", 10.0, WordBuilder(tok))
+        words = [("cat", 4.0), ("the", 4.65), ("the", 4.95), ("mat", 5.6)]
+        stitcher.add(0, (0.0, 5.0), True, False, hypothesis(tok, words))
+        later = [(w, t + shift) for w, t in words]
+        stitcher.add(1, (5.0, 10.0), False, True, hypothesis(tok, later))
+        assert stitcher.result().text == "cat the the mat", shift
