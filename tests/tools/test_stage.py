@@ -3,6 +3,7 @@ changed, says why in one line, and is skipped when nothing changed."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -208,3 +209,41 @@ def test_recipes_refuse_bad_shared_options_first(tmp_path, option, message):
                          check=False)
     assert (out.returncode, out.stdout, out.stderr) == (2, "", f"run.sh: {message}\n")
     assert not (tmp_path / "data").exists()
+
+
+def test_a_record_does_not_depend_on_the_virtualenv_or_a_moved_marker(tmp_path):
+    """The asrkit command is recorded as .venv/bin/asrkit whichever virtualenv runs it, and a
+    stage whose marker moved takes over the one at its old place when the record matches
+    (markers written before the move are not made stale)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    for venv in ("a", "b"):
+        (tmp_path / venv / "bin").mkdir(parents=True)
+        tool = tmp_path / venv / "bin" / "asrkit"
+        tool.write_text('#!/usr/bin/env bash\necho "$@" >> "$OUT"\n')
+        tool.chmod(0o755)
+    script = tmp_path / "venv.sh"
+    script.write_text(f'''#!/usr/bin/env bash
+set -euo pipefail
+stage=0; stop_stage=1; force=false; nj=1; size=3
+. "{ROOT}/tools/parse_options.sh"
+root={ROOT}; . "{ROOT}/tools/asrkit_command.sh"
+. "{ROOT}/tools/stage.sh"
+cd "{work}"
+export OUT={work}/calls.log
+markers=.stages run_stage 0 "zero" "$asrkit" zero --size "$size"
+markers=.stages/moved legacy_marker=.stages/old.done run_stage 1 "one" "$asrkit" one
+''')
+
+    def run_with(venv: str) -> str:
+        env = {**os.environ, "ASRKIT_VENV": str(tmp_path / venv)}
+        return subprocess.run(["bash", str(script)], capture_output=True, text=True,
+                              check=True, env=env).stdout
+
+    run_with("a")
+    assert lines(work / "calls.log") == ["zero --size 3", "one"]
+    (work / ".stages" / "moved" / "stage_1.done").rename(work / ".stages" / "old.done")
+    out = run_with("b")
+    assert "== stage 0 (zero): already done" in out and "== stage 1 (one): already done" in out
+    assert lines(work / "calls.log") == ["zero --size 3", "one"]  # nothing ran again
+    assert (work / ".stages" / "moved" / "stage_1.done").is_file()  # taken over
