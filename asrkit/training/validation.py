@@ -1,9 +1,12 @@
 """Validation on the dev set: every loss term, token accuracy, and greedy WER/CER (CTC
 greedy; transducer greedy for a transducer alone).
 
-Loss terms are the scalars the model returns, averaged over utterances (they are
-per-utterance means within a batch); ``acc`` (and any ``acc*`` term) is averaged over the
-decoder's target tokens (transcript + eos). CTC greedy decoding (of a second, plain ``model.encode``
+Loss terms are the scalars the model returns, each batch's weighted by its utterances (the
+terms are per-utterance means within a batch; with ``model.length_normalized_loss=true``
+the attention terms are per-token means, so their dev value is a mean of batch means
+weighted by utterances, as ESPnet's reporter weights them, not a per-token mean over the
+set); ``acc`` (and any ``acc*`` term) is averaged over the decoder's target tokens
+(transcript + eos). CTC greedy decoding (of a second, plain ``model.encode``
 pass, as the training forward may differ) takes the best unit per encoder frame, merges repeats and drops blanks (Graves et al. 2006); hypothesis and reference
 are the tokenizer's ``decode`` of the units, so both are normalised alike. WER counts word
 edits / reference words, CER character edits with spaces removed / reference characters,
