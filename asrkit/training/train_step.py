@@ -245,8 +245,10 @@ class TrainStep:
         here). An update with a non-finite loss or gradient norm is a no-op on the device;
         ``settle`` counts it. Without fp16 such an update counts toward
         ``max_nan_in_a_row``; with fp16 the GradScaler skips overflowing updates itself (a
-        few are normal while it finds its scale) and they are not counted (a non-finite
-        loss still is; its NaN gradient also lowers the scale)."""
+        few are normal while it finds its scale) and they are not counted toward it (a
+        non-finite loss still is; its NaN gradient also lowers the scale). Such a skipped
+        fp16 update still advances the step counter and the schedule, as torch's usual
+        GradScaler loop does."""
         state, scaler = self.state, self.precision.scaler
         params = [p for p in self.model.parameters() if p.grad is not None]
         nonfinite_loss = self.outcomes.nonfinite_loss()
