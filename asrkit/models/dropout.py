@@ -28,8 +28,9 @@ MASK_LEVELS = 1 << 16  # a 16-bit draw per element
 
 
 def quantised_drop_probability(p: float) -> float:
-    """The drop probability the CPU mask really has: ``p`` rounded to a multiple of 2^-16."""
-    return round(p * MASK_LEVELS) / MASK_LEVELS
+    """The drop probability the CPU mask really has: ``p`` rounded to a multiple of 2^-16,
+    at most 1 - 2^-16 (a p within 2^-17 of 1 would round to 1, dropping everything)."""
+    return min(round(p * MASK_LEVELS), MASK_LEVELS - 1) / MASK_LEVELS
 
 
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float,

@@ -88,6 +88,10 @@ class Conv2dSubsampling(nn.Module):
         return receptive_field(self.layers) - 1
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.size(1) < receptive_field(self.layers):  # as ESPnet's TooShortUttError
+            raise ValueError(f"input of {x.size(1)} frames is shorter than the "
+                             f"{receptive_field(self.layers)} that conv2d{self.factor} "
+                             f"subsampling needs for one output frame")
         convs = [m for m in self.conv if isinstance(m, nn.Conv2d)]
         first = convs[0]
         (kernel, stride), channels = self.layers[0], first.out_channels
@@ -114,7 +118,10 @@ class ChannelsLastConv2d(torch.autograd.Function):
     """``F.conv2d`` (no padding) of a channels-last input whose fp32 weight gradient is
     computed on a channels-first copy (2-3x faster in oneDNN on a CPU; in bf16 the
     channels-last kernel is the faster one); the same function and gradients. Under
-    autocast the convolution runs in the autocast dtype, as ``F.conv2d`` would."""
+    autocast the convolution runs in the autocast dtype, as ``F.conv2d`` would, except a
+    bf16 one whose output is one frequency bin wide: torch 2.11's CPU kernel returns wrong
+    values there (seen on AMX; e.g. conv2d8 on 15-22 mel bins), so its forward runs in fp32
+    (its backward, correct in bf16, does not)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -124,7 +131,11 @@ class ChannelsLastConv2d(torch.autograd.Function):
         x, weight = x.to(dtype), weight.to(dtype)
         bias = None if bias is None else bias.to(dtype)
         with torch.autocast(device, enabled=False):
-            out = F.conv2d(x, weight, bias, stride)
+            if dtype == torch.bfloat16 and (x.size(3) - weight.size(3)) // stride == 0:
+                out = F.conv2d(x.float(), weight.float(),
+                               None if bias is None else bias.float(), stride).to(dtype)
+            else:
+                out = F.conv2d(x, weight, bias, stride)
         ctx.save_for_backward(x, weight)
         ctx.stride, ctx.has_bias = stride, bias is not None
         return out

@@ -85,3 +85,12 @@ def test_bf16_input_keeps_its_dtype():
 def test_rejects_a_rate_of_one():
     with pytest.raises(ValueError, match="dropout probability"):
         keep_mask((3,), 1.0)
+
+
+def test_a_rate_just_below_one_keeps_one_level():
+    """p within 2^-17 of 1 rounds to 1 on the 2^-16 grid: the mask then keeps 1 in 65536
+    (p' = 1 - 2^-16, scale 65536) instead of dividing by zero, as F.dropout accepts it."""
+    torch.manual_seed(0)
+    keep, scale = keep_mask((1 << 20,), 0.999995)
+    assert quantised_drop_probability(0.999995) == 1 - 2 ** -16 and scale == 65536.0
+    assert 0 < int(keep.sum()) < 64  # about 16 of 2^20

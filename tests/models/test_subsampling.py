@@ -107,6 +107,52 @@ def test_bf16_autocast_matches_channels_first_ops():
         assert (a - b).norm() <= 0.05 * b.norm()
 
 
+@pytest.mark.parametrize("factor, bins", [(8, 20), (4, 9), (6, 12)])
+def test_bf16_with_one_frequency_bin_left_matches_fp32(factor, bins):
+    """torch 2.11's bf16 CPU convolution gave wrong values (up to 1e35) when its output is one
+    bin wide; the layer's output and gradients under bf16 autocast stay near fp32's."""
+    torch.manual_seed(0)
+    layer = Conv2dSubsampling(input_dim=bins, d_model=8, factor=factor)
+    x = torch.randn(2, 60, bins, requires_grad=True)
+    lengths = torch.tensor([60, 41])
+    assert conv_output_length(bins, layer.layers) == 1
+    expected, _ = layer(x, lengths)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = layer(x, lengths)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out.float(), expected, atol=0.05, rtol=0.05)
+
+
+def test_bf16_conv_one_bin_wide_output_and_gradients_match_fp32():
+    """The one-bin-wide convolution itself: bf16 output and gradients within bf16 rounding
+    (0.4 % relative here) of fp32's."""
+    torch.manual_seed(0)
+    x0 = torch.randn(2, 16, 14, 4).to(memory_format=torch.channels_last)  # -> width 1
+    w, b = torch.randn(16, 16, 3, 3), torch.randn(16)
+    grad_out, results = torch.randn(2, 16, 6, 1), []
+    for bf16 in (False, True):
+        x, weight, bias = (t.clone().requires_grad_(True) for t in (x0, w, b))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            y = ChannelsLastConv2d.apply(x, weight, bias, 2)
+        (y.float() * grad_out).sum().backward()
+        results.append((y.detach().float(), x.grad, weight.grad, bias.grad))
+    for ours, exact in zip(*results, strict=True):
+        assert (ours - exact).norm() <= 0.004 * exact.norm()
+
+
+@pytest.mark.parametrize("name, factor, needed", [("conv2d4", 4, 7), ("conv2d6", 6, 11),
+                                                  ("conv2d8", 8, 15)])
+def test_an_input_too_short_for_one_frame_is_named(name, factor, needed):
+    layer = build_input_layer(name, input_dim=20, d_model=8).eval()
+    assert layer(torch.randn(1, needed, 20), torch.tensor([needed]))[0].shape == (1, 1, 8)
+    for frames in (0, needed - 1):
+        with pytest.raises(ValueError) as error:
+            layer(torch.randn(1, frames, 20), torch.tensor([frames]))
+        assert str(error.value) == (f"input of {frames} frames is shorter than the {needed} "
+                                    f"that conv2d{factor} subsampling needs for one output "
+                                    f"frame")
+
+
 @pytest.mark.parametrize("needs", [(True, True, True), (False, True, False), (True, False, False)])
 @pytest.mark.parametrize("kernel,stride,grad_layout", [
     (3, 2, torch.channels_last), (5, 3, torch.channels_last), (3, 2, torch.contiguous_format)])
