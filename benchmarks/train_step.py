@@ -198,11 +198,14 @@ def measure(preset: str, args: argparse.Namespace) -> dict:
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
-        activities = [ProfilerActivity.CPU]
+        # on a GPU the time that counts is the kernels' (self device time), not the launches'
+        on_gpu = device.type == "cuda"
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
         with profile(activities=activities) as prof:
             step()
             sync()
-        events = [(e.key, e.self_cpu_time_total / 1000.0, e.count) for e in prof.key_averages()
+        events = [(e.key, (e.self_device_time_total if on_gpu else e.self_cpu_time_total)
+                   / 1000.0, e.count) for e in prof.key_averages()
                   if not e.key.startswith(("ProfilerStep", "autograd::", "Optimizer."))]
         result["profile"] = profile_breakdown(events, args.profile)
     return result
