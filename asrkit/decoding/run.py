@@ -17,7 +17,6 @@ so that no decode overwrites another; one line per method is printed (WER, CER, 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +31,8 @@ from asrkit.decoding.plan import DecodePlan, build_methods
 from asrkit.decoding.precision import DecodePrecision
 from asrkit.experiment_dir import ExperimentDir
 from asrkit.scoring.decode_dir import (
-    WER_FILE,
     checkpoint_dir_name,
+    read_summary,
     result_dir,
     write_decode_result,
 )
@@ -129,7 +128,6 @@ def _recorded_experiment(out_dir: Path) -> str | None:
     """The experiment a result directory's wer.json was decoded from (None: not recorded,
     as before asrkit recorded it, or no readable wer.json)."""
     try:
-        summary = json.loads((out_dir / WER_FILE).read_text(encoding="utf-8"))
+        return read_summary(out_dir).get("exp_dir")
     except (OSError, ValueError):
         return None
-    return summary.get("exp_dir") if isinstance(summary, dict) else None

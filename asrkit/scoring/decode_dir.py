@@ -134,13 +134,9 @@ def find_runs(exp_dir: str | Path, sets: Sequence[str] | None = None,
     root = ExperimentDir(exp_dir).decode_dir
     runs = []
     files = sorted(root.glob(f"*/*/*/{WER_FILE}")) + sorted(root.glob(f"*/*/{WER_FILE}"))
+    current_hash: dict[str, str | None] = {}  # per checkpoint: its hash file read once
     for wer_file in files:
-        try:
-            summary = json.loads(wer_file.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"{wer_file}: not valid JSON ({e})") from None
-        if not isinstance(summary, dict):  # bad file content, not a caller's type
-            raise ValueError(f"{wer_file}: not a JSON object")  # noqa: TRY004
+        summary = read_summary(wer_file.parent)
         method = str(summary.get("method") or wer_file.parent.name)
         set_name = str(summary.get("set") or wer_file.parent.parent.name)
         recorded = summary.get("checkpoint")
@@ -148,7 +144,14 @@ def find_runs(exp_dir: str | Path, sets: Sequence[str] | None = None,
             continue
         if checkpoint and checkpoint not in (recorded, checkpoint_dir_name(str(recorded))):
             continue
-        if _checkpoint_changed(Path(exp_dir), recorded, summary.get("checkpoint_sha256")):
+        decoded = summary.get("checkpoint_sha256")
+        if recorded and decoded and recorded not in current_hash:
+            path = ExperimentDir(exp_dir).checkpoint_path(recorded)
+            current_hash[recorded] = recorded_hash(path) if path is not None else None
+        now = current_hash.get(recorded) if decoded else None
+        # the checkpoint was written again since (a result without a recorded hash, or a
+        # checkpoint gone or without a hash file: not known to have changed)
+        if now is not None and now != decoded:
             log.warning("%s: decoded with an earlier %s (the checkpoint was written again "
                         "since, e.g. by asrkit average); left out until decoded again",
                         wer_file.parent, recorded)
@@ -157,15 +160,17 @@ def find_runs(exp_dir: str | Path, sets: Sequence[str] | None = None,
     return sorted(runs, key=lambda r: (str(r.checkpoint), r.set_name, r.method, str(r.path)))
 
 
-def _checkpoint_changed(exp_dir: Path, checkpoint: str | None, decoded: str | None) -> bool:
-    """Whether the checkpoint a result was decoded with has been replaced since: its hash
-    file now records another hash (a result without one recorded, a checkpoint gone or
-    without a hash file: not known to have changed)."""
-    if not checkpoint or not decoded:
-        return False
-    path = ExperimentDir(exp_dir).checkpoint_path(checkpoint)
-    now = recorded_hash(path) if path is not None else None
-    return now is not None and now != decoded
+def read_summary(result_dir: str | Path) -> dict[str, Any]:
+    """A result directory's wer.json; ValueError naming it when it is not a JSON object
+    (OSError when it cannot be read)."""
+    wer_file = Path(result_dir) / WER_FILE
+    try:
+        summary = json.loads(wer_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{wer_file}: not valid JSON ({e})") from None
+    if not isinstance(summary, dict):  # bad file content, not a caller's type
+        raise ValueError(f"{wer_file}: not a JSON object")  # noqa: TRY004
+    return summary
 
 
 def utterance_errors(run: DecodeRun, unit: str = "word") -> dict[str, tuple[int, int]]:
