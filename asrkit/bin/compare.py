@@ -61,8 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from asrkit.scoring.compare import compare_experiments
-    from asrkit.scoring.compare_format import format_csv, format_markdown, format_pairs_csv, plot
+    from asrkit.scoring.compare import check_outputs, compare_experiments, normalisation_warning
+    from asrkit.scoring.compare_format import (
+        format_csv,
+        format_markdown,
+        format_pairs_csv,
+        note_lines,
+        plot,
+    )
 
     try:
         if args.bootstrap_samples < 1:
@@ -70,8 +76,14 @@ def main(argv: list[str]) -> int:
         comparison = compare_experiments(args.exp_dirs, args.sets, args.methods, args.metric,
                                          args.bootstrap_samples, args.seed, args.checkpoint,
                                          args.trust_module)
-        print(format_csv(comparison) if args.format == "csv" else format_markdown(comparison),
-              end="")
+        check_outputs(comparison, {"--pairs-csv": args.pairs_csv, "--plot": args.plot})
+        if args.format == "csv":
+            print(format_csv(comparison), end="")
+            warning = normalisation_warning(comparison)
+            for line in [*([warning] if warning else []), *note_lines(comparison)]:
+                print(line, file=sys.stderr)
+        else:
+            print(format_markdown(comparison), end="")
         if args.pairs_csv:
             args.pairs_csv.write_text(format_pairs_csv(comparison), encoding="utf-8")
         elif args.format == "csv" and comparison.pairs:

@@ -6,7 +6,10 @@ systems are scored on the same utterances, giving a sample of WER_B − WER_A (e
 errors summed over the drawn utterances divided by their reference words). The 95 %
 confidence interval is the 2.5th–97.5th percentile of those samples; the difference is
 significant when the interval excludes 0. ``prob_b_better`` is the share of draws on which B
-has the lower WER (Bisani & Ney's "probability of improvement").
+has the lower WER (Bisani & Ney's "probability of improvement"). A draw of only utterances
+without reference words has no WER: it is left out of the interval and the probability
+(they are taken over the draws that have words), and a test set without any reference word
+is refused.
 
     result = paired_bootstrap(errors_a, errors_b, ref_words)   # per-utterance integer arrays
     result.delta, result.ci_low, result.ci_high, result.significant
@@ -53,6 +56,9 @@ def paired_bootstrap(errors_a: Sequence[int], errors_b: Sequence[int],
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     if num_samples < 1:
         raise ValueError(f"the bootstrap needs at least one resample, got {num_samples}")
+    total_words = n.sum()
+    if total_words <= 0:
+        raise ValueError("paired bootstrap needs reference words; these utterances have none")
     rng = np.random.default_rng(seed)
     deltas = np.empty(num_samples)
     b_better = 0
@@ -62,14 +68,15 @@ def paired_bootstrap(errors_a: Sequence[int], errors_b: Sequence[int],
         size = min(chunk, num_samples - done)
         # how often each utterance is drawn in each resample: (size, utterances)
         counts = rng.multinomial(e_a.size, np.full(e_a.size, 1.0 / e_a.size), size=size)
-        words = np.maximum(counts @ n, 1.0)
-        wer_a, wer_b = counts @ e_a / words, counts @ e_b / words
-        deltas[done: done + size] = 100.0 * (wer_b - wer_a)
-        b_better += int((wer_b < wer_a).sum())
+        words = counts @ n
+        with np.errstate(divide="ignore", invalid="ignore"):  # no words: nan, left out
+            wer_a, wer_b = counts @ e_a / words, counts @ e_b / words
+            deltas[done: done + size] = np.where(words > 0, 100.0 * (wer_b - wer_a), np.nan)
+        b_better += int(((wer_b < wer_a) & (words > 0)).sum())
         done += size
+    valid = deltas[~np.isnan(deltas)]
     alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(deltas, [alpha, 1.0 - alpha])
-    total_words = max(n.sum(), 1.0)
+    low, high = np.quantile(valid, [alpha, 1.0 - alpha]) if valid.size else (np.nan, np.nan)
     full_a, full_b = 100.0 * e_a.sum() / total_words, 100.0 * e_b.sum() / total_words
     return BootstrapResult(full_a, full_b, full_b - full_a, float(low), float(high),
-                           b_better / num_samples, num_samples, confidence)
+                           b_better / max(valid.size, 1), num_samples, confidence)

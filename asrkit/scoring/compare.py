@@ -22,6 +22,7 @@ from pathlib import Path
 
 from asrkit.scoring.bootstrap import BootstrapResult, paired_bootstrap
 from asrkit.scoring.decode_dir import (
+    WER_FILE,
     DecodeRun,
     checkpoint_dir_name,
     find_runs,
@@ -29,6 +30,7 @@ from asrkit.scoring.decode_dir import (
     utterance_errors,
 )
 from asrkit.scoring.experiment_info import ExperimentInfo, experiment_info, short_names
+from asrkit.scoring.normalize import TextNormalizer
 from asrkit.scoring.wer import read_text
 
 METRICS = ("wer", "cer")
@@ -58,6 +60,7 @@ class Row:
     settings: dict
     runs: dict[str, DecodeRun] = field(default_factory=dict)  # set -> run
     label: str = ""
+    group: str = ""  # the label across experiments: rows decoded alike share it (plots)
 
     @property
     def name(self) -> str:
@@ -73,7 +76,8 @@ class Comparison:
     rows: list[Row]
     pairs: list[PairResult]
     not_paired: list[str] = field(default_factory=list)  # why a pair was left out
-    notes: list[str] = field(default_factory=list)       # pairs compared despite differences
+    notes: list[str] = field(default_factory=list)  # pairs compared despite differences,
+    # filters that found nothing
 
     @property
     def runs(self) -> list[tuple[ExperimentInfo, DecodeRun]]:
@@ -88,16 +92,16 @@ class Comparison:
         return sorted({row.method for row in self.rows}, key=_method_key)
 
     @property
-    def labels(self) -> list[str]:
-        return sorted({row.label for row in self.rows},
-                      key=lambda label: (_method_key(label.split(" ")[0]), label))
+    def groups(self) -> list[str]:
+        return sorted({row.group for row in self.rows},
+                      key=lambda group: (_method_key(group.split(" ")[0]), group))
 
     def value(self, row: Row, set_name: str) -> float | None:
         run = row.runs.get(set_name)
-        return None if run is None else run.summary.get(self.metric)
+        return None if run is None else run.rate(self.metric)
 
-    def row(self, experiment: str, label: str) -> Row | None:
-        return next((r for r in self.rows if r.info.name == experiment and r.label == label),
+    def row_in_group(self, experiment: str, group: str) -> Row | None:
+        return next((r for r in self.rows if r.info.name == experiment and r.group == group),
                     None)
 
 
@@ -105,10 +109,11 @@ def compare_experiments(exp_dirs: Sequence[str | Path], sets: Sequence[str] | No
                         methods: Sequence[str] | None = None, metric: str = "wer",
                         num_samples: int = 1000, seed: int = 0,
                         checkpoint: str | None = None,
-                        trusted_modules: Sequence[str] = ()) -> Comparison:
+                        trusted_modules: Sequence[str] = (), pairs: bool = True) -> Comparison:
     """Read every experiment's decode results (optionally only some sets, methods or one
-    checkpoint) and run the pairwise bootstrap. An experiment without any result is an
-    error naming it."""
+    checkpoint) and run the pairwise bootstrap (``pairs``). An experiment without any result
+    is an error naming it; with filters, only when no experiment has a result (the others
+    get a note)."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
     paths = [Path(p) for p in exp_dirs]
@@ -120,22 +125,44 @@ def compare_experiments(exp_dirs: Sequence[str | Path], sets: Sequence[str] | No
             raise FileNotFoundError(f"{path}: experiment directory not found")
         if seen.setdefault(path.resolve(), path) is not path:
             raise ValueError(f"{path}: experiment given twice (also as {seen[path.resolve()]})")
-    experiments, rows = [], []
+    filtered = bool(sets or methods or checkpoint)
+    experiments, rows, empty = [], [], []
     for path, name in zip(paths, short_names(paths)):
         found = find_runs(path, sets, methods, checkpoint)
-        if not found:
-            what = " for the sets/methods/checkpoint asked" if sets or methods or checkpoint \
-                else ""
-            raise ValueError(f"{path}: no decode results{what} (run `asrkit decode "
+        if not found and not (filtered and find_runs(path)):
+            raise ValueError(f"{path}: no decode results (run `asrkit decode "
                              f"exp_dir={path} ...` first)")
+        if not found:
+            empty.append(name)
+            experiments.append(ExperimentInfo(name, path))
+            continue
         infos = {c: experiment_info(path, name, c, trusted_modules)
                  for c in {r.checkpoint for r in found}}
         newest = max(infos.values(), key=lambda i: (i.epochs or -1, str(i.checkpoint)))
         experiments.append(newest)
         rows += _rows(found, infos)
+    if not rows:
+        raise ValueError(f"{', '.join(map(str, paths))}: no decode results for the "
+                         "sets/methods/checkpoint asked")
+    _group_rows(rows)
     comparison = Comparison(metric, experiments, rows, [])
-    comparison.pairs = _pairs(comparison, num_samples, seed)
+    comparison.notes += [f"{name}: no decode results for the sets/methods/checkpoint asked"
+                         for name in empty]
+    comparison.notes += _unmatched_filters(comparison, sets, methods)
+    if pairs:
+        comparison.pairs = _pairs(comparison, num_samples, seed)
     return comparison
+
+
+def _unmatched_filters(comparison: Comparison, sets: Sequence[str] | None,
+                       methods: Sequence[str] | None) -> list[str]:
+    """A note for each set or method asked that no experiment has (a misspelling?)."""
+    notes = []
+    for kind, asked, found in (("set", sets, comparison.sets),
+                               ("method", methods, comparison.methods)):
+        notes += [f"no experiment has results for the {kind} {name!r} (found: "
+                  f"{', '.join(found)})" for name in asked or () if name not in found]
+    return notes
 
 
 def _rows(runs: list[DecodeRun], infos: dict) -> list[Row]:
@@ -158,6 +185,24 @@ def _rows(runs: list[DecodeRun], infos: dict) -> list[Row]:
     return sorted(rows.values(), key=lambda r: (_method_key(r.method), r.label))
 
 
+def _group_rows(rows: list[Row]) -> None:
+    """Label rows across experiments (``Row.group``): the method, the checkpoint when an
+    experiment has several for it, and the settings whose values differ among the method's
+    rows, so that rows decoded alike share a group and an experiment has one row in each."""
+    for method in {row.method for row in rows}:
+        same = [row for row in rows if row.method == method]
+        by_experiment: dict[Path, set] = {}
+        for row in same:
+            by_experiment.setdefault(row.info.path, set()).add(row.checkpoint)
+        checkpoints = any(len(c) > 1 for c in by_experiment.values())
+        varying = sorted({k for row in same for k in row.settings
+                          if len({json.dumps(setting_value(r.settings, k)) for r in same}) > 1})
+        for row in same:
+            extra = [checkpoint_dir_name(str(row.checkpoint))] if checkpoints else []
+            extra += [f"{k} {setting_value(row.settings, k)}" for k in varying]
+            row.group = f"{method} ({', '.join(extra)})" if extra else method
+
+
 def settings_difference(a: Row, b: Row) -> str:
     """``beam 10 vs 20, ctc_weight 0.3 vs 0.5`` for the settings two rows differ in."""
     keys = sorted(set(a.settings) | set(b.settings))
@@ -168,8 +213,10 @@ def settings_difference(a: Row, b: Row) -> str:
 def _pairs(comparison: Comparison, num_samples: int, seed: int) -> list[PairResult]:
     """Bootstrap every two rows scored on the same set with the same method; a pair whose
     reference files differ (same set name, other utterances) is left out, and one decoded
-    with other search settings is compared with a note saying so."""
+    with other search settings is compared with a note saying so. So are pairs scored with
+    different text normalisations, and sets without reference words."""
     pairs = []
+    errors: dict[Path, dict[str, tuple[int, int]]] = {}  # per run, rescored once
     for set_name in comparison.sets:
         for method in comparison.methods:
             scored = [row for row in comparison.rows
@@ -190,14 +237,29 @@ def _pairs(comparison: Comparison, num_samples: int, seed: int) -> list[PairResu
                     if note not in comparison.not_paired:
                         comparison.not_paired.append(note)
                     continue
+                scored_as = [_normalisation(run) for run in (run_a, run_b)]
+                if scored_as[0] != scored_as[1]:
+                    comparison.not_paired.append(
+                        f"{set_name}/{method}: {row_a.name} and {row_b.name} were scored with "
+                        f"different normalisations ({scored_as[0]} vs {scored_as[1]}); not "
+                        "compared")
+                    continue
+                for run in (run_a, run_b):
+                    if run.path not in errors:
+                        errors[run.path] = _errors(run, comparison.metric)
+                errors_a, errors_b = errors[run_a.path], errors[run_b.path]
+                common = sorted(errors_a)
+                if not sum(errors_a[u][1] for u in common):
+                    note = (f"{set_name}: no reference {_unit(comparison.metric)}s, so no "
+                            f"{comparison.metric.upper()} to compare")
+                    if note not in comparison.not_paired:
+                        comparison.not_paired.append(note)
+                    continue
                 if differ := settings_difference(row_a, row_b):
                     comparison.notes.append(
                         f"{set_name}/{method}: {row_a.name} and {row_b.name} were decoded with "
                         f"different search settings ({differ}); their difference is not the "
                         "models' alone")
-                errors_a = _errors(run_a, comparison.metric)
-                errors_b = _errors(run_b, comparison.metric)
-                common = list(errors_a)
                 result = paired_bootstrap([errors_a[u][0] for u in common],
                                           [errors_b[u][0] for u in common],
                                           [errors_a[u][1] for u in common], num_samples, seed)
@@ -211,22 +273,49 @@ def _missing_texts(run: DecodeRun) -> list[Path]:
             if not path.is_file()]
 
 
+def _unit(metric: str) -> str:
+    return "word" if metric == "wer" else "character"
+
+
 def _errors(run: DecodeRun, metric: str) -> dict[str, tuple[int, int]]:
     """Per-utterance (errors, reference tokens) at the metric's unit."""
     return utterance_errors(run, unit="word" if metric == "wer" else "char")
 
 
+def _normalisation(run: DecodeRun) -> str:
+    return TextNormalizer.from_dict(run.summary.get("normalize")).describe()
+
+
 def normalisation_lines(comparison: Comparison) -> list[str]:
     """``Text normalisation: ….`` when every result was scored alike, else a warning."""
-    from asrkit.scoring.normalize import TextNormalizer
-
-    described = {TextNormalizer.from_dict(run.summary.get("normalize")).describe()
-                 for _, run in comparison.runs}
+    described = {_normalisation(run) for _, run in comparison.runs}
     if len(described) == 1:
         return [f"Text normalisation: {described.pop()}."]
-    listed = "; ".join(sorted(described))
-    return [(f"Warning: results were scored with different normalisations ({listed}); "
-             "they are not comparable.")]
+    return [normalisation_warning(comparison)]
+
+
+def normalisation_warning(comparison: Comparison) -> str | None:
+    """A warning when the results were scored with different text normalisations."""
+    described = sorted({_normalisation(run) for _, run in comparison.runs})
+    if len(described) < 2:
+        return None
+    return (f"Warning: results were scored with different normalisations "
+            f"({'; '.join(described)}); they are not comparable.")
+
+
+def check_outputs(comparison: Comparison, outputs: dict[str, Path | None]) -> None:
+    """ValueError naming the option when an output file (``{option: path}``, None: not
+    asked) is missing a directory, is one, or is one of the result files compared."""
+    read = {(run.path / name).resolve() for _, run in comparison.runs
+            for name in ("hyp.txt", "ref.txt", "errors.txt", WER_FILE)}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        if path.resolve() in read:
+            raise ValueError(f"{option} {path}: is one of the decode results compared; "
+                             "write it elsewhere")
+        if path.is_dir():
+            raise ValueError(f"{option} {path}: is a directory (a file is written there)")
 
 
 def _method_key(method: str) -> tuple[int, str]:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from asrkit.scoring.compare import Comparison, normalisation_lines
+from asrkit.scoring.normalize import TextNormalizer
 
 
 def format_markdown(comparison: Comparison) -> str:
@@ -52,19 +53,25 @@ def format_markdown(comparison: Comparison) -> str:
                                "yes" if r.significant else "no"]))
     elif len(comparison.rows) > 1 and not comparison.not_paired:
         lines += ["", "No two rows were scored on the same set with the same method."]
-    notes = [*comparison.not_paired, *comparison.notes]
-    if notes:
-        lines += ["", *(f"Note: {note}." for note in notes)]
+    if notes := note_lines(comparison):
+        lines += ["", *notes]
     return "\n".join(lines) + "\n"
 
 
+def note_lines(comparison: Comparison) -> list[str]:
+    """``Note: …`` for each pair left out or compared despite a difference, and each
+    filter that found nothing (the CSV formats print them on stderr)."""
+    return [f"Note: {note}." for note in (*comparison.not_paired, *comparison.notes)]
+
+
 def format_csv(comparison: Comparison) -> str:
-    """One line per experiment × row × set (tidy), every number unrounded."""
+    """One line per experiment × row × set (tidy), every number as stored in wer.json but
+    the rates, which are computed from its counts (unrounded)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     keys = ["wer", "cer", "sub", "del", "ins", "ref_words", "utts", "rtf"]
     writer.writerow(["experiment", "path", "checkpoint", "params", "epochs", "train_hours",
-                     "set", "method", "settings", *keys])
+                     "set", "method", "settings", "normalize", *keys])
     order = {info.name: i for i, info in enumerate(comparison.experiments)}
     for row in sorted(comparison.rows, key=lambda r: (order[r.info.name], r.label)):
         info = row.info
@@ -73,7 +80,9 @@ def format_csv(comparison: Comparison) -> str:
                              _blank(info.params), _blank(info.epochs),
                              _blank(info.train_hours), set_name, row.method,
                              json.dumps(row.settings, sort_keys=True),
-                             *(_blank(run.summary.get(k)) for k in keys)])
+                             TextNormalizer.from_dict(run.summary.get("normalize")).describe(),
+                             _blank(run.rate("wer")), _blank(run.rate("cer")),
+                             *(_blank(run.number(k)) for k in keys[2:])])
     return out.getvalue()
 
 
@@ -103,22 +112,22 @@ def plot(comparison: Comparison, path: str | Path) -> Path:
 
 
 def plot_figure(comparison: Comparison):
-    """Grouped bars: one group per (set, row label), one bar per experiment (matplotlib
-    Agg). A result that is missing (an experiment not decoded on that set that way, or an
+    """Grouped bars: one group per (set, row group: the method, and the checkpoint and
+    settings where rows differ in them), one bar per experiment (matplotlib Agg). A result that is missing (an experiment not decoded on that set that way, or an
     undefined rate) has no bar but an upright "n/a" in its slot, unlike a 0 % bar."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = [(s, label) for s in comparison.sets for label in comparison.labels]
+    groups = [(s, group) for s in comparison.sets for group in comparison.groups]
     experiments = comparison.experiments
     width = 0.8 / max(len(experiments), 1)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(groups) + 2), 4.5))
     for i, info in enumerate(experiments):
         values = []
-        for set_name, label in groups:
-            row = comparison.row(info.name, label)
+        for set_name, group in groups:
+            row = comparison.row_in_group(info.name, group)
             values.append(None if row is None else comparison.value(row, set_name))
         xs = [g + (i - (len(experiments) - 1) / 2) * width for g in range(len(groups))]
         ax.bar([x for x, v in zip(xs, values) if v is not None],
@@ -137,7 +146,7 @@ def plot_figure(comparison: Comparison):
 
 
 def _row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
 def _pct(value: float | None) -> str:

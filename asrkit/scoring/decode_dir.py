@@ -46,6 +46,9 @@ from asrkit.scoring.wer import (
 log = logging.getLogger(__name__)
 
 WER_FILE = "wer.json"
+# a rate's error counts and reference tokens in wer.json
+RATE_COUNTS = {"wer": ("sub", "del", "ins", "ref_words"),
+               "cer": ("char_sub", "char_del", "char_ins", "ref_chars")}
 # settings a decode leaves out of its directory name and wer.json at their default value
 # (asrkit.decoding.precision: fp32 decodes keep the names they had before precision existed)
 IMPLICIT_SETTINGS = {"precision": "fp32"}
@@ -124,26 +127,54 @@ class DecodeRun:
     def settings(self) -> dict[str, Any]:
         return dict(self.summary.get("decode") or {})
 
+    def number(self, key: str) -> float | None:
+        """wer.json's ``key`` (None when absent or null); ValueError naming the file when
+        it is not a number."""
+        value = self.summary.get(key)
+        if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+            return value
+        raise ValueError(f"{self.path / WER_FILE}: {key} is not a number ({value!r})")
+
+    def rate(self, metric: str) -> float | None:
+        """``wer`` or ``cer`` in percent, unrounded: from the error counts where wer.json
+        has them and reference tokens, else its (rounded, or null) rate."""
+        *errors, ref = (self.number(key) for key in RATE_COUNTS[metric])
+        if None in errors or not ref:
+            return self.number(metric)
+        return 100.0 * sum(errors) / ref
+
 
 def find_runs(exp_dir: str | Path, sets: Sequence[str] | None = None,
               methods: Sequence[str] | None = None,
               checkpoint: str | None = None) -> list[DecodeRun]:
     """Every scored result under ``exp_dir/decode`` (optionally only some sets, methods or
     one checkpoint, by name as recorded or by its directory's name: the stem, with a hash
-    for one from outside the experiment), sorted by checkpoint, set, method."""
+    for one from outside the experiment), sorted by checkpoint, set, method. A result in
+    the layout before (``decode/<set>/<method>/``) is left out, with a warning, where one in
+    today's layout has the same checkpoint, set, method and settings."""
     root = ExperimentDir(exp_dir).decode_dir
     runs = []
-    files = sorted(root.glob(f"*/*/*/{WER_FILE}")) + sorted(root.glob(f"*/*/{WER_FILE}"))
+    files = [(False, f) for f in sorted(root.glob(f"*/*/*/{WER_FILE}"))]
+    files += [(True, f) for f in sorted(root.glob(f"*/*/{WER_FILE}"))]  # the layout before
     current_hash: dict[str, str | None] = {}  # per checkpoint: its hash file read once
-    for wer_file in files:
+    keys = set()  # (checkpoint, set, method, settings) of the results in today's layout
+    for old_layout, wer_file in files:
         summary = read_summary(wer_file.parent)
         method = str(summary.get("method") or wer_file.parent.name)
         set_name = str(summary.get("set") or wer_file.parent.parent.name)
         recorded = summary.get("checkpoint")
         if (sets and set_name not in sets) or (methods and method not in methods):
             continue
-        if checkpoint and checkpoint not in (recorded, checkpoint_dir_name(str(recorded))):
+        if checkpoint and not _same_checkpoint(checkpoint, recorded):
             continue
+        key = (str(recorded), set_name, method,
+               json.dumps(summary.get("decode") or {}, sort_keys=True))
+        if old_layout and key in keys:
+            log.warning("%s: an older result of the same checkpoint and settings as one in "
+                        "decode/%s/; left out", wer_file.parent,
+                        checkpoint_dir_name(str(recorded)))
+            continue
+        keys.add(key)
         decoded = summary.get("checkpoint_sha256")
         if recorded and decoded and recorded not in current_hash:
             path = ExperimentDir(exp_dir).checkpoint_path(recorded)
@@ -158,6 +189,16 @@ def find_runs(exp_dir: str | Path, sets: Sequence[str] | None = None,
             continue
         runs.append(DecodeRun(Path(exp_dir), wer_file.parent, set_name, method, summary))
     return sorted(runs, key=lambda r: (str(r.checkpoint), r.set_name, r.method, str(r.path)))
+
+
+def _same_checkpoint(asked: str, recorded: Any) -> bool:
+    """Whether ``asked`` names the recorded checkpoint: as recorded, or its results'
+    directory name (``epoch_4``, ``epoch_4.pt`` for ``checkpoints/epoch_4.pt``)."""
+    if recorded is None:
+        return False
+    recorded = str(recorded)
+    return asked == recorded or checkpoint_dir_name(recorded) in (
+        asked, checkpoint_dir_name(asked))
 
 
 def read_summary(result_dir: str | Path) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from asrkit.scoring.decode_dir import find_runs
 
 def format_results_md(exp_dir: str | Path, trusted_modules: Sequence[str] = ()) -> str:
     exp_dir = Path(exp_dir)
-    comparison = compare_experiments([exp_dir], trusted_modules=trusted_modules)
+    comparison = compare_experiments([exp_dir], trusted_modules=trusted_modules, pairs=False)
     lines = [f"# Results: {exp_dir.name}", ""]
     infos = {row.checkpoint: row.info for row in comparison.rows}
     for checkpoint, info in sorted(infos.items(), key=lambda kv: str(kv[0])):
@@ -66,7 +66,8 @@ def _table(comparison: Comparison, key: str) -> list[str]:
         cells = []
         for set_name in sets:
             run = row.runs.get(set_name)
-            value = None if run is None else run.summary.get(key)
+            value = None if run is None else (run.number(key) if key == "rtf"
+                                              else run.rate(key))
             cells.append("–" if value is None else (f"{value:.4f}" if key == "rtf"
                                                      else f"{value:.2f}"))
         lines.append(f"| {row.label} | " + " | ".join(cells) + " |")

@@ -56,3 +56,22 @@ def test_bad_input_is_rejected():
         paired_bootstrap([], [], [])
     with pytest.raises(ValueError, match="at least one resample, got 0"):
         paired_bootstrap([1], [2], [3], num_samples=0)
+
+
+def test_draws_without_reference_words_are_left_out_and_a_set_without_any_is_refused():
+    """Utterances with no reference words (insertions only): a draw of only those has no
+    WER. Checked against a naive loop that redraws such a draw."""
+    rng = np.random.default_rng(1)
+    words = np.where(rng.random(40) < 0.15, rng.integers(1, 6, size=40), 0)
+    errors_a, errors_b = rng.integers(0, 4, size=40), rng.integers(0, 3, size=40)
+    draw, naive = np.random.default_rng(2), []
+    while len(naive) < 20000:
+        idx = draw.integers(0, 40, size=40)
+        if words[idx].sum():
+            naive.append(100 * (errors_b[idx].sum() - errors_a[idx].sum()) / words[idx].sum())
+    result = paired_bootstrap(errors_a, errors_b, words, num_samples=20000)
+    low, high = np.quantile(naive, [0.025, 0.975])
+    assert (result.ci_low, result.ci_high) == pytest.approx((low, high), rel=0.05)
+    assert result.prob_b_better == pytest.approx(np.mean(np.array(naive) < 0), abs=0.01)
+    with pytest.raises(ValueError, match="needs reference words"):
+        paired_bootstrap([1, 0], [0, 0], [0, 0])
