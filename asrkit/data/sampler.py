@@ -95,6 +95,7 @@ class BucketingBatchSampler:
         if self._cache is not None and self._cache[0] == self.epoch:
             return self._cache[1]
         batches = self._global_batches()
+        made = len(batches)
         left_over = len(batches) % self.world_size
         if self.shuffle and left_over:
             # The batches that fill no group of world_size are left out this epoch. The
@@ -111,7 +112,7 @@ class BucketingBatchSampler:
             groups = [groups[i] for i in rng.permutation(len(groups))]
         mine = [group[self.rank] for group in groups]
         if not mine:
-            log.warning("sampler: %d batches cannot feed %d ranks", len(batches), self.world_size)
+            log.warning("sampler: %d batch(es) cannot feed %d ranks", made, self.world_size)
         self._cache = (self.epoch, mine)
         return mine
 

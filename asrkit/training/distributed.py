@@ -19,6 +19,7 @@ all-reduce is queued like any kernel, and the host never reads the result).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -33,6 +34,8 @@ import torch
 import torch.distributed as dist
 
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+LAUNCHER_PID = "ASRKIT_LAUNCHER_PID"  # set by launch_local for its ranks
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass
@@ -72,6 +75,7 @@ def init_distributed(requested_device: str = "auto", timeout_minutes: float = 60
     """Join the process group when started by torchrun (or a launcher setting its variables)."""
     if not under_torchrun() or int(os.environ["WORLD_SIZE"]) == 1:
         return DistributedContext(device=select_device(requested_device))
+    follow_launcher()
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ["LOCAL_RANK"])
     device = select_device(requested_device, local_rank)
@@ -99,6 +103,32 @@ def distributed_backend(device: torch.device, local_ranks: int) -> str:
               f"gloo (NCCL takes one rank per GPU; slower)", file=sys.stderr, flush=True)
         return "gloo"
     return "nccl"
+
+
+def follow_launcher() -> None:
+    """In a rank started by ``launch_local``: be sent SIGTERM when the launcher dies (killed,
+    say, so that it cannot pass a signal on), so that no rank is left running without it;
+    the ranks then stop as after a SIGTERM (Linux; elsewhere nothing is done)."""
+    launcher = os.environ.get(LAUNCHER_PID)
+    if launcher is None or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != int(launcher):  # it died before the call above
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def lost_a_rank(error: BaseException) -> bool:
+    """Whether ``error`` is a collective failing because another rank has gone (its process
+    exited and its connections closed: gloo's transport errors, torch's DistNetworkError);
+    that rank's own error says why."""
+    if isinstance(error, dist.DistNetworkError):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and any(
+        mark in text for mark in ("gloo/transport", "Connection closed by peer",
+                                  "Connection reset by peer"))
 
 
 def barrier(ctx: DistributedContext) -> None:
@@ -165,33 +195,39 @@ def wrap_model(model: torch.nn.Module, ctx: DistributedContext,
         model, device_ids=ids, find_unused_parameters=find_unused_parameters)
 
 
-def launch_local(num_processes: int, argv: list[str], grace_s: float = 30.0) -> int:
+def launch_local(num_processes: int, argv: list[str], grace_s: float = 30.0,
+                 command: list[str] | None = None) -> int:
     """Run ``asrkit train argv`` as ``num_processes`` ranks on this machine
     (``trainer.devices=K``), each with the variables torchrun would give it; returns the
-    run's exit status: 0, 130/143 when stopped by SIGINT/SIGTERM, else the first failing
-    rank's.
+    run's exit status: 0, 130/143 when stopped by SIGINT/SIGTERM, else that of a rank killed
+    by a signal (128 + N, named in a line), else the lowest failing rank's.
 
     Not torchrun itself: it takes a rank's 130 for a failure, kills the other ranks (SIGKILL
     30 s later), exits 1 and prints its own SignalException traceback. Each rank runs in a
     session of its own, so a terminal's Ctrl-C reaches this process alone, which passes
     SIGINT/SIGTERM on to every rank once (a second SIGINT would make a rank raise
-    KeyboardInterrupt); the ranks agree to stop, write the checkpoint and exit together.
+    KeyboardInterrupt); the ranks agree to stop, write the checkpoint and exit together. A
+    hangup (SIGHUP: the terminal closed) is passed on as SIGTERM, and a rank whose launcher
+    dies gets SIGTERM too (``follow_launcher``), so no rank is left running on its own.
     Once a rank has exited, the others get ``grace_s`` seconds to follow before they are
-    killed: a rank that failed alone leaves the others blocked at their next collective."""
-    command = [sys.executable, "-m", "asrkit", "train", *argv]
+    killed: a rank that failed alone leaves the others blocked at their next collective.
+    ``command``: what each rank runs before ``argv`` (``asrkit train``; tests)."""
+    command = [*(command or [sys.executable, "-m", "asrkit", "train"]), *argv]
     threads = os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // num_processes)))
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
            "WORLD_SIZE": str(num_processes), "LOCAL_WORLD_SIZE": str(num_processes),
-           "OMP_NUM_THREADS": threads}
+           "OMP_NUM_THREADS": threads, LAUNCHER_PID: str(os.getpid())}
     ranks: list[subprocess.Popen] = []
     received: list[int] = []
 
     def forward(signum: int, _frame: Any) -> None:
+        signum = signal.SIGTERM if signum == signal.SIGHUP else signum
         received.append(signum)
         for process in ranks:
             process.send_signal(signum)  # nothing once it has exited
 
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, forward)
+                for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         for rank in range(num_processes):
             ranks.append(subprocess.Popen(command, start_new_session=True,
@@ -209,9 +245,10 @@ def launch_local(num_processes: int, argv: list[str], grace_s: float = 30.0) -> 
 
 
 def _wait_for_ranks(ranks: list[subprocess.Popen], grace_s: float) -> int:
-    """The lowest rank's non-zero exit status among the ranks that exited by themselves (a
-    death by signal N counts as 128 + N), else 0; kills the ranks still running ``grace_s``
-    after the first exit."""
+    """The exit status of the run: a rank's death by signal N (128 + N; a line names the
+    rank and the signal: the others then fail at their next collective), else the lowest
+    rank's non-zero status among the ranks that exited by themselves, else 0; kills the
+    ranks still running ``grace_s`` after the first exit."""
     first_exit = None
     while None in (codes := [process.poll() for process in ranks]):
         if first_exit is None and codes != [None] * len(ranks):
@@ -219,7 +256,7 @@ def _wait_for_ranks(ranks: list[subprocess.Popen], grace_s: float) -> int:
         if first_exit is not None and time.monotonic() - first_exit > grace_s:
             break
         time.sleep(0.1)
-    statuses = []
+    statuses, killed = [], []
     for rank, process in enumerate(ranks):
         if process.poll() is None:
             print(f"asrkit train: rank {rank} still running {grace_s:.0f} s after another rank "
@@ -229,7 +266,11 @@ def _wait_for_ranks(ranks: list[subprocess.Popen], grace_s: float) -> int:
             continue
         code = process.returncode
         statuses.append(128 - code if code < 0 else code)
-    return next((status for status in statuses if status), 0)
+        if code < 0:
+            killed.append(128 - code)
+            print(f"asrkit train: rank {rank} was killed by {signal.Signals(-code).name}",
+                  file=sys.stderr, flush=True)
+    return next((status for status in [*killed, *statuses] if status), 0)
 
 
 def _free_port() -> int:

@@ -33,8 +33,22 @@ class _SkipSteps(logging.Filter):
         return not record.name.startswith(STEP_LOGGER)
 
 
+class _ErrorsToSharedLog(logging.FileHandler):
+    """A rank other than 0 appends its errors to rank 0's ``train.log`` (opened at the
+    first error, once rank 0 has made the directory; before that stderr alone has it)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, encoding="utf-8", delay=True)
+        self.setLevel(logging.ERROR)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if Path(self.baseFilename).parent.is_dir():
+            super().emit(record)
+
+
 def setup_logging(exp_dir: Path, ctx: DistributedContext, progress_bar: bool) -> None:
-    """Rank 0: INFO to stderr and ``exp_dir/train.log``; other ranks: warnings only."""
+    """Rank 0: INFO to stderr and ``exp_dir/train.log``; other ranks: warnings to stderr,
+    errors to train.log too."""
     teardown_logging()
     root = logging.getLogger("asrkit")
     root.setLevel(logging.INFO if ctx.is_main else logging.WARNING)
@@ -46,6 +60,10 @@ def setup_logging(exp_dir: Path, ctx: DistributedContext, progress_bar: bool) ->
         file_handler = logging.FileHandler(ExperimentDir(exp_dir).train_log, encoding="utf-8")
         file_handler.setFormatter(fmt)
         handlers.append(file_handler)
+    else:
+        errors = _ErrorsToSharedLog(ExperimentDir(exp_dir).train_log)
+        errors.setFormatter(fmt)
+        handlers.append(errors)
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter(
         ("\r\033[K" if progress_bar else "") + f"{prefix}%(levelname)s %(message)s"))

@@ -12,6 +12,7 @@ from typing import Any
 
 from asrkit.checkpoint_io import CorruptCheckpointError
 from asrkit.config import one_line
+from asrkit.training.distributed import lost_a_rank
 from asrkit.training.experiment import logging_ready
 from asrkit.training.train_step import TrainingError
 from asrkit.training.trainer import Trainer
@@ -22,7 +23,9 @@ log = logging.getLogger("asrkit.training.trainer")
 def run_training(config: dict[str, Any]) -> int:
     """Set up, train and clean up; returns the exit status (0 done, 1 failed, 2 bad setup,
     130/143 stopped by SIGINT/SIGTERM with a checkpoint written). Every failure is one line,
-    on stderr and, once the run has its log, in train.log too."""
+    on stderr and, once the run has its log, in train.log too (any rank's). Under DDP a rank
+    whose collective fails because another rank exited says so in one line (the other
+    rank's line says why)."""
     trainer, synchronized = Trainer(config), False
     try:
         try:
@@ -38,6 +41,11 @@ def run_training(config: dict[str, Any]) -> int:
         return _fail(e, 1)
     except OSError as e:  # e.g. the disk filled up while writing a checkpoint
         return _fail(e, 1)
+    except RuntimeError as e:  # a collective whose other end has gone: one line, not gloo's
+        if trainer.ctx is None or not trainer.ctx.is_distributed or not lost_a_rank(e):
+            raise
+        return _fail(TrainingError(f"rank {trainer.ctx.rank}: another rank has exited (its "
+                                   "own error says why); stopping"), 1)
     finally:
         trainer.cleanup(synchronize=synchronized)
 

@@ -8,8 +8,11 @@ lengths the loader gives, so the rates need no device either.
 
     interval = RunningMeans()
     interval.add(out, batch, finite)         # finite: 0-d bool on the device
-    interval.means()                         # {"loss": ..., "loss_ctc": ...} (a sync)
-    interval.rates(world_size)               # input frames and utterances per second
+    interval.means(ctx)                      # {"loss": ..., "loss_ctc": ...} (a sync)
+    interval.rates()                         # input frames and utterances per second
+
+Under DDP ``means(ctx)`` is a collective (every rank calls it at the same point): the means
+and the rates are over every rank's micro-batches, as the dev metrics are.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import time
 
 import torch
 
+from asrkit.training.distributed import DistributedContext, gather_objects
+
 
 class RunningMeans:
     def __init__(self) -> None:
@@ -25,6 +30,7 @@ class RunningMeans:
         self.sums: dict[tuple[str, ...], torch.Tensor] = {}
         self.batches = self.utterances = 0  # micro-batches added, and their utterances
         self._frames: torch.Tensor | int = 0  # a CPU tensor once added to
+        self._seen = (0, 0)  # frames and utterances as of the last means(): all ranks'
         self.start = time.monotonic()
 
     def add(self, out: dict[str, torch.Tensor], batch: dict, finite: torch.Tensor) -> None:
@@ -43,23 +49,33 @@ class RunningMeans:
     def frames(self) -> int:
         return int(self._frames)
 
-    def means(self) -> dict[str, float]:
+    def means(self, ctx: DistributedContext | None = None) -> dict[str, float]:
         """Each term's mean over the finite micro-batches (the sum over every term's key
-        set, divided by the count of all finite micro-batches)."""
-        if not self.sums:
-            return {}
-        values = torch.cat(list(self.sums.values())).tolist()  # the one copy to the host
+        set, divided by the count of all finite micro-batches), of every rank under DDP
+        (``ctx``; then also the frames and utterances ``rates`` counts)."""
         totals: dict[str, float] = {}
-        count, at = 0.0, 0
-        for keys in self.sums:
-            for key, value in zip(keys, values[at: at + len(keys)], strict=True):
-                totals[key] = totals.get(key, 0.0) + value
-            count += values[at + len(keys)]
-            at += len(keys) + 1
+        count = 0.0
+        if self.sums:
+            values = torch.cat(list(self.sums.values())).tolist()  # the one copy to the host
+            at = 0
+            for keys in self.sums:
+                for key, value in zip(keys, values[at: at + len(keys)], strict=True):
+                    totals[key] = totals.get(key, 0.0) + value
+                count += values[at + len(keys)]
+                at += len(keys) + 1
+        self._seen = (self.frames, self.utterances)
+        if ctx is not None and ctx.is_distributed:
+            ranks = gather_objects((totals, count, *self._seen), ctx)
+            totals, count = {}, sum(rank[1] for rank in ranks)
+            for rank_totals, *_ in ranks:
+                for key, value in rank_totals.items():
+                    totals[key] = totals.get(key, 0.0) + value
+            self._seen = (sum(rank[2] for rank in ranks), sum(rank[3] for rank in ranks))
         return {k: total / count for k, total in totals.items()} if count else {}
 
-    def rates(self, world_size: int) -> dict[str, float]:
-        """Input frames and utterances per second, all ranks (this rank's times world_size)."""
+    def rates(self) -> dict[str, float]:
+        """Input frames and utterances per second, as counted by the last ``means``: every
+        rank's under DDP."""
         elapsed = max(time.monotonic() - self.start, 1e-9)
-        return {"frames_per_s": self.frames * world_size / elapsed,
-                "utts_per_s": self.utterances * world_size / elapsed}
+        frames, utterances = self._seen
+        return {"frames_per_s": frames / elapsed, "utts_per_s": utterances / elapsed}

@@ -126,6 +126,8 @@ class TrainStep:
         self.nan_in_a_row = 0
         self.outcomes = UpdateOutcomes()  # what the device knows and the host has not read
         self._stats_before: list[torch.Tensor] = []
+        self._synced = False  # whether the last forward ran synced (DDP: armed its reducer)
+        self._resync = False  # the next forward must run synced (see ``skip``)
 
     @property
     def device(self) -> torch.device:
@@ -170,8 +172,9 @@ class TrainStep:
         set_step = getattr(self.model, "set_step", None)
         if set_step is not None:  # e.g. the scheduled-sampling ramp
             set_step(self.state.step)
+        self._synced, self._resync = sync or self._resync, False
         try:
-            with self._sync(sync), self.precision.autocast():
+            with self._sync(self._synced), self.precision.autocast():
                 extra = {}
                 if self.mwer is not None:  # the model's own N-best, searched without gradient
                     nbest, errors = self.mwer(feats, feat_lens, tokens, token_lens)
@@ -203,7 +206,7 @@ class TrainStep:
         self.outcomes.add(nonfinite, loss, batch)
         scaler = self.precision.scaler
         try:
-            with self._sync(sync):
+            with self._sync(sync or self._synced):
                 if loss.requires_grad:
                     (scaler.scale(loss) if scaler is not None else loss).backward()
             if self._stats_before:  # after the backward pass, which saved them
@@ -228,8 +231,17 @@ class TrainStep:
 
     def skip(self, last_of_update: bool) -> None:
         """A micro-batch some rank ran out of memory on: no backward on any rank; if it
-        ends an update, that update is dropped."""
+        ends an update, that update is dropped.
+
+        Under DDP, a rank whose synced forward pass finished has armed DDP's reducer for a
+        backward pass that does not come; the next backward would then all-reduce on that
+        rank alone, even under ``no_sync`` (with gradient accumulation: a collective
+        mismatch). So the next forward runs synced on every rank, which re-arms every
+        reducer alike; its backward all-reduces the gradients accumulated so far, and the
+        update's last one all-reduces them again: averaging is linear, so the update is
+        the same."""
         self.state.counters["oom_skipped"] += 1
+        self._resync = self.ctx.is_distributed and self._synced
         if last_of_update:
             self.drop_update()
 

@@ -282,7 +282,7 @@ class Trainer:
         return 0
 
     def _train_epoch(self) -> dict[str, float] | None:
-        """One epoch (or its rest, after a resume): the mean of each term over this rank's
+        """One epoch (or its rest, after a resume): the mean of each term over every rank's
         batches, or None when stopped by a signal."""
         self.model.train()
         steps, loader, total = self.steps, self.train_loader, len(self.train_loader)
@@ -333,7 +333,7 @@ class Trainer:
             self._periodic(position, total)
         steps.settle()
         progress.close()
-        return epoch_stats.means()
+        return epoch_stats.means(self.ctx)
 
     def _decides_at(self, step: int) -> bool:
         """Whether the loop logs, validates or saves at this update count, so that it needs
@@ -365,12 +365,12 @@ class Trainer:
         """A log line and TensorBoard points (after ``settle``: reading the device's sums
         and the last gradient norm costs no further wait); False, and nothing logged, when
         every micro-batch of the interval had a non-finite loss."""
-        means = interval.means()
+        means = interval.means(self.ctx)
         if not means:
             return False
         norm = float(grad_norm) if grad_norm is not None else math.nan
         values = {**means, "lr": self.state.logged_lr(), "grad_norm": norm,
-                  **interval.rates(self.ctx.world_size)}
+                  **interval.rates()}
         self.logged = {"loss": means.get("loss", math.nan),
                        "frames_per_s": values["frames_per_s"]}
         terms = "  ".join(f"{k} {v:.4g}" for k, v in means.items())

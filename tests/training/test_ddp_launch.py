@@ -99,3 +99,71 @@ def test_the_launcher_reports_the_first_failure_and_kills_ranks_left_blocked():
     assert _wait_for_ranks(ranks("exit 130", "exit 130"), grace_s=5) == 130
     assert _wait_for_ranks(ranks("exit 0", "kill -TERM $$"), grace_s=5) == 143  # a death by signal
     assert _wait_for_ranks(ranks("exit 0", "sleep 0.3"), grace_s=5) == 0
+
+
+# ---- the launcher's signals, with stand-in ranks ------------------------------------------
+RANK = """
+import os, signal, sys, time
+from asrkit.training.distributed import follow_launcher
+
+out = sys.argv[1]
+
+def stop(signum, frame):
+    with open(f"{out}/stopped{os.environ['RANK']}", "w") as f:
+        f.write(signal.Signals(signum).name)
+    sys.exit(143)
+
+signal.signal(signal.SIGTERM, stop)
+follow_launcher()
+open(f"{out}/ready{os.environ['RANK']}", "w").close()
+time.sleep(60)
+"""
+LAUNCHER = """
+import sys
+from asrkit.training.distributed import launch_local
+
+sys.exit(launch_local(2, [sys.argv[1]], command=[sys.executable, "-c", sys.argv[2]]))
+"""
+
+
+def start_launcher(out: Path) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(out), RANK])
+    deadline = time.monotonic() + LIMIT_S
+    while not all((out / f"ready{r}").exists() for r in range(2)):
+        assert time.monotonic() < deadline and process.poll() is None, "ranks did not start"
+        time.sleep(0.05)
+    return process
+
+
+def stopped_ranks(out: Path) -> list[str]:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if all((out / f"stopped{r}").exists() for r in range(2)):
+            break
+        time.sleep(0.05)
+    return [(out / f"stopped{r}").read_text() if (out / f"stopped{r}").exists() else "running"
+            for r in range(2)]
+
+
+def test_a_hangup_stops_the_ranks_as_sigterm_does(tmp_path):
+    """The terminal closed: the ranks (each in a session of its own) must not go on alone."""
+    process = start_launcher(tmp_path)
+    process.send_signal(signal.SIGHUP)
+    assert process.wait(timeout=LIMIT_S) == 143
+    assert stopped_ranks(tmp_path) == ["SIGTERM", "SIGTERM"]
+
+
+def test_ranks_whose_launcher_is_killed_get_sigterm(tmp_path):
+    process = start_launcher(tmp_path)
+    process.kill()  # it cannot pass anything on
+    process.wait()
+    assert stopped_ranks(tmp_path) == ["SIGTERM", "SIGTERM"]
+
+
+def test_a_rank_killed_by_a_signal_gives_the_status_and_is_named(capfd):
+    from asrkit.training.distributed import _wait_for_ranks
+
+    # rank 1 is killed (the OOM killer, say); rank 0 then fails at its next collective
+    ranks = [subprocess.Popen(["sh", "-c", s]) for s in ("sleep 0.3; exit 1", "kill -KILL $$")]
+    assert _wait_for_ranks(ranks, grace_s=5) == 137
+    assert capfd.readouterr().err == "asrkit train: rank 1 was killed by SIGKILL\n"

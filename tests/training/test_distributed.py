@@ -263,3 +263,91 @@ def test_ranks_sharing_a_gpu_use_gloo(monkeypatch, device, ranks, gpus, backend)
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
     assert distributed_backend(torch.device(device), ranks) == backend
+
+
+def oom_worker(rank: int, port: int, config: dict, out_dir: str, oom_at: int) -> None:
+    """One epoch; rank 1's forward pass runs out of memory at micro-batch ``oom_at``. Each
+    rank records its micro-batches' losses (the one skipped left out)."""
+    from asrkit.training.trainer import Trainer
+
+    ctx = join_group(rank, port)
+    writes = record_writes(Path(config["exp_dir"]))
+    trainer, status, losses = Trainer(config, ctx), None, []
+    try:
+        trainer.setup()
+        run_out_of_memory(trainer.steps, rank == 1, oom_at, losses)
+        status = trainer.train()
+        torch.save(losses, f"{out_dir}/losses_{rank}.pt")
+    finally:
+        finish(trainer, rank, out_dir, status, writes)
+
+
+def run_out_of_memory(steps, here: bool, oom_at: int, losses: list[float]) -> None:
+    """The model as trained raises OutOfMemoryError at call ``oom_at`` (if ``here``);
+    ``losses`` gets every other call's loss. (A function of its own: the wrapper must not
+    outlive ``release_wrappers`` in the worker's frame, which would keep DDP alive.)"""
+    train_model, calls = steps.train_model, []
+
+    def model(*args, **kwargs):
+        calls.append(1)
+        if here and len(calls) == oom_at:
+            raise torch.OutOfMemoryError("simulated")
+        out = train_model(*args, **kwargs)
+        if len(calls) != oom_at:
+            losses.append(out["loss"].item())
+        return out
+
+    steps.train_model = model
+
+
+def test_out_of_memory_on_one_rank_at_the_end_of_an_update_is_skipped_on_both(corpus,
+                                                                             tmp_path):
+    """With gradient accumulation: rank 0's synced forward armed DDP's reducer for a
+    backward that never came, and the next (no_sync) backward all-reduced on rank 0 alone
+    (gloo: "collective mismatch", a crash). The epoch's train loss is both ranks' mean."""
+    config = corpus.config(tmp_path / "exp", *NO_DROPOUT, *SMALL_BATCHES)
+    run_ranks(oom_worker, config, str(tmp_path), 4, timeout=90)  # the last of update 2
+    out = results(tmp_path)  # equal weights on both ranks
+    assert [r["status"] for r in out] == [0, 0]
+    assert out[0]["step"] == out[1]["step"] == 4  # 5 updates less the dropped one
+    assert out[0]["counters"]["oom_skipped"] == out[1]["counters"]["oom_skipped"] == 1
+    losses = [torch.load(tmp_path / f"losses_{r}.pt") for r in range(2)]
+    assert len(losses[0]) == len(losses[1]) == 9
+    ckpt = torch.load(tmp_path / "exp" / "checkpoints" / "epoch_1.pt", weights_only=True)
+    assert ckpt["metrics"]["train_loss"] == pytest.approx(sum(losses[0] + losses[1]) / 18,
+                                                          rel=1e-6)
+
+
+def failing_rank_worker(rank: int, port: int, config: dict, out_dir: str) -> None:
+    """``asrkit train``'s run_training on two ranks; rank 1 fails at its third micro-batch."""
+    from asrkit.training.run import run_training
+    from asrkit.training.train_step import TrainingError, TrainStep
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    if rank == 1:
+        forward, calls = TrainStep.forward, []
+
+        def failing(self, batch, sync):
+            calls.append(1)
+            if len(calls) == 3:
+                raise TrainingError("simulated failure")
+            return forward(self, batch, sync)
+
+        TrainStep.forward = failing
+    torch.save(run_training(config), f"{out_dir}/status_{rank}.pt")
+
+
+def test_a_rank_that_fails_alone_is_one_line_in_the_log_and_the_other_says_so(corpus,
+                                                                            tmp_path, capfd):
+    config = corpus.config(tmp_path / "exp", *NO_DROPOUT, *SMALL_BATCHES)
+    run_ranks(failing_rank_worker, config, str(tmp_path), timeout=90)  # neither raises
+    assert [torch.load(tmp_path / f"status_{r}.pt") for r in range(2)] == [1, 1]
+    errors = [line.split(" ERROR ", 1)[1] for line in
+              (tmp_path / "exp" / "train.log").read_text().splitlines() if " ERROR " in line]
+    assert sorted(errors) == [("asrkit train: rank 0: another rank has exited (its own error "
+                              "says why); stopping"), "asrkit train: simulated failure"]
+    assert "[rank 1] ERROR asrkit train: simulated failure" in \
+        (tmp_path / "exp" / "train.log").read_text()
+    assert "Traceback" not in capfd.readouterr().err
