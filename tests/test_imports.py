@@ -15,7 +15,7 @@ BASE = 0  # asrkit.config and the package's top-level modules (arg types, file h
 # tokenizer): MWER training makes N-best lists with the decoding code's beam search and
 # counts their word errors with the scorer; the data loader tokenizes transcripts.
 SIDEWAYS = {("training", "decoding"), ("training", "scoring"), ("decoding", "scoring"),
-            ("inference", "decoding"), ("inference", "scoring"), ("data", "text")}
+            ("inference", "decoding"), ("data", "text")}
 
 
 def module_names() -> dict[str, Path]:

@@ -23,7 +23,6 @@ class StreamingFbank:
     def __init__(self, extractor: FbankExtractor, cmvn: GlobalCMVN | None = None) -> None:
         self.extractor, self.cmvn = extractor, cmvn
         self.buffer = torch.zeros(0)
-        self.frames_out = 0  # frames emitted so far
 
     def accept(self, samples: torch.Tensor) -> torch.Tensor:
         """Append (samples,) float audio in [-1, 1]; -> the (n, bins) frames it completes."""
@@ -35,5 +34,4 @@ class StreamingFbank:
         used = (count - 1) * shift + self.extractor.window_samples
         feats = self.extractor(self.buffer[:used])  # (count, bins)
         self.buffer = self.buffer[count * shift:]
-        self.frames_out += count
         return self.cmvn(feats) if self.cmvn is not None else feats

@@ -71,7 +71,7 @@ class CTCPrefixBeamSearchState:
                  top_k: int | None = None, device: torch.device | str = "cpu") -> None:
         if beam < 1:
             raise ValueError(f"beam must be >= 1, got {beam}")
-        self.beam, self.blank_id, self.vocab = beam, blank_id, vocab
+        self.beam, self.blank_id = beam, blank_id
         self.num_ext = max(1, min(top_k or beam, vocab - 1))
         self.state = _BeamState.initial(batch, beam, vocab, torch.device(device))
         # per chunk: each entry's parent at each frame and the label it added or -1, both

@@ -56,7 +56,7 @@ class CTCPrefixScorer:
         self.row_utt = torch.arange(log_probs.size(0), device=device).repeat_interleave(beam)
         self.padded = padded.transpose(0, 1)[:, self.row_utt]  # (T, N)
         self.x_blank = self.x[:, self.row_utt, blank_id].double()  # (T, N)
-        self.blank_id, self.eos_id = blank_id, eos_id
+        self.eos_id = eos_id
 
     def initial_state(self) -> CTCPrefixState:
         rows = self.row_utt.numel()

@@ -1,7 +1,7 @@
 """An exported model (``asrkit export``) behind the decoding interface of ``ASRModel``, run
 with onnxruntime or TorchScript: no PyTorch model is built from the config.
 
-    model, info = ExportedModel.load("exported/", threads=1)
+    model = ExportedModel.load("exported/", threads=1)
     enc, enc_lens = model.encode(feats, feat_lens)       # (B, T', D), (B,)
     ctc = model.ctc_log_probs(enc)                       # (B, T', V)
     model.score_hypotheses(enc, enc_lens, [[5, 9], [5, 7, 9]])   # attention rescoring

@@ -316,13 +316,13 @@ class ASRModel(nn.Module):
     def forward_mwer(self, feats: torch.Tensor, feat_lens: torch.Tensor, tokens: torch.Tensor,
                      token_lens: torch.Tensor, nbest: Sequence[Sequence[Sequence[int]]],
                      word_errors: Sequence[Sequence[float]] | torch.Tensor,
-                     ce_weight: float | None = None) -> dict[str, torch.Tensor]:
+                     ) -> dict[str, torch.Tensor]:
         """The MWER objective (Prabhavalkar et al. 2018) for a batch with given N-best lists.
 
         nbest: per utterance, up to N hypotheses (token ids without sos/eos) from the model's
         own beam search; word_errors: per utterance, each hypothesis' word errors against
         the reference. The hypotheses are scored by the attention decoder (log P(y, eos|x),
-        with gradient); ce_weight: lambda (None: the model's ``mwer_ce_weight``, 0.01). ->
+        with gradient); ce_weight: the model's ``mwer_ce_weight`` (lambda, 0.01). ->
         {"loss": loss_mwer + ce_weight * loss_att + mwer_ctc_weight * loss_ctc + the
         encoder's own losses, "loss_mwer", "loss_att", "acc", "mwer_expected_errors",
         "loss_ctc" when mwer_ctc_weight > 0, and the encoder's terms as in ``forward``}. The
@@ -331,7 +331,7 @@ class ASRModel(nn.Module):
         CTC greedy and joint decoding. The intermediate decoders, and at mwer_ctc_weight 0
         the CTC heads, get no gradient (DDP is told: asrkit.training.distributed.wrap_model)."""
         self._require_decoder("forward_mwer")
-        ce_weight = self.mwer_ce_weight if ce_weight is None else ce_weight
+        ce_weight = self.mwer_ce_weight
         if len(nbest) != feats.size(0):
             raise ValueError(f"forward_mwer: {len(nbest)} N-best lists for a batch of "
                              f"{feats.size(0)}")

@@ -51,7 +51,6 @@ class ConvolutionModule(nn.Module):
         if norm not in CONV_NORMS:
             raise ValueError(f"unknown conv norm {norm!r} (known: {', '.join(CONV_NORMS)})")
         self.pointwise_conv1 = nn.Conv1d(d_model, 2 * d_model, 1)
-        self.glu = nn.GLU(dim=1)
         self.causal = causal
         self.cache_frames = kernel_size - 1 if causal else 0  # forward_chunk's cache
         self.depthwise_conv = nn.Conv1d(d_model, d_model, kernel_size,

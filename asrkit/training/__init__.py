@@ -23,7 +23,8 @@ Every checkpoint loads with ``torch.load(weights_only=True)`` and
 ``asrkit.models.checkpoint.load_model``: ``model``, ``config``, ``epoch``, ``step``,
 ``train_hours`` (wall-clock training time so far), ``metrics`` (``epoch``, ``step``,
 ``train_hours``, and after each epoch ``dev_loss``, ``dev_wer``, ``dev_cer`` (percent,
-CTC greedy), ``dev_acc``, ``dev_<term>``, ``train_<term>``), plus the training state
+CTC greedy; transducer greedy for a transducer without CTC), ``dev_acc``, ``dev_<term>``,
+``train_<term>``: every rank's mean under DDP), plus the training state
 (optimizer, scheduler, grad_scaler, loader, rng, epoch_complete, counters, world_size).
 Averaged files hold ``model``, ``config``, ``averaged_from``, ``epoch``, ``step``,
 ``train_hours`` and ``metrics["averaged"]`` (the metrics of each checkpoint averaged).

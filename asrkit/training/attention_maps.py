@@ -30,11 +30,8 @@ from asrkit.models.attention import MultiHeadAttention, split_heads
 from asrkit.models.rel_attention import RelPositionMultiHeadAttention, rel_shift
 
 
-def _softmax(scores: torch.Tensor, mask: torch.Tensor | None,
-             bias: torch.Tensor | None = None) -> torch.Tensor:
+def _softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """scores (batch, heads, T_q, T_k); mask (batch, 1|T_q, T_k) bool, True = attend."""
-    if bias is not None:
-        scores = scores + bias
     if mask is not None:
         scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
     return torch.softmax(scores.float(), dim=-1)

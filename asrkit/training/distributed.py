@@ -42,7 +42,6 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 class DistributedContext:
     rank: int = 0
     world_size: int = 1
-    local_rank: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     host_group: Any = None  # a gloo group for CPU tensors when the default one is NCCL
 
@@ -87,7 +86,7 @@ def init_distributed(requested_device: str = "auto", timeout_minutes: float = 60
                                 timeout=timedelta(minutes=timeout_minutes),
                                 device_id=device if backend == "nccl" else None)
     host_group = dist.new_group(backend="gloo") if backend == "nccl" else None
-    return DistributedContext(rank, world, local_rank, device, host_group)
+    return DistributedContext(rank, world, device, host_group)
 
 
 def distributed_backend(device: torch.device, local_ranks: int) -> str:

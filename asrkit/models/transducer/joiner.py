@@ -23,7 +23,7 @@ class Joiner(nn.Module):
                  joint_dim: int = 512) -> None:
         super().__init__()
         self.vocab_size, self.joint_dim = vocab_size, joint_dim
-        self.encoder_dim, self.prediction_dim = encoder_dim, prediction_dim
+        self.prediction_dim = prediction_dim
         self.encoder_proj = Linear(encoder_dim, joint_dim)
         self.prediction_proj = nn.Linear(prediction_dim, joint_dim, bias=False)
         self.output = Linear(joint_dim, vocab_size)
