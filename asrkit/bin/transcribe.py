@@ -140,6 +140,9 @@ def main(argv: list[str]) -> int:
                                  f".srt per file)")
         if args.out is not None and not (args.format == "srt" and len(paths) > 1):
             check_out_file(args.out)
+            if args.out.resolve() in {path.resolve() for path in paths}:
+                raise AudioPathError(f"--out {args.out}: is one of the audio files to "
+                                     "transcribe")
     except (AudioPathError, ValueError) as e:
         return _fail(one_line(e), 2)
     if args.threads:

@@ -15,7 +15,8 @@
   ``CUE_PAUSE`` seconds.
 - **ctm**: NIST CTM as sclite reads it (``<file> <channel> <begin> <duration> <word>
   <confidence>``, times in seconds), one line per word; ``<file>`` is the recording's file
-  stem with whitespace replaced, the channel 1.
+  stem with whitespace replaced (``asrkit transcribe`` adds ``_`` to a stem already used by
+  another recording of the run), the channel 1.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ def ctm_name(source: str) -> str:
     return re.sub(r"\s+", "_", stem) or "recording"
 
 
-def write_ctm(result: Transcript, out: TextIO) -> None:
-    name = ctm_name(result.source)
+def write_ctm(result: Transcript, out: TextIO, name: str | None = None) -> None:
+    """``name``: the recording's CTM name (default: ``ctm_name`` of its source)."""
+    name = name or ctm_name(result.source)
     out.writelines(f"{name} 1 {w.start:.3f} {max(w.end - w.start, 0.0):.3f} {w.text} "
                   f"{w.confidence:.4f}\n" for w in result.words)

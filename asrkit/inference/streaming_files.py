@@ -47,14 +47,15 @@ def stream_file(recognizer: StreamingRecognizer, path: str | os.PathLike,
     piece = max(1, round(piece_seconds * rate))
     recognizer.reset()
     start, shown = time.monotonic(), ""
-    for begin in range(0, recording.num_samples, piece):
-        end = min(begin + piece, recording.num_samples)
-        if realtime:  # the piece exists once its last sample has been recorded
-            time.sleep(max(0.0, start + end / rate - time.monotonic()))
-        text = recognizer.accept(recording.read(begin, end))
-        if on_partial is not None and text != shown:
-            on_partial(text)
-            shown = text
+    with recording.reading_forward():  # one open file read in order: exact for MP3 too
+        for begin in range(0, recording.num_samples, piece):
+            end = min(begin + piece, recording.num_samples)
+            if realtime:  # the piece exists once its last sample has been recorded
+                time.sleep(max(0.0, start + end / rate - time.monotonic()))
+            text = recognizer.accept(recording.read(begin, end))
+            if on_partial is not None and text != shown:
+                on_partial(text)
+                shown = text
     text = recognizer.finish()
     if recognizer.chunks == 0:  # as offline transcription reports it
         raise AudioError(f"{path}: too short for the encoder (no encoder frames from "

@@ -36,19 +36,24 @@ Writer = Callable[[Any, Any], None]  # (a Transcript or Failure, what made it: f
 def open_writer(out: Path | None, fmt: str, count: int) -> Iterator[Writer]:
     """A writer(result, transcriber) for the format, to ``out`` or stdout (``transcriber``:
     anything with ``words``, a Transcriber or a StreamingRecognizer). srt for several files
-    writes ``out/<name>.srt`` each (``out`` a directory; equal names get a ``_``)."""
+    writes ``out/<name>.srt`` each (``out`` a directory); ctm names each recording in its
+    lines; recordings of equal names (``a/x.wav``, ``b/x.wav``) get a ``_`` added in both."""
+    used: set[str] = set()
+
+    def unique_name(source: str) -> str:
+        name = formats.ctm_name(source)
+        while name in used:
+            name += "_"
+        used.add(name)
+        return name
+
     if fmt == "srt" and count > 1:
         out.mkdir(parents=True, exist_ok=True)
-        used: set[str] = set()
 
         def write_srt_file(result, transcriber) -> None:
             if isinstance(result, Failure):
                 return
-            name = formats.ctm_name(result.source)
-            while name in used:
-                name += "_"
-            used.add(name)
-            with (out / f"{name}.srt").open("w", encoding="utf-8") as f:
+            with (out / f"{unique_name(result.source)}.srt").open("w", encoding="utf-8") as f:
                 formats.write_srt(result, f, transcriber.words.joiner)
 
         yield write_srt_file
@@ -65,7 +70,7 @@ def open_writer(out: Path | None, fmt: str, count: int) -> Iterator[Writer]:
         elif fmt == "srt":
             formats.write_srt(result, stream, transcriber.words.joiner)
         else:
-            formats.write_ctm(result, stream)
+            formats.write_ctm(result, stream, unique_name(result.source))
         stream.flush()
 
     try:

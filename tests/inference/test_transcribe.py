@@ -226,6 +226,28 @@ def test_usage_errors_are_found_before_the_model_loads(trained, tmp_path, capsys
     monkeypatch.setattr("sys.stdin", io.StringIO("# only a comment\n\n"))
     assert main([str(trained.exp_dir), "-"]) == 2
     assert capsys.readouterr().err == "asrkit transcribe: -: no paths on standard input\n"
+    # --out naming an input: refused before the file is opened for writing (it was emptied)
+    victim = tmp_path / "victim.wav"
+    victim.write_bytes(Path(audio).read_bytes())
+    for streaming in ([], ["--streaming"]):
+        assert main([str(trained.exp_dir), str(victim), "--out", str(victim), *streaming]) == 2
+        assert capsys.readouterr().err == (f"asrkit transcribe: --out {victim}: is one of the "
+                                           "audio files to transcribe\n")
+        assert victim.read_bytes() == Path(audio).read_bytes()
+
+
+def test_recordings_of_the_same_stem_get_distinct_ctm_names(trained, tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.wav").write_bytes(Path(trained.utterances[int(name == "b")]
+                                                     .audio).read_bytes())
+    ctm = tmp_path / "all.ctm"
+    assert main([str(trained.exp_dir), str(tmp_path / "a" / "x.wav"),
+                 str(tmp_path / "b" / "x.wav"), "--format", "ctm", "--out", str(ctm)]) == 0
+    rows = [line.split() for line in ctm.read_text().splitlines()]
+    words = {name: [r[4] for r in rows if r[0] == name] for name in ("x", "x_")}
+    assert words == {"x": trained.utterances[0].text.split(),
+                     "x_": trained.utterances[1].text.split()}
 
 
 def test_integer_pcm_arrays_are_scaled_and_a_transposed_one_is_named(trained, transcriber):
