@@ -19,6 +19,7 @@ there. It is advanced by the consumer (`ResumableLoader` in asrkit.data.loader),
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator, Sequence
 
@@ -116,6 +117,13 @@ class BucketingBatchSampler:
         self._cache = (self.epoch, mine)
         return mine
 
+    def _fingerprint(self) -> str:
+        """A hash of this rank's batches of the current epoch (their utterance indices)."""
+        digest = hashlib.sha1()
+        for batch in self.rank_batches():
+            digest.update(np.asarray(batch, dtype=np.int64).tobytes() + b";")
+        return digest.hexdigest()[:16]
+
     def __iter__(self) -> Iterator[list[int]]:
         yield from self.rank_batches()[self.position:]
 
@@ -124,13 +132,23 @@ class BucketingBatchSampler:
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "position": self.position, "seed": self.seed,
-                "world_size": self.world_size}
+                "world_size": self.world_size, "batches": self._fingerprint()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Continue at the state's position; ValueError (the caller restarts the epoch) when
+        this epoch's batches are not those the position counts: another seed or number of
+        ranks, or other batches (``max_frames``, the data or its filters changed)."""
         if state["seed"] != self.seed or state["world_size"] != self.world_size:
             raise ValueError(
                 f"sampler state is for seed {state['seed']} on {state['world_size']} ranks, "
                 f"not seed {self.seed} on {self.world_size}: exact resume needs the same"
             )
-        self.epoch = state["epoch"]
+        epoch, self.epoch = self.epoch, state["epoch"]
+        recorded = state.get("batches")  # absent in checkpoints of earlier versions
+        if (recorded is not None and recorded != self._fingerprint()) or \
+                state["position"] > len(self.rank_batches()):
+            self.epoch = epoch
+            raise ValueError(f"the batches of epoch {state['epoch']} differ from the "
+                             "checkpoint's (data.sampler.max_frames, the data or its filters "
+                             "changed)")
         self.position = state["position"]

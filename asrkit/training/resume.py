@@ -10,15 +10,19 @@ number of ranks works from epoch checkpoints; a mid-epoch checkpoint then restar
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from asrkit.checkpoint_io import CorruptCheckpointError, load_verified
+from asrkit.experiment_dir import ExperimentDir
 from asrkit.models.checkpoint import read_checkpoint
-from asrkit.training.checkpoint import newest_checkpoint
-from asrkit.training.distributed import DistributedContext
+from asrkit.training.checkpoint import list_checkpoints, newest_checkpoint
+from asrkit.training.distributed import DistributedContext, broadcast_object
+from asrkit.training.schedulers import set_total_steps
+from asrkit.training.setup_log import schedule_length_source
 from asrkit.training.training_state import TrainingState
 
 log = logging.getLogger(__name__)
@@ -26,10 +30,23 @@ log = logging.getLogger(__name__)
 TRAINING_KEYS = ("model", "optimizer")  # what a checkpoint needs to be resumed from
 
 
-def init_weights_from(model: nn.Module, path: str | Path) -> list[str]:
+def init_weights_from(model: nn.Module, path: str | Path,
+                      tokenizer_fingerprint: str | None = None) -> list[str]:
     """Load the matching tensors of checkpoint ``path`` into ``model``; returns the names
-    of the model's tensors left as initialised."""
-    state = read_checkpoint(path)["model"]
+    of the model's tensors left as initialised. A checkpoint trained with other units of
+    the same count (its tokenizer's fingerprint differs from ``tokenizer_fingerprint``) is
+    refused: its embeddings and output layers would fit, mapping ids to the wrong units."""
+    ckpt = read_checkpoint(path)
+    state = ckpt["model"]
+    tokenizer = ((ckpt.get("config") or {}).get("tokenizer") or {})
+    recorded, size = tokenizer.get("fingerprint"), (ckpt.get("config") or {}).get("vocab_size")
+    if (recorded and tokenizer_fingerprint and recorded != tokenizer_fingerprint
+            and size == getattr(model, "vocab_size", None)):
+        raise ValueError(f"trainer.init_from: {path} was trained with other units of the same "
+                         f"count ({size}; tokenizer fingerprint {recorded}, this run's "
+                         f"{tokenizer_fingerprint}): its embeddings and output layers would "
+                         "map ids to the wrong units; train with its tokenizer "
+                         "(tokenizer.dir=<its exp_dir>/tokenizer)")
     own = model.state_dict()
     matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not matched:
@@ -58,21 +75,97 @@ def resume_path(resume: str | None, checkpoint_dir: Path) -> Path | None:
     return newest_checkpoint(checkpoint_dir) if resume == "auto" else Path(resume)
 
 
+def resume_run(trainer: Any) -> None:
+    """``trainer.resume`` for a Trainer once set up (``trainer``: not imported, it imports
+    this module): the checkpoint loaded into the model and the training state, a checkpoint
+    named explicitly refused when newer ones exist (check_no_newer), and the schedule's
+    length fitted to this config (schedule_length, set_total_steps)."""
+    checkpoint_dir = ExperimentDir(trainer.exp_dir).checkpoint_dir
+    path = broadcast_object(resume_path(trainer.tcfg["resume"], checkpoint_dir), trainer.ctx)
+    if path is None:
+        return
+    state, ckpt = trainer.state, load_training_state(path)
+    if trainer.tcfg["resume"] != "auto":
+        check_no_newer(path, int(ckpt["step"]), checkpoint_dir)
+    where = restore(ckpt, path, trainer.model, state, trainer.ctx, trainer.config)
+    if not trainer.config["scheduler"].get("total_steps"):  # the length follows the epochs
+        done = 0 if state.fresh_epoch else math.ceil(
+            state.loader.sampler.position / trainer.tcfg["accum_grad"])
+        trainer.total_steps = schedule_length(
+            trainer.total_steps, state.step, state.epoch, done, trainer.tcfg["max_epochs"],
+            trainer.updates_per_epoch)
+    previous_total = set_total_steps(state.scheduler, trainer.total_steps)
+    if previous_total is not None:
+        log.info("learning-rate schedule: %d updates in the checkpoint's, now %d from this "
+                 "config (%s); the next update's rate is %.3e", previous_total,
+                 trainer.total_steps, schedule_length_source(trainer.config), state.lr())
+    log.info("resumed from %s at %s %d, update %d", path, where, state.epoch, state.step)
+
+
 def check_same_optimiser(saved: dict[str, Any] | None, config: dict[str, Any],
                          path: Path) -> None:
-    """A ValueError naming the key when the ``optim`` section differs from the one the
-    checkpoint was trained with: resuming loads the optimiser's state, whose rate, betas,
-    eps and weight decay would silently replace the new values."""
-    old, new = (saved or {}).get("optim"), config.get("optim")
-    if not isinstance(old, dict) or not isinstance(new, dict):
-        return
+    """A ValueError naming the key when the ``optim`` or ``scheduler`` section differs from
+    the one the checkpoint was trained with: resuming loads the optimiser's and the
+    schedule's state, whose rate, betas, eps, weight decay, warm-up and floor would silently
+    replace the new values. The schedule's length (``scheduler.total_steps``) may change:
+    it is applied (asrkit.training.schedulers.set_total_steps)."""
+    for section, free in (("optim", ()), ("scheduler", ("total_steps",))):
+        old, new = (saved or {}).get(section), config.get(section)
+        if not isinstance(old, dict) or not isinstance(new, dict):
+            continue
+        for key in sorted((set(old) | set(new)) - set(free)):
+            if old.get(key) != new.get(key):
+                raise ValueError(
+                    f"{section}.{key}: {new.get(key)!r} differs from the {old.get(key)!r} that "
+                    f"{path} was trained with; a resumed run continues with its {section}'s "
+                    f"state, which would override it: resume with '{section}.{key}="
+                    f"{_override_value(old.get(key))}', or start a new exp_dir from its "
+                    f"weights with trainer.init_from={path}")
+
+
+def check_no_newer(path: Path, step: int, checkpoint_dir: Path) -> None:
+    """A ValueError when ``trainer.resume`` names a checkpoint while ``checkpoint_dir`` holds
+    newer ones (more updates done): the resumed run's checkpoints would sit among those of
+    the run it branches from, and pruning (which keeps the newest), ``resume=auto`` and
+    ``asrkit average`` would take the old branch's for the newest."""
+    newer = [info.path.name for info in list_checkpoints(checkpoint_dir) if info.step > step]
+    if newer:
+        raise ValueError(f"trainer.resume: {path} is at update {step}, but {checkpoint_dir} "
+                         f"holds later checkpoints ({', '.join(newer[:3])}"
+                         f"{', ...' if len(newer) > 3 else ''}); move those aside first, or "
+                         f"train into another exp_dir with trainer.init_from={path}")
+
+
+def schedule_length(planned: int, step: int, epoch: int, updates_in_epoch: int,
+                    max_epochs: int, updates_per_epoch: int) -> int:
+    """The schedule's length for a resumed run whose length follows its epochs: ``planned``
+    (``max_epochs`` × this config's updates per epoch: the rates of a fresh run of that
+    length), unless the updates done (``step``, up to update ``updates_in_epoch`` of epoch
+    ``epoch``) plus those still to come make more: the batching changed since (another
+    ``max_frames``, ``accum_grad`` or number of ranks), and a schedule shorter than what is
+    left to do would train its last epochs at its floor (rate 0)."""
+    remaining = (max_epochs - epoch + 1) * updates_per_epoch - updates_in_epoch
+    return max(planned, step + remaining)
+
+
+MODEL_SECTIONS = ("vocab_size", "encoder", "decoder", "transducer", "model")
+
+
+def model_difference(saved: dict[str, Any] | None, config: dict[str, Any]) -> str | None:
+    """``encoder.d_model: 48 differs from the checkpoint's 32`` for the first key of the
+    model's sections that differs (None: none does)."""
+    def flat(value: Any, prefix: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            return {prefix: value}
+        return {k: v for key, item in value.items() for k, v in flat(item, f"{prefix}.{key}")
+                .items()}
+
+    old = {k: v for s in MODEL_SECTIONS for k, v in flat((saved or {}).get(s), s).items()}
+    new = {k: v for s in MODEL_SECTIONS for k, v in flat(config.get(s), s).items()}
     for key in sorted(set(old) | set(new)):
         if old.get(key) != new.get(key):
-            raise ValueError(f"optim.{key}: {new.get(key)!r} differs from the {old.get(key)!r} "
-                             f"that {path} was trained with; a resumed run continues with its "
-                             f"optimiser's state, which would override it: resume with "
-                             f"'optim.{key}={_override_value(old.get(key))}', or start a new "
-                             f"exp_dir from its weights with trainer.init_from={path}")
+            return f"{key}: {new.get(key)!r} differs from the checkpoint's {old.get(key)!r}"
+    return None
 
 
 def _override_value(value: Any) -> str:
@@ -106,17 +199,19 @@ def load_training_state(path: Path) -> dict[str, Any]:
 def restore(ckpt: dict[str, Any], path: Path, model: nn.Module, state: TrainingState,
             ctx: DistributedContext, config: dict[str, Any]) -> str:
     """Load a training checkpoint into the model and the training state (the one place a
-    run is restored); returns where it continues. A checkpoint of another model or
-    optimiser, or one trained with other ``optim`` values than ``config``'s, is one
-    ValueError naming it (check_same_optimiser)."""
+    run is restored); returns where it continues. A checkpoint of another model (the first
+    differing key of the model's config named) or optimiser, or one trained with other
+    ``optim`` or ``scheduler`` values than ``config``'s, is one ValueError naming it
+    (check_same_optimiser)."""
     check_same_optimiser(ckpt.get("config"), config, path)
     try:
         model.load_state_dict(ckpt["model"])
         state.optimizer.load_state_dict(ckpt["optimizer"])
     except (RuntimeError, ValueError) as e:
-        first = str(e).strip().splitlines()[0]
+        lines = [line.strip() for line in str(e).strip().splitlines()]
+        why = model_difference(ckpt.get("config"), config) or lines[min(1, len(lines) - 1)]
         raise ValueError(f"{path}: cannot resume, the checkpoint is of another model or "
-                         f"optimiser ({first}); train into another exp_dir (with "
+                         f"optimiser ({why}); train into another exp_dir (with "
                          f"trainer.init_from={path} to start from its matching weights)"
                          ) from None
     return state.load_state_dict(ckpt, ctx.rank, ctx.world_size)

@@ -31,6 +31,7 @@ class RunningMeans:
         self.batches = self.utterances = 0  # micro-batches added, and their utterances
         self._frames: torch.Tensor | int = 0  # a CPU tensor once added to
         self._seen = (0, 0)  # frames and utterances as of the last means(): all ranks'
+        self.carried: tuple[dict[str, float], float] = ({}, 0.0)  # sums and count (carry)
         self.start = time.monotonic()
 
     def add(self, out: dict[str, torch.Tensor], batch: dict, finite: torch.Tensor) -> None:
@@ -53,8 +54,22 @@ class RunningMeans:
         """Each term's mean over the finite micro-batches (the sum over every term's key
         set, divided by the count of all finite micro-batches), of every rank under DDP
         (``ctx``; then also the frames and utterances ``rates`` counts)."""
-        totals: dict[str, float] = {}
-        count = 0.0
+        totals, count = self._gathered(ctx)
+        return {k: total / count for k, total in totals.items()} if count else {}
+
+    def totals(self, ctx: DistributedContext | None = None) -> dict:
+        """The sums and the count ``means`` divides them by (every rank's), for a checkpoint
+        written mid-epoch: ``carry`` them into the resumed epoch's means."""
+        totals, count = self._gathered(ctx)
+        return {"sums": totals, "count": count}
+
+    def carry(self, saved: dict) -> None:
+        """Count ``totals()`` of an earlier part of the epoch (on one rank only: ``means``
+        adds every rank's)."""
+        self.carried = (dict(saved["sums"]), float(saved["count"]))
+
+    def _gathered(self, ctx: DistributedContext | None) -> tuple[dict[str, float], float]:
+        totals, count = dict(self.carried[0]), self.carried[1]
         if self.sums:
             values = torch.cat(list(self.sums.values())).tolist()  # the one copy to the host
             at = 0
@@ -71,7 +86,7 @@ class RunningMeans:
                 for key, value in rank_totals.items():
                     totals[key] = totals.get(key, 0.0) + value
             self._seen = (sum(rank[2] for rank in ranks), sum(rank[3] for rank in ranks))
-        return {k: total / count for k, total in totals.items()} if count else {}
+        return totals, count
 
     def rates(self) -> dict[str, float]:
         """Input frames and utterances per second, as counted by the last ``means``: every

@@ -80,11 +80,11 @@ from asrkit.training.mwer_nbest import MwerNBest
 from asrkit.training.optim import build_optimizer
 from asrkit.training.precision import resolve_precision
 from asrkit.training.progress import EpochProgress, use_progress_bar
-from asrkit.training.resume import init_weights_from, load_training_state, restore, resume_path
+from asrkit.training.resume import init_weights_from, resume_run
 from asrkit.training.rng import rng_isolated
 from asrkit.training.running_means import RunningMeans
-from asrkit.training.schedulers import build_scheduler, set_total_steps
-from asrkit.training.setup_log import log_setup, schedule_length_source
+from asrkit.training.schedulers import build_scheduler
+from asrkit.training.setup_log import log_setup
 from asrkit.training.stop_signals import StopRequest
 from asrkit.training.tensorboard import TensorBoardLogger
 from asrkit.training.train_step import StepFlags, TrainingError, TrainStep
@@ -104,6 +104,7 @@ class Trainer:
         self.ctx = ctx
         self.tb: TensorBoardLogger | None = None
         self.stop = StopRequest()
+        self.epoch_stats = RunningMeans()  # the epoch's training means (train_<term>)
         # the last log line's loss and rate, for the progress bar (read at log lines only)
         self.logged = {"loss": math.nan, "frames_per_s": math.nan}
 
@@ -125,7 +126,8 @@ class Trainer:
         self.model = build_model(self.config).to(self.device)
         torch.manual_seed(tcfg["seed"] + ctx.rank)  # dropout differs across ranks
         if tcfg["init_from"]:
-            init_weights_from(self.model, tcfg["init_from"])
+            init_weights_from(self.model, tcfg["init_from"],
+                              self.config["tokenizer"].get("fingerprint"))
         if tcfg["activation_checkpointing"]:
             log.info("activation checkpointing on %d layers",
                      enable_activation_checkpointing(self.model))
@@ -193,20 +195,7 @@ class Trainer:
 
     # ---- checkpoints ---------------------------------------------------------------------
     def _resume(self) -> None:
-        path = dist_utils.broadcast_object(
-            resume_path(self.tcfg["resume"], ExperimentDir(self.exp_dir).checkpoint_dir),
-            self.ctx)
-        if path is None:
-            return
-        state = self.state
-        where = restore(load_training_state(path), path, self.model, state, self.ctx,
-                        self.config)
-        previous_total = set_total_steps(state.scheduler, self.total_steps)
-        if previous_total is not None:
-            log.info("learning-rate schedule: %d updates in the checkpoint's, now %d from this "
-                     "config (%s); the next update's rate is %.3e", previous_total,
-                     self.total_steps, schedule_length_source(self.config), state.lr())
-        log.info("resumed from %s at %s %d, update %d", path, where, state.epoch, state.step)
+        resume_run(self)
 
     def train_hours(self) -> float:
         return self.state.train_hours()
@@ -223,6 +212,8 @@ class Trainer:
         contents = {"model": self.model.state_dict(), "config": self.config,
                     **state.state_dict(epoch_complete, rng, self.ctx.world_size),
                     "interrupted": interrupted}
+        if not epoch_complete:  # the epoch's means so far, carried on by a resume
+            contents["epoch_stats"] = self.epoch_stats.totals(self.ctx)
         contents["metrics"] = {"epoch": state.epoch, "step": state.step,
                                "train_hours": contents["train_hours"], **(metrics or {})}
         problem = best_metric_problem(contents["metrics"], self.tcfg["best_metric"],
@@ -283,12 +274,16 @@ class Trainer:
 
     def _train_epoch(self) -> dict[str, float] | None:
         """One epoch (or its rest, after a resume): the mean of each term over every rank's
-        batches, or None when stopped by a signal."""
+        batches (those before a resume included), or None when stopped by a signal."""
         self.model.train()
         steps, loader, total = self.steps, self.train_loader, len(self.train_loader)
         progress = EpochProgress(self.epoch, self.tcfg["max_epochs"], total, self.progress_bar,
                                  start_at=loader.sampler.position)
-        epoch_stats, interval = RunningMeans(), RunningMeans()
+        epoch_stats = self.epoch_stats = RunningMeans()
+        interval = RunningMeans()
+        if self.state.carried_stats is not None and self.ctx.is_main:
+            epoch_stats.carry(self.state.carried_stats)
+        self.state.carried_stats = None
         batches = iter(loader)
         stop_pending, grad_norm = False, None
         while True:

@@ -37,6 +37,7 @@ class TrainingState:
         self.step = 0                  # optimiser updates done
         self.epoch = 1                 # the epoch under way (1-based)
         self.fresh_epoch = True        # False: resumed mid-epoch, the loader is positioned
+        self.carried_stats: dict | None = None  # then the epoch's training sums so far
         self.counters = dict.fromkeys(COUNTERS, 0)
         self.hours_before = 0.0        # training hours of the runs this one resumed
         self.start_time = time.monotonic()
@@ -85,6 +86,7 @@ class TrainingState:
             try:
                 self.loader.load_state_dict(ckpt["loader"])
                 self.fresh_epoch = False
+                self.carried_stats = ckpt.get("epoch_stats")  # absent in earlier versions
                 where = f"batch {self.loader.sampler.position}/{len(self.loader)} of epoch"
             except ValueError as e:
                 log.warning("%s; epoch %d restarts from its first batch", e, self.epoch)

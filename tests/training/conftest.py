@@ -16,3 +16,14 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def no_log_handlers_left():
+    """A test whose Trainer was set up but not cleaned up leaves train.log's handlers on the
+    "asrkit" logger, writing to this test's captured stderr once it is closed; the next
+    test's warnings would then print "--- Logging error ---" tracebacks."""
+    yield
+    from asrkit.training.experiment import teardown_logging
+
+    teardown_logging()

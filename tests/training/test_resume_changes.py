@@ -1,0 +1,118 @@
+"""Resuming a run after something changed: the batching (another max_frames or accum_grad),
+the schedule's settings, the model, the tokenizer of an init_from source, or a checkpoint
+older than others in the directory; and the epoch's training means across a resume."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import pytest
+import torch
+
+from asrkit.training.checkpoint import list_checkpoints
+from asrkit.training.trainer import Trainer
+from tests.training.test_trainer import record_rates, run
+
+
+def setup_error(config: dict, error: type = ValueError) -> str:
+    trainer = Trainer(config)
+    try:
+        with pytest.raises(error) as raised:
+            trainer.setup()
+    finally:
+        trainer.cleanup()
+    return str(raised.value)
+
+
+def test_fewer_updates_per_epoch_after_a_resume_never_train_at_rate_0(corpus, tmp_path):
+    """Two epochs, then a third with accum_grad 2: 3 epochs at the new rate make fewer
+    updates than the two already done, and that schedule would have ended (rate 0)."""
+    exp = tmp_path / "exp"
+    status, first = run(corpus.config(exp, "trainer.max_epochs=2"))
+    done = first.step
+    rates: list[float] = []
+    status, trainer = run(corpus.config(exp, "trainer.max_epochs=3", "trainer.accum_grad=2"),
+                          patch=record_rates(rates))
+    assert status == 0 and 3 * trainer.updates_per_epoch < done
+    assert trainer.total_steps == done + trainer.updates_per_epoch
+    assert len(rates) == trainer.updates_per_epoch and all(rate > 0 for rate in rates)
+
+
+def test_a_checkpoint_older_than_others_in_the_directory_is_refused(corpus, tmp_path):
+    exp = tmp_path / "exp"
+    run(corpus.config(exp, "trainer.max_epochs=3"))
+    before = sorted(p.name for p in (exp / "checkpoints").iterdir())
+    epoch_1 = exp / "checkpoints" / "epoch_1.pt"
+    message = setup_error(corpus.config(exp, "trainer.max_epochs=3",
+                                        f"trainer.resume={epoch_1}"))
+    assert message.startswith(f"trainer.resume: {epoch_1} is at update ")
+    assert "holds later checkpoints (epoch_2.pt, epoch_3.pt" in message
+    assert sorted(p.name for p in (exp / "checkpoints").iterdir()) == before
+    # the newest, named explicitly, resumes
+    newest = list_checkpoints(exp / "checkpoints")[-1].path
+    assert run(corpus.config(exp, "trainer.max_epochs=4", f"trainer.resume={newest}"))[0] == 0
+
+
+def test_changed_schedule_settings_or_model_are_named_on_resume(corpus, tmp_path):
+    exp = tmp_path / "exp"
+    run(corpus.config(exp, "trainer.max_epochs=1"))
+    epoch_1 = exp / "checkpoints" / "epoch_1.pt"
+    message = setup_error(corpus.config(exp, "trainer.max_epochs=2",
+                                        "scheduler.min_lr_ratio=0.5"))
+    assert message.startswith(f"scheduler.min_lr_ratio: 0.5 differs from the 0.0 that "
+                              f"{epoch_1} was trained with; ")
+    message = setup_error(corpus.config(exp, "trainer.max_epochs=2", "encoder.d_model=48"))
+    assert message.startswith(f"{epoch_1}: cannot resume, the checkpoint is of another model "
+                              "or optimiser (encoder.d_model: 48 differs from the "
+                              "checkpoint's 32); ")
+    # the schedule's length may change: it is applied
+    status, trainer = run(corpus.config(exp, "trainer.max_epochs=2",
+                                        "scheduler.total_steps=50"))
+    assert status == 0 and trainer.state.scheduler.total_steps == 50
+
+
+def test_init_from_a_model_of_other_units_of_the_same_count_is_refused(corpus, tmp_path):
+    run(corpus.config(tmp_path / "a", "trainer.max_epochs=1"))
+    source = tmp_path / "a" / "checkpoints" / "epoch_1.pt"
+    other = tmp_path / "other_units"
+    shutil.copytree(corpus.tokenizer, other)
+    units = (other / "units.txt").read_text().splitlines()
+    units[-1], units[-2] = units[-2], units[-1]  # two characters swap their ids
+    (other / "units.txt").write_text("\n".join(units) + "\n")
+    message = setup_error(corpus.config(tmp_path / "b", f"trainer.init_from={source}",
+                                        f"tokenizer.dir={other}"))
+    assert message.startswith(f"trainer.init_from: {source} was trained with other units of "
+                              "the same count (")
+
+
+def test_a_mid_epoch_resume_with_other_batches_restarts_the_epoch(corpus, tmp_path, caplog):
+    exp = tmp_path / "exp"
+    status, _ = run(corpus.config(exp, "trainer.max_epochs=1"), stop_at_step=3)
+    assert status == 143 and not torch.load(exp / "checkpoints" / "last.pt",
+                                            weights_only=True)["epoch_complete"]
+    with caplog.at_level(logging.WARNING):
+        status, _ = run(corpus.config(exp, "trainer.max_epochs=1",
+                                      "data.sampler.max_frames=3000"))
+    assert status == 0
+    assert ("the batches of epoch 1 differ from the checkpoint's (data.sampler.max_frames, the "
+            "data or its filters changed); epoch 1 restarts from its first batch") in caplog.text
+
+
+@pytest.mark.parametrize("stop_at", [3, "last"])
+def test_the_epochs_train_loss_counts_the_batches_before_a_stop(corpus, tmp_path, stop_at):
+    """Stopped mid-epoch (or during its last update) and resumed: epoch_1.pt's train_loss is
+    the uninterrupted run's (the resume is exact), not the mean of the batches after it."""
+    run(corpus.config(tmp_path / "straight", "trainer.max_epochs=1"))
+    straight = torch.load(tmp_path / "straight" / "checkpoints" / "epoch_1.pt",
+                          weights_only=True)["metrics"]
+    exp = tmp_path / "stopped"
+    updates = torch.load(tmp_path / "straight" / "checkpoints" / "epoch_1.pt",
+                         weights_only=True)["step"]
+    status, _ = run(corpus.config(exp, "trainer.max_epochs=1"),
+                    stop_at_step=updates if stop_at == "last" else stop_at)
+    assert status == 143
+    assert run(corpus.config(exp, "trainer.max_epochs=1"))[0] == 0
+    resumed = torch.load(exp / "checkpoints" / "epoch_1.pt", weights_only=True)["metrics"]
+    assert resumed["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-9)
+    assert resumed["train_loss_ctc"] == pytest.approx(straight["train_loss_ctc"], rel=1e-9)
