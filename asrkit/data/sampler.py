@@ -57,7 +57,7 @@ class BucketingBatchSampler:
         if len(too_long):
             log.warning("sampler: %d utterance(s) longer than max_frames=%d are left out",
                         len(too_long), max_frames)
-        self._cache: tuple[int, list[list[int]]] | None = None
+        self._cache: tuple[int, list[list[int]], str] | None = None  # epoch, mine, hash
 
     def set_epoch(self, epoch: int) -> None:
         """Start `epoch` from its first batch."""
@@ -114,15 +114,17 @@ class BucketingBatchSampler:
         mine = [group[self.rank] for group in groups]
         if not mine:
             log.warning("sampler: %d batch(es) cannot feed %d ranks", made, self.world_size)
-        self._cache = (self.epoch, mine)
+        digest = hashlib.sha1()  # of every rank's batches: the same on each rank
+        for batch in batches:
+            digest.update(np.asarray(batch, dtype=np.int64).tobytes() + b";")
+        self._cache = (self.epoch, mine, digest.hexdigest()[:16])
         return mine
 
     def _fingerprint(self) -> str:
-        """A hash of this rank's batches of the current epoch (their utterance indices)."""
-        digest = hashlib.sha1()
-        for batch in self.rank_batches():
-            digest.update(np.asarray(batch, dtype=np.int64).tobytes() + b";")
-        return digest.hexdigest()[:16]
+        """A hash of the current epoch's batches on every rank (their utterance indices):
+        the same on each rank, so that any rank can check rank 0's saved state."""
+        self.rank_batches()
+        return self._cache[2]
 
     def __iter__(self) -> Iterator[list[int]]:
         yield from self.rank_batches()[self.position:]

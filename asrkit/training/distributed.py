@@ -206,8 +206,9 @@ def launch_local(num_processes: int, argv: list[str], grace_s: float = 30.0,
     session of its own, so a terminal's Ctrl-C reaches this process alone, which passes
     SIGINT/SIGTERM on to every rank once (a second SIGINT would make a rank raise
     KeyboardInterrupt); the ranks agree to stop, write the checkpoint and exit together. A
-    hangup (SIGHUP: the terminal closed) is passed on as SIGTERM, and a rank whose launcher
-    dies gets SIGTERM too (``follow_launcher``), so no rank is left running on its own.
+    hangup (SIGHUP: the terminal closed) is passed on as SIGTERM, unless it is ignored (run
+    under ``nohup``), and a rank whose launcher dies gets SIGTERM too (``follow_launcher``),
+    so no rank is left running on its own.
     Once a rank has exited, the others get ``grace_s`` seconds to follow before they are
     killed: a rank that failed alone leaves the others blocked at their next collective.
     ``command``: what each rank runs before ``argv`` (``asrkit train``; tests)."""
@@ -225,8 +226,10 @@ def launch_local(num_processes: int, argv: list[str], grace_s: float = 30.0,
         for process in ranks:
             process.send_signal(signum)  # nothing once it has exited
 
-    previous = {s: signal.signal(s, forward)
-                for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    signals = [signal.SIGINT, signal.SIGTERM]
+    if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:  # nohup: a hangup stays ignored
+        signals.append(signal.SIGHUP)
+    previous = {s: signal.signal(s, forward) for s in signals}
     try:
         for rank in range(num_processes):
             ranks.append(subprocess.Popen(command, start_new_session=True,

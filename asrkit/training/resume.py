@@ -88,7 +88,7 @@ def resume_run(trainer: Any) -> None:
     if trainer.tcfg["resume"] != "auto":
         check_no_newer(path, int(ckpt["step"]), checkpoint_dir)
     where = restore(ckpt, path, trainer.model, state, trainer.ctx, trainer.config)
-    if not trainer.config["scheduler"].get("total_steps"):  # the length follows the epochs
+    if other_batching(ckpt, getattr(state.scheduler, "total_steps", None), trainer):
         done = 0 if state.fresh_epoch else math.ceil(
             state.loader.sampler.position / trainer.tcfg["accum_grad"])
         trainer.total_steps = schedule_length(
@@ -136,14 +136,26 @@ def check_no_newer(path: Path, step: int, checkpoint_dir: Path) -> None:
                          f"train into another exp_dir with trainer.init_from={path}")
 
 
+def other_batching(ckpt: dict[str, Any], restored_total: int | None, trainer: Any) -> bool:
+    """Whether a resumed schedule whose length follows the epochs was planned from another
+    number of updates per epoch than this config's (another max_frames, accum_grad, number
+    of ranks or data): its length was not its max_epochs times this run's epoch 1."""
+    saved = ckpt.get("config") or {}
+    if trainer.config["scheduler"].get("total_steps") or restored_total is None or \
+            (saved.get("scheduler") or {}).get("total_steps"):
+        return False  # a length given, or none (Noam)
+    epochs = (saved.get("trainer") or {}).get("max_epochs")
+    return not epochs or restored_total != max(1, epochs * trainer.updates_per_epoch)
+
+
 def schedule_length(planned: int, step: int, epoch: int, updates_in_epoch: int,
                     max_epochs: int, updates_per_epoch: int) -> int:
-    """The schedule's length for a resumed run whose length follows its epochs: ``planned``
-    (``max_epochs`` × this config's updates per epoch: the rates of a fresh run of that
-    length), unless the updates done (``step``, up to update ``updates_in_epoch`` of epoch
-    ``epoch``) plus those still to come make more: the batching changed since (another
-    ``max_frames``, ``accum_grad`` or number of ranks), and a schedule shorter than what is
-    left to do would train its last epochs at its floor (rate 0)."""
+    """The schedule's length for a resumed run whose batching changed (other_batching):
+    ``planned`` (``max_epochs`` × this config's updates per epoch: the rates of a fresh run
+    of that length), unless the updates done (``step``, up to update ``updates_in_epoch``
+    of epoch ``epoch``) plus those still to come make more: a schedule shorter than what is
+    left to do would train its last epochs at its floor (rate 0). With the batching
+    unchanged the length stays ``planned``, so that a resume is exact."""
     remaining = (max_epochs - epoch + 1) * updates_per_epoch - updates_in_epoch
     return max(planned, step + remaining)
 

@@ -111,6 +111,24 @@ def test_exact_mid_epoch_resume():
     assert consumed + list(resumed) == expected
     with pytest.raises(ValueError, match="seed 1 on 1"):
         BucketingBatchSampler(lengths, 6000, seed=1).load_state_dict(state | {"seed": 9, "world_size": 2})
+    # other batches for that epoch (another max_frames): the position would count others
+    other = BucketingBatchSampler(lengths, 9000, seed=9)
+    with pytest.raises(ValueError, match="the batches of epoch 2 differ"):
+        other.load_state_dict(state)
+    assert other.position == 0 and other.epoch == 0  # left as it was
+
+
+def test_every_rank_resumes_from_rank_0s_state():
+    """The trainer saves rank 0's sampler state; every rank continues at its position."""
+    lengths = lengths_mixture()
+    ranks = [BucketingBatchSampler(lengths, 6000, seed=3, rank=r, world_size=3)
+             for r in range(3)]
+    ranks[0].set_epoch(4)
+    ranks[0].position = 5
+    state = ranks[0].state_dict()
+    for sampler in ranks[1:]:
+        sampler.load_state_dict(state)
+        assert (sampler.epoch, sampler.position) == (4, 5)
 
 
 def test_small_corpus_still_gets_full_batches():

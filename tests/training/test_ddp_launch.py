@@ -80,6 +80,7 @@ def test_ctrl_c_with_two_devices_writes_a_checkpoint_and_exits_130(corpus, tmp_p
     process = start(args)  # the same command resumes and finishes the epoch
     err = finish(process)
     assert process.returncode == 0, err[-3000:]
+    assert "restarts from its first batch" not in err  # every rank continues mid-epoch
     text = (exp / "train.log").read_text()
     assert f"resumed from {step_file}" in text
     assert text.count("stopped by signal") == 1 and text.count("training finished") == 1
@@ -119,15 +120,18 @@ open(f"{out}/ready{os.environ['RANK']}", "w").close()
 time.sleep(60)
 """
 LAUNCHER = """
-import sys
+import signal, sys
 from asrkit.training.distributed import launch_local
 
+if sys.argv[3] == "nohup":
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
 sys.exit(launch_local(2, [sys.argv[1]], command=[sys.executable, "-c", sys.argv[2]]))
 """
 
 
-def start_launcher(out: Path) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(out), RANK])
+def start_launcher(out: Path, nohup: bool = False) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(out), RANK,
+                                "nohup" if nohup else "-"])
     deadline = time.monotonic() + LIMIT_S
     while not all((out / f"ready{r}").exists() for r in range(2)):
         assert time.monotonic() < deadline and process.poll() is None, "ranks did not start"
@@ -149,6 +153,16 @@ def test_a_hangup_stops_the_ranks_as_sigterm_does(tmp_path):
     """The terminal closed: the ranks (each in a session of its own) must not go on alone."""
     process = start_launcher(tmp_path)
     process.send_signal(signal.SIGHUP)
+    assert process.wait(timeout=LIMIT_S) == 143
+    assert stopped_ranks(tmp_path) == ["SIGTERM", "SIGTERM"]
+
+
+def test_under_nohup_a_hangup_stays_ignored(tmp_path):
+    process = start_launcher(tmp_path, nohup=True)
+    process.send_signal(signal.SIGHUP)
+    time.sleep(1.0)
+    assert process.poll() is None and not any(tmp_path.glob("stopped*"))
+    process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=LIMIT_S) == 143
     assert stopped_ranks(tmp_path) == ["SIGTERM", "SIGTERM"]
 

@@ -116,3 +116,24 @@ def test_the_epochs_train_loss_counts_the_batches_before_a_stop(corpus, tmp_path
     resumed = torch.load(exp / "checkpoints" / "epoch_1.pt", weights_only=True)["metrics"]
     assert resumed["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-9)
     assert resumed["train_loss_ctc"] == pytest.approx(straight["train_loss_ctc"], rel=1e-9)
+
+
+def test_a_resume_with_nothing_changed_is_exact_when_epochs_differ_in_batches(corpus,
+                                                                             tmp_path):
+    """Epochs of 4, 4, 5, 5, 5 batches: the schedule is planned from epoch 1's 4 (a few
+    updates past it run at the floor), and a resume keeps that plan, not a longer one."""
+    settings = ("data.sampler.max_frames=2200", "data.sampler.num_buckets=2",
+                "trainer.max_epochs=5")
+    straight_status, straight = run(corpus.config(tmp_path / "straight", *settings))
+    batches = []
+    for epoch in range(1, 6):
+        straight.train_loader.set_epoch(epoch)
+        batches.append(len(straight.train_loader))
+    assert straight_status == 0 and len(set(batches)) > 1  # the case this test is about
+    exp = tmp_path / "resumed"
+    assert run(corpus.config(exp, *settings), stop_at_step=15)[0] == 143
+    status, resumed = run(corpus.config(exp, *settings))
+    assert status == 0 and resumed.total_steps == straight.total_steps
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "epoch_5.pt", weights_only=True)
+    b = torch.load(exp / "checkpoints" / "epoch_5.pt", weights_only=True)
+    assert all(torch.equal(value, b["model"][name]) for name, value in a["model"].items())
