@@ -107,7 +107,7 @@ class ScoreResult:
         ``inf`` when the references have no tokens but the hypotheses do (``json_safe``
         writes it as null)."""
         return {
-            "wer": round(self.words.rate, 4), "cer": round(self.chars.rate, 4),
+            "wer": self.words.rate, "cer": self.chars.rate,
             "sub": self.words.sub, "del": self.words.dele, "ins": self.words.ins,
             "ref_words": self.words.ref_tokens, "utts": len(self.words.utterances),
             "char_sub": self.chars.sub, "char_del": self.chars.dele, "char_ins": self.chars.ins,
