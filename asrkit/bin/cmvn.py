@@ -19,6 +19,8 @@ from asrkit.data.compute_cmvn import compute_global_cmvn
 from asrkit.data.features import FbankExtractor
 from asrkit.data.manifest import ManifestError
 
+MAX_WORKERS = 64  # loader processes: more is a typo, not a speed-up
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asrkit cmvn", description=__doc__,
@@ -29,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame-length", type=float, default=25.0, help="ms")
     p.add_argument("--frame-shift", type=float, default=10.0, help="ms")
     p.add_argument("--sample-rate", type=int, default=16000)
-    p.add_argument("--nj", type=int, default=min(4, os.cpu_count() or 1), help="loader workers")
+    p.add_argument("--nj", type=int, default=min(4, os.cpu_count() or 1),
+                   help="loader worker processes (0: read in this process)")
     return p
 
 
@@ -39,6 +42,8 @@ def main(argv: list[str]) -> int:
     try:
         extractor = FbankExtractor(args.sample_rate, args.num_mel_bins, args.frame_length,
                                    args.frame_shift)
+        if not 0 <= args.nj <= MAX_WORKERS:
+            raise ValueError(f"--nj must be between 0 and {MAX_WORKERS}, got {args.nj}")
         check_out_file(args.out)
     except ValueError as e:  # an option that cannot be meant
         print(f"asrkit cmvn: {one_line(e)}", file=sys.stderr)
@@ -51,7 +56,11 @@ def main(argv: list[str]) -> int:
     except ValueError as e:  # e.g. no readable utterance at all
         print(f"asrkit cmvn: {args.manifest}: {e}", file=sys.stderr)
         return 1
-    cmvn.save(args.out)
+    try:
+        cmvn.save(args.out)
+    except OSError as e:  # a full disk: the file named, the old one kept
+        print(f"asrkit cmvn: {one_line(e)}", file=sys.stderr)
+        return 1
     print(f"CMVN over {cmvn.utterances} utterances ({cmvn.frames} frames, {len(failed)} unreadable) "
           f"-> {args.out}")
     return 0

@@ -38,6 +38,10 @@ def main(argv: list[str]) -> int:
         print(f"asrkit prepare {args.corpus}: {e}", file=sys.stderr)
         return 2
     print(summary.format())
+    if not summary.total_kept:  # every utterance skipped: nothing a run could use
+        print(f"asrkit prepare {args.corpus}: no utterance kept ({summary.total_skipped} "
+              "skipped; the reasons are above)", file=sys.stderr)
+        return 1
     if args.strict and summary.total_skipped:
         print(f"asrkit prepare {args.corpus}: --strict and {summary.total_skipped} skipped", file=sys.stderr)
         return 1

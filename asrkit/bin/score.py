@@ -26,6 +26,8 @@ import json
 import sys
 from pathlib import Path
 
+from asrkit.atomic_text import write_text_atomic
+from asrkit.cli_checks import check_out_file
 from asrkit.config import one_line
 from asrkit.scoring.normalize import OPTION_WORDS, TextNormalizer
 from asrkit.scoring.wer import (
@@ -63,6 +65,10 @@ def main(argv: list[str]) -> int:
     unit = "char" if args.cer else "word"
     try:
         normalizer = TextNormalizer.from_words(args.normalize)
+        if args.errors is not None:
+            check_out_file(args.errors, "--errors")
+            if args.errors.resolve() in {Path(args.ref).resolve(), Path(args.hyp).resolve()}:
+                raise ValueError(f"--errors {args.errors}: is one of the files scored")
         refs, hyps = read_text(args.ref), read_text(args.hyp)
         if not refs:
             raise ValueError(f"{args.ref}: no reference utterances")
@@ -70,11 +76,15 @@ def main(argv: list[str]) -> int:
             result = score_texts(refs, hyps, normalizer)
         except ValueError as e:
             raise ValueError(f"{args.hyp} against {args.ref}: {e}") from None
-        if args.errors:
-            args.errors.write_text(format_errors_file(result, unit), encoding="utf-8")
     except (OSError, ValueError) as e:
         print(f"asrkit score: {one_line(e)}", file=sys.stderr)
         return 2
+    if args.errors:
+        try:  # a failed write (a full disk) names the file and keeps the old one
+            write_text_atomic(args.errors, format_errors_file(result, unit))
+        except OSError as e:
+            print(f"asrkit score: {one_line(e)}", file=sys.stderr)
+            return 1
     if args.json:
         print(json.dumps(json_safe({**result.summary(), "rtf": None}), indent=2,
                          ensure_ascii=False, allow_nan=False))

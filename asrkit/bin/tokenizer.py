@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from asrkit.config import one_line
 from asrkit.data.manifest import ManifestError, read_manifest
 from asrkit.text.base import TokenizerError
 from asrkit.text.registry import train_tokenizer
@@ -32,13 +33,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.out.exists() and not args.out.is_dir():
+        print(f"asrkit tokenizer: --out {args.out}: is a file (a tokenizer is a directory)",
+              file=sys.stderr)
+        return 2
     try:
         texts = [u.text for m in args.manifest for u in read_manifest(m)]
         tokenizer = train_tokenizer(texts, args.type, args.vocab_size)
         tokenizer.save(args.out)
-    except (ManifestError, TokenizerError, OSError) as e:
+    except (ManifestError, TokenizerError) as e:
         print(f"asrkit tokenizer: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # e.g. a full disk while saving: the old tokenizer is kept
+        print(f"asrkit tokenizer: {one_line(e)}", file=sys.stderr)
+        return 1
     unk = sum(t.count(1) for t in map(tokenizer.encode, texts))
     tokens = sum(len(tokenizer.encode(t)) for t in texts)
     print(f"{args.type} tokenizer with {tokenizer.vocab_size} units -> {args.out} "

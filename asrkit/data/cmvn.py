@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from asrkit.atomic_text import write_text_atomic
+
 
 @dataclass
 class GlobalCMVN:
@@ -31,7 +33,7 @@ class GlobalCMVN:
         data = {"mean": self.mean.tolist(), "istd": self.istd.tolist(), "frames": self.frames,
                 "utterances": self.utterances}
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(data) + "\n", encoding="utf-8")
+        write_text_atomic(path, json.dumps(data) + "\n")  # a failed write keeps the old file
 
     @classmethod
     def load(cls, path: str | Path) -> GlobalCMVN:
@@ -47,6 +49,9 @@ class GlobalCMVN:
         if mean.dim() != 1 or mean.shape != istd.shape or not mean.numel():
             raise ValueError(f"{path}: not a CMVN stats file (mean and istd must be lists of "
                              f"one length, got {tuple(mean.shape)} and {tuple(istd.shape)})")
+        if not (torch.isfinite(mean).all() and torch.isfinite(istd).all() and (istd > 0).all()):
+            raise ValueError(f"{path}: not a CMVN stats file (mean must be finite and istd "
+                             "finite and > 0)")
         return cls(mean, istd, data.get("frames", 0), data.get("utterances", 0))
 
 

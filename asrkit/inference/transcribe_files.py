@@ -16,6 +16,7 @@ a failed file gets its JSON line (``{"source", "error"}``) and nothing in the ot
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -37,7 +38,8 @@ def open_writer(out: Path | None, fmt: str, count: int) -> Iterator[Writer]:
     """A writer(result, transcriber) for the format, to ``out`` or stdout (``transcriber``:
     anything with ``words``, a Transcriber or a StreamingRecognizer). srt for several files
     writes ``out/<name>.srt`` each (``out`` a directory); ctm names each recording in its
-    lines; recordings of equal names (``a/x.wav``, ``b/x.wav``) get a ``_`` added in both."""
+    lines; recordings of equal names (``a/x.wav``, ``b/x.wav``) get a ``_`` added in both.
+    A file ``out`` is replaced only once a recording was transcribed."""
     used: set[str] = set()
 
     def unique_name(source: str) -> str:
@@ -58,9 +60,15 @@ def open_writer(out: Path | None, fmt: str, count: int) -> Iterator[Writer]:
 
         yield write_srt_file
         return
-    stream = out.open("w", encoding="utf-8") if out is not None else sys.stdout
+    # to a hidden file beside ``out``, renamed over it once a recording was transcribed: a
+    # run in which every recording fails (or that is stopped first) leaves ``out`` as it was
+    partial = out.with_name(f".{out.name}.tmp{os.getpid()}") if out is not None else None
+    stream = partial.open("w", encoding="utf-8") if partial is not None else sys.stdout
+    written = []
 
     def write(result, transcriber) -> None:
+        if not isinstance(result, Failure):
+            written.append(result.source)
         if fmt == "json":
             formats.write_json(result, stream)
         elif isinstance(result, Failure):
@@ -76,8 +84,12 @@ def open_writer(out: Path | None, fmt: str, count: int) -> Iterator[Writer]:
     try:
         yield write
     finally:
-        if out is not None:
+        if partial is not None:
             stream.close()
+            if written:
+                os.replace(partial, out)
+            else:
+                partial.unlink()
 
 
 def transcribe_files(transcriber, paths: Sequence[Path], write: Writer,

@@ -21,6 +21,7 @@ is one window; so is the end of a longer one, so that no window is a fragment.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -50,6 +51,9 @@ class WindowSettings:
     min_tail: float = 2.0    # a remainder shorter than this joins the last window
 
     def __post_init__(self) -> None:
+        if not all(math.isfinite(v) for v in (self.window, self.overlap, self.search,
+                                              self.min_tail)):
+            raise ValueError(f"window settings must be finite numbers of seconds: {self}")
         if self.window < MIN_WINDOW:
             raise ValueError(f"window: {self.window} s is shorter than {MIN_WINDOW} s")
         if self.overlap < 0 or self.search < 0 or self.min_tail < 0:

@@ -11,9 +11,13 @@ experiment directory can carry a copy.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
+
+from asrkit.atomic_text import write_error
 
 BLANK_ID = 0
 UNK_ID = 1
@@ -52,12 +56,26 @@ class Tokenizer(ABC):
         """Write the type's model files; return extra metadata for tokenizer.json."""
 
     def save(self, directory: str | Path) -> Path:
+        """Write the tokenizer's files into ``directory``: all of them first into a hidden
+        staging directory there, then renamed into place, so that a failed write (a full
+        disk) leaves a tokenizer saved before whole (OSError naming the directory)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        extra = self._save_model(directory)
-        with (directory / UNITS_FILE).open("w", encoding="utf-8") as f:
-            f.writelines(f"{unit} {i}\n" for i, unit in enumerate(self.units))
-        meta = {"type": self.type, "vocab_size": self.vocab_size, "blank_id": BLANK_ID,
-                "unk_id": UNK_ID, "sos_eos_id": SOS_EOS_ID, **extra}
-        (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        staging = directory / f".saving{os.getpid()}"
+        try:
+            staging.mkdir(exist_ok=True)
+            extra = self._save_model(staging)
+            with (staging / UNITS_FILE).open("w", encoding="utf-8") as f:
+                f.writelines(f"{unit} {i}\n" for i, unit in enumerate(self.units))
+            meta = {"type": self.type, "vocab_size": self.vocab_size, "blank_id": BLANK_ID,
+                    "unk_id": UNK_ID, "sos_eos_id": SOS_EOS_ID, **extra}
+            (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n",
+                                             encoding="utf-8")
+            for path in sorted(staging.iterdir()):
+                os.replace(path, directory / path.name)
+        except OSError as e:
+            raise write_error(directory, e) from None
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
         return directory

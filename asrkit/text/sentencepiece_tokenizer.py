@@ -57,7 +57,11 @@ class SentencePieceTokenizer(Tokenizer):
         if not path.is_file():
             raise TokenizerError(f"{path}: not found")
         meta = json.loads((directory / "tokenizer.json").read_text(encoding="utf-8"))
-        return cls(path.read_bytes(), meta["type"])
+        try:
+            return cls(path.read_bytes(), meta["type"])
+        except RuntimeError as e:  # sentencepiece's parse error names no file
+            raise TokenizerError(f"{path}: not a sentencepiece model "
+                                 f"({str(e).strip().splitlines()[0]})") from None
 
     @property
     def units(self) -> list[str]:

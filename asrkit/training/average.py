@@ -152,6 +152,16 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
     }
 
 
+def _is_model_file(path: Path) -> bool:
+    """Whether ``path`` holds a model checkpoint (a dict with ``model``): the only kind of
+    file ``asrkit average --out`` may replace."""
+    try:
+        data = load_file(path, mmap=True)
+    except CorruptCheckpointError:
+        return False
+    return isinstance(data, dict) and "model" in data
+
+
 def average_experiment(exp_dir: str | Path, num: int, best_by: str | None = None,
                        out: str | Path | None = None, allow_fewer: bool = False,
                        skip_corrupt: bool = False) -> tuple[Path, list[str]]:
@@ -164,6 +174,9 @@ def average_experiment(exp_dir: str | Path, num: int, best_by: str | None = None
         raise ValueError(f"--out: {out} is named as a training checkpoint (epoch_N.pt, "
                          f"step_N.pt, last.pt), which the trainer resumes from; choose "
                          f"another name")
+    if out and Path(out).is_file() and not _is_model_file(Path(out)):
+        raise ValueError(f"--out: {out} exists and is not a model checkpoint (a manifest, a "
+                         "config?); choose another name")
     chosen = select_checkpoints(exp.path, num, best_by, allow_fewer, skip_corrupt)
     averaged = average_checkpoints([i.path for i in chosen])
     averaged["averaged_by"] = best_by or "last"

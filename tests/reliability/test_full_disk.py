@@ -55,3 +55,29 @@ def test_training_stops_with_one_line_naming_the_checkpoint(corpus, tmp_path, mo
         "MiB free there): [enforce fail at inline_container.cc:672] . unexpected pos 1 vs 0")
     assert f"ERROR asrkit train: {checkpoint}: could not be written (" in errors[0]
     assert not any((tmp_path / "exp" / "checkpoints").iterdir())
+
+
+def test_a_tokenizer_or_cmvn_that_does_not_fit_keeps_the_old_one(tmp_path, monkeypatch,
+                                                                  capsys):
+    """A failed save used to leave spm.model cut short beside the old units (tokenizer) and
+    cmvn.json cut to a block (the cmvn command printed a traceback)."""
+    from asrkit.data.cmvn import GlobalCMVN
+    from asrkit.text.registry import load_tokenizer, train_tokenizer
+
+    texts = ["the cat sat on the mat", "a dog ran in the house"] * 20
+    old = train_tokenizer(texts, "bpe", 30).save(tmp_path / "tok")
+    before = {p.name: p.read_bytes() for p in old.iterdir()}
+    monkeypatch.setattr(Path, "write_text", _disk_full)  # tokenizer.json, the last file
+    with pytest.raises(OSError, match=rf"^{old}: could not be written"):
+        train_tokenizer(texts[:10], "bpe", 25).save(old)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in old.iterdir()} == before
+    assert load_tokenizer(old).vocab_size == 30
+    cmvn = tmp_path / "cmvn.json"
+    GlobalCMVN(torch.zeros(4), torch.ones(4), 10, 1).save(cmvn)
+    text = cmvn.read_text()
+    monkeypatch.setattr(Path, "write_text", _disk_full)
+    with pytest.raises(OSError, match=rf"^{cmvn}: could not be written"):
+        GlobalCMVN(torch.ones(4), torch.ones(4), 10, 1).save(cmvn)
+    monkeypatch.undo()
+    assert cmvn.read_text() == text

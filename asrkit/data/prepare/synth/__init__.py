@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 from multiprocessing.pool import ThreadPool
 from pathlib import Path
@@ -40,6 +41,8 @@ class _NoiseSnr(argparse.Action):
             low, high = (float(v) for v in values)
         except ValueError:
             parser.error(f"{option_string} takes LOW HIGH in dB or 'off', got {' '.join(values)}")
+        if not (math.isfinite(low) and math.isfinite(high)):
+            parser.error(f"{option_string} takes finite dB values, got {' '.join(values)}")
         if low > high:
             parser.error(f"{option_string}: LOW ({low}) exceeds HIGH ({high})")
         setattr(namespace, self.dest, (low, high))
