@@ -2,10 +2,11 @@
 (``asrkit decode device=...``, ``asrkit transcribe --device ...``) that torch does not know,
 or a CUDA device this machine does not have, is an error naming the option rather than a
 failure to load the checkpoint onto it; an output file that is a directory, or lies in none,
-is one before the work that would write it."""
+or is one of the command's inputs, is one before the work that would write it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -32,3 +33,11 @@ def check_out_file(out: Path, option: str = "--out") -> None:
         raise ValueError(f"{option} {out}: is a directory (a file is written there)")
     if not out.parent.is_dir():
         raise ValueError(f"{option} {out}: no directory {out.parent}")
+
+
+def check_not_an_input(out: Path, inputs: Iterable[str | Path], option: str,
+                       what: str) -> None:
+    """ValueError ``<option> <out>: is <what>`` when ``out`` is one of ``inputs`` (the same
+    file by its resolved path): writing it would destroy what the command reads."""
+    if out.resolve() in {Path(path).resolve() for path in inputs}:
+        raise ValueError(f"{option} {out}: is {what}")

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from asrkit.atomic_text import write_text_atomic
-from asrkit.cli_checks import check_out_file
+from asrkit.cli_checks import check_not_an_input, check_out_file
 from asrkit.config import one_line
 from asrkit.scoring.normalize import OPTION_WORDS, TextNormalizer
 from asrkit.scoring.wer import (
@@ -67,8 +67,8 @@ def main(argv: list[str]) -> int:
         normalizer = TextNormalizer.from_words(args.normalize)
         if args.errors is not None:
             check_out_file(args.errors, "--errors")
-            if args.errors.resolve() in {Path(args.ref).resolve(), Path(args.hyp).resolve()}:
-                raise ValueError(f"--errors {args.errors}: is one of the files scored")
+            check_not_an_input(args.errors, [args.ref, args.hyp], "--errors",
+                               "one of the files scored")
         refs, hyps = read_text(args.ref), read_text(args.hyp)
         if not refs:
             raise ValueError(f"{args.ref}: no reference utterances")

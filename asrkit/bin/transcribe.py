@@ -65,7 +65,7 @@ import sys
 import time
 from pathlib import Path
 
-from asrkit.cli_checks import check_device, check_out_file
+from asrkit.cli_checks import check_device, check_not_an_input, check_out_file
 from asrkit.config import ConfigError, one_line
 from asrkit.inference.formats import FORMATS
 
@@ -140,9 +140,7 @@ def main(argv: list[str]) -> int:
                                  f".srt per file)")
         if args.out is not None and not (args.format == "srt" and len(paths) > 1):
             check_out_file(args.out)
-            if args.out.resolve() in {path.resolve() for path in paths}:
-                raise AudioPathError(f"--out {args.out}: is one of the audio files to "
-                                     "transcribe")
+            check_not_an_input(args.out, paths, "--out", "one of the audio files to transcribe")
     except (AudioPathError, ValueError) as e:
         return _fail(one_line(e), 2)
     if args.threads:

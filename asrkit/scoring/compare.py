@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from asrkit.cli_checks import check_not_an_input
 from asrkit.scoring.bootstrap import BootstrapResult, paired_bootstrap
 from asrkit.scoring.decode_dir import (
     WER_FILE,
@@ -288,10 +289,10 @@ def _normalisation(run: DecodeRun) -> str:
 
 def normalisation_lines(comparison: Comparison) -> list[str]:
     """``Text normalisation: ….`` when every result was scored alike, else a warning."""
-    described = {_normalisation(run) for _, run in comparison.runs}
-    if len(described) == 1:
-        return [f"Text normalisation: {described.pop()}."]
-    return [normalisation_warning(comparison)]
+    warning = normalisation_warning(comparison)
+    if warning is not None:
+        return [warning]
+    return [f"Text normalisation: {_normalisation(comparison.runs[0][1])}."]
 
 
 def normalisation_warning(comparison: Comparison) -> str | None:
@@ -306,14 +307,13 @@ def normalisation_warning(comparison: Comparison) -> str | None:
 def check_outputs(comparison: Comparison, outputs: dict[str, Path | None]) -> None:
     """ValueError naming the option when an output file (``{option: path}``, None: not
     asked) is missing a directory, is one, or is one of the result files compared."""
-    read = {(run.path / name).resolve() for _, run in comparison.runs
-            for name in ("hyp.txt", "ref.txt", "errors.txt", WER_FILE)}
+    read = [run.path / name for _, run in comparison.runs
+            for name in ("hyp.txt", "ref.txt", "errors.txt", WER_FILE)]
     for option, path in outputs.items():
         if path is None:
             continue
-        if path.resolve() in read:
-            raise ValueError(f"{option} {path}: is one of the decode results compared; "
-                             "write it elsewhere")
+        check_not_an_input(path, read, option,
+                           "one of the decode results compared; write it elsewhere")
         if path.is_dir():
             raise ValueError(f"{option} {path}: is a directory (a file is written there)")
 
