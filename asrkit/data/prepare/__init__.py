@@ -31,9 +31,14 @@ def load_preparer(corpus: str) -> ModuleType:
 
 
 def run_preparer(corpus: str, src: Path | None, out: Path, **options) -> PrepareSummary:
-    """Prepare `corpus` and write `<out>/<split>.jsonl` for every split it produced."""
+    """Prepare `corpus` and write `<out>/<split>.jsonl` for every split it produced. A split
+    of which no utterance was kept is not written: a manifest already there (an earlier,
+    good run) is left as it was, and the summary says so."""
     summary = PrepareSummary(corpus)
     splits = load_preparer(corpus).prepare(src, Path(out), summary, **options)
     for split, utterances in splits.items():
-        write_manifest(Path(out) / f"{split}.jsonl", utterances)
+        if utterances:
+            write_manifest(Path(out) / f"{split}.jsonl", utterances)
+        else:
+            summary.split(split).written = False
     return summary

@@ -11,6 +11,7 @@ class SplitSummary:
     kept: int = 0
     hours: float = 0.0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (utterance id, reason)
+    written: bool = True  # False: nothing kept, so no manifest was written for it
 
     @property
     def reasons(self) -> Counter:
@@ -46,7 +47,9 @@ class PrepareSummary:
     def format(self, max_ids: int = 5) -> str:
         lines = [f"prepared {self.corpus}: kept {self.total_kept}, skipped {self.total_skipped}"]
         for name, s in self.splits.items():
-            lines.append(f"  {name}: kept {s.kept} ({s.hours:.2f} h), skipped {len(s.skipped)}")
+            unwritten = "" if s.written else " (not written: an existing manifest is left as it was)"
+            lines.append(f"  {name}: kept {s.kept} ({s.hours:.2f} h), skipped {len(s.skipped)}"
+                         + unwritten)
             for reason, count in sorted(s.reasons.items()):
                 ids = [u for u, r in s.skipped if r == reason]
                 shown = ", ".join(ids[:max_ids]) + (", ..." if len(ids) > max_ids else "")

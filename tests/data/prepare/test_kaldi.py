@@ -143,6 +143,21 @@ def test_cli_strict_fails_when_something_was_skipped(tmp_path: Path, train_dir: 
     assert "--strict and 6 skipped" in capsys.readouterr().err
 
 
+def test_keeping_nothing_exits_1_and_leaves_the_old_manifest(tmp_path: Path, train_dir: dict,
+                                                             capsys) -> None:
+    data, out = tmp_path / "data" / "train", tmp_path / "out"
+    args = ["kaldi", "--src", str(data), "--out", str(out)]
+    assert prepare_main([*args, "--audio-root", str(tmp_path / "audio_root")]) == 0
+    before = (out / "train.jsonl").read_bytes()
+    (tmp_path / "wavs" / "u1.wav").unlink()  # now every utterance is skipped
+    assert prepare_main(args) == 1
+    captured = capsys.readouterr()
+    assert "train: kept 0 (0.00 h), skipped 8 (not written: an existing manifest is left" \
+        in captured.out
+    assert "no utterance kept (8 skipped" in captured.err
+    assert (out / "train.jsonl").read_bytes() == before and len(read_manifest(out / "train.jsonl")) == 2
+
+
 def test_cli_missing_src_is_a_clear_error(tmp_path: Path, capsys) -> None:
     missing = tmp_path / "data" / "nope"
     assert prepare_main(["kaldi", "--src", str(missing), "--out", str(tmp_path / "o")]) == 2
