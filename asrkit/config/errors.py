@@ -27,6 +27,7 @@ _COULD_NOT_OVERRIDE = re.compile(r"Could not override '([^']+)'")
 _NOT_IN = re.compile(r"Key '([^']+)' (?:is )?not in")
 _CONVERT = re.compile(r"Value '(.*)' of type '\w+' could not be converted to (\w+)")
 _NOT_VALID = re.compile(r"Value '(.*)' is not a valid (\w+) \(type")
+_NOT_A_LIST = re.compile(r"Invalid value assigned: \w+ is not a ListConfig")
 _NOT_FOUND = re.compile(r"Could not find '([^']+)'")
 _AVAILABLE = re.compile(r"Available options in '[^']+':\s*((?:\n\t\S+)+)")
 _TYPE_NAMES = {"Integer": "an integer", "Float": "a number", "Boolean": "a boolean (true/false)",
@@ -116,6 +117,10 @@ def explain(error: BaseException, overrides: list[str],
         value, kind = converted.groups()
         shown = value if _is_number(value) else repr(value)
         return f"{full_key.group(1)}: must be {_TYPE_NAMES.get(kind, kind)}, got {shown}"
+    if _NOT_A_LIST.search(text) and full_key:
+        key = full_key.group(1)
+        value = next((o.split("=", 1)[1] for o in overrides if _override_key(o) == key), "")
+        return f"{key}: must be a list such as [{value or 'a,b'}], got {value!r}"
     missing = _NOT_FOUND.search(text)
     if missing:
         group, _, option = missing.group(1).rpartition("/")

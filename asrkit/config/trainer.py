@@ -43,6 +43,7 @@ class TrainerConfig:
     best_metric: str = MISSING
     resume: str | None = MISSING
     init_from: str | None = MISSING
+    init_modules: list[str] | None = MISSING
     mwer: MwerConfig = field(default_factory=MwerConfig)
     devices: PositiveInt = MISSING
     max_nan_in_a_row: PositiveInt = MISSING
@@ -64,6 +65,11 @@ class TrainerConfig:
             errors.append(("mwer.enabled", (
                 "not together with trainer.compile=true (the beam search between steps "
                 "defeats the compiled graph); choose one")))
+        if self.init_modules is not None and not self.init_modules:
+            errors.append(("init_modules", "an empty list loads nothing; null loads every "
+                                           "tensor that fits, or name modules: [encoder]"))
+        if self.init_modules and self.init_from is None:
+            errors.append(("init_modules", "only with trainer.init_from=<checkpoint>"))
         if self.keep_last == 0 and self.keep_best == 0:
             errors.append(("keep_last",
                            "keep_last and keep_best are both 0: no checkpoint would be kept"))

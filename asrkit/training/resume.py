@@ -1,7 +1,7 @@
 """Starting from weights or a checkpoint: ``trainer.init_from`` and ``trainer.resume``.
 
 ``init_from`` (a new run from another model, e.g. fine-tuning) loads every tensor whose name
-and shape match and reports the rest; optimiser, schedule and position start afresh.
+and shape match (or those under ``init_modules`` only) and reports the rest; optimiser, schedule and position start afresh.
 ``resume`` continues a run: model, optimiser, schedule, GradScaler, counters, the sampler's
 position (mid-epoch checkpoints) and the RNG states of every rank. Resuming on another
 number of ranks works from epoch checkpoints; a mid-epoch checkpoint then restarts its epoch.
@@ -31,24 +31,32 @@ TRAINING_KEYS = ("model", "optimizer")  # what a checkpoint needs to be resumed 
 
 
 def init_weights_from(model: nn.Module, path: str | Path,
-                      tokenizer_fingerprint: str | None = None) -> list[str]:
+                      tokenizer_fingerprint: str | None = None,
+                      modules: list[str] | None = None) -> list[str]:
     """Load the matching tensors of checkpoint ``path`` into ``model``; returns the names
-    of the model's tensors left as initialised. A checkpoint trained with other units of
-    the same count (its tokenizer's fingerprint differs from ``tokenizer_fingerprint``) is
-    refused: its embeddings and output layers would fit, mapping ids to the wrong units."""
+    of the model's tensors left as initialised. ``modules`` (``trainer.init_modules``, e.g.
+    ["encoder"]) keeps the checkpoint's tensors under those names only (WeNet's
+    enc_init_mods); a name under which the checkpoint has no tensor is an error. A
+    checkpoint trained with other units of the same count (its tokenizer's fingerprint
+    differs from ``tokenizer_fingerprint``) is refused when a tensor to be loaded has a
+    dimension of that count (embeddings, output layers: they would map ids to the wrong
+    units); an encoder alone loads."""
     ckpt = read_checkpoint(path)
-    state = ckpt["model"]
+    state = _selected(ckpt["model"], modules, path)
     tokenizer = ((ckpt.get("config") or {}).get("tokenizer") or {})
     recorded, size = tokenizer.get("fingerprint"), (ckpt.get("config") or {}).get("vocab_size")
-    if (recorded and tokenizer_fingerprint and recorded != tokenizer_fingerprint
-            and size == getattr(model, "vocab_size", None)):
-        raise ValueError(f"trainer.init_from: {path} was trained with other units of the same "
-                         f"count ({size}; tokenizer fingerprint {recorded}, this run's "
-                         f"{tokenizer_fingerprint}): its embeddings and output layers would "
-                         "map ids to the wrong units; train with its tokenizer "
-                         "(tokenizer.dir=<its exp_dir>/tokenizer)")
     own = model.state_dict()
     matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if (recorded and tokenizer_fingerprint and recorded != tokenizer_fingerprint
+            and size == getattr(model, "vocab_size", None)):
+        by_unit = [k for k, v in matched.items() if size in v.shape]
+        if by_unit:
+            raise ValueError(f"trainer.init_from: {path} was trained with other units of the "
+                             f"same count ({size}; tokenizer fingerprint {recorded}, this run's "
+                             f"{tokenizer_fingerprint}): its {by_unit[0]} would map ids to the "
+                             "wrong units; train with its tokenizer (tokenizer.dir=<its "
+                             "exp_dir>/tokenizer), or load its encoder only "
+                             "(trainer.init_modules=[encoder])")
     if not matched:
         raise ValueError(f"trainer.init_from: {path} has no weights that fit this model")
     model.load_state_dict(matched, strict=False)
@@ -57,6 +65,22 @@ def init_weights_from(model: nn.Module, path: str | Path,
              f"; left as initialised: {', '.join(left[:8])}{' ...' if len(left) > 8 else ''}"
              if left else "")
     return left
+
+
+def _selected(state: dict, modules: list[str] | None, path: str | Path) -> dict:
+    """The tensors of ``state`` under ``modules`` (None: all)."""
+    if modules is None:
+        return state
+    selected = {}
+    for module in modules:
+        under = {k: v for k, v in state.items() if k == module or k.startswith(f"{module}.")}
+        if not under:
+            tops = sorted({k.split(".", 1)[0] for k in state})
+            raise ValueError(f"trainer.init_modules: {path} has no tensor under {module!r} "
+                             f"(its modules: {', '.join(tops)}; a dotted name such as "
+                             "encoder.layers.0 selects part of one)")
+        selected.update(under)
+    return selected
 
 
 def resume_path(resume: str | None, checkpoint_dir: Path) -> Path | None:

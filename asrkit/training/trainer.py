@@ -127,7 +127,7 @@ class Trainer:
         torch.manual_seed(tcfg["seed"] + ctx.rank)  # dropout differs across ranks
         if tcfg["init_from"]:
             init_weights_from(self.model, tcfg["init_from"],
-                              self.config["tokenizer"].get("fingerprint"))
+                              self.config["tokenizer"].get("fingerprint"), tcfg["init_modules"])
         if tcfg["activation_checkpointing"]:
             log.info("activation checkpointing on %d layers",
                      enable_activation_checkpointing(self.model))

@@ -38,6 +38,9 @@ def error_of(*overrides: str, name: str = "train") -> str:
     ("data.features.num_mel_bins=abc", "data.features.num_mel_bins: must be an integer, got 'abc'"),
     ("data.specaug.freq_mask_width=-3", "data.specaug.freq_mask_width: must be >= 0, got -3"),
     ("data.speed_perturb=[0.9,-1]", "data.speed_perturb: has an item that must be > 0, got -1.0"),
+    ("data.speed_perturb=1.1", "data.speed_perturb: must be a list such as [1.1], got '1.1'"),
+    ("trainer.init_modules=encoder",
+     "trainer.init_modules: must be a list such as [encoder], got 'encoder'"),
     ("data.max_fail_fraction=2", "data.max_fail_fraction: must be <= 1, got 2.0"),
     ("vocab_size=2", "vocab_size: must be >= 3, got 2"),
     ("encoder=transfomer", ("encoder: no option 'transfomer' in conf/encoder/ (did you mean "
@@ -57,6 +60,10 @@ def test_cross_checks_within_a_section():
         "trainer.activation_checkpointing: not together with trainer.compile=true")
     assert error_of("trainer.mwer.enabled=true", "trainer.mwer.beam=2").startswith(
         "trainer.mwer.beam: must be >= trainer.mwer.nbest (4), got 2")
+    assert error_of("trainer.init_modules=[encoder]") == (
+        "trainer.init_modules: only with trainer.init_from=<checkpoint>")
+    assert error_of("trainer.init_from=a.pt", "trainer.init_modules=[]").startswith(
+        "trainer.init_modules: an empty list loads nothing")
 
 
 def test_an_unknown_preset_suggests_the_closest():

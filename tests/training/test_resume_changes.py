@@ -84,6 +84,43 @@ def test_init_from_a_model_of_other_units_of_the_same_count_is_refused(corpus, t
                                         f"tokenizer.dir={other}"))
     assert message.startswith(f"trainer.init_from: {source} was trained with other units of "
                               "the same count (")
+    assert message.endswith("or load its encoder only (trainer.init_modules=[encoder])")
+    # the encoder alone transfers: its tensors are the source's, every other one is fresh
+    trainer = Trainer(corpus.config(tmp_path / "c", f"trainer.init_from={source}",
+                                    f"tokenizer.dir={other}", "trainer.init_modules=[encoder]"))
+    trainer.setup()
+    try:
+        weights = torch.load(source, weights_only=True)["model"]
+        own = trainer.model.state_dict()
+        encoder = [k for k in own if k.startswith("encoder.")]
+        assert encoder and all(torch.equal(own[k], weights[k]) for k in encoder)
+        rest = [k for k in own if not k.startswith("encoder.") and own[k].is_floating_point()
+                and own[k].numel() > 1 and own[k].std() > 0]
+        assert rest and not any(torch.equal(own[k], weights[k]) for k in rest)
+    finally:
+        trainer.cleanup()
+
+
+def test_init_modules_name_the_checkpoint_modules_and_need_init_from(corpus, tmp_path):
+    run(corpus.config(tmp_path / "a", "trainer.max_epochs=1"))
+    source = tmp_path / "a" / "checkpoints" / "epoch_1.pt"
+    message = setup_error(corpus.config(tmp_path / "b", f"trainer.init_from={source}",
+                                        "trainer.init_modules=[encoder,encdoer]"))
+    tops = sorted({k.split(".", 1)[0] for k in torch.load(source, weights_only=True)["model"]})
+    assert message.startswith(f"trainer.init_modules: {source} has no tensor under 'encdoer' "
+                              f"(its modules: {', '.join(tops)}; ")
+    assert not (tmp_path / "b" / "checkpoints").exists()
+    # a dotted name selects part of a module: only that layer's tensors are the source's
+    trainer = Trainer(corpus.config(tmp_path / "c", f"trainer.init_from={source}",
+                                    "trainer.init_modules=[encoder.layers.0]"))
+    trainer.setup()
+    try:
+        weights = torch.load(source, weights_only=True)["model"]
+        same = {k for k, v in trainer.model.state_dict().items()
+                if v.is_floating_point() and v.std() > 0 and torch.equal(v, weights[k])}
+        assert same and all(k.startswith("encoder.layers.0.") for k in same)
+    finally:
+        trainer.cleanup()
 
 
 def test_a_mid_epoch_resume_with_other_batches_restarts_the_epoch(corpus, tmp_path, caplog):
