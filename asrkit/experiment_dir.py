@@ -7,6 +7,7 @@ the one module that knows its layout.
       tokenizer/         copy of the tokenizer (asrkit.text.registry.load_tokenizer reads it)
       cmvn.json          copy of the CMVN statistics (absent when data.cmvn is null)
       train.log          rank 0's log (appended to by resumed runs)
+      .train.lock        held by the run training in it (asrkit.training.train_lock)
       tensorboard/       scalars and attention images
       checkpoints/       epoch_N.pt, step_N.pt, last.pt (asrkit.training.checkpoint)
       avg_N.pt           averaged weights (`asrkit average`; avg_best_<metric>_N.pt: best N)
@@ -56,6 +57,10 @@ class ExperimentDir:
     @property
     def train_log(self) -> Path:
         return self.path / "train.log"
+
+    @property
+    def train_lock(self) -> Path:
+        return self.path / ".train.lock"
 
     @property
     def tensorboard_dir(self) -> Path:

@@ -66,8 +66,8 @@ class TrainerConfig:
                 "not together with trainer.compile=true (the beam search between steps "
                 "defeats the compiled graph); choose one")))
         if self.init_modules is not None and not self.init_modules:
-            errors.append(("init_modules", "an empty list loads nothing; null loads every "
-                                           "tensor that fits, or name modules: [encoder]"))
+            errors.append(("init_modules", ("an empty list loads nothing; null loads every "
+                                            "tensor that fits, or name modules: [encoder]")))
         if self.init_modules and self.init_from is None:
             errors.append(("init_modules", "only with trainer.init_from=<checkpoint>"))
         if self.keep_last == 0 and self.keep_best == 0:

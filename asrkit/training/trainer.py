@@ -87,6 +87,7 @@ from asrkit.training.schedulers import build_scheduler
 from asrkit.training.setup_log import log_setup
 from asrkit.training.stop_signals import StopRequest
 from asrkit.training.tensorboard import TensorBoardLogger
+from asrkit.training.train_lock import TrainLock
 from asrkit.training.train_step import StepFlags, TrainingError, TrainStep
 from asrkit.training.training_state import TrainingState
 from asrkit.training.validation import shard_for_validation, validate
@@ -103,6 +104,7 @@ class Trainer:
         self.requested_config = config
         self.ctx = ctx
         self.tb: TensorBoardLogger | None = None
+        self.lock: TrainLock | None = None  # rank 0's hold on exp_dir
         self.stop = StopRequest()
         self.epoch_stats = RunningMeans()  # the epoch's training means (train_<term>)
         # the last log line's loss and rate, for the progress bar (read at log lines only)
@@ -115,6 +117,7 @@ class Trainer:
         self.exp_dir = Path(self.requested_config["exp_dir"]).resolve()
         self.progress_bar = ctx.is_main and use_progress_bar(
             self.requested_config["trainer"]["progress_bar"])
+        self.lock = TrainLock.acquire(self.exp_dir) if ctx.is_main else None
         setup_logging(self.exp_dir, ctx, self.progress_bar)
         self.config = prepare_experiment(self.requested_config, ctx)
         self.tcfg = tcfg = self.config["trainer"]
@@ -443,3 +446,5 @@ class Trainer:
             gc.collect()  # a wrapper left in a reference cycle goes now, not at exit
         if self.ctx is not None:
             dist_utils.cleanup(self.ctx, synchronize)
+        if self.lock is not None:
+            self.lock.release()
