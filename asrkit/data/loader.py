@@ -81,7 +81,8 @@ class ResumableLoader:
         for batch in loader:
             self.sampler.position += 1
             for utt_id, reason in batch["failed"]:
-                log.warning("%s: skipped utterance %s: %s", self.name, utt_id, reason)
+                log.warning("%s: skipped utterance %s: %s", self.name, utt_id, reason,
+                            extra={"every_rank": True})  # its own share: each rank says it
             self.failed.extend(batch["failed"])
             if len(self.failed) > max_failures:
                 utt_id, reason = self.failed[-1]

@@ -58,6 +58,13 @@ def under_torchrun() -> bool:
     return all(name in os.environ for name in TORCHRUN_VARS)
 
 
+def repeats_another_process() -> bool:
+    """Whether this process would only repeat the config's notes another has printed: a
+    rank started by launch_local (its launcher composed the same config) or a torchrun rank
+    other than 0."""
+    return LAUNCHER_PID in os.environ or os.environ.get("RANK", "0") != "0"
+
+
 def select_device(requested: str, local_rank: int = 0) -> torch.device:
     """``auto``: the local GPU when there is one, else the CPU."""
     if requested not in ("auto", "cpu", "cuda"):

@@ -33,6 +33,16 @@ class _SkipSteps(logging.Filter):
         return not record.name.startswith(STEP_LOGGER)
 
 
+class _OwnEventsOnly(logging.Filter):
+    """A rank other than 0 prints errors and the warnings logged with
+    ``extra={"every_rank": True}`` (a skipped utterance of its share, an out-of-memory batch
+    of its own); its other warnings (about the config, the data, a checkpoint) are rank 0's
+    too, which prints them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or getattr(record, "every_rank", False)
+
+
 class _ErrorsToSharedLog(logging.FileHandler):
     """A rank other than 0 appends its errors to rank 0's ``train.log`` (opened at the
     first error, once rank 0 has made the directory; before that stderr alone has it)."""
@@ -69,6 +79,8 @@ def setup_logging(exp_dir: Path, ctx: DistributedContext, progress_bar: bool) ->
         ("\r\033[K" if progress_bar else "") + f"{prefix}%(levelname)s %(message)s"))
     if progress_bar:
         console.addFilter(_SkipSteps())
+    if not ctx.is_main:
+        console.addFilter(_OwnEventsOnly())
     _handlers.extend([console, *handlers])
     for handler in _handlers:
         root.addHandler(handler)

@@ -19,7 +19,7 @@ expands to no job (an empty ``range``) is refused.
 from __future__ import annotations
 
 import hashlib
-import os
+import logging
 import re
 import sys
 from collections.abc import Sequence
@@ -83,6 +83,21 @@ def plan_jobs(argv: list[str], multirun: bool,
               config_dirs: Sequence[str] = ()) -> list[tuple[list[str], dict]]:
     """(overrides, checked config) of every job; raises the config errors of the first bad
     job before anything runs. Without ``multirun`` it is the one job of ``argv``."""
+    from asrkit.training.distributed import repeats_another_process
+
+    if not repeats_another_process():
+        return _plan_jobs(argv, multirun, config_dirs)
+    config_log = logging.getLogger("asrkit.config")  # its notes: the launcher printed them
+    level = config_log.level
+    config_log.setLevel(logging.ERROR)
+    try:
+        return _plan_jobs(argv, multirun, config_dirs)
+    finally:
+        config_log.setLevel(level)
+
+
+def _plan_jobs(argv: list[str], multirun: bool,
+               config_dirs: Sequence[str]) -> list[tuple[list[str], dict]]:
     from asrkit.config import ConfigError, compose_train_config
     from asrkit.training.preflight import check_train_config, reject_hydra_overrides
 
@@ -112,9 +127,10 @@ def plan_jobs(argv: list[str], multirun: bool,
 def _note_ignored(overrides: list[str], config: dict) -> None:
     """One stderr line per override the model ignores (asrkit.training.ignored_overrides), from
     the launching process only (not again from each DDP rank)."""
+    from asrkit.training.distributed import repeats_another_process
     from asrkit.training.ignored_overrides import ignored_overrides
 
-    if os.environ.get("RANK", "0") == "0":
+    if not repeats_another_process():
         for note in ignored_overrides(overrides, config):
             print(f"asrkit train: warning: {note}", file=sys.stderr)
 

@@ -182,7 +182,8 @@ class TrainStep:
                 return self.train_model(feats, feat_lens, tokens, token_lens, **extra)
         except torch.OutOfMemoryError:
             log.warning("out of memory in the forward pass of a batch of %s; batch skipped "
-                        "(lower data.sampler.max_frames if this repeats)", batch_shape(batch))
+                        "(lower data.sampler.max_frames if this repeats)", batch_shape(batch),
+                        extra={"every_rank": True})
             self._restore_running_stats()
             self._free_memory()
             return None
@@ -219,7 +220,7 @@ class TrainStep:
                     f"under DDP (cannot be skipped there); lower data.sampler.max_frames "
                     f"or use trainer.activation_checkpointing=true") from None
             log.warning("out of memory in the backward pass of a batch of %s; update skipped",
-                        batch_shape(batch))
+                        batch_shape(batch), extra={"every_rank": True})
             self.drop_update()
             self.state.counters["oom_skipped"] += 1
             self._free_memory()

@@ -37,3 +37,28 @@ def test_changed_keys():
     assert changed_keys({"a": 1, "b": {"c": 2, "d": 3}}, {"a": 1, "b": {"c": 5}, "e": 0}) == \
         ["b.c", "b.d", "e"]
 
+
+
+def test_a_rank_other_than_0_prints_only_its_own_warnings_and_errors(tmp_path, capsys):
+    """Rank 0 prints every warning; rank 1 the ones about its own share or step (logged
+    with extra every_rank) and its errors, which also reach rank 0's train.log."""
+    import logging
+
+    from asrkit.training.experiment import setup_logging, teardown_logging
+
+    log = logging.getLogger("asrkit.training.some_module")
+    for rank in (0, 1):
+        setup_logging(tmp_path, DistributedContext(rank=rank, world_size=2), progress_bar=False)
+        try:
+            log.warning("shared %d", rank)
+            log.warning("own %d", rank, extra={"every_rank": True})
+            log.error("failed %d", rank)
+        finally:
+            teardown_logging()
+    def messages(text: str) -> list[str]:  # "... [rank 1] ERROR failed 1" -> "failed 1"
+        return [" ".join(line.split()[-2:]) for line in text.splitlines()]
+
+    assert messages(capsys.readouterr().err) == [
+        "shared 0", "own 0", "failed 0", "own 1", "failed 1"]
+    assert messages((tmp_path / "train.log").read_text()) == [
+        "shared 0", "own 0", "failed 0", "failed 1"]

@@ -4,6 +4,7 @@ SIGTERM)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -301,3 +302,25 @@ def test_overrides_of_a_section_the_model_lacks_are_named(corpus, tmp_path, caps
     monkeypatch.setenv("RANK", "1")  # a DDP rank other than the first says nothing either
     plan_jobs([*tiny, "model=ctc", "decoder.num_layers=4"], multirun=False)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("env", [{}, {"RANK": "1"}, {"RANK": "0", "ASRKIT_LAUNCHER_PID": "7"}])
+def test_config_notes_come_from_the_launching_process_only(corpus, tmp_path, caplog,
+                                                            monkeypatch, env):
+    """trainer.devices=2: the launcher composes the config, then each rank again; the
+    preset's left-out keys are reported by the launcher (or torchrun's rank 0) alone."""
+    from asrkit.training.sweep import plan_jobs
+
+    for name in ("RANK", "ASRKIT_LAUNCHER_PID"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    overrides = [o for o in corpus.overrides(tmp_path / "exp")
+                 if not o.startswith(("encoder", "+experiment"))]
+    with caplog.at_level(logging.WARNING):
+        jobs = plan_jobs([*overrides, "+experiment=synth/conformer", "encoder=transformer"],
+                         multirun=False)
+    assert "kernel_size" not in jobs[0][1]["encoder"]
+    notes = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert len(notes) == (0 if env else 1)
+    assert logging.getLogger("asrkit.config").level == logging.NOTSET  # put back
