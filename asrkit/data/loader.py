@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import torch
@@ -77,7 +78,8 @@ class ResumableLoader:
         # The utterances this process loads this epoch: under DDP a rank's share, so a
         # rank stops at the same fraction of what it reads as a single process would.
         share = sum(len(b) for b in self.sampler.rank_batches())
-        max_failures = int(self.max_fail_fraction * share)
+        # exact: int(0.29 * 100) would be 28
+        max_failures = math.floor(Fraction(str(self.max_fail_fraction)) * share)
         for batch in loader:
             self.sampler.position += 1
             for utt_id, reason in batch["failed"]:

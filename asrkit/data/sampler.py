@@ -98,7 +98,7 @@ class BucketingBatchSampler:
         batches = self._global_batches()
         made = len(batches)
         left_over = len(batches) % self.world_size
-        if self.shuffle and left_over:
+        if left_over:  # also unshuffled: else the same longest utterances every epoch
             # The batches that fill no group of world_size are left out this epoch. The
             # list runs in length order, so its tail would leave out the longest utterances
             # every epoch: leave out seeded random ones instead, keeping the order (a

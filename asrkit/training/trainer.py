@@ -210,10 +210,12 @@ class Trainer:
         training state (asrkit.training.training_state)."""
         self.steps.settle()  # the true update count and skip counters
         self._check_finite()
-        rng = dist_utils.gather_objects(capture_rng_state(), self.ctx)
+        rng, failed = zip(*dist_utils.gather_objects(  # every rank's: its own loads
+            (capture_rng_state(), [list(f) for f in self.train_loader.failed]), self.ctx))
         state = self.state
         contents = {"model": self.model.state_dict(), "config": self.config,
-                    **state.state_dict(epoch_complete, rng, self.ctx.world_size),
+                    **state.state_dict(epoch_complete, list(rng), self.ctx.world_size),
+                    "load_failures": list(failed),
                     "interrupted": interrupted}
         if not epoch_complete:  # the epoch's means so far, carried on by a resume
             contents["epoch_stats"] = self.epoch_stats.totals(self.ctx)

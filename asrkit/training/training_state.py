@@ -87,6 +87,9 @@ class TrainingState:
                 self.loader.load_state_dict(ckpt["loader"])
                 self.fresh_epoch = False
                 self.carried_stats = ckpt.get("epoch_stats")  # absent in earlier versions
+                failures = ckpt.get("load_failures") or []  # per rank; also absent there
+                if len(failures) == world_size:  # the epoch's count goes on from there
+                    self.loader.failed = [tuple(f) for f in failures[rank]]
                 where = f"batch {self.loader.sampler.position}/{len(self.loader)} of epoch"
             except ValueError as e:
                 log.warning("%s; epoch %d restarts from its first batch", e, self.epoch)

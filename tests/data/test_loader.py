@@ -283,6 +283,23 @@ def test_too_many_failures_stop_with_a_message(tmp_path):
         list(loader)
 
 
+@pytest.mark.parametrize("fraction, corrupt, stops", [
+    (0.25, 6, False), (0.25, 7, True),    # 6 of 24 is exactly 25 %: not more than it
+    (0.29, 29, False), (0.29, 30, True),  # int(0.29 * 100) is 28: 29 used to stop it
+])
+def test_the_failure_limit_is_exact(tmp_path, fraction, corrupt, stops):
+    n = 100 if fraction == 0.29 else 24
+    manifest, tok = make_corpus(tmp_path, n=n, corrupt=set(range(corrupt)))
+    cfg = data_cfg(max_fail_fraction=fraction)
+    cfg["sampler"]["max_frames"] = 20000
+    loader = build_loader(manifest, tok, cfg, train=False)
+    if stops:
+        with pytest.raises(LoadFailureError, match=f"{corrupt} of {n} utterances failed"):
+            list(loader)
+    else:
+        assert sum(len(b["ids"]) for b in loader) == n - corrupt
+
+
 def test_cmvn_command_matches_loader_features(tmp_path, capsys):
     from asrkit.bin.cmvn import main as cmvn_main
     from asrkit.data.cmvn import GlobalCMVN

@@ -75,16 +75,19 @@ def test_ranks_disjoint_with_equal_batch_counts(world_size):
             assert max(longest) - min(longest) <= 1500
 
 
-def test_the_batches_left_out_for_the_ranks_vary_not_always_the_longest():
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_the_batches_left_out_for_the_ranks_vary_not_always_the_longest(shuffle):
     """500 utterances of 50-1500 frames over 8 ranks, 20 epochs: the batches that fill no
-    group of 8 are left out, a seeded random choice each epoch, so the 10 longest
-    utterances are seen about as often as the rest (leaving out the tail of the
-    length-ordered list, as before, saw them 16-20 times, 17.6 on average)."""
+    group of 8 are left out, a seeded random choice each epoch (shuffled or not), so the 10
+    longest utterances are seen about as often as the rest (leaving out the tail of the
+    length-ordered list, as before, saw them 16-20 times, 17.6 on average; unshuffled, the
+    same ones every epoch)."""
     lengths = np.random.default_rng(0).integers(50, 1500, 500).tolist()
     seen = np.zeros(len(lengths), dtype=int)
     for epoch in range(20):
         for rank in range(8):
-            s = BucketingBatchSampler(lengths, 1600, seed=2, rank=rank, world_size=8)
+            s = BucketingBatchSampler(lengths, 1600, seed=2, rank=rank, world_size=8,
+                                      shuffle=shuffle)
             s.set_epoch(epoch)
             for batch in s:
                 seen[batch] += 1

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
 
+from asrkit.data.manifest import read_manifest, write_manifest
 from asrkit.training.checkpoint import list_checkpoints
+from asrkit.training.train_step import TrainingError
 from asrkit.training.trainer import Trainer
 from tests.training.test_trainer import record_rates, run
 
@@ -174,3 +177,32 @@ def test_a_resume_with_nothing_changed_is_exact_when_epochs_differ_in_batches(co
     a = torch.load(tmp_path / "straight" / "checkpoints" / "epoch_5.pt", weights_only=True)
     b = torch.load(exp / "checkpoints" / "epoch_5.pt", weights_only=True)
     assert all(torch.equal(value, b["model"][name]) for name, value in a["model"].items())
+
+
+def test_a_mid_epoch_resume_keeps_counting_the_epochs_load_failures(corpus, tmp_path):
+    """Two training utterances cannot be read, in the first and third batches of epoch 1,
+    and data.max_fail_fraction allows one: the epoch stops at the second whether or not a
+    stop and a resume came between them (each rank's failures so far are in the step
+    checkpoint)."""
+    probe = Trainer(corpus.config(tmp_path / "probe"))
+    probe.setup()  # the batches depend on durations alone, not on the audio
+    try:
+        ids = [u.id for u in probe.train_loader.dataset.utterances]
+        batches = probe.train_loader.sampler.rank_batches()
+        bad_ids = {ids[batches[0][0]], ids[batches[2][0]]}
+    finally:
+        probe.cleanup()
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF....not a wav file")
+    manifest = tmp_path / "train.jsonl"
+    write_manifest(manifest, [replace(u, audio=str(broken)) if u.id in bad_ids else u
+                              for u in read_manifest(corpus.train)])
+    overrides = (f"data.train={manifest}", "data.max_fail_fraction=0.05",
+                 "trainer.max_epochs=1")
+    with pytest.raises(TrainingError, match="2 of .* failed to load this epoch"):
+        run(corpus.config(tmp_path / "whole", *overrides))
+    exp = tmp_path / "resumed"
+    status, _ = run(corpus.config(exp, *overrides), stop_at_step=2)
+    assert status == 143
+    with pytest.raises(TrainingError, match="2 of .* failed to load this epoch"):
+        run(corpus.config(exp, *overrides))
