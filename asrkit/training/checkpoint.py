@@ -160,6 +160,22 @@ def first_non_finite(state: dict[str, torch.Tensor]) -> str | None:
     return None
 
 
+def non_finite_problem(state: dict[str, torch.Tensor], last_saved: tuple[Path | None, int],
+                       step: int) -> str | None:
+    """Why a checkpoint of ``state`` must not be written (a NaN/inf parameter or buffer),
+    naming the tensor and the last checkpoint known to be sound (``last_saved``: its path
+    and update); None if every tensor is finite."""
+    name = first_non_finite(state)
+    if name is None:
+        return None
+    path, saved_at = last_saved
+    since = (f"since update {saved_at} ({path} was the last checkpoint written)" if path
+             else "since the run started (no checkpoint was written)")
+    return (f"model tensor {name} holds NaN/inf values {since}, now at update {step}; no "
+            "checkpoint written (lower optim.lr, check the data, or resume from that "
+            "checkpoint)")
+
+
 def metric_is_higher_better(metric: str) -> bool:
     return "acc" in metric
 

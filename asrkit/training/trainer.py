@@ -66,7 +66,7 @@ from asrkit.training.checkpoint import (
     CheckpointManager,
     best_metric_problem,
     capture_rng_state,
-    first_non_finite,
+    non_finite_problem,
 )
 from asrkit.training.experiment import (
     STEP_LOGGER,
@@ -105,6 +105,7 @@ class Trainer:
         self.ctx = ctx
         self.tb: TensorBoardLogger | None = None
         self.lock: TrainLock | None = None  # rank 0's hold on exp_dir
+        self.last_saved: tuple[Path | None, int] = (None, 0)  # the last checkpoint, its update
         self.stop = StopRequest()
         self.epoch_stats = RunningMeans()  # the epoch's training means (train_<term>)
         # the last log line's loss and rate, for the progress bar (read at log lines only)
@@ -209,7 +210,8 @@ class Trainer:
         gathered). The checkpoint's contents: the model, the config, the metrics and the
         training state (asrkit.training.training_state)."""
         self.steps.settle()  # the true update count and skip counters
-        self._check_finite()
+        if problem := non_finite_problem(self.model.state_dict(), self.last_saved, self.state.step):
+            raise TrainingError(problem)  # never a checkpoint with a NaN/inf tensor
         rng, failed = zip(*dist_utils.gather_objects(  # every rank's: its own loads
             (capture_rng_state(), [list(f) for f in self.train_loader.failed]), self.ctx))
         state = self.state
@@ -230,19 +232,6 @@ class Trainer:
         if problem:
             raise TrainingError(problem)
         return path
-
-    def _check_finite(self) -> None:
-        """A checkpoint is never written with a NaN/inf parameter or buffer: the run stops
-        naming the first such tensor and the last checkpoint known to be sound."""
-        name = first_non_finite(self.model.state_dict())
-        if name is None:
-            return
-        path, step = getattr(self, "last_saved", (None, 0))
-        since = (f"since update {step} ({path} was the last checkpoint written)" if path
-                 else "since the run started (no checkpoint was written)")
-        raise TrainingError(f"model tensor {name} holds NaN/inf values {since}, now at update "
-                            f"{self.state.step}; no checkpoint written (lower optim.lr, check "
-                            f"the data, or resume from that checkpoint)")
 
     # ---- the loop ------------------------------------------------------------------------
     def train(self) -> int:
