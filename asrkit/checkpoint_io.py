@@ -70,7 +70,11 @@ def load_verified(path: str | Path) -> Any:
 
 
 def hash_path(path: str | Path) -> Path:
+    """``<file>.sha256`` beside the file; for a symlink (``checkpoints/last.pt``) beside the
+    file it points to, whose hash it is."""
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
     return path.with_name(path.name + HASH_SUFFIX)
 
 

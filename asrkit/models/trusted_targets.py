@@ -7,12 +7,15 @@ anything else (``builtins.open`` in write mode, ``shutil.copyfile``, ...): every
 of a config from a file is checked against ``BUILDING_BLOCKS``, an explicit list of dotted
 names compared whole (no prefix rule, which ``asrkit.models.encoders.conformer.torch.save``
 would pass), before anything is imported or called. Anything else is refused with one line
-naming the file and the target.
+naming the file and the target. So is any ``${...}`` interpolation in those sections:
+Hydra resolves interpolations before it instantiates, and ``${oc.create:{_target_: ...}}``
+would make a target appear only then (stored configs are saved resolved, so none has one).
 
 Configs typed by the user (the command line, ``conf/``, ``--config-dir``) may name their own
 classes; a model trained with one is loaded back only when the user names the module they
 trust (``trust_modules=[my_package]`` for ``asrkit decode``, ``--trust-module my_package``
-for ``asrkit compare``): then targets in that module or its submodules are allowed too.
+for ``asrkit compare``): then targets defined in that module or its submodules are allowed
+too (not what it merely imports: ``my_package.os.makedirs`` is refused).
 
     check_trusted(checkpoint["config"], "exp/a/avg_3.pt")            # raises on anything else
     check_trusted(config, "exp/a/avg_3.pt", trusted_modules=["my_package"])
@@ -23,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from asrkit.config import one_line
 from asrkit.config.validate import ConfigError
 
 # Every class a stored model config may name. A new building block is added here (a test
@@ -58,11 +62,26 @@ def iter_targets(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
             yield from iter_targets(item, f"{path}[{index}]")
 
 
+def _within(module: str, trusted_modules: Sequence[str]) -> bool:
+    return any(module == m or module.startswith(m + ".") for m in trusted_modules if m)
+
+
 def _trusted(target: str, trusted_modules: Sequence[str]) -> bool:
+    """A building block; or a target under a trusted module that is defined there: the
+    name is looked up (importing the trusted module, as building it would) and the object's
+    own ``__module__`` must be trusted too, since ``my_package.os.makedirs`` is a name under
+    ``my_package`` for anything that module imports."""
     if target in BUILDING_BLOCKS:
         return True
-    module = target.rpartition(".")[0]
-    return any(module == m or module.startswith(m + ".") for m in trusted_modules if m)
+    if not _within(target.rpartition(".")[0], trusted_modules):
+        return False
+    from hydra.utils import get_object
+
+    try:
+        found = get_object(target)
+    except Exception as e:  # noqa: BLE001 - any import failure: not a trusted target
+        raise LookupError(one_line(e)) from None
+    return _within(getattr(found, "__module__", None) or "", trusted_modules)
 
 
 MODEL_SECTIONS = ("encoder", "decoder", "transducer", "model")  # what building a model instantiates
@@ -76,7 +95,12 @@ def check_trusted(config: Any, source: str, trusted_modules: Sequence[str] = ())
         raise UntrustedTargetError(f"{source}: the stored config is not a mapping; refused")
     config = {key: config.get(key) for key in MODEL_SECTIONS}
     for path, target in iter_targets(config):
-        if not isinstance(target, str) or not _trusted(target, trusted_modules):
+        try:
+            trusted = isinstance(target, str) and _trusted(target, trusted_modules)
+        except LookupError as e:
+            raise UntrustedTargetError(f"{source}: {path} names {target!r}, which cannot be "
+                                       f"imported ({e})") from None
+        if not trusted:
             raise UntrustedTargetError(
                 f"{source}: {path} names {target!r}, which is not an asrkit building block; "
                 f"refused without calling it (a model of your own module loads with "
@@ -84,6 +108,11 @@ def check_trusted(config: Any, source: str, trusted_modules: Sequence[str] = ())
     for path, _ in _iter_keys(config, _HYDRA_CALL_KEYS):
         raise UntrustedTargetError(f"{source}: {path} is not allowed in a stored model config; "
                                    f"refused")
+    for path, value in _iter_strings(config):
+        if "${" in value:  # instantiate resolves it: ${oc.create:{_target_: ...}} would call
+            raise UntrustedTargetError(
+                f"{source}: {path} holds an interpolation ({value[:60]!r}); a stored model "
+                "config is saved resolved, so this one was edited; refused")
 
 
 def _iter_keys(node: Any, keys: Sequence[str], path: str = "") -> Iterator[tuple[str, Any]]:
@@ -96,3 +125,15 @@ def _iter_keys(node: Any, keys: Sequence[str], path: str = "") -> Iterator[tuple
     elif isinstance(node, (list, tuple)):
         for index, item in enumerate(node):
             yield from _iter_keys(item, keys, f"{path}[{index}]")
+
+
+def _iter_strings(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(dotted path, value) of every string value in a nested config, lists included."""
+    if isinstance(node, str):
+        yield path, node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _iter_strings(value, f"{path}.{key}".lstrip("."))
+    elif isinstance(node, (list, tuple)):
+        for index, item in enumerate(node):
+            yield from _iter_strings(item, f"{path}[{index}]")

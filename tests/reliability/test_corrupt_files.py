@@ -93,3 +93,13 @@ def test_decode_refuses_a_checkpoint_corrupted_inside_its_weights(trained, corpu
     assert status == 1 and err.count("\n") == 1
     assert f"{checkpoint}: corrupt checkpoint (its content differs from its recorded hash" in err
     assert not (exp / "decode" / "epoch_2").exists()
+    # through checkpoints/last.pt (a symlink to it: the default checkpoint without an
+    # average) the hash beside the file it points to is checked too
+    assert (exp / "checkpoints" / "last.pt").resolve() == checkpoint
+    for named in (["checkpoint=last.pt"], []):
+        status = decode([f"exp_dir={exp}", *named, "methods=[ctc_greedy]",
+                         f"test_sets=[{corpus.dev}]"])
+        err = capsys.readouterr().err
+        assert status == 1 and "corrupt checkpoint (its content differs from its recorded " \
+            "hash epoch_2.pt.sha256)" in err
+    assert verify(exp / "checkpoints" / "last.pt") is False

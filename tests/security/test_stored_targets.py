@@ -49,13 +49,17 @@ def _payloads(victim, tmp_path):
         "hydra's positional arguments": ("encoder", {
             "_target_": "asrkit.models.encoders.conformer.ConformerEncoder",
             "_args_": [{"_target_": "builtins.open", "file": str(victim), "mode": "w"}]}),
+        "a target made by an interpolation": ("encoder", {
+            "_target_": "asrkit.models.encoders.conformer.ConformerEncoder",
+            "activation": f"${{oc.create:{{_target_: os.makedirs, name: '{tmp_path / 'made'}'}}}}"}),
     }
 
 
 @pytest.mark.parametrize("case", ["open for writing", "copy over", "make a directory",
                                   "a target inside an allowed section",
                                   "a name under asrkit that is no building block",
-                                  "hydra's positional arguments"])
+                                  "hydra's positional arguments",
+                                  "a target made by an interpolation"])
 def test_decode_refuses_a_checkpoint_that_names_code(make_experiment, synth_dir, tmp_path,
                                                       victim, capsys, case):
     exp = make_experiment(tmp_path / "exp", synth_dir / "train.jsonl")
@@ -66,7 +70,8 @@ def test_decode_refuses_a_checkpoint_that_names_code(make_experiment, synth_dir,
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert str(exp / "avg_2.pt") in err
-    assert "not an asrkit building block" in err or "not allowed in a stored model config" in err
+    assert any(reason in err for reason in ("not an asrkit building block", ("holds an "
+                                            "interpolation"), "not allowed in a stored model"))
     assert victim.read_text() == "keep me"
     assert not (tmp_path / "planted.txt").exists() and not (tmp_path / "made").exists()
 
@@ -112,11 +117,26 @@ def test_a_users_own_module_loads_only_when_trusted(make_experiment, synth_dir, 
                    "trust_modules=[my_encoders]", f"test_sets=[{synth_dir / 'test.jsonl'}]"]) == 0
 
 
-def test_trust_is_by_module_not_by_prefix():
-    config = {"encoder": {"_target_": "my_encodersX.Evil"}}
-    with pytest.raises(UntrustedTargetError):
-        check_trusted(config, "x.pt", trusted_modules=["my_encoders"])
-    check_trusted({"encoder": {"_target_": "my_encoders.sub.Enc"}}, "x.pt", ["my_encoders"])
+def test_trust_is_by_module_not_by_prefix(tmp_path, monkeypatch):
+    """A trusted module's own classes and its submodules' pass; a name with the module's
+    name as a prefix, or something the module merely imports (``my_encoders.os``), does
+    not."""
+    package = tmp_path / "code" / "my_encoders"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("import os\n")
+    (package / "sub.py").write_text(OWN_ENCODER)
+    monkeypatch.syspath_prepend(str(tmp_path / "code"))
+    for name in [n for n in sys.modules if n.startswith("my_encoders")]:
+        monkeypatch.delitem(sys.modules, name)
+    for target, message in [("my_encodersX.Evil", "'my_encodersX.Evil', which is not"),
+                            ("my_encoders.os.makedirs", "'my_encoders.os.makedirs', which is"),
+                            ("my_encoders.nothing.Here", ("^x.pt: encoder._target_ names "
+                                                         "'my_encoders.nothing.Here', which "
+                                                         "cannot be imported"))]:
+        with pytest.raises(UntrustedTargetError, match=message):
+            check_trusted({"encoder": {"_target_": target}}, "x.pt", ["my_encoders"])
+    check_trusted({"encoder": {"_target_": "my_encoders.sub.MyEncoder"}}, "x.pt",
+                  ["my_encoders"])
 
 
 def test_every_model_option_in_conf_is_a_building_block():
