@@ -250,6 +250,21 @@ def test_recordings_of_the_same_stem_get_distinct_ctm_names(trained, tmp_path):
                      "x_": trained.utterances[1].text.split()}
 
 
+def test_srt_files_stay_inside_out_whatever_the_directory_names(trained, tmp_path,
+                                                                 monkeypatch):
+    """A directory named ``<..`` (the in-memory arrays' names start with ``<``) used to keep
+    its whole path in the SRT file's name, so ``<../a.wav`` was written beside --out."""
+    work = tmp_path / "work"
+    (work / "<..").mkdir(parents=True)
+    for name, utterance in zip("ab", trained.utterances, strict=False):
+        (work / "<.." / f"{name}.wav").write_bytes(Path(utterance.audio).read_bytes())
+    monkeypatch.chdir(work)
+    assert main([str(trained.exp_dir), "<../a.wav", "<../b.wav", "--format", "srt",
+                 "--out", "deep/subs"]) == 0
+    written = sorted(p.relative_to(work).as_posix() for p in work.rglob("*.srt"))
+    assert written == ["deep/subs/a.srt", "deep/subs/b.srt"]
+
+
 def test_integer_pcm_arrays_are_scaled_and_a_transposed_one_is_named(trained, transcriber):
     utterance = trained.utterances[0]
     wave = load_audio(utterance.audio)
