@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from asrkit.config import one_line
 from asrkit.data.cmvn import GlobalCMVN
 from asrkit.data.features import FbankExtractor
 from asrkit.experiment_dir import ExperimentDir
@@ -70,7 +71,11 @@ def load_experiment(exp_dir: str | Path, checkpoint: str | None = None,
                          f"was trained with (fingerprint {fingerprint(tokenizer)}, the model's "
                          f"{recorded}); its ids would decode to the wrong units")
     data = config.get("data") or {}
-    extractor = FbankExtractor.from_config(data)
+    try:
+        extractor = FbankExtractor.from_config(data)
+    except (KeyError, TypeError) as e:  # a foreign or hand-edited config
+        raise ValueError(f"{path}: its config lacks the feature settings (data.sample_rate, "
+                         f"data.features.*: {one_line(e)}); not a model asrkit wrote") from None
     return Experiment(exp.path, path, model, config, tokenizer, _cmvn(exp, data), extractor)
 
 

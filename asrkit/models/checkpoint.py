@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from asrkit.checkpoint_io import load_verified
 from asrkit.models.asr_model import ASRModel
 from asrkit.models.build import build_model
@@ -30,7 +32,38 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     checkpoint = load_verified(path)
     if not isinstance(checkpoint, dict) or "model" not in checkpoint or "config" not in checkpoint:
         raise ValueError(f"{path}: not an asrkit checkpoint (needs 'model' and 'config' entries)")
+    problem = weights_problem(checkpoint["model"]) or config_problem(checkpoint["config"])
+    if problem:
+        raise ValueError(f"{path}: not an asrkit checkpoint ({problem})")
     return checkpoint
+
+
+CONFIG_SECTIONS = ("encoder", "decoder", "transducer", "model", "tokenizer", "data")
+
+
+def weights_problem(weights: Any) -> str | None:
+    """Why a checkpoint's ``model`` entry is not a state dict (names to tensors), or None."""
+    if not isinstance(weights, dict):
+        return f"its 'model' is a {type(weights).__name__}, not a mapping of names to tensors"
+    for name, value in weights.items():
+        if not isinstance(name, str) or not isinstance(value, torch.Tensor):
+            return f"its 'model' maps {name!r} to a {type(value).__name__}, not a tensor"
+    return None
+
+
+def config_problem(config: Any, path: str = "config") -> str | None:
+    """Why a stored config is not the plain mapping asrkit writes (string keys throughout,
+    each section a mapping or null), or None."""
+    if not isinstance(config, dict):
+        return f"{path} is a {type(config).__name__}, not a mapping"
+    for key, value in config.items():
+        if not isinstance(key, str):
+            return f"{path} has a key {key!r} that is not a string"
+        if path == "config" and key in CONFIG_SECTIONS and not isinstance(value, (dict, type(None))):
+            return f"config.{key} is a {type(value).__name__}, not a mapping"
+        if isinstance(value, dict) and (problem := config_problem(value, f"{path}.{key}")):
+            return problem
+    return None
 
 
 def load_model(
@@ -45,6 +78,11 @@ def load_model(
     config = checkpoint["config"]
     check_trusted(config, str(path), trusted_modules)
     model = build_model(config)
-    model.load_state_dict(checkpoint["model"])
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as e:  # "Error(s) in loading state_dict ...": the first mismatch
+        detail = next((line.strip() for line in str(e).splitlines()[1:] if line.strip()), str(e))
+        raise ValueError(f"{path}: its weights do not fit the model its config describes "
+                         f"({detail})") from None
     model.eval()
     return model, config

@@ -33,6 +33,7 @@ import torch
 
 from asrkit.checkpoint_io import CorruptCheckpointError, atomic_save, load_file, verify
 from asrkit.experiment_dir import ExperimentDir
+from asrkit.models.checkpoint import weights_problem
 from asrkit.training.checkpoint import (
     CheckpointInfo,
     best_first,
@@ -135,6 +136,12 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
             checkpoints.append(load_file(path))
         except CorruptCheckpointError as e:
             raise CorruptCheckpointError(f"{e}; delete it, or pass --skip-corrupt") from None
+        checkpoint = checkpoints[-1]
+        problem = ("no 'model' entry" if not isinstance(checkpoint, dict) or "model" not in
+                   checkpoint else weights_problem(checkpoint["model"]))
+        if problem:
+            raise CorruptCheckpointError(f"{path}: not a checkpoint asrkit wrote ({problem}); "
+                                         "delete it, or pass --skip-corrupt")
     newest = checkpoints[-1]
     try:
         model = average_state_dicts([c["model"] for c in checkpoints])

@@ -165,3 +165,36 @@ def test_the_manifest_name_cannot_leave_the_decode_directory(make_experiment, sy
     assert len(results) == 1 and results[0].parent.parent.name == "set"
     assert json.loads(results[0].read_text())["set"] == "set"
     assert not (exp / "decode" / "avg_2" / "ctc_greedy").exists()
+
+
+def _malformed(checkpoint: dict, case: str) -> None:
+    config = checkpoint["config"]
+    if case == "a non-string key":
+        config["encoder"][3] = "x"
+    elif case == "a section that is a string":
+        config["tokenizer"] = "x"
+    elif case == "no data section":
+        del config["data"]
+    elif case == "a data section that is a list":
+        config["data"] = [1, 2]
+    elif case == "weights that are a list":
+        checkpoint["model"] = [1, 2]
+    elif case == "a weight of another shape":
+        name = next(iter(checkpoint["model"]))
+        checkpoint["model"][name] = torch.zeros(3, 1, 7)
+
+
+@pytest.mark.parametrize("case", ["a non-string key", "a section that is a string",
+                                  "no data section", "a data section that is a list",
+                                  "weights that are a list", "a weight of another shape"])
+def test_a_malformed_checkpoint_is_one_line_naming_it(make_experiment, synth_dir, tmp_path,
+                                                      capsys, case):
+    exp = make_experiment(tmp_path / "exp", synth_dir / "train.jsonl")
+    checkpoint = torch.load(exp / "avg_2.pt", weights_only=True)
+    _malformed(checkpoint, case)
+    torch.save(checkpoint, exp / "avg_2.pt")
+    status = decode([f"exp_dir={exp}", "checkpoint=avg_2.pt", "methods=[ctc_greedy]",
+                     f"test_sets=[{synth_dir / 'test.jsonl'}]"])
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"asrkit decode: {exp / 'avg_2.pt'}: "), err

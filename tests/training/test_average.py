@@ -132,3 +132,19 @@ def test_two_models_in_one_directory_a_gap_and_a_directory_as_out(exp_dir, capsy
     assert main([str(exp_dir), "--num", "1", "--out", str(exp_dir / "a_dir")]) == 2
     err = capsys.readouterr().err.splitlines()[-1]
     assert err.startswith("asrkit average: ") and "a_dir" in err
+
+
+@pytest.mark.parametrize("damage", ["no model", "weights of text"])
+def test_a_checkpoint_without_weights_is_one_line_naming_it(exp_dir, capsys, damage):
+    path = exp_dir / "checkpoints" / "epoch_3.pt"
+    checkpoint = load(path)
+    if damage == "no model":
+        del checkpoint["model"]
+    else:
+        checkpoint["model"]["w"] = "text"
+    atomic_save(checkpoint, path)  # its hash matches: the content, not the bytes, is wrong
+    assert main([str(exp_dir), "--num", "3"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"{path}: not a checkpoint asrkit wrote (" in err
+    assert not (exp_dir / "avg_3.pt").exists()
