@@ -90,10 +90,19 @@ MODEL_SECTIONS = ("encoder", "decoder", "transducer", "model")  # what building 
 def check_trusted(config: Any, source: str, trusted_modules: Sequence[str] = ()) -> None:
     """Raise UntrustedTargetError, naming ``source`` (the file) and the target, for any
     ``_target_`` in the model sections of ``config`` (the only ones a model is built from)
-    that is not a building block (or in a trusted module)."""
+    that is not a building block (or in a trusted module), and for any interpolation or
+    Hydra call key there; those are checked first, so nothing is imported for them."""
     if not isinstance(config, dict):
         raise UntrustedTargetError(f"{source}: the stored config is not a mapping; refused")
     config = {key: config.get(key) for key in MODEL_SECTIONS}
+    for path, value in _iter_strings(config):
+        if "${" in value:  # instantiate resolves it: ${oc.create:{_target_: ...}} would call
+            raise UntrustedTargetError(
+                f"{source}: {path} holds an interpolation ({value[:60]!r}); a stored model "
+                "config is saved resolved, so this one was edited; refused")
+    for path, _ in _iter_keys(config, _HYDRA_CALL_KEYS):
+        raise UntrustedTargetError(f"{source}: {path} is not allowed in a stored model config; "
+                                   f"refused")
     for path, target in iter_targets(config):
         try:
             trusted = isinstance(target, str) and _trusted(target, trusted_modules)
@@ -105,14 +114,6 @@ def check_trusted(config: Any, source: str, trusted_modules: Sequence[str] = ())
                 f"{source}: {path} names {target!r}, which is not an asrkit building block; "
                 f"refused without calling it (a model of your own module loads with "
                 f"trust_modules=[<module>] / --trust-module <module>)")
-    for path, _ in _iter_keys(config, _HYDRA_CALL_KEYS):
-        raise UntrustedTargetError(f"{source}: {path} is not allowed in a stored model config; "
-                                   f"refused")
-    for path, value in _iter_strings(config):
-        if "${" in value:  # instantiate resolves it: ${oc.create:{_target_: ...}} would call
-            raise UntrustedTargetError(
-                f"{source}: {path} holds an interpolation ({value[:60]!r}); a stored model "
-                "config is saved resolved, so this one was edited; refused")
 
 
 def _iter_keys(node: Any, keys: Sequence[str], path: str = "") -> Iterator[tuple[str, Any]]:

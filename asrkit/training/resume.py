@@ -1,7 +1,8 @@
 """Starting from weights or a checkpoint: ``trainer.init_from`` and ``trainer.resume``.
 
 ``init_from`` (a new run from another model, e.g. fine-tuning) loads every tensor whose name
-and shape match (or those under ``init_modules`` only) and reports the rest; optimiser, schedule and position start afresh.
+and shape match (or those under ``init_modules`` only) and reports the rest; optimiser,
+schedule and position start afresh.
 ``resume`` continues a run: model, optimiser, schedule, GradScaler, counters, the sampler's
 position (mid-epoch checkpoints) and the RNG states of every rank. Resuming on another
 number of ranks works from epoch checkpoints; a mid-epoch checkpoint then restarts its epoch.
