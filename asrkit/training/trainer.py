@@ -73,6 +73,7 @@ from asrkit.training.experiment import (
     note_unapplied_config,
     prepare_experiment,
     setup_logging,
+    teardown_logging,
     write_config,
 )
 from asrkit.training.host_memory import keep_freed_memory
@@ -439,3 +440,4 @@ class Trainer:
             dist_utils.cleanup(self.ctx, synchronize)
         if self.lock is not None:
             self.lock.release()
+        teardown_logging()  # a later run's errors (a sweep's next job) are not this run's

@@ -50,3 +50,21 @@ def test_the_lock_is_per_directory(tmp_path):
     finally:
         first.release()
     TrainLock.acquire(tmp_path / "a").release()
+
+
+def test_a_refused_run_after_another_in_the_same_process_writes_to_neither_log(corpus,
+                                                                               tmp_path,
+                                                                               capsys):
+    """A sweep's second job into a directory in use: its one line reaches stderr, not the
+    previous job's train.log (that run's log handlers are gone once it is cleaned up)."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert run_training(corpus.config(first, "trainer.max_epochs=1")) == 0
+    before = (first / "train.log").read_text()
+    capsys.readouterr()
+    held = TrainLock.acquire(second)
+    try:
+        assert run_training(corpus.config(second, "trainer.max_epochs=1")) == 2
+    finally:
+        held.release()
+    assert "is in use by another asrkit train" in capsys.readouterr().err
+    assert (first / "train.log").read_text() == before
