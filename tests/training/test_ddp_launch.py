@@ -109,9 +109,11 @@ from asrkit.training.distributed import follow_launcher
 
 out = sys.argv[1]
 
-def stop(signum, frame):
-    with open(f"{out}/stopped{os.environ['RANK']}", "w") as f:
+def stop(signum, frame):  # written, then renamed: the test never reads it half-written
+    name = f"{out}/stopped{os.environ['RANK']}"
+    with open(name + ".part", "w") as f:
         f.write(signal.Signals(signum).name)
+    os.replace(name + ".part", name)
     sys.exit(143)
 
 signal.signal(signal.SIGTERM, stop)
