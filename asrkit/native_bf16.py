@@ -83,7 +83,7 @@ def slower_than_fp32(option: str, name: str, device: torch.device,
     if name == "fp16":
         return (f"{option}=fp16 on the CPU: autocast works but is usually slower than fp32, "
                 "and training a convolutional front end far slower (PyTorch's CPU fp16 "
-                "convolution backward is ~150x bf16's); bf16 or fp32 are the CPU's choices")
+                "convolution backward is over 100x bf16's); bf16 or fp32 are the CPU's choices")
     if name == "bf16" and cpu_native_bf16(cpuinfo) is None:
         return (f"{option}=bf16 on a CPU without native bf16: autocast works but is usually "
                 "slower than fp32")

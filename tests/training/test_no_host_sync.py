@@ -111,7 +111,7 @@ def test_a_training_step_reads_nothing_from_the_device(corpus, tmp_path, monkeyp
     """Also with BatchNorm (its statistics put back on the device after the NaN loss) and
     under fp16, where the GradScaler skips the infinite gradient's update (found_inf too)
     and, as before, does not count it as a skip (without the conv2d front end: PyTorch's
-    CPU fp16 convolution backward is ~150x slower than bf16's)."""
+    CPU fp16 convolution backward is over 100x slower than bf16's)."""
     trainer, batches = set_up(corpus, tmp_path / "exp", "trainer.log_interval=3", *model)
     nan_loss_at(trainer, {2})
     infinite_gradient(trainer, {4})

@@ -76,7 +76,7 @@ def test_the_cpu_default_is_bf16_where_the_cpu_has_it_natively():
 @pytest.mark.parametrize("precision, extra", [
     ("bf16", ()),
     ("bf16", ("trainer.mwer.enabled=true",)),  # the N-best search under autocast too
-    # no conv2d front end in fp16: PyTorch's CPU fp16 convolution backward is ~150x slower
+    # no conv2d front end in fp16: PyTorch's CPU fp16 convolution backward is over 100x slower
     # than bf16's (15 s of the 23 s this test took); the GradScaler's path is the same
     ("fp16", ("encoder.input_layer=linear",)),
 ])
