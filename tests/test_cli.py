@@ -40,3 +40,18 @@ def test_readme_shows_the_real_help(capsys):
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     shown = readme.split("$ .venv/bin/asrkit --help\n", 1)[1].split("```", 1)[0]
     assert shown == out
+
+
+def test_an_interrupt_is_one_line_and_exit_130(monkeypatch, capsys):
+    """A Ctrl-C a command does not handle itself (training's second one) ends it with one
+    line, not Python's traceback, and the shell's status for SIGINT."""
+    import asrkit.bin.score
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(asrkit.bin.score, "main", interrupted)
+    with pytest.raises(SystemExit) as exit_:
+        main(["score", "--ref", "r", "--hyp", "h"])
+    assert exit_.value.code == 130
+    assert capsys.readouterr().err == "asrkit score: interrupted\n"

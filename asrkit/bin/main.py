@@ -61,4 +61,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"asrkit: unknown command '{name}' (known: {', '.join(commands)})", file=sys.stderr)
         sys.exit(2)
     module = importlib.import_module(commands[name])
-    sys.exit(module.main(rest) or 0)
+    try:
+        status = module.main(rest) or 0
+    except KeyboardInterrupt:  # a Ctrl-C the command does not handle (training's second)
+        print(f"asrkit {name}: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(status)
