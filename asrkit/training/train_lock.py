@@ -5,7 +5,8 @@ directory in use) would write the same checkpoints, interleave train.log and pru
 other's checkpoints. Rank 0 therefore holds an exclusive ``flock`` on ``exp_dir/.train.lock``
 for the whole run; a second run fails at once naming the process that holds it. The kernel
 drops the lock when that process ends, however it ends (SIGKILL included), so a stale file
-never blocks a later run.
+never blocks a later run. On a file system without flock (Lustre mounted ``noflock``, some
+FUSE mounts) the run goes on unlocked, with a warning.
 
     lock = TrainLock.acquire(exp_dir)   # ValueError naming the holder if in use
     ...
@@ -24,8 +25,9 @@ from asrkit.experiment_dir import ExperimentDir
 
 
 class TrainLock:
-    def __init__(self, file) -> None:
+    def __init__(self, file, note: str = "") -> None:
         self._file = file
+        self.note = note  # why there is no lock (a file system without flock), for the log
 
     @classmethod
     def acquire(cls, exp_dir: Path) -> TrainLock:
@@ -43,6 +45,10 @@ class TrainLock:
             raise ValueError(f"exp_dir: {exp_dir} is in use by another asrkit train ({holder}); "
                              "wait for it to finish or stop it, or train into another "
                              "exp_dir") from None
+        except OSError as e:  # no flock here (Lustre mounted noflock, some FUSE): train on
+            file.close()
+            return cls(None, f"{path}: cannot be locked ({e.strerror or e}); a second run "
+                             "into this exp_dir would not be noticed")
         except BaseException:
             file.close()
             raise
@@ -57,6 +63,6 @@ class TrainLock:
         """Drop the lock (the file stays: removing it could race a run that opened it).
         Unlocked explicitly: DataLoader workers forked during the run share the open file,
         and closing it here alone would leave the lock held until they exit."""
-        if not self._file.closed:
+        if self._file is not None and not self._file.closed:
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()

@@ -121,6 +121,8 @@ class Trainer:
             self.requested_config["trainer"]["progress_bar"])
         self.lock = TrainLock.acquire(self.exp_dir) if ctx.is_main else None
         setup_logging(self.exp_dir, ctx, self.progress_bar)
+        if self.lock is not None and self.lock.note:
+            log.warning(self.lock.note)
         self.config = prepare_experiment(self.requested_config, ctx)
         self.tcfg = tcfg = self.config["trainer"]
         self.device = ctx.device

@@ -68,3 +68,20 @@ def test_a_refused_run_after_another_in_the_same_process_writes_to_neither_log(c
         held.release()
     assert "is in use by another asrkit train" in capsys.readouterr().err
     assert (first / "train.log").read_text() == before
+
+
+def test_a_file_system_without_flock_trains_unlocked_with_a_warning(corpus, tmp_path,
+                                                                   monkeypatch, caplog):
+    import errno
+    import fcntl
+
+    def no_flock(file, operation):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    exp = tmp_path / "exp"
+    with caplog.at_level("WARNING"):
+        status, _ = run(corpus.config(exp, "trainer.max_epochs=1"))
+    assert status == 0
+    assert (f"{exp.resolve() / '.train.lock'}: cannot be locked (Function not implemented); "
+            "a second run into this exp_dir would not be noticed") in caplog.text
