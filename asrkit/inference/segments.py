@@ -58,11 +58,11 @@ class ArrayRecording:
                  channel: int | None, name: str) -> None:
         data = wave.detach().cpu().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave)
         data = float_samples(data, name)
-        if data.ndim == 1:
-            data = data[:, None]
-        if data.ndim != 2 or data.shape[0] == 0:
+        if data.ndim not in (1, 2) or data.shape[0] == 0:
             raise AudioError(f"{name}: expected (samples,) or (samples, channels) audio with "
                              f"samples, got shape {tuple(data.shape)}")
+        if data.ndim == 1:
+            data = data[:, None]
         if data.shape[1] > data.shape[0]:
             raise AudioError(f"{name}: shape {tuple(data.shape)} has more channels than "
                              f"samples: audio is (samples, channels), as soundfile reads it; "

@@ -113,7 +113,8 @@ def check_trusted(config: Any, source: str, trusted_modules: Sequence[str] = ())
             raise UntrustedTargetError(
                 f"{source}: {path} names {target!r}, which is not an asrkit building block; "
                 f"refused without calling it (a model of your own module loads with "
-                f"trust_modules=[<module>] / --trust-module <module>)")
+                f"trust_modules=[<module>] for asrkit decode, --trust-module <module>, or "
+                f"trusted_modules=[...] in Python)")
 
 
 def _iter_keys(node: Any, keys: Sequence[str], path: str = "") -> Iterator[tuple[str, Any]]:

@@ -177,8 +177,7 @@ def _rows(runs: list[DecodeRun], infos: dict) -> list[Row]:
     for method in {row.method for row in rows.values()}:
         same = [row for row in rows.values() if row.method == method]
         checkpoints = {row.checkpoint for row in same}
-        varying = sorted({k for row in same for k in row.settings
-                          if len({json.dumps(setting_value(r.settings, k)) for r in same}) > 1})
+        varying = _label_keys(same)
         for row in same:
             extra = [checkpoint_dir_name(str(row.checkpoint))] if len(checkpoints) > 1 else []
             extra += [f"{k} {setting_value(row.settings, k)}" for k in varying]
@@ -196,12 +195,23 @@ def _group_rows(rows: list[Row]) -> None:
         for row in same:
             by_experiment.setdefault(row.info.path, set()).add(row.checkpoint)
         checkpoints = any(len(c) > 1 for c in by_experiment.values())
-        varying = sorted({k for row in same for k in row.settings
-                          if len({json.dumps(setting_value(r.settings, k)) for r in same}) > 1})
+        varying = _label_keys(same)
         for row in same:
             extra = [checkpoint_dir_name(str(row.checkpoint))] if checkpoints else []
             extra += [f"{k} {setting_value(row.settings, k)}" for k in varying]
             row.group = f"{method} ({', '.join(extra)})" if extra else method
+
+
+# a decode's conditions rather than its search's: named in a row's label even when no other
+# row of the method differs (a chunked or bf16 decode alone must not read as the plain one)
+ALWAYS_NAMED = ("chunk_size", "left_chunks", "precision")
+
+
+def _label_keys(same: list[Row]) -> list[str]:
+    """The settings one method's rows are labelled with: those whose values differ among
+    them, and any of ``ALWAYS_NAMED`` a row has."""
+    return sorted({k for row in same for k in row.settings if k in ALWAYS_NAMED or
+                   len({json.dumps(setting_value(r.settings, k)) for r in same}) > 1})
 
 
 def settings_difference(a: Row, b: Row) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -102,16 +103,35 @@ def select_maps(weights: dict[str, torch.Tensor], num_encoder_heads: int,
                    key=_layer_index)
     for name in cross:
         maps[f"attention/decoder_cross/layer{_layer_index(name)}"] = weights[name][0].mean(0)
-    encoder = sorted((n for n in weights if n.startswith("encoder.")), key=_layer_index)
+    # the encoder's own blocks only (not, e.g., the 3M model's shared embedding block)
+    encoder = sorted((n for n in weights if _ENCODER_LAYER.match(n)), key=_layer_index)
     if encoder and num_encoder_heads > 0:
         picks = torch.linspace(0, len(encoder) - 1, num_encoder_heads).round().long().tolist()
+        taken: set[tuple[int, int]] = set()
         for i, index in enumerate(picks):
-            name = encoder[index]
-            heads = weights[name].size(1)
-            head = i % heads
-            maps[f"attention/encoder_self/layer{_layer_index(name)}_head{head}"] = \
-                weights[name][0, head]
+            pick = _free_head(encoder, weights, index, i, taken)
+            if pick is None:  # every head of every layer drawn already
+                break
+            taken.add(pick)
+            name = encoder[pick[0]]
+            maps[f"attention/encoder_self/layer{_layer_index(name)}_head{pick[1]}"] = \
+                weights[name][0, pick[1]]
     return maps
+
+
+_ENCODER_LAYER = re.compile(r"encoder\.layers\.\d+\.")
+
+
+def _free_head(encoder: list[str], weights: dict[str, torch.Tensor], index: int, i: int,
+               taken: set[tuple[int, int]]) -> tuple[int, int] | None:
+    """(layer, head) for the i-th picture, aimed at layer ``index`` and head i (cycling):
+    the next head of that layer not yet drawn, else of the nearest layer with one."""
+    for layer in sorted(range(len(encoder)), key=lambda j: (abs(j - index), j)):
+        heads = weights[encoder[layer]].size(1)
+        for step in range(heads):
+            if (layer, (i + step) % heads) not in taken:
+                return layer, (i + step) % heads
+    return None
 
 
 @torch.no_grad()

@@ -278,6 +278,10 @@ def test_integer_pcm_arrays_are_scaled_and_a_transposed_one_is_named(trained, tr
                               f"transpose a (channels, samples) tensor (torchaudio's layout)")
     bad, = transcriber.transcribe([np.zeros(16000, np.int64)])
     assert bad.reason.startswith("<array 0>: audio samples of dtype int64")
+    for empty in (np.zeros(0, np.float32), np.zeros((0, 2), np.float32)):
+        nothing, = transcriber.transcribe([empty])  # the shape given, not a reshaped one
+        assert nothing.reason == ("<array 0>: expected (samples,) or (samples, channels) "
+                                  f"audio with samples, got shape {empty.shape}")
 
 
 def test_float_samples_scale_pcm_as_soundfile_reads_it(tmp_path):

@@ -230,3 +230,22 @@ def test_a_count_that_is_not_a_number_is_named_and_results_md_skips_the_bootstra
     (run / "wer.json").write_text(json.dumps({**summary, "sub": "12"}))
     with pytest.raises(ValueError, match=rf"^{run / 'wer.json'}: sub is not a number \('12'\)$"):
         format_results_md(tmp_path / "A")
+
+
+def test_a_chunked_or_bf16_decode_alone_is_named_so(tmp_path):
+    """Chunked (streaming) context and low precision are the decode's conditions: a row
+    decoded so is labelled with them even when it is its method's only row (a chunk-16
+    rescoring must not read as a full-context one); plain rows stay plain."""
+    refs = _refs()
+    _result(tmp_path / "A", refs, _noisy(refs, 0.1, 1), method="attention_rescoring",
+            settings={"beam": 10, "chunk_size": 16, "left_chunks": None})
+    _result(tmp_path / "A", refs, _noisy(refs, 0.1, 2), method="ctc_greedy",
+            settings={"precision": "bf16"})
+    _result(tmp_path / "A", refs, _noisy(refs, 0.1, 3), method="attention",
+            settings={"beam": 10})
+    comparison = compare_experiments([tmp_path / "A"])
+    assert sorted(row.label for row in comparison.rows) == [
+        "attention", "attention_rescoring (chunk_size 16, left_chunks None)",
+        "ctc_greedy (precision bf16)"]
+    assert "| attention_rescoring (chunk_size 16, left_chunks None) |" in \
+        format_results_md(tmp_path / "A")

@@ -108,8 +108,9 @@ def test_a_users_own_module_loads_only_when_trusted(make_experiment, synth_dir, 
     checkpoint["config"]["encoder"]["_target_"] = "my_encoders.MyEncoder"
     torch.save(checkpoint, exp / "avg_2.pt")
     sys.modules.pop("my_encoders", None)
-    with pytest.raises(UntrustedTargetError, match="'my_encoders.MyEncoder'"):
+    with pytest.raises(UntrustedTargetError, match="'my_encoders.MyEncoder'") as refused:
         load_model(exp / "avg_2.pt")
+    assert "trusted_modules=[...] in Python" in str(refused.value)  # load_model's keyword
     assert "my_encoders" not in sys.modules  # refused before anything was imported
     model, _ = load_model(exp / "avg_2.pt", trusted_modules=["my_encoders"])
     assert type(model.encoder).__name__ == "MyEncoder"

@@ -1,6 +1,7 @@
 """The recomputed attention weights reproduce the modules' own outputs: weights @ V through
 the output projection equals what the module returned."""
 
+import pytest
 import torch
 
 from asrkit.models.attention import MultiHeadAttention, merge_heads, split_heads
@@ -55,3 +56,30 @@ def test_select_maps_and_heatmap():
     image = heatmap(torch.tensor([[0.0, 1.0], [0.5, 0.25]]), min_size=8)
     assert image.shape == (8, 8, 3) and image.dtype.name == "uint8"
     assert (image[:4, :4] == image[0, 0]).all() and not (image[0, 0] == image[0, 4]).all()
+
+
+@pytest.mark.parametrize("layers, heads", [(4, 2), (3, 4), (1, 4), (6, 1)])
+def test_every_requested_encoder_picture_is_a_different_head(layers, heads):
+    """Up to layers x heads pictures are all drawn, each of another (layer, head), from the
+    first layer to the last; asking for more draws each head once."""
+    weights = {f"encoder.layers.{i}.self_attn": torch.rand(1, heads, 5, 5)
+               for i in range(layers)}
+    for wanted in range(1, layers * heads + 3):
+        maps = select_maps(weights, wanted)
+        drawn = [(int(k.split("layer")[1].split("_")[0]), int(k.split("head")[1])) for k in maps]
+        assert len(drawn) == len(set(drawn)) == min(wanted, layers * heads)
+        for (layer, head), tag in zip(drawn, maps, strict=True):
+            assert torch.equal(maps[tag], weights[f"encoder.layers.{layer}.self_attn"][0, head])
+        if wanted >= 2:
+            assert {0, layers - 1} <= {layer for layer, _ in drawn}
+
+
+def test_only_the_encoders_own_layers_are_drawn_as_encoder_layers():
+    """The 3M model's shared embedding block (encoder.embedding.layers.0) is not layer 0."""
+    weights = {f"encoder.layers.{i}.self_attn": torch.rand(1, 2, 5, 5) for i in range(2)}
+    weights["encoder.embedding.layers.0.self_attn"] = torch.rand(1, 2, 5, 5)
+    maps = select_maps(weights, 4)
+    assert len(maps) == 4
+    for tag, image in maps.items():
+        layer, head = int(tag.split("layer")[1].split("_")[0]), int(tag.split("head")[1])
+        assert torch.equal(image, weights[f"encoder.layers.{layer}.self_attn"][0, head])
