@@ -55,3 +55,17 @@ def test_an_interrupt_is_one_line_and_exit_130(monkeypatch, capsys):
         main(["score", "--ref", "r", "--hyp", "h"])
     assert exit_.value.code == 130
     assert capsys.readouterr().err == "asrkit score: interrupted\n"
+
+
+def test_an_interrupt_while_the_command_loads_is_one_line_too(monkeypatch, capsys):
+    """Importing a command's module takes a second or two (torch): a Ctrl-C then too."""
+    import importlib
+
+    def interrupted(name):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib, "import_module", interrupted)
+    with pytest.raises(SystemExit) as exit_:
+        main(["transcribe", "exp", "a.wav"])
+    assert exit_.value.code == 130
+    assert capsys.readouterr().err == "asrkit transcribe: interrupted\n"

@@ -60,9 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     if name not in commands:
         print(f"asrkit: unknown command '{name}' (known: {', '.join(commands)})", file=sys.stderr)
         sys.exit(2)
-    module = importlib.import_module(commands[name])
-    try:
-        status = module.main(rest) or 0
+    try:  # the import too: a command's module may take a second or two (torch)
+        status = importlib.import_module(commands[name]).main(rest) or 0
     except KeyboardInterrupt:  # a Ctrl-C the command does not handle (training's second)
         print(f"asrkit {name}: interrupted", file=sys.stderr)
         sys.exit(130)

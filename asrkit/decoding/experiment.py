@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from asrkit.checkpoint_io import CorruptCheckpointError
 from asrkit.config import one_line
 from asrkit.data.cmvn import GlobalCMVN
 from asrkit.data.features import FbankExtractor
@@ -74,8 +75,9 @@ def load_experiment(exp_dir: str | Path, checkpoint: str | None = None,
     try:
         extractor = FbankExtractor.from_config(data)
     except (KeyError, TypeError) as e:  # a foreign or hand-edited config
-        raise ValueError(f"{path}: its config lacks the feature settings (data.sample_rate, "
-                         f"data.features.*: {one_line(e)}); not a model asrkit wrote") from None
+        raise CorruptCheckpointError(
+            f"{path}: its config lacks the feature settings (data.sample_rate, "
+            f"data.features.*: {one_line(e)}); not a model asrkit wrote") from None
     return Experiment(exp.path, path, model, config, tokenizer, _cmvn(exp, data), extractor)
 
 

@@ -75,13 +75,14 @@ def write_srt(result: Transcript, out: TextIO, joiner: str = " ") -> None:
 
 def ctm_name(source: str) -> str:
     """A recording's name as one CTM field (and an SRT file's name): its file stem (one
-    path component, whatever the path holds: a directory named ``<..`` is a directory),
-    ``array_N`` for audio given as an array, whitespace replaced by _."""
-    stem = source.strip("<>") if _ARRAY_SOURCE.fullmatch(source) else Path(source).stem
+    path component, whatever the path holds: a directory named ``<..`` is a directory);
+    for audio in memory (``<array N>``, a stream's ``<stream>``) the name inside the
+    brackets; whitespace replaced by _."""
+    stem = source.strip("<>") if _IN_MEMORY.fullmatch(source) else Path(source).stem
     return re.sub(r"\s+", "_", stem) or "recording"
 
 
-_ARRAY_SOURCE = re.compile(r"<array \d+>")  # asrkit.inference.segments names arrays so
+_IN_MEMORY = re.compile(r"<[^/\\]*>")  # no path separator: not a file's path
 
 
 def write_ctm(result: Transcript, out: TextIO, name: str | None = None) -> None:

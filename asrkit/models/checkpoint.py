@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from asrkit.checkpoint_io import load_verified
+from asrkit.checkpoint_io import CorruptCheckpointError, load_verified
 from asrkit.models.asr_model import ASRModel
 from asrkit.models.build import build_model
 from asrkit.models.trusted_targets import check_trusted
@@ -28,13 +28,15 @@ from asrkit.models.trusted_targets import check_trusted
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint dict; raises ValueError naming the file if it is not one of ours, and
     CorruptCheckpointError (a ValueError) if its bytes differ from its recorded hash
-    (asrkit.checkpoint_io; a file without a hash file loads unverified)."""
+    (asrkit.checkpoint_io; a file without a hash file loads unverified) or its content is
+    not what asrkit writes (weights that are not tensors, a config that is not a mapping of
+    mappings)."""
     checkpoint = load_verified(path)
     if not isinstance(checkpoint, dict) or "model" not in checkpoint or "config" not in checkpoint:
         raise ValueError(f"{path}: not an asrkit checkpoint (needs 'model' and 'config' entries)")
     problem = weights_problem(checkpoint["model"]) or config_problem(checkpoint["config"])
-    if problem:
-        raise ValueError(f"{path}: not an asrkit checkpoint ({problem})")
+    if problem:  # its content, not the command, is at fault: as corrupt bytes (exit 1)
+        raise CorruptCheckpointError(f"{path}: not an asrkit checkpoint ({problem})")
     return checkpoint
 
 
@@ -82,7 +84,7 @@ def load_model(
         model.load_state_dict(checkpoint["model"])
     except RuntimeError as e:  # "Error(s) in loading state_dict ...": the first mismatch
         detail = next((line.strip() for line in str(e).splitlines()[1:] if line.strip()), str(e))
-        raise ValueError(f"{path}: its weights do not fit the model its config describes "
-                         f"({detail})") from None
+        raise CorruptCheckpointError(f"{path}: its weights do not fit the model its config "
+                                     f"describes ({detail})") from None
     model.eval()
     return model, config

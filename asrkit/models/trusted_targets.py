@@ -66,15 +66,17 @@ def _within(module: str, trusted_modules: Sequence[str]) -> bool:
     return any(module == m or module.startswith(m + ".") for m in trusted_modules if m)
 
 
-def _trusted(target: str, trusted_modules: Sequence[str]) -> bool:
-    """A building block; or a target under a trusted module that is defined there: the
-    name is looked up (importing the trusted module, as building it would) and the object's
-    own ``__module__`` must be trusted too, since ``my_package.os.makedirs`` is a name under
-    ``my_package`` for anything that module imports."""
-    if target in BUILDING_BLOCKS:
-        return True
-    if not _within(target.rpartition(".")[0], trusted_modules):
-        return False
+def _named_trusted(target: str, trusted_modules: Sequence[str]) -> bool:
+    """A building block, or a name under a trusted module (checked further by
+    ``_defined_in``)."""
+    return target in BUILDING_BLOCKS or _within(target.rpartition(".")[0], trusted_modules)
+
+
+def _defined_in(target: str, trusted_modules: Sequence[str]) -> bool:
+    """Whether a target under a trusted module is defined there: the name is looked up
+    (importing the trusted module, as building it would) and the object's own
+    ``__module__`` must be trusted too, since ``my_package.os.makedirs`` is a name under
+    ``my_package`` for anything that module imports. LookupError if it cannot be imported."""
     from hydra.utils import get_object
 
     try:
@@ -82,6 +84,13 @@ def _trusted(target: str, trusted_modules: Sequence[str]) -> bool:
     except Exception as e:  # noqa: BLE001 - any import failure: not a trusted target
         raise LookupError(one_line(e)) from None
     return _within(getattr(found, "__module__", None) or "", trusted_modules)
+
+
+def _untrusted(source: str, path: str, target: Any) -> UntrustedTargetError:
+    return UntrustedTargetError(
+        f"{source}: {path} names {target!r}, which is not an asrkit building block; refused "
+        f"without calling it (a model of your own module loads with trust_modules=[<module>] "
+        f"for asrkit decode, --trust-module <module>, or trusted_modules=[...] in Python)")
 
 
 MODEL_SECTIONS = ("encoder", "decoder", "transducer", "model")  # what building a model instantiates
@@ -103,18 +112,19 @@ def check_trusted(config: Any, source: str, trusted_modules: Sequence[str] = ())
     for path, _ in _iter_keys(config, _HYDRA_CALL_KEYS):
         raise UntrustedTargetError(f"{source}: {path} is not allowed in a stored model config; "
                                    f"refused")
-    for path, target in iter_targets(config):
+    targets = list(iter_targets(config))
+    for path, target in targets:  # by name first: nothing is imported for a file that
+        if not isinstance(target, str) or not _named_trusted(target, trusted_modules):
+            raise _untrusted(source, path, target)  # names anything untrusted
+    for path, target in targets:
+        if target in BUILDING_BLOCKS:
+            continue
         try:
-            trusted = isinstance(target, str) and _trusted(target, trusted_modules)
+            if not _defined_in(target, trusted_modules):
+                raise _untrusted(source, path, target)
         except LookupError as e:
             raise UntrustedTargetError(f"{source}: {path} names {target!r}, which cannot be "
                                        f"imported ({e})") from None
-        if not trusted:
-            raise UntrustedTargetError(
-                f"{source}: {path} names {target!r}, which is not an asrkit building block; "
-                f"refused without calling it (a model of your own module loads with "
-                f"trust_modules=[<module>] for asrkit decode, --trust-module <module>, or "
-                f"trusted_modules=[...] in Python)")
 
 
 def _iter_keys(node: Any, keys: Sequence[str], path: str = "") -> Iterator[tuple[str, Any]]:

@@ -92,17 +92,34 @@ def select_checkpoints(exp_dir: str | Path, num: int, best_by: str | None = None
 
 
 def _sound_epochs(directory: Path, skip_corrupt: bool) -> list[CheckpointInfo]:
+    """The epoch checkpoints that can be averaged; one that cannot (unreadable, bytes other
+    than its hash, content asrkit does not write) is an error, or left out with a warning
+    under ``--skip-corrupt``."""
     infos = [i for i in list_checkpoints(directory) if i.kind == "epoch"]
     readable = {i.path for i in infos}
-    bad = [p for p in sorted(directory.glob("epoch_*.pt")) if p not in readable]
-    bad += [i.path for i in infos if verify(i.path) is False]
+    bad = {p: "corrupt or unreadable checkpoint" for p in sorted(directory.glob("epoch_*.pt"))
+           if p not in readable}
+    bad |= {i.path: "corrupt or unreadable checkpoint" for i in infos
+            if verify(i.path) is False}
+    bad |= {i.path: problem for i in infos if i.path not in bad
+            and (problem := _content_problem(i.path))}
     if bad and not skip_corrupt:
+        path, why = next(iter(bad.items()))
         raise CorruptCheckpointError(
-            f"{bad[0]}: corrupt or unreadable checkpoint; not averaging without it (that "
-            f"would average other epochs than asked): delete it, or pass --skip-corrupt")
-    for path in bad:
-        log.warning("%s: corrupt or unreadable, left out (--skip-corrupt)", path)
+            f"{path}: {why}; not averaging without it (that would average other epochs than "
+            f"asked): delete it, or pass --skip-corrupt")
+    for path, why in bad.items():
+        log.warning("%s: %s, left out (--skip-corrupt)", path, why)
     return [i for i in infos if i.path not in bad]
+
+
+def _content_problem(path: Path) -> str | None:
+    """Why a readable checkpoint holds no weights asrkit could average, or None."""
+    checkpoint = load_file(path, mmap=True)
+    if "model" not in checkpoint:
+        return "not a checkpoint asrkit wrote (no 'model' entry)"
+    problem = weights_problem(checkpoint["model"])
+    return f"not a checkpoint asrkit wrote ({problem})" if problem else None
 
 
 def average_state_dicts(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -136,12 +153,7 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
             checkpoints.append(load_file(path))
         except CorruptCheckpointError as e:
             raise CorruptCheckpointError(f"{e}; delete it, or pass --skip-corrupt") from None
-        checkpoint = checkpoints[-1]
-        problem = ("no 'model' entry" if not isinstance(checkpoint, dict) or "model" not in
-                   checkpoint else weights_problem(checkpoint["model"]))
-        if problem:
-            raise CorruptCheckpointError(f"{path}: not a checkpoint asrkit wrote ({problem}); "
-                                         "delete it, or pass --skip-corrupt")
+
     newest = checkpoints[-1]
     try:
         model = average_state_dicts([c["model"] for c in checkpoints])

@@ -15,10 +15,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from asrkit.checkpoint_io import CorruptCheckpointError, load_verified
 from asrkit.experiment_dir import ExperimentDir
+from asrkit.models.build import build_model
 from asrkit.models.checkpoint import read_checkpoint
 from asrkit.training.checkpoint import list_checkpoints, newest_checkpoint
 from asrkit.training.distributed import DistributedContext, broadcast_object
@@ -31,31 +33,29 @@ log = logging.getLogger(__name__)
 TRAINING_KEYS = ("model", "optimizer")  # what a checkpoint needs to be resumed from
 
 
-def init_weights_from(model: nn.Module, path: str | Path,
-                      tokenizer_fingerprint: str | None = None,
-                      modules: list[str] | None = None) -> list[str]:
-    """Load the matching tensors of checkpoint ``path`` into ``model``; returns the names
-    of the model's tensors left as initialised. ``modules`` (``trainer.init_modules``, e.g.
-    ["encoder"]) keeps the checkpoint's tensors under those names only (WeNet's
-    enc_init_mods); a name under which the checkpoint has no tensor is an error. A
-    checkpoint trained with other units of the same count (its tokenizer's fingerprint
-    differs from ``tokenizer_fingerprint``) is refused when a tensor to be loaded has a
-    dimension of that count (embeddings, output layers: they would map ids to the wrong
-    units); an encoder alone loads."""
+def init_weights_from(model: nn.Module, path: str | Path, config: dict[str, Any]) -> list[str]:
+    """Load the matching tensors of checkpoint ``path`` into ``model`` (built from the run's
+    ``config``); returns the names of the model's tensors left as initialised.
+    ``trainer.init_modules`` (e.g. ["encoder"]) keeps the checkpoint's tensors under those
+    names only (WeNet's enc_init_mods); a name under which the checkpoint has no tensor is
+    an error. A checkpoint trained with other units of the same count (its tokenizer's
+    fingerprint differs from this run's) is refused when a tensor indexed by units would
+    load (embeddings, output layers: they would map ids to the wrong units; found as the
+    tensors whose shapes follow the vocabulary size); an encoder alone loads."""
     ckpt = read_checkpoint(path)
-    state = _selected(ckpt["model"], modules, path)
+    state = _selected(ckpt["model"], config["trainer"].get("init_modules"), path)
     tokenizer = ((ckpt.get("config") or {}).get("tokenizer") or {})
     recorded, size = tokenizer.get("fingerprint"), (ckpt.get("config") or {}).get("vocab_size")
     own = model.state_dict()
     matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if (recorded and tokenizer_fingerprint and recorded != tokenizer_fingerprint
-            and size == getattr(model, "vocab_size", None)):
-        by_unit = [k for k, v in matched.items() if size in v.shape]
+    fingerprint = (config.get("tokenizer") or {}).get("fingerprint")
+    if recorded and fingerprint and recorded != fingerprint and size == config["vocab_size"]:
+        by_unit = sorted(set(matched) & unit_indexed(config))
         if by_unit:
             raise ValueError(f"trainer.init_from: {path} was trained with other units of the "
                              f"same count ({size}; tokenizer fingerprint {recorded}, this run's "
-                             f"{tokenizer_fingerprint}): its {by_unit[0]} would map ids to the "
-                             "wrong units; train with its tokenizer (tokenizer.dir=<its "
+                             f"{fingerprint}): its {by_unit[0]} would map ids to the wrong "
+                             "units; train with its tokenizer (tokenizer.dir=<its "
                              "exp_dir>/tokenizer), or load its encoder only "
                              "(trainer.init_modules=[encoder])")
     if not matched:
@@ -66,6 +66,17 @@ def init_weights_from(model: nn.Module, path: str | Path,
              f"; left as initialised: {', '.join(left[:8])}{' ...' if len(left) > 8 else ''}"
              if left else "")
     return left
+
+
+def unit_indexed(config: dict[str, Any]) -> set[str]:
+    """The names of the model's tensors indexed by units: those whose shapes differ between
+    the model ``config`` builds and the same model with one unit more (built on the meta
+    device: no memory, no time). A dimension that merely equals the vocabulary size (a
+    feed-forward width of 256 beside 256 units) is not one."""
+    with torch.device("meta"):
+        own = build_model(config).state_dict()
+        wider = build_model(config, config["vocab_size"] + 1).state_dict()
+    return {k for k, v in own.items() if k not in wider or wider[k].shape != v.shape}
 
 
 def _selected(state: dict, modules: list[str] | None, path: str | Path) -> dict:

@@ -133,8 +133,7 @@ class Trainer:
         self.model = build_model(self.config).to(self.device)
         torch.manual_seed(tcfg["seed"] + ctx.rank)  # dropout differs across ranks
         if tcfg["init_from"]:
-            init_weights_from(self.model, tcfg["init_from"],
-                              self.config["tokenizer"].get("fingerprint"), tcfg["init_modules"])
+            init_weights_from(self.model, tcfg["init_from"], self.config)
         if tcfg["activation_checkpointing"]:
             log.info("activation checkpointing on %d layers",
                      enable_activation_checkpointing(self.model))

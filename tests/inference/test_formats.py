@@ -72,3 +72,12 @@ def test_json_lines_parse():
         [("the", 0.1, 0.3), ("cat", 0.35, 0.7)]
     assert first["words"][0]["confidence"] == 0.9 and first["tokens"][0]["id"] == 5
     assert second == {"source": "bad.wav", "error": "bad.wav: empty audio"}
+
+
+def test_recording_names_are_one_path_component():
+    """In-memory audio keeps the name inside its brackets (a stream's transcript, an array);
+    a file, whatever its directories are called, its stem."""
+    from asrkit.inference.formats import ctm_name
+
+    assert [ctm_name(s) for s in ("<stream>", "<array 3>", "<../a.wav", "/d/<x>/b c.wav",
+                                  "talk.flac")] == ["stream", "array_3", "a", "b_c", "talk"]

@@ -129,6 +129,12 @@ def test_trust_is_by_module_not_by_prefix(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path / "code"))
     for name in [n for n in sys.modules if n.startswith("my_encoders")]:
         monkeypatch.delitem(sys.modules, name)
+    # a file naming a trusted class and something untrusted: refused before the trusted
+    # module is imported for it
+    with pytest.raises(UntrustedTargetError, match="'builtins.open', which is not"):
+        check_trusted({"encoder": {"_target_": "my_encoders.sub.MyEncoder"},
+                       "decoder": {"_target_": "builtins.open"}}, "x.pt", ["my_encoders"])
+    assert not any(name.startswith("my_encoders") for name in sys.modules)
     for target, message in [("my_encodersX.Evil", "'my_encodersX.Evil', which is not"),
                             ("my_encoders.os.makedirs", "'my_encoders.os.makedirs', which is"),
                             ("my_encoders.nothing.Here", ("^x.pt: encoder._target_ names "
@@ -199,3 +205,29 @@ def test_a_malformed_checkpoint_is_one_line_naming_it(make_experiment, synth_dir
     err = capsys.readouterr().err
     assert status == 1 and err.count("\n") == 1 and "Traceback" not in err, err
     assert err.startswith(f"asrkit decode: {exp / 'avg_2.pt'}: "), err
+
+
+def test_a_malformed_checkpoint_is_exit_1_for_every_command(make_experiment, synth_dir,
+                                                            tmp_path, capsys, corpus):
+    """The same file, by transcribe (offline and streaming), export and init_from: exit 1
+    (its content is at fault, as with corrupt bytes), one line naming it."""
+    from asrkit.bin.export import main as export
+    from asrkit.bin.transcribe import main as transcribe
+    from asrkit.training.run import run_training
+
+    exp = make_experiment(tmp_path / "exp", synth_dir / "train.jsonl")
+    checkpoint = torch.load(exp / "avg_2.pt", weights_only=True)
+    _malformed(checkpoint, "a section that is a string")
+    torch.save(checkpoint, exp / "avg_2.pt")
+    audio = next((synth_dir / "wav" / "test").glob("*.wav"))
+    named = f"{exp / 'avg_2.pt'}: not an asrkit checkpoint (config.tokenizer is a str"
+    for command, args in [
+            (transcribe, [str(exp), str(audio), "--checkpoint", "avg_2.pt"]),
+            (transcribe, [str(exp), str(audio), "--checkpoint", "avg_2.pt", "--streaming"]),
+            (export, [str(exp), "--checkpoint", "avg_2.pt", "--out", str(tmp_path / "x")])]:
+        assert command(args) == 1, args
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and named in err, err
+    assert run_training(corpus.config(tmp_path / "b", f"trainer.init_from={exp / 'avg_2.pt'}",
+                                      "trainer.max_epochs=1")) == 1
+    assert named in capsys.readouterr().err

@@ -146,5 +146,9 @@ def test_a_checkpoint_without_weights_is_one_line_naming_it(exp_dir, capsys, dam
     assert main([str(exp_dir), "--num", "3"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert f"{path}: not a checkpoint asrkit wrote (" in err
+    assert f"{path}: not a checkpoint asrkit wrote (" in err and "--skip-corrupt" in err
     assert not (exp_dir / "avg_3.pt").exists()
+    # as the error says, --skip-corrupt leaves it out (and averages the three before it)
+    assert main([str(exp_dir), "--num", "3", "--skip-corrupt"]) == 0
+    assert load(exp_dir / "avg_3.pt")["averaged_from"] == ["epoch_1.pt", "epoch_2.pt",
+                                                           "epoch_4.pt"]

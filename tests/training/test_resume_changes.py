@@ -76,7 +76,12 @@ def test_changed_schedule_settings_or_model_are_named_on_resume(corpus, tmp_path
 
 
 def test_init_from_a_model_of_other_units_of_the_same_count_is_refused(corpus, tmp_path):
-    run(corpus.config(tmp_path / "a", "trainer.max_epochs=1"))
+    """The encoder's feed-forward width equals the number of units here: a dimension that
+    merely equals it does not make a tensor one indexed by units."""
+    from asrkit.text.registry import load_tokenizer
+
+    width = f"encoder.ffn_dim={load_tokenizer(corpus.tokenizer).vocab_size}"
+    run(corpus.config(tmp_path / "a", "trainer.max_epochs=1", width))
     source = tmp_path / "a" / "checkpoints" / "epoch_1.pt"
     other = tmp_path / "other_units"
     shutil.copytree(corpus.tokenizer, other)
@@ -84,13 +89,15 @@ def test_init_from_a_model_of_other_units_of_the_same_count_is_refused(corpus, t
     units[-1], units[-2] = units[-2], units[-1]  # two characters swap their ids
     (other / "units.txt").write_text("\n".join(units) + "\n")
     message = setup_error(corpus.config(tmp_path / "b", f"trainer.init_from={source}",
-                                        f"tokenizer.dir={other}"))
+                                        f"tokenizer.dir={other}", width))
     assert message.startswith(f"trainer.init_from: {source} was trained with other units of "
                               "the same count (")
+    assert "its ctc." in message or "its decoder." in message  # a unit-indexed tensor
     assert message.endswith("or load its encoder only (trainer.init_modules=[encoder])")
     # the encoder alone transfers: its tensors are the source's, every other one is fresh
     trainer = Trainer(corpus.config(tmp_path / "c", f"trainer.init_from={source}",
-                                    f"tokenizer.dir={other}", "trainer.init_modules=[encoder]"))
+                                    f"tokenizer.dir={other}", "trainer.init_modules=[encoder]",
+                                    width))
     trainer.setup()
     try:
         weights = torch.load(source, weights_only=True)["model"]
