@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    from asrkit.atomic_text import os_error_status
     from asrkit.checkpoint_io import CorruptCheckpointError
     from asrkit.training.average import average_experiment
 
@@ -56,9 +57,12 @@ def main(argv: list[str]) -> int:
     except CorruptCheckpointError as e:  # a runtime failure: the files, not the command
         print(f"asrkit average: {one_line(e)}", file=sys.stderr)
         return 1
-    except (ValueError, OSError) as e:  # bad options, a missing directory, an --out
+    except ValueError as e:  # bad options
         print(f"asrkit average: {one_line(e)}", file=sys.stderr)
         return 2
+    except OSError as e:  # a missing directory, an --out that cannot be used (2); full (1)
+        print(f"asrkit average: {one_line(e)}", file=sys.stderr)
+        return os_error_status(e)
     print(f"averaged {len(names)} checkpoint(s) ({args.best_by or 'last'}): "
           f"{', '.join(names)} -> {path}")
     return 0

@@ -30,6 +30,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from asrkit.atomic_text import os_error_status, write_text_atomic
 from asrkit.config import one_line
 
 
@@ -85,7 +86,7 @@ def main(argv: list[str]) -> int:
         else:
             print(format_markdown(comparison), end="")
         if args.pairs_csv:
-            args.pairs_csv.write_text(format_pairs_csv(comparison), encoding="utf-8")
+            write_text_atomic(args.pairs_csv, format_pairs_csv(comparison))
         elif args.format == "csv" and comparison.pairs:
             print(f"asrkit compare: {len(comparison.pairs)} pairwise difference(s) with "
                   "confidence intervals are not in the CSV; write them with --pairs-csv FILE",
@@ -93,7 +94,10 @@ def main(argv: list[str]) -> int:
         if args.plot:
             path = plot(comparison, args.plot)
             print(f"plot: {path}", file=sys.stderr)
-    except (OSError, ValueError) as e:
+    except ValueError as e:
         print(f"asrkit compare: {one_line(e)}", file=sys.stderr)
         return 2
+    except OSError as e:  # a path that cannot be used (2), a full disk (1)
+        print(f"asrkit compare: {one_line(e)}", file=sys.stderr)
+        return os_error_status(e)
     return 0

@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from asrkit.atomic_text import os_error_status
+from asrkit.config import one_line
 from asrkit.data.prepare import PREPARERS, load_preparer, run_preparer
 
 
@@ -34,9 +36,12 @@ def main(argv: list[str]) -> int:
     options = {k: v for k, v in vars(args).items() if k not in ("corpus", "src", "out", "strict")}
     try:
         summary = run_preparer(args.corpus, args.src, args.out, **options)
-    except (ValueError, OSError) as e:  # bad options, source or --out: a usage error
+    except ValueError as e:  # bad options or source: a usage error
         print(f"asrkit prepare {args.corpus}: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a source or --out that cannot be used (2), a full disk (1)
+        print(f"asrkit prepare {args.corpus}: {one_line(e)}", file=sys.stderr)
+        return os_error_status(e)
     print(summary.format())
     if not summary.total_kept:  # every utterance skipped: nothing a run could use
         print(f"asrkit prepare {args.corpus}: no utterance kept ({summary.total_skipped} "

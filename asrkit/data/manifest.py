@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from asrkit.atomic_text import write_error
+
 REQUIRED_FIELDS = {"id": str, "audio": str, "duration": (int, float), "text": str, "speaker": str}
 OPTIONAL_FIELDS = {"start": (int, float), "end": (int, float)}
 
@@ -153,6 +155,8 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> 
                 f.write(line + "\n")
                 count += 1
         os.replace(tmp, path)
+    except OSError as e:  # a full disk: the error names no file
+        raise write_error(path, e) from None
     finally:
         tmp.unlink(missing_ok=True)
     return count

@@ -11,9 +11,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from asrkit.atomic_text import write_error
 from asrkit.scoring.compare import Comparison, normalisation_lines
 from asrkit.scoring.normalize import TextNormalizer
 
@@ -105,9 +107,16 @@ def plot(comparison: Comparison, path: str | Path) -> Path:
 
     fig = plot_figure(comparison)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")
+        os.replace(tmp, path)
+    except OSError as e:  # a full disk: the file named, an earlier plot kept
+        raise write_error(path, e) from None
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from asrkit.atomic_text import write_text_atomic
+from asrkit.atomic_text import write_error, write_text_atomic
 from asrkit.checkpoint_io import recorded_hash
 from asrkit.experiment_dir import ExperimentDir
 from asrkit.scoring.normalize import TextNormalizer
@@ -97,13 +97,16 @@ def write_decode_result(out_dir: str | Path, refs: Mapping[str, str], hyps: Mapp
     """Score ``hyps`` against ``refs`` and write the four files; returns wer.json's dict
     (an undefined rate is inf there and null in the file)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     result = score_texts(refs, hyps, normalizer)
     summary = {**result.summary(), "rtf": None if rtf is None else round(rtf, 5),
                **(extra or {})}
-    write_text(out_dir / "hyp.txt", {uid: hyps.get(uid, "") for uid in refs})
-    write_text(out_dir / "ref.txt", refs)
-    (out_dir / "errors.txt").write_text(format_errors_file(result), encoding="utf-8")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_text(out_dir / "hyp.txt", {uid: hyps.get(uid, "") for uid in refs})
+        write_text(out_dir / "ref.txt", refs)
+    except OSError as e:  # a full disk: the error names no file
+        raise write_error(out_dir, e) from None
+    write_text_atomic(out_dir / "errors.txt", format_errors_file(result))
     write_text_atomic(out_dir / WER_FILE, json.dumps(json_safe(summary), indent=2,
                                                  ensure_ascii=False, allow_nan=False) + "\n")
     return summary

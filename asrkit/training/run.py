@@ -10,6 +10,7 @@ import logging
 import sys
 from typing import Any
 
+from asrkit.atomic_text import os_error_status
 from asrkit.checkpoint_io import CorruptCheckpointError
 from asrkit.config import one_line
 from asrkit.training.distributed import lost_a_rank
@@ -33,7 +34,7 @@ def run_training(config: dict[str, Any]) -> int:
         except CorruptCheckpointError as e:  # the files, not the command: a runtime failure
             return _fail(e, 1)
         except (ValueError, OSError) as e:  # a bad config value, exp_dir not writable, ...
-            return _fail(e, 2)
+            return _fail(e, os_error_status(e) if isinstance(e, OSError) else 2)
         status = trainer.train()
         synchronized = True  # every rank returns from train() at the same point
         return status

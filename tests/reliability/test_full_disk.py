@@ -81,3 +81,47 @@ def test_a_tokenizer_or_cmvn_that_does_not_fit_keeps_the_old_one(tmp_path, monke
         GlobalCMVN(torch.ones(4), torch.ones(4), 10, 1).save(cmvn)
     monkeypatch.undo()
     assert cmvn.read_text() == text
+
+
+def test_average_compare_and_decode_on_a_full_disk_are_exit_1_naming_the_file(
+        tmp_path, monkeypatch, capsys, make_experiment, synth_dir):
+    """They answered exit 2 (a usage error) or a bare "[Errno 28]" naming no file."""
+    from matplotlib.figure import Figure
+
+    from asrkit.bin.average import main as average
+    from asrkit.bin.compare import main as compare
+    from asrkit.bin.decode import main as decode
+    from asrkit.training.checkpoint import CheckpointManager
+
+    manager = CheckpointManager(tmp_path / "avg" / "checkpoints", keep_last=10, keep_best=0,
+                                best_metric="dev_loss")
+    for epoch in (1, 2):
+        manager.save({"model": {"w": torch.full((3,), float(epoch))}, "config": {},
+                      "epoch": epoch, "step": epoch, "epoch_complete": True,
+                      "train_hours": 0.1, "metrics": {"dev_loss": 1.0}}, "epoch")
+    monkeypatch.setattr(torch, "save", lambda *a, **k: (_ for _ in ()).throw(
+        RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1 vs 0")))
+    assert average([str(tmp_path / "avg"), "--num", "2", "--out", str(tmp_path / "a.pt")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"asrkit average: {tmp_path / 'a.pt'}: could not be written (")
+    monkeypatch.undo()
+
+    exp = make_experiment(tmp_path / "exp", synth_dir / "train.jsonl")
+    test_set = [f"test_sets=[{synth_dir / 'test.jsonl'}]", "methods=[ctc_greedy]"]
+    monkeypatch.setattr(Path, "write_text", _disk_full)  # hyp.txt, the first file
+    assert decode([f"exp_dir={exp}", "checkpoint=avg_2.pt", f"out_dir={tmp_path / 'od'}",
+                   *test_set]) == 1
+    err = capsys.readouterr().err
+    assert "could not be written (" in err and str(tmp_path / "od") in err
+    monkeypatch.undo()
+    assert decode([f"exp_dir={exp}", "checkpoint=avg_2.pt", *test_set]) == 0
+    capsys.readouterr()
+    for option, path, failing in (("--pairs-csv", tmp_path / "p.csv", (Path, "write_text")),
+                                  ("--plot", tmp_path / "p.png", (Figure, "savefig"))):
+        monkeypatch.setattr(*failing, _disk_full)
+        assert compare([str(exp), option, str(path)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"asrkit compare: {path}: could not be written (") and \
+            err.endswith("No space left on device\n")
+        monkeypatch.undo()
+        assert not path.exists()

@@ -175,3 +175,24 @@ def test_non_utf8_text_is_one_line_naming_file_and_line(tmp_path: Path, train_di
     err = capsys.readouterr().err
     assert err == (f"asrkit prepare kaldi: {data / 'text'}:2: not UTF-8 text "
                    "(byte 0xff at byte 7 of the line: invalid start byte)\n")
+
+
+def test_a_full_disk_is_exit_1_naming_the_manifest(tmp_path: Path, train_dir: dict,
+                                                   monkeypatch, capsys) -> None:
+    """Opening the manifest's temporary file failed with a bare "[Errno 28]" and exit 2."""
+    import errno
+
+    real_open = Path.open
+
+    def full(self, *args, **kwargs):
+        if ".tmp" in self.name:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", full)
+    out = tmp_path / "out"
+    assert prepare_main(["kaldi", "--src", str(tmp_path / "data" / "train"), "--out", str(out),
+                         "--audio-root", str(tmp_path / "audio_root")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"asrkit prepare kaldi: {out / 'train.jsonl'}: could not be written (")
+    assert err.endswith("No space left on device\n") and err.count("\n") == 1

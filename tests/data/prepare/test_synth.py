@@ -289,3 +289,19 @@ def test_rerun_with_fewer_utterances_leaves_no_stale_wavs(tmp_path: Path):
     run_preparer("synth", None, tmp_path, num_utts=6, seed=0, noise_snr=None)
     listed = {u.audio for s in SPLITS for u in read_manifest(tmp_path / f"{s}.jsonl")}
     assert {str(p) for p in tmp_path.glob("wav/*/*.wav")} == listed and len(listed) == 6
+
+
+@needs_engine
+def test_a_full_disk_while_writing_audio_is_exit_1_naming_the_file(tmp_path: Path,
+                                                                   monkeypatch, capsys):
+    """libsndfile reports a full disk as "System error." (no errno): that was a traceback."""
+    def full(path, wave, rate):
+        raise sf.SoundFileError("System error.")
+
+    monkeypatch.setattr(synth_module, "write_wav", full)
+    assert prepare_main(["synth", "--out", str(tmp_path), "--num-utts", "6", "--nj", "1",
+                         "--noise-snr", "off"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"asrkit prepare synth: {tmp_path / 'wav'}/") and \
+        ": could not be written (" in err and err.endswith("System error.\n")
+    assert err.count("\n") == 1 and not list(tmp_path.glob("*.jsonl"))

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from asrkit.atomic_text import write_error
 from asrkit.data.audio import write_wav
 from asrkit.data.prepare.synth.voices import ESPEAK, FLITE, FLITE_TRAIN, FLITE_UNSEEN, Voice
 
@@ -161,6 +162,8 @@ def synthesize(request: SynthRequest, path: str | os.PathLike) -> int:
     try:
         write_wav(tmp, wave, SAMPLE_RATE)
         os.replace(tmp, path)
+    except (OSError, sf.SoundFileError) as e:  # a full disk: libsndfile says "System error"
+        raise write_error(path, e) from None
     finally:
         tmp.unlink(missing_ok=True)
     return len(wave)
