@@ -65,4 +65,8 @@ def main(argv: list[str]) -> int:
         return os_error_status(e)
     print(f"averaged {len(names)} checkpoint(s) ({args.best_by or 'last'}): "
           f"{', '.join(names)} -> {path}")
+    if Path(path).resolve().parent != Path(args.exp_dir).resolve():
+        print(f"asrkit average: {path} lies outside {args.exp_dir}, so it is not the "
+              "experiment's model (averaged.json is unchanged; decode it with "
+              "checkpoint=<path>)", file=sys.stderr)
     return 0

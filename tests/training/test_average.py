@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -152,3 +154,15 @@ def test_a_checkpoint_without_weights_is_one_line_naming_it(exp_dir, capsys, dam
     assert main([str(exp_dir), "--num", "3", "--skip-corrupt"]) == 0
     assert load(exp_dir / "avg_3.pt")["averaged_from"] == ["epoch_1.pt", "epoch_2.pt",
                                                            "epoch_4.pt"]
+
+
+def test_an_average_written_outside_the_experiment_is_not_its_model_and_says_so(
+        exp_dir, tmp_path_factory, capsys):
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "mine.pt"
+    assert main([str(exp_dir), "--num", "2", "--out", str(elsewhere)]) == 0
+    assert elsewhere.is_file() and not (exp_dir / "averaged.json").exists()
+    assert f"{elsewhere} lies outside {exp_dir}, so it is not the experiment's model" in \
+        capsys.readouterr().err
+    assert main([str(exp_dir), "--num", "2", "--out", str(exp_dir / "mine.pt")]) == 0
+    assert "lies outside" not in capsys.readouterr().err
+    assert json.loads((exp_dir / "averaged.json").read_text())["checkpoint"] == "mine.pt"
