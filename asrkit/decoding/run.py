@@ -31,6 +31,7 @@ from asrkit.decoding.plan import DecodePlan, build_methods
 from asrkit.decoding.precision import DecodePrecision
 from asrkit.experiment_dir import ExperimentDir
 from asrkit.scoring.decode_dir import (
+    WER_FILE,
     checkpoint_dir_name,
     read_summary,
     result_dir,
@@ -66,6 +67,8 @@ def decode_and_score(plan: DecodePlan) -> list[dict[str, Any]]:
     print(f"decoding with {exp.checkpoint} ({', '.join(methods)}{at}); "
           f"normalisation: {plan.normalizer.describe()}")
     summaries = []
+    if foreign:
+        _check_out_dir_owner(out_root, exp_dir)
     for set_name, (manifest, utterances) in plan.test_sets.items():
         for name, method in methods.items():  # before any decoding
             settings = {**method.settings(), **chunk.settings(), **precision.settings()}
@@ -122,6 +125,18 @@ def _check_same_set(out_dir: Path, manifest: Path, utterances, exp_dir: Path | N
         raise ConfigError(f"test_sets: {manifest} would replace the results in {out_dir}, "
                           f"which are of other utterances (another set of the same name); "
                           f"rename the manifest, set out_dir=..., or remove that directory")
+
+
+def _check_out_dir_owner(out_root: Path, exp_dir: Path) -> None:
+    """A ConfigError when an ``out_dir=`` outside the experiment already holds results of
+    another experiment (under any checkpoint, set or method): one out_dir is one
+    experiment's, as results.md and compare read one experiment's results."""
+    for wer_file in sorted(out_root.glob(f"*/*/*/{WER_FILE}")) if out_root.is_dir() else []:
+        other = _recorded_experiment(wer_file.parent)
+        if other is not None and Path(other) != exp_dir:
+            raise ConfigError(f"out_dir: {out_root} holds the results of another experiment "
+                              f"({other}, in {wer_file.parent.relative_to(out_root)}); give "
+                              "each experiment an out_dir of its own")
 
 
 def _recorded_experiment(out_dir: Path) -> str | None:

@@ -186,11 +186,19 @@ def test_one_out_dir_for_two_experiments_is_refused(make_experiment, synth_dir, 
     before = (result / "hyp.txt").read_text()
     assert json.loads((result / "wer.json").read_text())["exp_dir"] == str(first.resolve())
     capsys.readouterr()
+    refused = (f"asrkit decode: out_dir: {tmp_path / 'out'} holds the results of another "
+               f"experiment ({first.resolve()}, in avg_2/test/ctc_greedy); give each "
+               "experiment an out_dir of its own\n")
     assert main([f"exp_dir={second}", *common]) == 2
-    assert capsys.readouterr().err == (
-        f"asrkit decode: out_dir: {result} holds the results of another experiment "
-        f"({first.resolve()}); give each experiment an out_dir of its own\n")
+    assert capsys.readouterr().err == refused
     assert (result / "hyp.txt").read_text() == before
+    # also where it would write beside them (another checkpoint, method): one out_dir is
+    # one experiment's
+    other = [o for o in common if not o.startswith(("checkpoint=", "methods="))]
+    assert main([f"exp_dir={second}", "checkpoint=checkpoints/epoch_2.pt",
+                 "methods=[ctc_prefix_beam]", *other]) == 2
+    assert capsys.readouterr().err == refused
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["avg_2"]
     assert main([f"exp_dir={first}", *common]) == 0  # its own results: decoded again
     # an experiment moved elsewhere still decodes into its own directories
     decoded = first / "decode"
