@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,8 @@ from asrkit.scoring.decode_dir import (
 from asrkit.scoring.experiment_info import ExperimentInfo, experiment_info, short_names
 from asrkit.scoring.normalize import TextNormalizer
 from asrkit.scoring.wer import read_text
+
+log = logging.getLogger(__name__)
 
 METRICS = ("wer", "cer")
 # the order methods are listed in (the decoding registry's); others follow alphabetically
@@ -129,12 +132,18 @@ def compare_experiments(exp_dirs: Sequence[str | Path], sets: Sequence[str] | No
     filtered = bool(sets or methods or checkpoint)
     experiments, rows, empty = [], [], []
     for path, name in zip(paths, short_names(paths)):
-        found = find_runs(path, sets, methods, checkpoint)
-        if not found and not (filtered and find_runs(path)):
+        left_out: list[str] = []
+        found = find_runs(path, sets, methods, checkpoint, left_out)
+        for message in left_out:  # once each (the look below for any result is silent)
+            log.warning("%s", message)
+        if not found and not left_out and not (filtered and find_runs(path, left_out=[])):
             raise ValueError(f"{path}: no decode results (run `asrkit decode "
                              f"exp_dir={path} ...` first)")
-        if not found:
-            empty.append(name)
+        if not found:  # none asked for, or only results of an earlier checkpoint
+            empty.append(f"{name}: " + (
+                "no current decode results (those found were decoded with a checkpoint "
+                "written again since: decode again)" if left_out else
+                "no decode results for the sets/methods/checkpoint asked"))
             experiments.append(ExperimentInfo(name, path))
             continue
         infos = {c: experiment_info(path, name, c, trusted_modules)
@@ -147,8 +156,7 @@ def compare_experiments(exp_dirs: Sequence[str | Path], sets: Sequence[str] | No
                          "sets/methods/checkpoint asked")
     _group_rows(rows)
     comparison = Comparison(metric, experiments, rows, [])
-    comparison.notes += [f"{name}: no decode results for the sets/methods/checkpoint asked"
-                         for name in empty]
+    comparison.notes += empty
     comparison.notes += _unmatched_filters(comparison, sets, methods)
     if pairs:
         comparison.pairs = _pairs(comparison, num_samples, seed)

@@ -149,12 +149,17 @@ class DecodeRun:
 
 def find_runs(exp_dir: str | Path, sets: Sequence[str] | None = None,
               methods: Sequence[str] | None = None,
-              checkpoint: str | None = None) -> list[DecodeRun]:
+              checkpoint: str | None = None,
+              left_out: list[str] | None = None) -> list[DecodeRun]:
     """Every scored result under ``exp_dir/decode`` (optionally only some sets, methods or
     one checkpoint, by name as recorded or by its directory's name: the stem, with a hash
     for one from outside the experiment), sorted by checkpoint, set, method. A result in
     the layout before (``decode/<set>/<method>/``) is left out, with a warning, where one in
-    today's layout has the same checkpoint, set, method and settings."""
+    today's layout has the same checkpoint, set, method and settings. Why a result is left
+    out (that, or a checkpoint written again since) is logged as a warning, or appended to
+    ``left_out`` when the caller passes a list (and says it once itself)."""
+    say = log.warning if left_out is None else (
+        lambda message, *args: left_out.append(message % args))
     root = ExperimentDir(exp_dir).decode_dir
     runs = []
     files = [(False, f) for f in sorted(root.glob(f"*/*/*/{WER_FILE}"))]
@@ -173,9 +178,8 @@ def find_runs(exp_dir: str | Path, sets: Sequence[str] | None = None,
         key = (str(recorded), set_name, method,
                json.dumps(summary.get("decode") or {}, sort_keys=True))
         if old_layout and key in keys:
-            log.warning("%s: an older result of the same checkpoint and settings as one in "
-                        "decode/%s/; left out", wer_file.parent,
-                        checkpoint_dir_name(str(recorded)))
+            say("%s: an older result of the same checkpoint and settings as one in "
+                "decode/%s/; left out", wer_file.parent, checkpoint_dir_name(str(recorded)))
             continue
         keys.add(key)
         decoded = summary.get("checkpoint_sha256")
@@ -186,9 +190,9 @@ def find_runs(exp_dir: str | Path, sets: Sequence[str] | None = None,
         # the checkpoint was written again since (a result without a recorded hash, or a
         # checkpoint gone or without a hash file: not known to have changed)
         if now is not None and now != decoded:
-            log.warning("%s: decoded with an earlier %s (the checkpoint was written again "
-                        "since, e.g. by asrkit average); left out until decoded again",
-                        wer_file.parent, recorded)
+            say("%s: decoded with an earlier %s (the checkpoint was written again since, "
+                "e.g. by asrkit average); left out until decoded again", wer_file.parent,
+                recorded)
             continue
         runs.append(DecodeRun(Path(exp_dir), wer_file.parent, set_name, method, summary))
     return sorted(runs, key=lambda r: (str(r.checkpoint), r.set_name, r.method, str(r.path)))

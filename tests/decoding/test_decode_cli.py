@@ -229,6 +229,19 @@ def test_results_of_a_checkpoint_written_again_are_left_out(make_experiment, syn
     assert "decoded with an earlier avg_2.pt" in caplog.text
     with pytest.raises(ValueError, match="no decode results"):
         compare_experiments([exp_dir])
+    # beside an experiment with current results: its table, a note, each warning once
+    # (compare failed outright, and printed the warning twice)
+    other = make_experiment(tmp_path / "other", synth_dir / "train.jsonl", seed=1)
+    assert main([f"exp_dir={other}", "checkpoint=avg_2.pt", "methods=[ctc_greedy]",
+                 f"test_sets=[{synth_dir / 'test.jsonl'}]"]) == 0
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        comparison = compare_experiments([other, exp_dir], sets=["test"],
+                                         methods=["ctc_greedy"])
+    assert [row.info.name for row in comparison.rows] == ["other"]
+    assert "exp: no current decode results (those found were decoded with a checkpoint " \
+        "written again since: decode again)" in comparison.notes
+    assert caplog.text.count("decoded with an earlier avg_2.pt") == 1
 
 
 def test_decodes_with_other_settings_or_checkpoints_keep_both(make_experiment, synth_dir,
