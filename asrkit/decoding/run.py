@@ -73,7 +73,7 @@ def decode_and_score(plan: DecodePlan) -> list[dict[str, Any]]:
         for name, method in methods.items():  # before any decoding
             settings = {**method.settings(), **chunk.settings(), **precision.settings()}
             _check_same_set(result_dir(out_root, checkpoint, set_name, name, settings),
-                            manifest, utterances, exp_dir if foreign else None)
+                            manifest, utterances)
     for set_name, (manifest, utterances) in plan.test_sets.items():
         result = decode_utterances(
             exp.model, exp.tokenizer, utterances, exp.extractor, methods, exp.cmvn,
@@ -107,20 +107,15 @@ def decode_and_score(plan: DecodePlan) -> list[dict[str, Any]]:
     return summaries
 
 
-def _check_same_set(out_dir: Path, manifest: Path, utterances, exp_dir: Path | None) -> None:
-    """A ConfigError when ``out_dir`` holds the results of another set of the same name
-    (a manifest with the same file name elsewhere, of other utterance ids) or, with
-    ``exp_dir`` (an ``out_dir=`` outside the experiment), of another experiment (one
-    ``out_dir=`` given to two): decoding would replace them. The same ids with corrected
-    transcripts are the same set, decoded again; a directory inside the experiment holds
-    its results wherever it has been moved."""
+def _check_same_set(out_dir: Path, manifest: Path, utterances) -> None:
+    """A ConfigError when ``out_dir`` holds the results of another set of the same name (a
+    manifest with the same file name elsewhere, of other utterance ids): decoding would
+    replace them. The same ids with corrected transcripts are the same set, decoded again.
+    (Another experiment's results in an ``out_dir=`` are refused before, for the whole
+    directory: _check_out_dir_owner.)"""
     ref_file = out_dir / "ref.txt"
     if not ref_file.is_file():
         return
-    other = _recorded_experiment(out_dir) if exp_dir is not None else None
-    if other is not None and Path(other) != exp_dir:
-        raise ConfigError(f"out_dir: {out_dir} holds the results of another experiment "
-                          f"({other}); give each experiment an out_dir of its own")
     if set(read_text(ref_file)) != {u.id for u in utterances}:
         raise ConfigError(f"test_sets: {manifest} would replace the results in {out_dir}, "
                           f"which are of other utterances (another set of the same name); "

@@ -218,8 +218,8 @@ class Trainer:
             (capture_rng_state(), [list(f) for f in self.train_loader.failed]), self.ctx))
         state = self.state
         contents = {"model": self.model.state_dict(), "config": self.config,
-                    **state.state_dict(epoch_complete, list(rng), self.ctx.world_size),
-                    "load_failures": list(failed),
+                    **state.state_dict(epoch_complete, list(rng), self.ctx.world_size,
+                                       list(failed)),
                     "interrupted": interrupted}
         if not epoch_complete:  # the epoch's means so far, carried on by a resume
             contents["epoch_stats"] = self.epoch_stats.totals(self.ctx)

@@ -1,10 +1,11 @@
 """Everything of a training run that a checkpoint restores besides the model weights:
 optimiser, schedule, GradScaler, update counter, epoch and loader position, skip counters,
-training time and the RNG states of every rank.
+training time, and every rank's RNG states and load failures so far.
 
     state = TrainingState(optimizer, scheduler, scaler, train_loader)
     ckpt = {"model": model.state_dict(), "config": config, "metrics": metrics,
-            **state.state_dict(epoch_complete=True, rng=gathered_rng_states, world_size=1)}
+            **state.state_dict(epoch_complete=True, rng=gathered_rng_states, world_size=1,
+                              load_failures=[[]])}
     where = state.load_state_dict(ckpt, rank=0, world_size=1)   # "batch 12/40 of epoch"
 
 The trainer and the step (asrkit.training.train_step) share this one object: the step
@@ -57,17 +58,18 @@ class TrainingState:
     def train_hours(self) -> float:
         return self.hours_before + (time.monotonic() - self.start_time) / 3600.0
 
-    def state_dict(self, epoch_complete: bool, rng: list[dict[str, Any]],
-                   world_size: int) -> dict[str, Any]:
-        """The checkpoint entries of the state (plain data); ``rng`` holds every rank's RNG
-        states (gathered by the caller: a collective)."""
+    def state_dict(self, epoch_complete: bool, rng: list[dict[str, Any]], world_size: int,
+                   load_failures: list[list[list[str]]]) -> dict[str, Any]:
+        """The checkpoint entries of the state (plain data); ``rng`` and ``load_failures``
+        hold every rank's RNG states and the (utterance, reason) pairs its loader could not
+        load this epoch (gathered by the caller: a collective)."""
         return {
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "grad_scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "loader": self.loader.state_dict(), "rng": rng, "epoch": self.epoch,
             "step": self.step, "epoch_complete": epoch_complete,
             "train_hours": self.train_hours(), "counters": dict(self.counters),
-            "world_size": world_size,
+            "world_size": world_size, "load_failures": load_failures,
         }
 
     def load_state_dict(self, ckpt: dict[str, Any], rank: int, world_size: int) -> str:
