@@ -2,19 +2,59 @@
 corpora (made once per session), an experiment directory laid out as `asrkit train` writes
 it, and ``corpus``: 30 synth utterances with a character tokenizer, CMVN statistics and the
 overrides of a tiny model that trains in about a second per epoch on a CPU; and
-``intra_op_threads``, for fixtures that pin torch's thread count."""
+``intra_op_threads``, for fixtures that pin torch's thread count.
+
+The suite runs in pytest-xdist workers (``-n auto`` in pyproject.toml): each worker gets an
+equal share of the cores for torch's threads and for the processes its tests start
+(``pytest_configure``), and the fixtures that train a model are made once for all workers
+(``made_once``)."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import fcntl
+import os
+import pickle
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import torch
 
 from asrkit.config import compose_train_config
 from asrkit.models.build import build_model
+
+T = TypeVar("T")
+
+
+def pytest_configure(config) -> None:
+    """In a pytest-xdist worker: torch's intra-op threads, and OMP_NUM_THREADS for the
+    processes its tests start, are the worker's share of the cores (one each of two
+    workers on two cores: two threads each would make all four wait on each other)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers:
+        threads = max(1, len(os.sched_getaffinity(0)) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
+
+def made_once(tmp_path_factory, name: str, make: Callable[[Path], T]) -> T:
+    """``make(root)`` once per test session for all pytest-xdist workers: the first worker
+    to ask makes it in a directory the workers share and pickles what it returns; the
+    others wait for it (an flock) and unpickle that. Without workers, root is simply under
+    the session's temporary directory."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the session's directory; each worker's is popen-gwN inside
+    made = base / f"{name}.pickle"
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if made.exists():
+            return pickle.loads(made.read_bytes())
+        result = make(base / name)
+        made.write_bytes(pickle.dumps(result))
+        return result
 
 
 @contextlib.contextmanager
@@ -152,7 +192,7 @@ def trained(tmp_path_factory):
     session; tests/inference/synth_model.py)."""
     from tests.inference.synth_model import synth_model
 
-    return synth_model(tmp_path_factory.getbasetemp() / "synth_model")
+    return made_once(tmp_path_factory, "synth_model", synth_model)
 
 
 @pytest.fixture(scope="session")
@@ -160,4 +200,5 @@ def trained_transducer(trained, tmp_path_factory):
     """Transducers trained on ``trained``'s encoder (tests/inference/synth_transducer.py)."""
     from tests.inference.synth_transducer import synth_transducer
 
-    return synth_transducer(trained, tmp_path_factory.getbasetemp() / "synth_transducer")
+    return made_once(tmp_path_factory, "synth_transducer",
+                     lambda root: synth_transducer(trained, root))

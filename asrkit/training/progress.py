@@ -12,7 +12,7 @@ Elsewhere (a log file, a batch job) there is no bar; the trainer's log lines eve
 from __future__ import annotations
 
 import math
-import shutil
+import os
 import sys
 import time
 from typing import TextIO
@@ -24,6 +24,18 @@ def use_progress_bar(setting: str | bool, stream: TextIO = sys.stderr) -> bool:
     if setting == "auto":
         return hasattr(stream, "isatty") and stream.isatty()
     return bool(setting)
+
+
+def terminal_columns(stream: TextIO) -> int:
+    """The width of the terminal ``stream`` writes to (not stdout's: the bar is on stderr),
+    $COLUMNS when set, 120 when ``stream`` is not a terminal."""
+    env = os.environ.get("COLUMNS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):  # no file descriptor, or not a terminal
+        return 120
 
 
 def eta_seconds(done: int, total: int, elapsed: float) -> float:
@@ -62,7 +74,7 @@ class EpochProgress:
         if now - self._last_draw < self.min_interval and done < self.total:
             return
         self._last_draw = now
-        columns = shutil.get_terminal_size((120, 20)).columns
+        columns = terminal_columns(self.stream)
         self.stream.write("\r\033[K" + self.line(done, loss, lr, frames_per_s)[: columns - 1])
         self.stream.flush()
 

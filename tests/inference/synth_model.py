@@ -15,7 +15,6 @@ corpus as one batch) instead of running asrkit's trainer, which costs ~30x more 
 from __future__ import annotations
 
 import functools
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +42,6 @@ MARGIN = 0.15  # seconds of silence the synth preparer keeps around each utteran
 class SynthModel:
     exp_dir: Path
     utterances: list[Utterance]   # what it was trained on (and recognises)
-    train_seconds: float          # what making it cost
 
 
 @functools.cache
@@ -51,7 +49,6 @@ def synth_model(root: Path) -> SynthModel:
     """Prepare, train and save into ``root`` (once per process)."""
     from asrkit.data.prepare import run_preparer
 
-    start = time.perf_counter()
     corpus = root / "corpus"
     run_preparer("synth", None, corpus, num_utts=12, seed=0, dev_fraction=0.01,
                  test_fraction=0.01, test_unseen_fraction=0.01)
@@ -103,7 +100,7 @@ def synth_model(root: Path) -> SynthModel:
     (exp_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     torch.save({"model": model.state_dict(), "config": config, "epoch": 1, "step": step},
                exp_dir / "checkpoints" / "last.pt")
-    return SynthModel(exp_dir, utterances, time.perf_counter() - start)
+    return SynthModel(exp_dir, utterances)
 
 
 def _random_runs(count: int, generator: torch.Generator, batch: int = 8) -> list[list[int]]:

@@ -21,7 +21,6 @@ times are checked against the utterances' known transcripts and boundaries.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +42,6 @@ MAX_STEPS = 300
 class SynthTransducer:
     hybrid: Path        # experiment: encoder + CTC head + transducer
     alone: Path         # experiment: encoder + transducer
-    train_seconds: float
 
 
 _MADE: dict[Path, SynthTransducer] = {}
@@ -58,7 +56,6 @@ def synth_transducer(ctc_model: SynthModel, root: Path) -> SynthTransducer:
 
 
 def _make(ctc_model: SynthModel, root: Path) -> SynthTransducer:
-    start = time.perf_counter()
     exp = load_experiment(ctc_model.exp_dir)
     vocab = f"vocab_size={exp.tokenizer.vocab_size}"
     hybrid_config = compose_train_config([*MODEL, vocab, *TRANSDUCER, "+model.transducer_weight=0.5",
@@ -89,7 +86,7 @@ def _make(ctc_model: SynthModel, root: Path) -> SynthTransducer:
     alone_state = {k: v for k, v in state.items() if not k.startswith("ctc.")}
     build_model(alone_config).load_state_dict(alone_state)  # strict: the same parameters
     _save(root / "alone", alone_config, alone_state, exp)
-    return SynthTransducer(root / "hybrid", root / "alone", time.perf_counter() - start)
+    return SynthTransducer(root / "hybrid", root / "alone")
 
 
 def _train_head(head, enc, enc_lens, y, y_lens) -> None:

@@ -1,7 +1,17 @@
+import fcntl
 import io
+import os
+import pty
+import struct
+import termios
 
 from asrkit.durations import format_duration
-from asrkit.training.progress import EpochProgress, eta_seconds, use_progress_bar
+from asrkit.training.progress import (
+    EpochProgress,
+    eta_seconds,
+    terminal_columns,
+    use_progress_bar,
+)
 
 
 def test_durations_and_eta():
@@ -10,7 +20,8 @@ def test_durations_and_eta():
     assert eta_seconds(done=25, total=100, elapsed=10.0) == 30.0
 
 
-def test_bar_on_a_terminal_only():
+def test_bar_on_a_terminal_only(monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)  # a stream that is no terminal: 120 columns
     assert not use_progress_bar("auto", io.StringIO())
     assert use_progress_bar(True, io.StringIO())
     stream = io.StringIO()
@@ -29,3 +40,21 @@ def test_bar_on_a_terminal_only():
     silent = io.StringIO()
     EpochProgress(1, 1, 10, enabled=False, stream=silent).update(5, 1.0, 1.0, 1.0)
     assert silent.getvalue() == ""
+
+
+def test_the_bar_fits_the_width_of_its_own_terminal(monkeypatch):
+    """The width is that of the terminal the bar is drawn on (stderr), whatever stdout is;
+    $COLUMNS overrides it, as for other terminal programs."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 50, 0, 0))
+    with os.fdopen(follower, "w") as terminal:
+        assert terminal_columns(terminal) == 50
+        EpochProgress(3, 20, total=10, enabled=True, stream=terminal, min_interval=0).update(
+            5, loss=45.213, lr=1.2e-3, frames_per_s=8345)
+        drawn = os.read(leader, 1000).decode()
+        assert drawn == "\r\x1b[K" + "epoch 3/20  [##########..........]  5/10  loss 45.21  "[:49]
+        monkeypatch.setenv("COLUMNS", "33")
+        assert terminal_columns(terminal) == 33
+    os.close(leader)
+    assert terminal_columns(io.StringIO()) == 33

@@ -167,33 +167,49 @@ def test_a_diverging_run_stops_with_exit_status_1(corpus, tmp_path):
 
 
 def test_compile_handles_every_batch_shape_without_recompiling(corpus, tmp_path):
-    """trainer.compile=true over an epoch of batches of different sizes and lengths: no graph
-    is compiled more than twice (dynamo would raise at a third), so nothing falls back to
-    eager after recompile_limit. About a minute on 2 CPU cores (compile_for_varying_shapes)."""
+    """trainer.compile=true (inductor, C++ code) over an epoch of batches of different sizes
+    and lengths: no graph is compiled more than twice (dynamo would raise at a third), so
+    nothing falls back to eager after recompile_limit, and every batch's loss is eager
+    mode's (dropout off; the updates in between are then the same too). One to two minutes
+    on one core of a 2-core machine when inductor's cache is cold, as on a fresh CI machine
+    (compile_for_varying_shapes)."""
     import torch._dynamo
     from torch._dynamo.utils import counters
 
+    def epoch(name: str, compile: bool) -> list[tuple[tuple, tuple, float]]:
+        trainer = Trainer(corpus.config(tmp_path / name, "trainer.max_epochs=1",
+                                        f"trainer.compile={str(compile).lower()}",
+                                        "trainer.tensorboard=false",
+                                        "trainer.num_attention_images=0", "encoder.dropout=0.0",
+                                        "encoder.positional_dropout=0.0",
+                                        "model=ctc", "model.ctc_weight=1.0"))  # fewer graphs
+        trainer.setup()
+        seen = []
+        forward = trainer.steps.forward
+
+        def recording(batch, sync):
+            out = forward(batch, sync)
+            seen.append((tuple(batch["feats"].shape), tuple(batch["tokens"].shape),
+                         out["loss"].item()))
+            return out
+
+        trainer.steps.forward = recording
+        try:
+            with torch._dynamo.config.patch(recompile_limit=2, fail_on_recompile_limit_hit=True):
+                assert trainer.train() == 0
+        finally:
+            trainer.cleanup()
+            torch._dynamo.reset()
+        return seen
+
     torch._dynamo.reset()
     counters.clear()
-    trainer = Trainer(corpus.config(tmp_path / "exp", "trainer.max_epochs=1",
-                                    "trainer.compile=true", "trainer.tensorboard=false",
-                                    "trainer.num_attention_images=0",
-                                    "model=ctc", "model.ctc_weight=1.0"))  # fewer graphs
-    trainer.setup()
-    shapes = []
-    forward = trainer.steps.forward
-
-    def recording(batch, sync):
-        shapes.append((tuple(batch["feats"].shape), tuple(batch["tokens"].shape)))
-        return forward(batch, sync)
-
-    trainer.steps.forward = recording
-    try:
-        with torch._dynamo.config.patch(recompile_limit=2, fail_on_recompile_limit_hit=True):
-            assert trainer.train() == 0
-    finally:
-        trainer.cleanup()
-        torch._dynamo.reset()
+    compiled = epoch("compiled", compile=True)
+    assert counters["frames"]["ok"] > 0 and counters["frames"]["ok"] == counters["frames"]["total"]
+    shapes = [(feats, tokens) for feats, tokens, _ in compiled]
     assert len(set(shapes)) == len(shapes) >= 5  # the batches really differ
     assert len({feats[0] for feats, _ in shapes}) >= 3  # in size too, not only in length
-    assert counters["frames"]["ok"] > 0 and counters["frames"]["ok"] == counters["frames"]["total"]
+    eager = epoch("eager", compile=False)
+    assert [(f, t) for f, t, _ in eager] == shapes
+    assert [loss for *_, loss in compiled] == pytest.approx([loss for *_, loss in eager],
+                                                            rel=1e-4)
