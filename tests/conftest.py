@@ -39,6 +39,17 @@ def pytest_configure(config) -> None:
         torch.set_num_threads(threads)
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests marked ``long(seconds)`` first, the longest first: pytest-xdist deals the first
+    tests out one to each worker in turn, so the long ones start at once on different
+    workers, instead of one of them starting late and leaving the others idle at the end."""
+    def seconds(item) -> float:
+        mark = item.get_closest_marker("long")
+        return mark.args[0] if mark is not None else 0.0
+
+    items.sort(key=seconds, reverse=True)  # stable: the rest keep their order
+
+
 def made_once(tmp_path_factory, name: str, make: Callable[[Path], T]) -> T:
     """``make(root)`` once per test session for all pytest-xdist workers: the first worker
     to ask makes it in a directory the workers share and pickles what it returns; the

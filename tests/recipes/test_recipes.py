@@ -9,6 +9,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.recipes.corpus_trees import make_aishell_tree, make_librispeech_tree
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +55,7 @@ def check_outputs(tmp_path: Path, test_sets: list[str], stdout: str, metric: str
     assert "| tiny |" in stdout  # the compare table of stage 6
 
 
+@pytest.mark.long(30)
 def test_librispeech_recipe_end_to_end(tmp_path):
     """... with manifests and experiments under a path that Hydra's grammar would reject
     unquoted (non-ASCII, comma, '=', brackets, a quote, a space)."""
@@ -89,6 +92,7 @@ def test_librispeech_preparation_that_fails_fails_its_stage(tmp_path):
     assert not (tmp_path / "data" / ".stages" / "stage_0.done").exists()
 
 
+@pytest.mark.long(35)
 def test_aishell_recipe_end_to_end(tmp_path):
     corpus = make_aishell_tree(tmp_path / "corpus", {"train": 24, "dev": 4, "test": 4},
                                tmp_path / "synth")

@@ -7,6 +7,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = [
     "encoder.num_layers=1", "encoder.d_model=32", "encoder.num_heads=2", "encoder.ffn_dim=64",
@@ -16,6 +18,7 @@ TINY = [
 ]
 
 
+@pytest.mark.long(60)
 def test_compare_models_trains_decodes_and_tabulates(tmp_path):
     command = [
         "bash", str(ROOT / "recipes/synth/compare_models.sh"), "--models", "transformer conformer",

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 LIMIT_S = 120  # a hang at a collective or at exit fails the test instead of the suite
@@ -44,6 +45,7 @@ def wait_for_update(process: subprocess.Popen, log: Path, update: int) -> None:
     raise AssertionError(f"no update {update} logged: {process.communicate()[1][-3000:]}")
 
 
+@pytest.mark.long(20)
 def test_two_devices_train_an_epoch_with_rank_0_alone_writing(corpus, tmp_path):
     exp = tmp_path / "exp"
     process = start(corpus.overrides(exp, "trainer.devices=2", "trainer.max_epochs=1"))
@@ -59,6 +61,7 @@ def test_two_devices_train_an_epoch_with_rank_0_alone_writing(corpus, tmp_path):
     assert "[rank 1] INFO" not in err and "Traceback" not in err
 
 
+@pytest.mark.long(40)
 def test_ctrl_c_with_two_devices_writes_a_checkpoint_and_exits_130(corpus, tmp_path):
     exp = tmp_path / "exp"
     # 12 one-utterance updates per rank, each long enough (a wider encoder) that the

@@ -148,6 +148,7 @@ def gradients_worker(rank: int, port: int, config: dict, out_dir: str) -> None:
         finish(trainer, rank, out_dir, status, writes)
 
 
+@pytest.mark.long(15)
 def test_two_gloo_processes_match_one_process_on_the_combined_batch(corpus, tmp_path):
     config = corpus.config(tmp_path / "ddp", *NO_DROPOUT)
     run_ranks(gradients_worker, config, str(tmp_path))
@@ -210,6 +211,7 @@ def rank_batch_ids(config: dict, corpus, rank: int) -> list[list[str]]:
     return [[utts[i].id for i in batch] for batch in loader.sampler.rank_batches()]
 
 
+@pytest.mark.long(15)
 def test_a_batch_that_failed_to_load_on_one_rank_is_skipped_on_both(corpus, tmp_path):
     from asrkit.data.manifest import read_manifest, write_manifest
 
@@ -231,6 +233,7 @@ def test_a_batch_that_failed_to_load_on_one_rank_is_skipped_on_both(corpus, tmp_
     assert out[0]["step"] == out[1]["step"] == 4  # 5 updates, one lost with its last batch
 
 
+@pytest.mark.long(15)
 def test_a_nan_loss_on_one_rank_skips_the_update_on_both(corpus, tmp_path):
     config = corpus.config(tmp_path / "exp", *NO_DROPOUT, *SMALL_BATCHES)
     run_ranks(train_worker, config, str(tmp_path), 4)  # the last micro-batch of update 2
@@ -240,6 +243,7 @@ def test_a_nan_loss_on_one_rank_skips_the_update_on_both(corpus, tmp_path):
     assert out[0]["counters"]["nan_skipped"] == out[1]["counters"]["nan_skipped"] == 1
 
 
+@pytest.mark.long(15)
 def test_mwer_fine_tuning_leaves_the_ctc_head_out_and_ddp_copes(corpus, tmp_path):
     """MWER's objective gives the CTC head no gradient (mwer_ctc_weight 0): DDP must be told,
     or the second update fails ("Expected to have finished reduction ...")."""
@@ -300,6 +304,7 @@ def run_out_of_memory(steps, here: bool, oom_at: int, losses: list[float]) -> No
     steps.train_model = model
 
 
+@pytest.mark.long(15)
 def test_out_of_memory_on_one_rank_at_the_end_of_an_update_is_skipped_on_both(corpus,
                                                                              tmp_path):
     """With gradient accumulation: rank 0's synced forward armed DDP's reducer for a
@@ -339,6 +344,7 @@ def failing_rank_worker(rank: int, port: int, config: dict, out_dir: str) -> Non
     torch.save(run_training(config), f"{out_dir}/status_{rank}.pt")
 
 
+@pytest.mark.long(15)
 def test_a_rank_that_fails_alone_is_one_line_in_the_log_and_the_other_says_so(corpus,
                                                                             tmp_path, capfd):
     config = corpus.config(tmp_path / "exp", *NO_DROPOUT, *SMALL_BATCHES)

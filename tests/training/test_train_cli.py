@@ -118,6 +118,7 @@ def _train_until_update(args: list[str], log: Path, update: int) -> subprocess.P
     raise AssertionError(f"no update {update} logged: {process.communicate()[1][-2000:]}")
 
 
+@pytest.mark.long(15)
 def test_signals_write_a_checkpoint_and_exit_cleanly(corpus, tmp_path):
     exp = tmp_path / "exp"
     # ~24 one-utterance updates per epoch, each long enough (a wider encoder) that the

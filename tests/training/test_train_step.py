@@ -166,6 +166,7 @@ def test_a_diverging_run_stops_with_exit_status_1(corpus, tmp_path):
     assert "training finished" not in log
 
 
+@pytest.mark.long(120)
 def test_compile_handles_every_batch_shape_without_recompiling(corpus, tmp_path):
     """trainer.compile=true (inductor, C++ code) over an epoch of batches of different sizes
     and lengths: no graph is compiled more than twice (dynamo would raise at a third), so
