@@ -4,7 +4,7 @@ it, and ``corpus``: 30 synth utterances with a character tokenizer, CMVN statist
 overrides of a tiny model that trains in about a second per epoch on a CPU; and
 ``intra_op_threads``, for fixtures that pin torch's thread count.
 
-The suite runs in pytest-xdist workers (``-n auto`` in pyproject.toml): each worker gets an
+tools/test.sh runs the suite in pytest-xdist workers (``-n auto``): each worker gets an
 equal share of the cores for torch's threads and for the processes its tests start
 (``pytest_configure``), and the fixtures that train a model are made once for all workers
 (``made_once``)."""
@@ -40,9 +40,10 @@ def pytest_configure(config) -> None:
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """Tests marked ``long(seconds)`` first, the longest first: pytest-xdist deals the first
-    tests out one to each worker in turn, so the long ones start at once on different
-    workers, instead of one of them starting late and leaving the others idle at the end."""
+    """Tests marked ``long(seconds)`` first, the longest first. tools/test.sh has
+    pytest-xdist hand tests out one at a time (``--maxschedchunk=1``; by default a worker
+    gets a block of a few hundred), so the long ones start at once on different workers,
+    instead of queueing on one worker and leaving the others idle at the end."""
     def seconds(item) -> float:
         mark = item.get_closest_marker("long")
         return mark.args[0] if mark is not None else 0.0
@@ -53,17 +54,24 @@ def pytest_collection_modifyitems(config, items) -> None:
 def made_once(tmp_path_factory, name: str, make: Callable[[Path], T]) -> T:
     """``make(root)`` once per test session for all pytest-xdist workers: the first worker
     to ask makes it in a directory the workers share and pickles what it returns; the
-    others wait for it (an flock) and unpickle that. Without workers, root is simply under
-    the session's temporary directory."""
+    others wait for it (an flock) and unpickle that. If it fails, the others fail at once
+    with its error instead of making it again. Without workers (or with workers that do
+    not share the session's directory), root is under this process's temporary directory."""
     base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent  # the session's directory; each worker's is popen-gwN inside
-    made = base / f"{name}.pickle"
+    if os.environ.get("PYTEST_XDIST_WORKER") and base.name.startswith("popen-"):
+        base = base.parent  # the session's directory, holding each worker's popen-gwN
+    made, failed = base / f"{name}.pickle", base / f"{name}.failed"
     with open(base / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if failed.exists():
+            raise RuntimeError(f"making {name} failed in another worker: {failed.read_text()}")
         if made.exists():
             return pickle.loads(made.read_bytes())
-        result = make(base / name)
+        try:
+            result = make(base / name)
+        except BaseException as error:
+            failed.write_text(f"{type(error).__name__}: {error}")
+            raise
         made.write_bytes(pickle.dumps(result))
         return result
 

@@ -28,14 +28,18 @@ def use_progress_bar(setting: str | bool, stream: TextIO = sys.stderr) -> bool:
 
 def terminal_columns(stream: TextIO) -> int:
     """The width of the terminal ``stream`` writes to (not stdout's: the bar is on stderr),
-    $COLUMNS when set, 120 when ``stream`` is not a terminal."""
-    env = os.environ.get("COLUMNS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
+    $COLUMNS when it is a positive number; 120 when ``stream`` is not a terminal or its
+    size is unknown (0, as on a new pseudo-terminal)."""
     try:
-        return os.get_terminal_size(stream.fileno()).columns
-    except (AttributeError, OSError, ValueError):  # no file descriptor, or not a terminal
-        return 120
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:  # unset or not a number
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):  # no file descriptor, or not a terminal
+            columns = 0
+    return columns if columns > 0 else 120
 
 
 def eta_seconds(done: int, total: int, elapsed: float) -> float:

@@ -135,8 +135,8 @@ def compiled_training_step(backend: str) -> None:
 
 
 def test_one_compiled_training_step_equals_eager():
-    """A Conformer with an attention decoder captured whole by torch.compile (dynamo's graphs
-    and AOTAutograd's forward and backward graphs; the aot_eager backend runs them as they
+    """A Conformer with an attention decoder traced by torch.compile (dynamo's graphs and
+    AOTAutograd's forward and backward graphs; the aot_eager backend runs them as they
     are): one training step equals eager mode's. Inductor's C++ code for a training step is
     tested through the trainer (tests/training/test_train_step.py: a minute or more to
     compile on 2 cores).

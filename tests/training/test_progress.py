@@ -58,3 +58,10 @@ def test_the_bar_fits_the_width_of_its_own_terminal(monkeypatch):
         assert terminal_columns(terminal) == 33
     os.close(leader)
     assert terminal_columns(io.StringIO()) == 33
+    for junk in ("0", "-5", "²", "wide"):  # not a positive number: as if unset
+        monkeypatch.setenv("COLUMNS", junk)
+        assert terminal_columns(io.StringIO()) == 120
+    leader, follower = pty.openpty()  # a terminal whose size nobody has set: 0 x 0
+    with os.fdopen(follower, "w") as unsized:
+        assert terminal_columns(unsized) == 120
+    os.close(leader)
