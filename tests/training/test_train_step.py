@@ -171,9 +171,9 @@ def test_compile_handles_every_batch_shape_without_recompiling(corpus, tmp_path)
     """trainer.compile=true (inductor, C++ code) for a joint CTC/attention model over an
     epoch of batches of different sizes and lengths: no graph is compiled more than twice
     (dynamo would raise at a third), so nothing falls back to eager after recompile_limit,
-    and every batch's loss is eager mode's (dropout off; the updates in between are then the same too). About 2.5 minutes
-    on one core of a 2-core machine when inductor's cache is cold, as on a fresh CI machine
-    (compile_for_varying_shapes)."""
+    and every batch's loss is eager mode's (dropout off; the updates in between are then
+    the same too). About 2.5 minutes on one core of a 2-core machine when inductor's cache
+    is cold, as on a fresh CI machine (compile_for_varying_shapes)."""
     import torch._dynamo
     from torch._dynamo.utils import counters
 
