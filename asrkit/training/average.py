@@ -153,7 +153,6 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
             checkpoints.append(load_file(path))
         except CorruptCheckpointError as e:
             raise CorruptCheckpointError(f"{e}; delete it, or pass --skip-corrupt") from None
-
     newest = checkpoints[-1]
     try:
         model = average_state_dicts([c["model"] for c in checkpoints])

@@ -14,7 +14,6 @@ corpus as one batch) instead of running asrkit's trainer, which costs ~30x more 
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,9 +43,9 @@ class SynthModel:
     utterances: list[Utterance]   # what it was trained on (and recognises)
 
 
-@functools.cache
 def synth_model(root: Path) -> SynthModel:
-    """Prepare, train and save into ``root`` (once per process)."""
+    """Prepare, train and save into ``root`` (once per session: the ``trained`` fixture,
+    through made_once)."""
     from asrkit.data.prepare import run_preparer
 
     corpus = root / "corpus"

@@ -44,18 +44,9 @@ class SynthTransducer:
     alone: Path         # experiment: encoder + transducer
 
 
-_MADE: dict[Path, SynthTransducer] = {}
-
-
 def synth_transducer(ctc_model: SynthModel, root: Path) -> SynthTransducer:
     """Train the transducer on ``ctc_model``'s encoder and save both experiments in root
-    (once per process and root)."""
-    if root not in _MADE:
-        _MADE[root] = _make(ctc_model, root)
-    return _MADE[root]
-
-
-def _make(ctc_model: SynthModel, root: Path) -> SynthTransducer:
+    (once per session: the ``trained_transducer`` fixture, through made_once)."""
     exp = load_experiment(ctc_model.exp_dir)
     vocab = f"vocab_size={exp.tokenizer.vocab_size}"
     hybrid_config = compose_train_config([*MODEL, vocab, *TRANSDUCER, "+model.transducer_weight=0.5",
