@@ -35,7 +35,7 @@ from asrkit.data.cmvn import GlobalCMVN
 from asrkit.data.dataset import ASRDataset, collate_batch
 from asrkit.data.features import FbankExtractor
 from asrkit.data.filters import OutputLengths, filter_utterances
-from asrkit.data.manifest import DURATION_DECIMALS, read_manifest
+from asrkit.data.manifest import DURATION_DECIMALS, Utterance, read_manifest
 from asrkit.data.sampler import BucketingBatchSampler
 from asrkit.text.base import Tokenizer
 
@@ -116,19 +116,22 @@ def build_loader(
     output_lengths: OutputLengths | None = None,
     pin_memory: bool = False,
     frame_per_token: bool = True,
+    utterances: list[Utterance] | None = None,
 ) -> ResumableLoader:
     """A loader over `manifest` configured by the `data` config group (a plain dict).
     `output_lengths` is the encoder's (asrkit.models.encoder_interface): with it, utterances
     without an encoder frame are filtered out, and with `frame_per_token` (a model with CTC)
     transcripts with more tokens than encoder frames (CTC could not align them);
-    `pin_memory`: batches in page-locked memory, for a GPU."""
+    `pin_memory`: batches in page-locked memory, for a GPU; `utterances`: the manifest as
+    read_manifest read it, when the caller has already read it."""
     feats_cfg, filt = data_cfg["features"], data_cfg["filters"]
     extractor = FbankExtractor.from_config(data_cfg)
     if cmvn is None and data_cfg.get("cmvn"):
         cmvn = GlobalCMVN.load(data_cfg["cmvn"])
     name = Path(manifest).name
     speed = [float(f) for f in data_cfg.get("speed_perturb") or []] if train else []
-    utterances = read_manifest(manifest)
+    if utterances is None:
+        utterances = read_manifest(manifest)
     token_ids = [tokenizer.encode(u.text) for u in utterances]
     keep, _ = filter_utterances(utterances, token_ids, extractor, filt["min_duration"],
                                 filt["max_duration"], output_lengths,

@@ -55,6 +55,7 @@ import torch
 
 from asrkit.data.cmvn import GlobalCMVN
 from asrkit.data.loader import LoadFailureError, build_loader
+from asrkit.data.manifest import Utterance, read_manifest
 from asrkit.durations import format_duration
 from asrkit.experiment_dir import ExperimentDir
 from asrkit.models.build import build_model
@@ -119,6 +120,8 @@ class Trainer:
         self.exp_dir = Path(self.requested_config["exp_dir"]).resolve()
         self.progress_bar = ctx.is_main and use_progress_bar(
             self.requested_config["trainer"]["progress_bar"])
+        data = self.requested_config["data"]  # read first: bad data leaves exp_dir untouched
+        manifests = {key: read_manifest(data[key]) for key in ("train", "dev")}
         self.lock = TrainLock.acquire(self.exp_dir) if ctx.is_main else None
         setup_logging(self.exp_dir, ctx, self.progress_bar)
         if self.lock is not None and self.lock.note:
@@ -137,7 +140,7 @@ class Trainer:
         if tcfg["activation_checkpointing"]:
             log.info("activation checkpointing on %d layers",
                      enable_activation_checkpointing(self.model))
-        self._build_loaders()
+        self._build_loaders(manifests)
         self.updates_per_epoch = math.ceil(len(self.train_loader) / tcfg["accum_grad"])
         self.total_steps = (self.config["scheduler"].get("total_steps")
                             or max(1, tcfg["max_epochs"] * self.updates_per_epoch))
@@ -179,7 +182,7 @@ class Trainer:
     def counters(self) -> dict[str, int]:
         return self.state.counters
 
-    def _build_loaders(self) -> None:
+    def _build_loaders(self, manifests: dict[str, list[Utterance]]) -> None:
         data_cfg, ctx = self.config["data"], self.ctx
         cmvn = GlobalCMVN.load(data_cfg["cmvn"]) if data_cfg.get("cmvn") else None
         # CTC needs a frame per token; a transducer alone can emit several on one frame
@@ -187,9 +190,10 @@ class Trainer:
                    "frame_per_token": getattr(self.model, "ctc", None) is not None}
         self.train_loader = build_loader(data_cfg["train"], self.tokenizer, data_cfg, train=True,
                                          cmvn=cmvn, rank=ctx.rank, world_size=ctx.world_size,
-                                         pin_memory=self.device.type == "cuda", **lengths)
+                                         pin_memory=self.device.type == "cuda",
+                                         utterances=manifests["train"], **lengths)
         dev_loader = build_loader(data_cfg["dev"], self.tokenizer, data_cfg, train=False,
-                                  cmvn=cmvn, **lengths)
+                                  cmvn=cmvn, utterances=manifests["dev"], **lengths)
         if len(dev_loader) == 0:  # validated on nothing, a run would look perfect (WER 0)
             raise ValueError(f"data.dev: {data_cfg['dev']} gives no batch (no utterances, or "
                              f"all filtered out)")

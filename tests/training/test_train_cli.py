@@ -90,6 +90,18 @@ def test_an_exp_dir_that_is_a_file_is_named(corpus, tmp_path, capsys):
                                        f"file, not a directory\n")
     assert (tmp_path / "afile").read_text() == "kept"
 
+@pytest.mark.parametrize("split", ["train", "dev"])
+def test_a_malformed_manifest_is_named_before_exp_dir_is_touched(corpus, tmp_path, capsys,
+                                                                  split):
+    lines = Path(getattr(corpus, split)).read_text().splitlines()
+    bad = tmp_path / f"{split}.jsonl"
+    bad.write_text("\n".join([lines[0], lines[1][:-5], *lines[2:]]) + "\n")  # line 2 cut short
+    assert main(corpus.overrides(tmp_path / "exp", f"data.{split}={bad}")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"asrkit train: {bad}:2: not valid JSON") and err.count("\n") == 1
+    assert not (tmp_path / "exp").exists()  # no train.log, lock or tokenizer copy left behind
+
+
 
 @pytest.mark.parametrize("typo", ["trainer.max_epoch=3", "+trainer.max_epoch=3"])
 def test_typo_suggests_the_right_key_not_adding_it(corpus, tmp_path, capsys, typo):
