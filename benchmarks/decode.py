@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/decode.py                            # parts 1 and 2
     .venv/bin/python benchmarks/decode.py --preset librispeech/conformer_s --num-utts 200
     .venv/bin/python benchmarks/decode.py --exp exp/conformer --checkpoint avg_10.pt \\
-        --manifest data/synth/test.jsonl                             # part 2, a trained model
+        --manifest data/synth/test.jsonl                             # a trained model too
 
 1. **Batched search against a plain reference, on the same log-probabilities.** The CTC
    prefix beam search (asrkit.decoding.ctc_prefix_beam: every utterance and beam entry at
@@ -22,7 +22,11 @@
    speed-up, and whether the two agree (the same best hypothesis, scores within 1e-3); and
    how many prefix-tree nodes the rescoring decodes for the N-best's tokens. With
    ``--precision fp32 bf16`` rescoring has a row per precision (the batched code and the
-   reference under the same autocast, asrkit.decoding.precision).
+   reference under the same autocast, asrkit.decoding.precision). Those utterances are one
+   batch of mixed lengths; with ``--exp`` (and ``--manifest``) a third set of rows uses a
+   trained model's own log-probabilities and decoder on real speech, batched as ``asrkit
+   decode`` batches a test set (``--batch-size`` utterances, longest first, so each batch
+   holds similar lengths; the reference still goes one utterance at a time).
 2. **Every decoding method end to end** (features + encoder + CTC head + search, as
    ``asrkit decode`` runs it; asrkit.decoding.decode_set), per torch thread count, for a
    preset with random weights on a synth test set, or a trained experiment (``--exp``). A
@@ -162,6 +166,9 @@ def agreement(batched, reference) -> tuple[float, float]:
     return same / max(len(reference), 1), diff
 
 
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # enc, enc_lens, CTC log-probs
+
+
 def search_benchmark(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.search_threads)
     model, config = preset_model(args.preset, args.vocab_size, args.device)
@@ -169,51 +176,90 @@ def search_benchmark(args: argparse.Namespace) -> None:
     enc, enc_lens, model_lp, audio = search_inputs(model, args.search_utts, mel, args.device)
     peaky = peaky_log_probs(enc_lens.cpu(), model_lp.size(-1)).to(args.device)
     print(f"search on the same log-probs: {args.preset} (random weights), "
-          f"{args.search_utts} utterances ({audio:.1f} s), vocabulary {model_lp.size(-1)}, "
-          f"beam {args.beam}, ctc_weight {args.ctc_weight}, {args.search_threads} thread(s), "
-          f"device {args.device}; RTF = search time / audio (encoder excluded)")
+          f"{args.search_utts} utterances ({audio:.1f} s) in one batch, vocabulary "
+          f"{model_lp.size(-1)}, beam {args.beam}, ctc_weight {args.ctc_weight}, "
+          f"{args.search_threads} thread(s), device {args.device}; RTF = search time / audio "
+          f"(encoder excluded)")
     print(f"{'log-probs':<14} {'method':<20} {'precision':<9} {'batched RTF':>12} "
           f"{'reference RTF':>14} {'speed-up':>9}  agreement (best hyp, max |score diff|)")
     for kind, log_probs in (("random model", model_lp), ("peaky", peaky)):
-        compare_searches(kind, model, enc, enc_lens, log_probs, audio, args)
-        print(f"{'':<14} {'':<20} {nbest_sharing(log_probs, enc_lens, model, args.beam)}")
+        compare_searches(kind, model, [(enc, enc_lens, log_probs)], audio, args)
+        print(f"{'':<14} {'':<20} {nbest_sharing([(enc, enc_lens, log_probs)], model, args.beam)}")
+    if args.exp is not None:
+        model, batches, audio, what = experiment_batches(args)
+        print(f"{what}: {sum(b[0].size(0) for b in batches)} utterances ({audio:.1f} s) in "
+              f"asrkit decode's batches ({len(batches)}: --batch-size {args.batch_size}, "
+              f"longest first)")
+        compare_searches("trained model", model, batches, audio, args)
+        print(f"{'':<14} {'':<20} {nbest_sharing(batches, model, args.beam)}")
 
 
-def compare_searches(kind: str, model, enc: torch.Tensor, enc_lens: torch.Tensor,
-                     log_probs: torch.Tensor, audio: float, args: argparse.Namespace) -> None:
-    """One table row per method and precision: the batched search and the reference on
-    ``log_probs``, both under that precision's autocast (the CTC searches have no network
-    pass: one row, fp32)."""
+def experiment_batches(args: argparse.Namespace) -> tuple[object, list[Batch], float, str]:
+    """A trained experiment's encoder and CTC head over ``--manifest`` (its first
+    ``--exp-utts`` utterances; 0: all), batched as ``asrkit decode``
+    batches them (asrkit.decoding.decode_set.make_batches) -> (model, batches, audio, name)."""
+    from asrkit.data.dataset import ASRDataset, collate_batch
+    from asrkit.data.manifest import read_manifest
+    from asrkit.decoding.decode_set import encode_batch, make_batches
+    from asrkit.decoding.experiment import load_experiment
+
+    if args.manifest is None:
+        raise SystemExit("decode.py: --exp needs --manifest (the test set to search)")
+    exp = load_experiment(args.exp, args.checkpoint, args.device)
+    utterances = read_manifest(args.manifest)[: args.exp_utts or None]
+    dataset = ASRDataset(utterances, [[] for _ in utterances], exp.extractor, cmvn=exp.cmvn)
+    frames = [exp.extractor.frames_for_duration(u.duration) for u in utterances]
+    batches = []
+    with torch.inference_mode():
+        for rows in make_batches(frames, args.batch_size, max_frames=30000):
+            batch = collate_batch([dataset[i] for i in rows])
+            if batch["failed"]:
+                raise SystemExit(f"decode.py: {batch['failed'][0][0]}: {batch['failed'][0][1]}")
+            enc, enc_lens, log_probs, _ = encode_batch(exp.model, batch["feats"].to(args.device),
+                                                       batch["feat_lens"].to(args.device))
+            batches.append((enc, enc_lens, log_probs))
+    audio = sum(u.duration for u in utterances)
+    return exp.model, batches, audio, f"{args.exp} ({exp.checkpoint}), {args.manifest.name}"
+
+
+def compare_searches(kind: str, model, batches: list[Batch], audio: float,
+                     args: argparse.Namespace) -> None:
+    """One table row per method and precision: the batched search (a call per batch) and
+    the reference (a call per utterance) on the batches' log-probs, both under that
+    precision's autocast (the CTC searches have no network pass: one row, fp32)."""
     for method in ("ctc_prefix_beam", "attention_rescoring"):
         for name in args.precision if method == "attention_rescoring" else ["fp32"]:
-            compare_one(kind, method, name, model, enc, enc_lens, log_probs, audio, args)
+            compare_one(kind, method, name, model, batches, audio, args)
 
 
-def compare_one(kind: str, method: str, precision: str, model, enc: torch.Tensor,
-                enc_lens: torch.Tensor, log_probs: torch.Tensor, audio: float,
-                args: argparse.Namespace) -> None:
+def compare_one(kind: str, method: str, precision: str, model, batches: list[Batch],
+                audio: float, args: argparse.Namespace) -> None:
     from asrkit.decoding.attention_rescoring import rescore_nbest
     from asrkit.decoding.ctc_prefix_beam import ctc_prefix_beam_search
 
     autocast = DecodePrecision.resolve(precision, args.device).autocast
-
-    lp_cpu = log_probs.cpu()
+    on_cpu = [(enc, enc_lens, log_probs.cpu()) for enc, enc_lens, log_probs in batches]
 
     def batched_ctc():
-        return ctc_prefix_beam_search(log_probs, enc_lens, args.beam, model.blank_id)
+        return [hyps for _, enc_lens, log_probs in batches
+                for hyps in ctc_prefix_beam_search(log_probs, enc_lens, args.beam,
+                                                   model.blank_id)]
 
     def reference_ctc():
-        return [reference_prefix_beam(lp_cpu[b, : int(enc_lens[b])], args.beam, model.blank_id)
-                for b in range(lp_cpu.size(0))]
+        return [reference_prefix_beam(lp[b, : int(enc_lens[b])], args.beam, model.blank_id)
+                for _, enc_lens, lp in on_cpu for b in range(lp.size(0))]
 
     def batched_rescoring():
         with torch.inference_mode(), autocast():
-            nbest = ctc_prefix_beam_search(log_probs, enc_lens, args.beam, model.blank_id)
-            return rescore_nbest(model, enc, enc_lens, nbest, args.ctc_weight)
+            return [hyps for enc, enc_lens, log_probs in batches
+                    for hyps in rescore_nbest(model, enc, enc_lens, ctc_prefix_beam_search(
+                        log_probs, enc_lens, args.beam, model.blank_id), args.ctc_weight)]
 
     def reference_rescore():
         with torch.inference_mode(), autocast():
-            return reference_rescoring(model, enc, enc_lens, lp_cpu, args.beam, args.ctc_weight)
+            return [ranked for enc, enc_lens, lp in on_cpu
+                    for ranked in reference_rescoring(model, enc, enc_lens, lp, args.beam,
+                                                      args.ctc_weight)]
 
     fast, slow = {"ctc_prefix_beam": (batched_ctc, reference_ctc),
                   "attention_rescoring": (batched_rescoring, reference_rescore)}[method]
@@ -226,14 +272,15 @@ def compare_one(kind: str, method: str, precision: str, model, enc: torch.Tensor
           f"{t_slow / audio:>14.5f} {t_slow / t_fast:>8.1f}x  {same:.0%}, {diff:.1e}", flush=True)
 
 
-def nbest_sharing(log_probs: torch.Tensor, enc_lens: torch.Tensor, model, beam: int) -> str:
+def nbest_sharing(batches: list[Batch], model, beam: int) -> str:
     """How much the N-best lists share: their tokens (sos included, what a decoder pass per
     hypothesis computes) against their prefix trees' nodes (what attention rescoring
     computes, asrkit.models.prefix_tree)."""
     from asrkit.decoding.ctc_prefix_beam import ctc_prefix_beam_search
     from asrkit.models.prefix_tree import PrefixTree
 
-    nbest = ctc_prefix_beam_search(log_probs, enc_lens, beam, model.blank_id)
+    nbest = [hyps for _, enc_lens, log_probs in batches
+             for hyps in ctc_prefix_beam_search(log_probs, enc_lens, beam, model.blank_id)]
     tokens = sum(len(hyp.tokens) + 1 for hyps in nbest for hyp in hyps)
     nodes = sum(PrefixTree.build([hyp.tokens for hyp in hyps]).num_nodes
                 for hyps in nbest if hyps)
@@ -325,7 +372,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="synth/conformer", help="+experiment= preset")
-    parser.add_argument("--exp", type=Path, help="part 2 with this experiment's checkpoint")
+    parser.add_argument("--exp", type=Path, help="a trained experiment: part 1 adds its "
+                        "lists on --manifest, part 2 decodes with it")
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--manifest", type=Path, help="test set (default: a synth test set)")
     parser.add_argument("--num-utts", type=int, default=200, help="size of the synth corpus")
@@ -342,6 +390,8 @@ def main() -> None:
     parser.add_argument("--search-only", action="store_true", help="part 1 only")
     parser.add_argument("--no-search", action="store_true", help="part 2 only")
     parser.add_argument("--search-utts", type=int, default=32)
+    parser.add_argument("--exp-utts", type=int, default=0,
+                        help="part 1 with --exp: the first N utterances of --manifest (0: all)")
     parser.add_argument("--search-threads", type=int, default=1)
     parser.add_argument("--vocab-size", type=int, default=100, help="part 1's output size")
     args = parser.parse_args()

@@ -57,3 +57,41 @@ def test_peaky_log_probs_are_distributions_with_labels_on_some_frames():
     torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(2, 200))
     label_share = (log_probs.argmax(-1) != 0).float().mean().item()
     assert 0.25 < label_share < 0.45  # ~0.35 labels per frame
+
+
+def test_a_trained_experiment_is_searched_in_decodes_batches(trained, tmp_path, capsys):
+    """--exp: the experiment's own log-probs on --manifest, batched as `asrkit decode`
+    batches (make_batches: longest first, --batch-size at most), then the batched search
+    against the reference on them."""
+    import argparse
+
+    from asrkit.data.manifest import write_manifest
+    from asrkit.decoding.ctc_greedy import ctc_greedy_search
+    from asrkit.text.registry import load_tokenizer
+
+    utterances = trained.utterances
+    manifest = tmp_path / "test.jsonl"
+    write_manifest(manifest, utterances)
+    args = argparse.Namespace(exp=trained.exp_dir, checkpoint=None, manifest=manifest,
+                              device="cpu", exp_utts=0, batch_size=4, beam=4, ctc_weight=0.3,
+                              precision=["fp32"], repeats=1)
+    model, batches, audio, _ = decode.experiment_batches(args)
+    assert audio == pytest.approx(sum(u.duration for u in utterances))
+    assert [enc.size(0) for enc, _, _ in batches] == [4, 4, 1]  # 9 utterances
+    lengths = [int(n) for _, enc_lens, _ in batches for n in enc_lens]
+    assert lengths == sorted(lengths, reverse=True)  # longest first, across batches too
+    longest = max(utterances, key=lambda u: u.duration)
+    tokenizer = load_tokenizer(trained.exp_dir / "tokenizer")
+    texts = [tokenizer.decode(hyps[0].tokens) for _, enc_lens, log_probs in batches
+             for hyps in ctc_greedy_search(log_probs, enc_lens)]
+    assert texts[0] == longest.text  # the model memorised its utterances
+    assert sorted(texts) == sorted(u.text for u in utterances)
+
+    decode.compare_one("trained model", "ctc_prefix_beam", "fp32", model, batches, audio, args)
+    row = capsys.readouterr().out.split()
+    assert row[:4] == ["trained", "model", "ctc_prefix_beam", "fp32"]
+    assert row[-2] == "100%,"  # the same best hypothesis as the reference on all nine
+
+    args.manifest = None
+    with pytest.raises(SystemExit, match="--exp needs --manifest"):
+        decode.experiment_batches(args)
