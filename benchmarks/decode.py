@@ -186,48 +186,73 @@ def search_benchmark(args: argparse.Namespace) -> None:
         compare_searches(kind, model, [(enc, enc_lens, log_probs)], audio, args)
         print(f"{'':<14} {'':<20} {nbest_sharing([(enc, enc_lens, log_probs)], model, args.beam)}")
     if args.exp is not None:
-        model, batches, audio, what = experiment_batches(args)
-        print(f"{what}: {sum(b[0].size(0) for b in batches)} utterances ({audio:.1f} s) in "
-              f"asrkit decode's batches ({len(batches)}: --batch-size {args.batch_size}, "
-              f"longest first)")
-        compare_searches("trained model", model, batches, audio, args)
-        print(f"{'':<14} {'':<20} {nbest_sharing(batches, model, args.beam)}")
+        experiment_rows(args)
+
+
+def experiment_rows(args: argparse.Namespace) -> None:
+    """The rows of a trained experiment (--exp) on --manifest, or why there are none."""
+    if args.manifest is None:
+        print(f"(no rows for {args.exp}: its lists need a test set, --manifest)")
+        return
+    model, batches, audio, what = experiment_batches(args)
+    if not batches:
+        print(f"(no rows for {args.exp}: no CTC head, or no utterance to search)")
+        return
+    print(f"{what}: {sum(b[0].size(0) for b in batches)} utterances ({audio:.1f} s) in "
+          f"asrkit decode's batches ({len(batches)}: --batch-size {args.batch_size}, longest "
+          f"first)")
+    compare_searches("trained model", model, batches, audio, args)
+    print(f"{'':<14} {'':<20} {nbest_sharing(batches, model, args.beam)}")
 
 
 def experiment_batches(args: argparse.Namespace) -> tuple[object, list[Batch], float, str]:
     """A trained experiment's encoder and CTC head over ``--manifest`` (its first
-    ``--exp-utts`` utterances; 0: all), batched as ``asrkit decode``
-    batches them (asrkit.decoding.decode_set.make_batches) -> (model, batches, audio, name)."""
+    ``--exp-utts`` utterances; 0: all), batched as ``asrkit decode`` batches them
+    (asrkit.decoding.decode_set.make_batches) -> (model, batches, audio, name). Utterances
+    ``asrkit decode`` would give an empty hypothesis (unreadable audio, no encoder frame)
+    are left out, and their audio is not counted. A model without a CTC head: no batches."""
     from asrkit.data.dataset import ASRDataset, collate_batch
     from asrkit.data.manifest import read_manifest
     from asrkit.decoding.decode_set import encode_batch, make_batches
     from asrkit.decoding.experiment import load_experiment
 
-    if args.manifest is None:
-        raise SystemExit("decode.py: --exp needs --manifest (the test set to search)")
     exp = load_experiment(args.exp, args.checkpoint, args.device)
+    name = f"{args.exp} ({exp.checkpoint}), {args.manifest.name}"
+    if getattr(exp.model, "ctc", None) is None:
+        return exp.model, [], 0.0, name
     utterances = read_manifest(args.manifest)[: args.exp_utts or None]
     dataset = ASRDataset(utterances, [[] for _ in utterances], exp.extractor, cmvn=exp.cmvn)
     frames = [exp.extractor.frames_for_duration(u.duration) for u in utterances]
-    batches = []
+    duration = {u.id: u.duration for u in utterances}
+    batches, audio, left_out = [], 0.0, 0
     with torch.inference_mode():
         for rows in make_batches(frames, args.batch_size, max_frames=30000):
             batch = collate_batch([dataset[i] for i in rows])
-            if batch["failed"]:
-                raise SystemExit(f"decode.py: {batch['failed'][0][0]}: {batch['failed'][0][1]}")
-            enc, enc_lens, log_probs, _ = encode_batch(exp.model, batch["feats"].to(args.device),
-                                                       batch["feat_lens"].to(args.device))
-            batches.append((enc, enc_lens, log_probs))
-    audio = sum(u.duration for u in utterances)
-    return exp.model, batches, audio, f"{args.exp} ({exp.checkpoint}), {args.manifest.name}"
+            left_out += len(batch["failed"])
+            if not batch["ids"]:
+                continue
+            enc, enc_lens, log_probs, keep = encode_batch(
+                exp.model, batch["feats"].to(args.device), batch["feat_lens"].to(args.device))
+            kept = [uid for uid, k in zip(batch["ids"], keep.tolist(), strict=True) if k]
+            left_out += len(batch["ids"]) - len(kept)
+            if kept:
+                batches.append((enc, enc_lens, log_probs))
+                audio += sum(duration[uid] for uid in kept)
+    if left_out:
+        print(f"({left_out} utterance(s) of {args.manifest} left out: unreadable, or without "
+              f"an encoder frame)")
+    return exp.model, batches, audio, name
 
 
 def compare_searches(kind: str, model, batches: list[Batch], audio: float,
                      args: argparse.Namespace) -> None:
     """One table row per method and precision: the batched search (a call per batch) and
     the reference (a call per utterance) on the batches' log-probs, both under that
-    precision's autocast (the CTC searches have no network pass: one row, fp32)."""
-    for method in ("ctc_prefix_beam", "attention_rescoring"):
+    precision's autocast (the CTC searches have no network pass: one row, fp32).
+    Rescoring needs an attention decoder: without one, its rows are left out."""
+    methods = ["ctc_prefix_beam"] + (["attention_rescoring"] if model.decoder is not None
+                                     else [])
+    for method in methods:
         for name in args.precision if method == "attention_rescoring" else ["fp32"]:
             compare_one(kind, method, name, model, batches, audio, args)
 

@@ -13,7 +13,7 @@ from typing import Any
 from asrkit.atomic_text import os_error_status
 from asrkit.checkpoint_io import CorruptCheckpointError
 from asrkit.config import one_line
-from asrkit.training.distributed import lost_a_rank
+from asrkit.training.distributed import DistributedContext, lost_a_rank
 from asrkit.training.experiment import logging_ready
 from asrkit.training.train_step import TrainingError
 from asrkit.training.trainer import Trainer
@@ -32,9 +32,9 @@ def run_training(config: dict[str, Any]) -> int:
         try:
             trainer.setup()
         except CorruptCheckpointError as e:  # the files, not the command: a runtime failure
-            return _fail(e, 1)
+            return _fail(e, 1, trainer.ctx)
         except (ValueError, OSError) as e:  # a bad config value, exp_dir not writable, ...
-            return _fail(e, os_error_status(e) if isinstance(e, OSError) else 2)
+            return _fail(e, os_error_status(e) if isinstance(e, OSError) else 2, trainer.ctx)
         status = trainer.train()
         synchronized = True  # every rank returns from train() at the same point
         return status
@@ -51,9 +51,9 @@ def run_training(config: dict[str, Any]) -> int:
         trainer.cleanup(synchronize=synchronized)
 
 
-def _fail(error: BaseException, status: int) -> int:
+def _fail(error: BaseException, status: int, ctx: DistributedContext | None = None) -> int:
     """One line naming what failed: through the log (stderr and train.log) once it is set
-    up, else on stderr."""
+    up, else on stderr (under DDP prefixed with the rank, as the log's lines are)."""
     message = one_line(error)
     if isinstance(error, OSError) and error.filename is not None and \
             str(error.filename) not in message:
@@ -61,5 +61,6 @@ def _fail(error: BaseException, status: int) -> int:
     if logging_ready():
         log.error("asrkit train: %s", message)
     else:
-        print(f"asrkit train: {message}", file=sys.stderr, flush=True)
+        rank = f"[rank {ctx.rank}] " if ctx is not None and ctx.is_distributed else ""
+        print(f"{rank}asrkit train: {message}", file=sys.stderr, flush=True)
     return status

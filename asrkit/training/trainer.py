@@ -121,7 +121,7 @@ class Trainer:
         self.progress_bar = ctx.is_main and use_progress_bar(
             self.requested_config["trainer"]["progress_bar"])
         data = self.requested_config["data"]  # read first: bad data leaves exp_dir untouched
-        manifests = {key: read_manifest(data[key]) for key in ("train", "dev")}
+        manifests = {key: read_manifest(Path(data[key]).resolve()) for key in ("train", "dev")}
         self.lock = TrainLock.acquire(self.exp_dir) if ctx.is_main else None
         setup_logging(self.exp_dir, ctx, self.progress_bar)
         if self.lock is not None and self.lock.note:

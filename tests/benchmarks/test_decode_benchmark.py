@@ -62,22 +62,28 @@ def test_peaky_log_probs_are_distributions_with_labels_on_some_frames():
 def test_a_trained_experiment_is_searched_in_decodes_batches(trained, tmp_path, capsys):
     """--exp: the experiment's own log-probs on --manifest, batched as `asrkit decode`
     batches (make_batches: longest first, --batch-size at most), then the batched search
-    against the reference on them."""
+    against the reference on them; an utterance without an encoder frame is left out."""
     import argparse
+    from dataclasses import replace
+
+    import soundfile
 
     from asrkit.data.manifest import write_manifest
     from asrkit.decoding.ctc_greedy import ctc_greedy_search
     from asrkit.text.registry import load_tokenizer
 
     utterances = trained.utterances
+    soundfile.write(tmp_path / "blip.wav", torch.zeros(800).numpy(), 16000)  # 50 ms
+    blip = replace(utterances[0], id="blip", audio=str(tmp_path / "blip.wav"), duration=0.05)
     manifest = tmp_path / "test.jsonl"
-    write_manifest(manifest, utterances)
+    write_manifest(manifest, [*utterances, blip])
     args = argparse.Namespace(exp=trained.exp_dir, checkpoint=None, manifest=manifest,
                               device="cpu", exp_utts=0, batch_size=4, beam=4, ctc_weight=0.3,
                               precision=["fp32"], repeats=1)
     model, batches, audio, _ = decode.experiment_batches(args)
-    assert audio == pytest.approx(sum(u.duration for u in utterances))
-    assert [enc.size(0) for enc, _, _ in batches] == [4, 4, 1]  # 9 utterances
+    assert "1 utterance(s) of" in capsys.readouterr().out  # the blip: no encoder frame
+    assert audio == pytest.approx(sum(u.duration for u in utterances))  # without the blip
+    assert [enc.size(0) for enc, _, _ in batches] == [4, 4, 1]  # the nine others
     lengths = [int(n) for _, enc_lens, _ in batches for n in enc_lens]
     assert lengths == sorted(lengths, reverse=True)  # longest first, across batches too
     longest = max(utterances, key=lambda u: u.duration)
@@ -87,11 +93,12 @@ def test_a_trained_experiment_is_searched_in_decodes_batches(trained, tmp_path, 
     assert texts[0] == longest.text  # the model memorised its utterances
     assert sorted(texts) == sorted(u.text for u in utterances)
 
-    decode.compare_one("trained model", "ctc_prefix_beam", "fp32", model, batches, audio, args)
-    row = capsys.readouterr().out.split()
-    assert row[:4] == ["trained", "model", "ctc_prefix_beam", "fp32"]
-    assert row[-2] == "100%,"  # the same best hypothesis as the reference on all nine
+    decode.compare_searches("trained model", model, batches, audio, args)
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 1  # a CTC-only model: no rescoring row
+    assert rows[0][:4] == ["trained", "model", "ctc_prefix_beam", "fp32"]
+    assert rows[0][-2] == "100%,"  # the same best hypothesis as the reference on all nine
 
     args.manifest = None
-    with pytest.raises(SystemExit, match="--exp needs --manifest"):
-        decode.experiment_batches(args)
+    decode.experiment_rows(args)
+    assert capsys.readouterr().out.startswith(f"(no rows for {trained.exp_dir}: its lists need")

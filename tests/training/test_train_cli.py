@@ -102,6 +102,21 @@ def test_a_malformed_manifest_is_named_before_exp_dir_is_touched(corpus, tmp_pat
     assert not (tmp_path / "exp").exists()  # no train.log, lock or tokenizer copy left behind
 
 
+def test_a_failure_before_the_log_exists_names_the_rank_under_ddp(corpus, tmp_path, capsys,
+                                                                   monkeypatch):
+    from asrkit.training import distributed
+    from asrkit.training.run import run_training
+
+    monkeypatch.setattr(distributed, "init_distributed",  # rank 1 of 2, no process group
+                        lambda device: distributed.DistributedContext(rank=1, world_size=2))
+    bad = tmp_path / "train.jsonl"
+    bad.write_text("{\n")
+    assert run_training(corpus.config(tmp_path / "exp", f"data.train={bad}")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"[rank 1] asrkit train: {bad}:1: not valid JSON")
+    assert err.count("\n") == 1 and not (tmp_path / "exp").exists()
+
+
 
 @pytest.mark.parametrize("typo", ["trainer.max_epoch=3", "+trainer.max_epoch=3"])
 def test_typo_suggests_the_right_key_not_adding_it(corpus, tmp_path, capsys, typo):
