@@ -195,6 +195,15 @@ def export_graph(module: nn.Module, inputs: tuple, in_specs: list, out_specs: li
             torch.jit.trace(module, inputs, check_trace=False).save(str(path))
 
 
+def _onnx_inputs(path: Path, in_specs: list[dict]) -> list[dict]:
+    """The specs of the inputs the ONNX graph at ``path`` kept: the exporter leaves out an
+    input the graph does not use (the streaming step's ``offset`` with relative positions)."""
+    import onnx
+
+    kept = {i.name for i in onnx.load(str(path), load_external_data=False).graph.input}
+    return [spec for spec in in_specs if spec["name"] in kept]
+
+
 def export_model(exp_dir: str | Path, out_dir: str | Path, runtime: str = "onnx",
                  checkpoint: str | None = None, trusted_modules: Sequence[str] = (),
                  tolerance: float = 1e-4, chunk_size: int | None = None,
@@ -241,8 +250,10 @@ def _export_into(exp: Experiment, model: nn.Module, family: str, bins: int,
         inputs[STREAMING_GRAPH] = chunk_graph.example_inputs(seed=1)
     with traceable_forms(model), torch.no_grad():
         for name, (module, in_specs, out_specs) in specs.items():
-            export_graph(module, inputs[name], in_specs, out_specs,
-                         exported.graph_file(name, runtime), runtime)
+            path = exported.graph_file(name, runtime)
+            export_graph(module, inputs[name], in_specs, out_specs, path, runtime)
+            if runtime == "onnx":  # model.json lists the inputs the graph really takes
+                specs[name] = (module, _onnx_inputs(path, in_specs), out_specs)
     exp.tokenizer.save(exported.tokenizer_dir)
     if exp.cmvn is not None:
         exp.cmvn.save(exported.cmvn_file)

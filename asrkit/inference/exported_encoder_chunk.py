@@ -11,7 +11,7 @@ The chunk size and left context are the export's (``step.chunk_size``,
 ``step.left_chunks``; model.json's ``streaming``): each full chunk is ``step.window``
 feature frames, consecutive ones ``step.stride`` apart, and the last may be shorter.
 Inputs are fed by name, since an ONNX graph leaves out the inputs it does not use (the
-``offset`` of an encoder with relative positions).
+``offset`` of an encoder with relative positions; model.json then does not list it).
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ from asrkit.inference.encoder_chunk_graph import initial_caches
 
 
 class ExportedEncoderChunk:
-    def __init__(self, graph: Any, description: dict[str, Any], inputs: list[dict],
-                 outputs: list[dict]) -> None:
+    def __init__(self, graph: Any, description: dict[str, Any], outputs: list[dict]) -> None:
         """graph: the runner of ``encoder_chunk`` (asrkit.inference.exported_model's);
-        description: model.json's ``streaming`` entry; inputs, outputs: the graph's specs."""
+        description: model.json's ``streaming`` entry; outputs: the graph's output specs."""
         self.graph = graph
         self.chunk_size, self.left_chunks = description["chunk_size"], description["left_chunks"]
         self.window, self.stride = description["window"], description["stride"]
@@ -36,7 +35,9 @@ class ExportedEncoderChunk:
         self.att_shape = tuple(description["att_cache"])
         cnn = description["cnn_cache"]
         self.cnn_shape = tuple(cnn) if cnn is not None else None
-        self.input_names = [spec["name"] for spec in inputs]
+        # every input the step can take, in the order of __call__'s (TorchScript: all of them)
+        self.input_names = ["chunk_feats", "offset", "att_cache"] + (
+            ["cnn_cache"] if self.cnn_shape is not None else [])
         self.output_dim = int(outputs[0]["shape"][-1])  # enc (batch, frames, d)
 
     def initial_caches(self, batch: int) -> tuple[torch.Tensor, ...]:

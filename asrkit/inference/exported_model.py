@@ -87,7 +87,6 @@ class ExportedModel:
         self.transducer = (ExportedTransducerHead(graphs, info.transducer, info.vocab_size)
                            if info.transducer is not None else None)
         self.encoder_chunk = (ExportedEncoderChunk(graphs[STREAMING_GRAPH], info.streaming,
-                                                   info.graphs[STREAMING_GRAPH].inputs,
                                                    info.graphs[STREAMING_GRAPH].outputs)
                               if info.streaming is not None else None)
 

@@ -56,8 +56,10 @@ def test_onnx_step_equals_eager_forward_chunk(exp_dirs, tmp_path, name, left_chu
     assert (streaming["window"], streaming["stride"]) == (window, stride)
     assert (streaming["cnn_cache"] is None) == name.startswith("transformer")
     step = ExportedModel.load(tmp_path / "out").encoder_chunk
-    offset_used = "offset" in {i.name for i in step.graph.session.get_inputs()}
-    assert offset_used == (name == "transformer")  # absolute positions only
+    graph_inputs = [i.name for i in step.graph.session.get_inputs()]
+    assert ("offset" in graph_inputs) == (name == "transformer")  # absolute positions only
+    # model.json lists exactly the inputs the graph takes, so other runtimes can feed them
+    assert [s["name"] for s in info["graphs"]["encoder_chunk"]["inputs"]] == graph_inputs
 
     feats = torch.randn(3, 6 * stride + window + 2 * encoder.input_layer.factor, bins,
                         generator=torch.Generator().manual_seed(5))  # 7 chunks, a short 8th
