@@ -152,23 +152,49 @@ def compare_experiments(exp_dirs: Sequence[str | Path], sets: Sequence[str] | No
         experiments.append(newest)
         rows += _rows(found, infos)
     if not rows:
-        raise ValueError(f"{', '.join(map(str, paths))}: no decode results for the "
-                         "sets/methods/checkpoint asked")
+        raise ValueError(f"{', '.join(map(str, paths))}: no decode results for "
+                         f"{_asked(sets, methods, checkpoint)} ({_available(paths)})")
     _group_rows(rows)
     comparison = Comparison(metric, experiments, rows, [])
     comparison.notes += empty
-    comparison.notes += _unmatched_filters(comparison, sets, methods)
+    comparison.notes += _unmatched_filters(paths, sets, methods)
     if pairs:
         comparison.pairs = _pairs(comparison, num_samples, seed)
     return comparison
 
 
-def _unmatched_filters(comparison: Comparison, sets: Sequence[str] | None,
+def _asked(sets: Sequence[str] | None, methods: Sequence[str] | None,
+           checkpoint: str | None) -> str:
+    """What the filters ask for, in words: "the set 'tset' and the checkpoint 'x.pt'"."""
+    parts = [f"the {kind}{'s' if len(names) > 1 else ''} {', '.join(map(repr, names))}"
+             for kind, names in (("set", sets or ()), ("method", methods or ()),
+                                 ("checkpoint", [checkpoint] if checkpoint else ()))
+             if names]
+    return " and ".join(parts)
+
+
+def _found(paths: Sequence[Path]) -> tuple[list[str], list[str], list[str]]:
+    """Every set, method and checkpoint with a result in any of the experiments."""
+    runs = [run for path in paths for run in find_runs(path, left_out=[])]
+    return (sorted({run.set_name for run in runs}), sorted({run.method for run in runs}),
+            sorted({str(run.checkpoint) for run in runs if run.checkpoint is not None}))
+
+
+def _available(paths: Sequence[Path]) -> str:
+    sets, methods, checkpoints = _found(paths)
+    return (f"found: sets {', '.join(sets) or 'none'}; methods {', '.join(methods) or 'none'};"
+            f" checkpoints {', '.join(checkpoints) or 'none'}")
+
+
+def _unmatched_filters(paths: Sequence[Path], sets: Sequence[str] | None,
                        methods: Sequence[str] | None) -> list[str]:
-    """A note for each set or method asked that no experiment has (a misspelling?)."""
+    """A note for each set or method asked that no experiment has (a misspelling?), with
+    every one the experiments have."""
+    if not sets and not methods:
+        return []
+    found_sets, found_methods, _ = _found(paths)
     notes = []
-    for kind, asked, found in (("set", sets, comparison.sets),
-                               ("method", methods, comparison.methods)):
+    for kind, asked, found in (("set", sets, found_sets), ("method", methods, found_methods)):
         notes += [f"no experiment has results for the {kind} {name!r} (found: "
                   f"{', '.join(found)})" for name in asked or () if name not in found]
     return notes
@@ -250,7 +276,7 @@ def _pairs(comparison: Comparison, num_samples: int, seed: int) -> list[PairResu
                         comparison.not_paired.append(note)
                     continue
                 if read_text(run_a.path / "ref.txt") != read_text(run_b.path / "ref.txt"):
-                    note = (f"{set_name}: {row_a.info.name} and {row_b.info.name} were scored "
+                    note = (f"{set_name}: {row_a.name} and {row_b.name} were scored "
                             "on different references (same set name, other utterances); "
                             "not compared")
                     if note not in comparison.not_paired:

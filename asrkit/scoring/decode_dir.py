@@ -200,10 +200,14 @@ def find_runs(exp_dir: str | Path, sets: Sequence[str] | None = None,
 
 def _same_checkpoint(asked: str, recorded: Any) -> bool:
     """Whether ``asked`` names the recorded checkpoint: as recorded, or its results'
-    directory name (``epoch_4``, ``epoch_4.pt`` for ``checkpoints/epoch_4.pt``)."""
+    directory name (``epoch_4``, ``epoch_4.pt`` for ``checkpoints/epoch_4.pt``), or, for a
+    checkpoint outside the experiment (recorded by its absolute path), the path decode was
+    given (``outside.pt`` from the directory it ran in)."""
     if recorded is None:
         return False
     recorded = str(recorded)
+    if Path(recorded).is_absolute() and str(Path(asked).resolve()) == recorded:
+        return True
     return asked == recorded or checkpoint_dir_name(recorded) in (
         asked, checkpoint_dir_name(asked))
 

@@ -119,6 +119,22 @@ def test_a_checkpoint_is_found_by_the_name_decode_took(tmp_path):
         assert row.checkpoint == "checkpoints/epoch_4.pt"
 
 
+def test_a_checkpoint_outside_the_experiment_is_found_by_the_path_decode_took(tmp_path,
+                                                                               monkeypatch):
+    """decode records one outside the experiment by its absolute path; compare takes the
+    path as it was given to decode, from the same directory, too."""
+    refs = _refs()
+    outside = tmp_path / "elsewhere" / "outside.pt"
+    _result(tmp_path / "A", refs, _noisy(refs, 0.1, 1), checkpoint=str(outside))
+    _result(tmp_path / "A", refs, _noisy(refs, 0.2, 1))
+    monkeypatch.chdir(tmp_path)
+    for name in (str(outside), "elsewhere/outside.pt", "./elsewhere/outside.pt"):
+        (row,) = compare_experiments([tmp_path / "A"], checkpoint=name).rows
+        assert row.checkpoint == str(outside)
+    with pytest.raises(ValueError):
+        compare_experiments([tmp_path / "A"], checkpoint="outside.pt")  # another directory's
+
+
 def test_the_plot_puts_rows_decoded_alike_side_by_side(tmp_path):
     """A decoded at beam 10 and 20, B at beam 10: B's bar belongs beside A's beam-10 bar."""
     import matplotlib.pyplot as plt
@@ -199,9 +215,16 @@ def test_filters_that_find_nothing_say_so(tmp_path, capsys):
     assert notes == [
         "Note: B: no decode results for the sets/methods/checkpoint asked.",
         "Note: no experiment has results for the set 'tset' (found: test).",
-        "Note: no experiment has results for the method 'atention' (found: ctc_greedy)."]
+        # every method the experiments have, not only those asked for
+        ("Note: no experiment has results for the method 'atention' (found: attention, "
+         "ctc_greedy).")]
     assert main([str(tmp_path / "A"), str(tmp_path / "B"), "--methods", "joint"]) == 2
-    assert "no decode results for the sets/methods/checkpoint asked" in \
+    assert capsys.readouterr().err == (
+        f"asrkit compare: {tmp_path / 'A'}, {tmp_path / 'B'}: no decode results for the "
+        f"method 'joint' (found: sets test; methods attention, ctc_greedy; checkpoints "
+        f"avg_2.pt)\n")
+    assert main([str(tmp_path / "A"), "--sets", "tset", "--checkpoint", "last.pt"]) == 2
+    assert "no decode results for the set 'tset' and the checkpoint 'last.pt' (found: " in \
         capsys.readouterr().err
 
 
@@ -249,3 +272,14 @@ def test_a_chunked_or_bf16_decode_alone_is_named_so(tmp_path):
         "ctc_greedy (precision bf16)"]
     assert "| attention_rescoring (chunk_size 16, left_chunks None) |" in \
         format_results_md(tmp_path / "A")
+
+
+def test_rows_of_one_experiment_on_other_references_are_named_apart(tmp_path):
+    refs = _refs()
+    _result(tmp_path / "A", refs, _noisy(refs, 0.1, 1), checkpoint="epoch_1.pt")
+    other = {uid: text + " more" for uid, text in refs.items()}  # same ids, other words
+    _result(tmp_path / "A", other, _noisy(other, 0.1, 2), checkpoint="epoch_2.pt")
+    comparison = compare_experiments([tmp_path / "A"])
+    assert comparison.pairs == []
+    (note,) = [n for n in comparison.not_paired if "different references" in n]
+    assert note.startswith("test: A (epoch_1) and A (epoch_2) were scored on different refer")
