@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ctc-weight", type=float, help="CTC weight of rescoring / joint search")
     p.add_argument("--search", action="append", default=[], metavar="KEY=VALUE",
                    help="a decode config override, e.g. search.attention_rescoring.beam=20")
-    p.add_argument("--channel", type=int, help="keep this channel (from 0) instead of "
-                                               "mixing all channels down")
+    p.add_argument("--channel", type=int, help="keep this channel (from 0; negative: from "
+                                               "the end) instead of mixing all channels down")
     p.add_argument("--window", type=float, default=20.0,
                    help="seconds per window (default 20, at least 1)")
     p.add_argument("--overlap", type=float, default=1.0,

@@ -12,12 +12,15 @@ import csv
 import io
 import json
 import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
 from asrkit.atomic_text import write_error
 from asrkit.scoring.compare import Comparison, normalisation_lines
 from asrkit.scoring.normalize import TextNormalizer
+
+LABEL_CHARS = 20  # a plot group's label is wrapped to this width (its slot: 1.4 in)
 
 
 def format_markdown(comparison: Comparison) -> str:
@@ -132,7 +135,7 @@ def plot_figure(comparison: Comparison):
     groups = [(s, group) for s in comparison.sets for group in comparison.groups]
     experiments = comparison.experiments
     width = 0.8 / max(len(experiments), 1)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(groups) + 2), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(groups) + 2), 4.5))
     for i, info in enumerate(experiments):
         values = []
         for set_name, group in groups:
@@ -144,7 +147,10 @@ def plot_figure(comparison: Comparison):
         for x in (x for x, v in zip(xs, values) if v is None):
             ax.text(x, 0.0, "n/a", rotation=90, ha="center", va="bottom", fontsize=7,
                     color=f"C{i}")
-    ax.set_xticks(range(len(groups)), [f"{s}\n{m}" for s, m in groups], fontsize=8)
+    # a group's label wrapped to its slot's width (checkpoint and settings make them long)
+    labels = [f"{s}\n{textwrap.fill(m, LABEL_CHARS, break_long_words=False)}"
+              for s, m in groups]
+    ax.set_xticks(range(len(groups)), labels, fontsize=8)
     ax.set_xlim(-0.5, len(groups) - 0.5)  # every slot, "n/a" ones too (text does not widen it)
     ax.set_ylabel(f"{comparison.metric.upper()} (%)")
     ax.set_title(f"{comparison.metric.upper()} per test set and method (n/a: not scored)")

@@ -4,6 +4,7 @@ names Markdown would split, filters that find nothing, outputs onto its inputs."
 
 import csv
 import io
+import itertools
 import json
 import random
 
@@ -283,3 +284,23 @@ def test_rows_of_one_experiment_on_other_references_are_named_apart(tmp_path):
     assert comparison.pairs == []
     (note,) = [n for n in comparison.not_paired if "different references" in n]
     assert note.startswith("test: A (epoch_1) and A (epoch_2) were scored on different refer")
+
+
+def test_long_group_labels_of_the_plot_do_not_overlap(tmp_path):
+    refs = _refs()
+    for i, beam in enumerate((10, 20, 30)):
+        _result(tmp_path / "A", refs, _noisy(refs, 0.1, i), method="attention_rescoring",
+                checkpoint=f"epoch_{i}.pt", settings={"beam": beam, "ctc_weight": 0.5})
+    comparison = compare_experiments([tmp_path / "A"])
+    assert len(comparison.groups) == 3
+    fig = plot_figure(comparison)
+    try:
+        fig.canvas.draw()
+        boxes = [label.get_window_extent() for label in fig.axes[0].get_xticklabels()]
+        assert len(boxes) == 3
+        for left, right in itertools.pairwise(boxes):
+            assert left.x1 < right.x0  # each label ends before the next begins
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
