@@ -49,7 +49,7 @@ class ConvolutionModule(nn.Module):
         if kernel_size % 2 == 0 and not causal:
             raise ValueError(f"kernel_size: must be odd (symmetric context), got {kernel_size}")
         if norm not in CONV_NORMS:
-            raise ValueError(f"unknown conv norm {norm!r} (known: {', '.join(CONV_NORMS)})")
+            raise ValueError(f"conv_norm: unknown conv norm {norm!r} (known: {', '.join(CONV_NORMS)})")
         self.pointwise_conv1 = nn.Conv1d(d_model, 2 * d_model, 1)
         self.causal = causal
         self.cache_frames = kernel_size - 1 if causal else 0  # forward_chunk's cache

@@ -151,6 +151,8 @@ def compare_experiments(exp_dirs: Sequence[str | Path], sets: Sequence[str] | No
         newest = max(infos.values(), key=lambda i: (i.epochs or -1, str(i.checkpoint)))
         experiments.append(newest)
         rows += _rows(found, infos)
+    if not rows and not filtered:  # every experiment's results are of a rewritten checkpoint
+        raise ValueError("; ".join(empty))
     if not rows:
         raise ValueError(f"{', '.join(map(str, paths))}: no decode results for "
                          f"{_asked(sets, methods, checkpoint)} ({_available(paths)})")

@@ -227,7 +227,9 @@ def test_results_of_a_checkpoint_written_again_are_left_out(make_experiment, syn
     with caplog.at_level(logging.WARNING, logger="asrkit.scoring.decode_dir"):
         assert find_runs(exp_dir) == []
     assert "decoded with an earlier avg_2.pt" in caplog.text
-    with pytest.raises(ValueError, match="no decode results"):
+    with pytest.raises(ValueError, match=r"^exp: no current decode results \(those found were "
+                                         r"decoded with a checkpoint written again since: "
+                                         r"decode again\)$"):
         compare_experiments([exp_dir])
     # beside an experiment with current results: its table, a note, each warning once
     # (compare failed outright, and printed the warning twice)

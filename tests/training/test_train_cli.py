@@ -72,6 +72,7 @@ from asrkit.bin.train import main
       "+model.interctc_layers=[0.5]")),
     ("encoder=conformer encoder.kernel_size=4",
      "encoder.kernel_size: must be odd (symmetric context), got 4"),
+    ("encoder=conformer encoder.conv_norm=foo", "encoder.conv_norm: unknown conv norm 'foo'"),
 ])
 def test_config_errors_fail_fast_naming_the_key(corpus, tmp_path, capsys, override, key):
     start = time.monotonic()
