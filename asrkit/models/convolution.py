@@ -97,8 +97,12 @@ class ConvolutionModule(nn.Module):
         if cpu_autocast:  # see _depthwise_in_fp32
             x = x.float()
         with _depthwise_in_fp32(cpu_autocast):
-            x = F.conv2d(x.transpose(1, 2).unsqueeze(2), depthwise.weight.unsqueeze(2),
-                         depthwise.bias, padding=(0, depthwise.padding[0]),
+            # the weight as a view, so that its gradient has the weight's own strides (with
+            # unsqueeze it came back with another stride on the size-1 axis, which DDP's
+            # reducer takes for a layout mismatch: a warning and a copy per step)
+            weight = depthwise.weight.view(dim, 1, 1, depthwise.kernel_size[0])
+            x = F.conv2d(x.transpose(1, 2).unsqueeze(2), weight, depthwise.bias,
+                         padding=(0, depthwise.padding[0]),
                          groups=dim)  # (batch, d, 1, T) channels-last
         x = x.squeeze(2).transpose(1, 2)  # (batch, T, d), contiguous
         time = x.size(1)

@@ -148,3 +148,16 @@ def test_depthwise_convolution_runs_in_fp32_under_cpu_autocast():
     error_split = (out.float() - split).abs().max()
     error_bf16 = (out.float() - all_bf16).abs().max()
     assert error_split < 0.25 * error_bf16, (error_split, error_bf16)
+
+
+def test_every_gradient_has_its_parameters_strides():
+    """DDP's reducer compares each gradient's strides with its parameter's bucket view: the
+    depthwise weight's gradient came back with another stride on its size-1 axis (a warning
+    on every rank and a copy per step)."""
+    torch.manual_seed(0)
+    module = ConvolutionModule(16, 7, "batch_norm")
+    x = torch.randn(2, 30, 16)
+    mask = padding_mask(torch.tensor([30, 22]), 30)
+    module(x, mask).sum().backward()
+    for name, param in module.named_parameters():
+        assert param.grad.stride() == param.stride(), name
