@@ -48,6 +48,8 @@ from asrkit.models.chunk_by_chunk import input_window
 
 CHECK_CHUNKS = 5          # chunks of the export check (the last one shorter)
 CHECK_BATCH = 2
+# the step's inputs in order (cnn_cache only for a Conformer); an ONNX graph may drop offset
+INPUT_NAMES = ("chunk_feats", "offset", "att_cache", "cnn_cache")
 
 
 def initial_caches(layers: int, batch: int, att_shape: tuple[int, int],
@@ -122,14 +124,14 @@ class EncoderChunkGraph(nn.Module):
     def specs(self) -> tuple[list[dict], list[dict]]:
         """(input specs, output specs), as asrkit.inference.exported_dir records them."""
         layers, (heads, width) = self.layers, self.att_shape
-        inputs = [_spec("chunk_feats", "float32", "batch", "window", self.bins),
-                  _spec("offset", "int64"),
-                  _spec("att_cache", "float32", layers, "batch", heads, "cache_frames", width)]
+        feats, offset, att, cnn = INPUT_NAMES
+        inputs = [_spec(feats, "float32", "batch", "window", self.bins), _spec(offset, "int64"),
+                  _spec(att, "float32", layers, "batch", heads, "cache_frames", width)]
         outputs = [_spec("enc", "float32", "batch", "frames", self.encoder.output_dim),
                    _spec("next_att_cache", "float32", layers, "batch", heads,
                          "next_cache_frames", width)]
         if self.cnn_shape is not None:
-            inputs.append(_spec("cnn_cache", "float32", layers, "batch", *self.cnn_shape))
+            inputs.append(_spec(cnn, "float32", layers, "batch", *self.cnn_shape))
             outputs.append(_spec("next_cnn_cache", "float32", layers, "batch",
                                  *self.cnn_shape))
         return inputs, outputs

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from asrkit.inference.encoder_chunk_graph import initial_caches
+from asrkit.inference.encoder_chunk_graph import INPUT_NAMES, initial_caches
 
 
 class ExportedEncoderChunk:
@@ -35,9 +35,8 @@ class ExportedEncoderChunk:
         self.att_shape = tuple(description["att_cache"])
         cnn = description["cnn_cache"]
         self.cnn_shape = tuple(cnn) if cnn is not None else None
-        # every input the step can take, in the order of __call__'s (TorchScript: all of them)
-        self.input_names = ["chunk_feats", "offset", "att_cache"] + (
-            ["cnn_cache"] if self.cnn_shape is not None else [])
+        # every input the step can take, in __call__'s order (TorchScript: all of them)
+        self.input_names = INPUT_NAMES[: 3 if self.cnn_shape is None else 4]
         self.output_dim = int(outputs[0]["shape"][-1])  # enc (batch, frames, d)
 
     def initial_caches(self, batch: int) -> tuple[torch.Tensor, ...]:
