@@ -22,6 +22,7 @@ from asrkit.checkpoint_io import CorruptCheckpointError, load_verified
 from asrkit.experiment_dir import ExperimentDir
 from asrkit.models.build import build_model
 from asrkit.models.checkpoint import read_checkpoint
+from asrkit.text.registry import fingerprint, load_tokenizer
 from asrkit.training.checkpoint import list_checkpoints, newest_checkpoint
 from asrkit.training.distributed import DistributedContext, broadcast_object
 from asrkit.training.schedulers import set_total_steps
@@ -33,39 +34,66 @@ log = logging.getLogger(__name__)
 TRAINING_KEYS = ("model", "optimizer")  # what a checkpoint needs to be resumed from
 
 
-def init_weights_from(model: nn.Module, path: str | Path, config: dict[str, Any]) -> list[str]:
-    """Load the matching tensors of checkpoint ``path`` into ``model`` (built from the run's
-    ``config``); returns the names of the model's tensors left as initialised.
-    ``trainer.init_modules`` (e.g. ["encoder"]) keeps the checkpoint's tensors under those
-    names only (WeNet's enc_init_mods); a name under which the checkpoint has no tensor is
-    an error. A checkpoint trained with other units of the same count (its tokenizer's
-    fingerprint differs from this run's) is refused when a tensor indexed by units would
-    load (embeddings, output layers: they would map ids to the wrong units; found as the
-    tensors whose shapes follow the vocabulary size); an encoder alone loads."""
-    ckpt = read_checkpoint(path)
-    state = _selected(ckpt["model"], config["trainer"].get("init_modules"), path)
-    tokenizer = ((ckpt.get("config") or {}).get("tokenizer") or {})
-    recorded, size = tokenizer.get("fingerprint"), (ckpt.get("config") or {}).get("vocab_size")
+def read_init_source(config: dict[str, Any]) -> dict[str, Any] | None:
+    """``trainer.init_from``'s checkpoint, checked against the model ``config`` builds (on
+    the meta device, with the units of ``tokenizer.dir``) before the run touches
+    ``exp_dir``: a module ``init_modules`` names that it lacks, units of another tokenizer,
+    or no weights that fit fail here, as ``init_weights_from`` would. None without
+    ``init_from``; pass the result to ``init_weights_from`` (the file is read once)."""
+    path = config["trainer"].get("init_from")
+    if not path:
+        return None
+    checkpoint = read_checkpoint(path)
+    tokenizer = load_tokenizer(config["tokenizer"]["dir"])
+    preview = {**config, "vocab_size": int(tokenizer.vocab_size),
+               "tokenizer": {**config["tokenizer"], "fingerprint": fingerprint(tokenizer)}}
+    with torch.device("meta"):
+        model = build_model(preview)
+    _fitting(checkpoint, model.state_dict(), path, preview)
+    return checkpoint
+
+
+def init_weights_from(model: nn.Module, path: str | Path, config: dict[str, Any],
+                      checkpoint: dict[str, Any] | None = None) -> list[str]:
+    """Load the matching tensors of checkpoint ``path`` (already read: ``checkpoint``) into
+    ``model`` (built from the run's ``config``); returns the names of the model's tensors
+    left as initialised. ``trainer.init_modules`` (e.g. ["encoder"]) keeps the
+    checkpoint's tensors under those names only (WeNet's enc_init_mods); a name under which
+    the checkpoint has no tensor is an error. A checkpoint trained with other units of the
+    same count (its tokenizer's fingerprint differs from this run's) is refused when a
+    tensor indexed by units would load (embeddings, output layers: they would map ids to
+    the wrong units; found as the tensors whose shapes follow the vocabulary size); an
+    encoder alone loads."""
     own = model.state_dict()
-    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    fingerprint = (config.get("tokenizer") or {}).get("fingerprint")
-    if recorded and fingerprint and recorded != fingerprint and size == config["vocab_size"]:
-        by_unit = sorted(set(matched) & unit_indexed(config))
-        if by_unit:
-            raise ValueError(f"trainer.init_from: {path} was trained with other units of the "
-                             f"same count ({size}; tokenizer fingerprint {recorded}, this run's "
-                             f"{fingerprint}): its {by_unit[0]} would map ids to the wrong "
-                             "units; train with its tokenizer (tokenizer.dir=<its "
-                             "exp_dir>/tokenizer), or load its encoder only "
-                             "(trainer.init_modules=[encoder])")
-    if not matched:
-        raise ValueError(f"trainer.init_from: {path} has no weights that fit this model")
+    matched = _fitting(checkpoint or read_checkpoint(path), own, path, config)
     model.load_state_dict(matched, strict=False)
     left = sorted(set(own) - set(matched))
     log.info("init_from %s: %d of %d tensors loaded%s", path, len(matched), len(own),
              f"; left as initialised: {', '.join(left[:8])}{' ...' if len(left) > 8 else ''}"
              if left else "")
     return left
+
+
+def _fitting(ckpt: dict[str, Any], own: dict[str, torch.Tensor], path: str | Path,
+             config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The tensors of ``ckpt`` that load into a model whose state dict is ``own``."""
+    state = _selected(ckpt["model"], config["trainer"].get("init_modules"), path)
+    tokenizer = ((ckpt.get("config") or {}).get("tokenizer") or {})
+    recorded, size = tokenizer.get("fingerprint"), (ckpt.get("config") or {}).get("vocab_size")
+    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    this_run = (config.get("tokenizer") or {}).get("fingerprint")
+    if recorded and this_run and recorded != this_run and size == config["vocab_size"]:
+        by_unit = sorted(set(matched) & unit_indexed(config))
+        if by_unit:
+            raise ValueError(f"trainer.init_from: {path} was trained with other units of the "
+                             f"same count ({size}; tokenizer fingerprint {recorded}, this run's "
+                             f"{this_run}): its {by_unit[0]} would map ids to the wrong "
+                             "units; train with its tokenizer (tokenizer.dir=<its "
+                             "exp_dir>/tokenizer), or load its encoder only "
+                             "(trainer.init_modules=[encoder])")
+    if not matched:
+        raise ValueError(f"trainer.init_from: {path} has no weights that fit this model")
+    return matched
 
 
 def unit_indexed(config: dict[str, Any]) -> set[str]:

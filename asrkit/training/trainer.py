@@ -82,7 +82,7 @@ from asrkit.training.mwer_nbest import MwerNBest
 from asrkit.training.optim import build_optimizer
 from asrkit.training.precision import resolve_precision
 from asrkit.training.progress import EpochProgress, use_progress_bar
-from asrkit.training.resume import init_weights_from, resume_run
+from asrkit.training.resume import init_weights_from, read_init_source, resume_run
 from asrkit.training.rng import rng_isolated
 from asrkit.training.running_means import RunningMeans
 from asrkit.training.schedulers import build_scheduler
@@ -122,6 +122,7 @@ class Trainer:
             self.requested_config["trainer"]["progress_bar"])
         data = self.requested_config["data"]  # read first: bad data leaves exp_dir untouched
         manifests = {key: read_manifest(Path(data[key]).resolve()) for key in ("train", "dev")}
+        init_source = read_init_source(self.requested_config)  # as are init_from's weights
         self.lock = TrainLock.acquire(self.exp_dir) if ctx.is_main else None
         setup_logging(self.exp_dir, ctx, self.progress_bar)
         if self.lock is not None and self.lock.note:
@@ -136,7 +137,7 @@ class Trainer:
         self.model = build_model(self.config).to(self.device)
         torch.manual_seed(tcfg["seed"] + ctx.rank)  # dropout differs across ranks
         if tcfg["init_from"]:
-            init_weights_from(self.model, tcfg["init_from"], self.config)
+            init_weights_from(self.model, tcfg["init_from"], self.config, init_source)
         if tcfg["activation_checkpointing"]:
             log.info("activation checkpointing on %d layers",
                      enable_activation_checkpointing(self.model))

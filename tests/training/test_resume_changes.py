@@ -94,6 +94,7 @@ def test_init_from_a_model_of_other_units_of_the_same_count_is_refused(corpus, t
                               "the same count (")
     assert "its ctc." in message or "its decoder." in message  # a unit-indexed tensor
     assert message.endswith("or load its encoder only (trainer.init_modules=[encoder])")
+    assert not (tmp_path / "b").exists()  # found before the run touches exp_dir
     # the encoder alone transfers: its tensors are the source's, every other one is fresh
     trainer = Trainer(corpus.config(tmp_path / "c", f"trainer.init_from={source}",
                                     f"tokenizer.dir={other}", "trainer.init_modules=[encoder]",
@@ -119,7 +120,7 @@ def test_init_modules_name_the_checkpoint_modules_and_need_init_from(corpus, tmp
     tops = sorted({k.split(".", 1)[0] for k in torch.load(source, weights_only=True)["model"]})
     assert message.startswith(f"trainer.init_modules: {source} has no tensor under 'encdoer' "
                               f"(its modules: {', '.join(tops)}; ")
-    assert not (tmp_path / "b" / "checkpoints").exists()
+    assert not (tmp_path / "b").exists()  # found before the run touches exp_dir
     # a dotted name selects part of a module: only that layer's tensors are the source's
     trainer = Trainer(corpus.config(tmp_path / "c", f"trainer.init_from={source}",
                                     "trainer.init_modules=[encoder.layers.0]"))
