@@ -3,7 +3,9 @@
 The handler only records the signal; the training loop finishes the current update, writes
 a checkpoint, and exits with 128 + the signal number (130, 143), so scripts see that the
 run did not finish and ``trainer.resume=auto`` continues it. A second Ctrl-C raises
-KeyboardInterrupt at once. DataLoader workers forked after ``install`` inherit the handler
+KeyboardInterrupt at once; Python drops one raised while an object is being finalised (a
+DataLoader iterator's ``__del__`` shutting its workers down), so the loop also asks
+``abort_if_requested`` before it writes the checkpoint. DataLoader workers forked after ``install`` inherit the handler
 and ignore the signal (it is not theirs to act on), so they keep feeding the last update.
 Under ``trainer.devices=K`` the ranks run in sessions of their own and the launcher passes
 the signal on to each once (asrkit.training.distributed.launch_local); the ranks agree to
@@ -24,6 +26,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class StopRequest:
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.aborted = False  # a second Ctrl-C came
         self._pid = os.getpid()
         self._previous: dict[int, Any] = {}
 
@@ -39,8 +42,14 @@ class StopRequest:
         if os.getpid() != self._pid:  # a forked DataLoader worker
             return
         if self.signum == signal.SIGINT and signum == signal.SIGINT:
+            self.aborted = True
             raise KeyboardInterrupt
         self.signum = signum
+
+    def abort_if_requested(self) -> None:
+        """Raise the KeyboardInterrupt of a second Ctrl-C that a finaliser swallowed."""
+        if self.aborted:
+            raise KeyboardInterrupt
 
     def install(self) -> StopRequest:
         """Take over SIGINT/SIGTERM (main thread only; elsewhere this does nothing)."""

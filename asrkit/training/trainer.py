@@ -255,6 +255,7 @@ class Trainer:
             state.fresh_epoch = True
             with self._load_failures("train"):
                 train_metrics = self._train_epoch()
+            self.stop.abort_if_requested()
             if train_metrics is None:
                 path = self.save("step", epoch_complete=False, interrupted=True)
                 log.info("stopped by signal %d at update %d: %s written; run the same command "

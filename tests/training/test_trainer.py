@@ -377,3 +377,36 @@ def test_a_finished_run_given_a_changed_config_says_it_is_not_applied(corpus, tm
             "is trained, so it is not applied (train into another exp_dir, or raise "
             "trainer.max_epochs to go on with it)") in log
     assert (tmp_path / "exp" / "config.yaml").read_text() == saved
+
+
+class _FinalisedWithCtrlC:
+    """Delivers Ctrl-C from ``__del__``, where Python prints and drops the exception (as
+    when it lands while a DataLoader iterator shuts its workers down)."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+
+    def __del__(self) -> None:
+        self.trainer.stop._handle(signal.SIGINT, None)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # that drop
+def test_a_second_ctrl_c_dropped_by_a_finaliser_still_aborts(corpus, tmp_path):
+    exp = tmp_path / "exp"
+    trainer = Trainer(corpus.config(exp, "trainer.max_epochs=2"))
+    trainer.setup()
+    train_epoch = trainer._train_epoch
+
+    def first_then_second_in_a_finaliser():
+        trainer.stop._handle(signal.SIGINT, None)  # the first: finish the update, stop
+        assert train_epoch() is None
+        _FinalisedWithCtrlC(trainer)  # made and dropped at once: the second Ctrl-C
+        return None
+
+    trainer._train_epoch = first_then_second_in_a_finaliser
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            trainer.train()
+    finally:
+        trainer.cleanup()
+    assert not list((exp / "checkpoints").glob("step_*.pt"))  # aborted: no stop checkpoint
