@@ -401,7 +401,6 @@ def test_a_second_ctrl_c_dropped_by_a_finaliser_still_aborts(corpus, tmp_path):
         trainer.stop._handle(signal.SIGINT, None)  # the first: finish the update, stop
         assert train_epoch() is None
         _FinalisedWithCtrlC(trainer)  # made and dropped at once: the second Ctrl-C
-        return None
 
     trainer._train_epoch = first_then_second_in_a_finaliser
     try:
