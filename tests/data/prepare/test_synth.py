@@ -197,7 +197,7 @@ def test_nj_defaults_to_the_usable_cores(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(6)), raising=False)
     monkeypatch.setattr(synth_package, "ThreadPool", RecordingPool)
     monkeypatch.setattr(voices_module, "discover_voices", full_voices)
-    monkeypatch.setattr(synth_module, "synthesize", lambda request, path: 16000)
+    monkeypatch.setattr(synth_module, "synthesize", lambda request, path: Path(path).touch() or 16000)
     summary = run_preparer("synth", None, tmp_path, num_utts=20, seed=0)
     assert summary.total_kept == 20
     assert pool_sizes == [len(os.sched_getaffinity(0))] == [6]
@@ -292,6 +292,44 @@ def test_rerun_with_fewer_utterances_leaves_no_stale_wavs(tmp_path: Path):
 
 
 @needs_engine
+def test_a_failed_or_interrupted_rerun_leaves_the_manifests_and_their_audio(tmp_path: Path,
+                                                                          monkeypatch):
+    run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
+    before = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    assert len(before) == 4 + 12
+    # every synthesis fails: nothing is kept, so no manifest is written and no audio goes
+    monkeypatch.setattr(synth_module, "engine_command", lambda r: ["sh", "-c", "exit 3"])
+    summary = run_preparer("synth", None, tmp_path, num_utts=6, seed=1, noise_snr=None)
+    assert summary.total_kept == 0
+    # Ctrl-C (in the main thread, which waits for the pool) amid another seed's synthesis
+    class InterruptedPool:
+        def __init__(self, processes):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def map(self, fn, items, chunksize=1):
+            for item in items[:3]:
+                fn(item)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(synth_module, "engine_command", real)
+    monkeypatch.setattr(synth_package, "ThreadPool", InterruptedPool)
+    with pytest.raises(KeyboardInterrupt):
+        run_preparer("synth", None, tmp_path, num_utts=12, seed=2, noise_snr=None)
+    after = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    assert after == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "dev.jsonl", "test.jsonl", "test_unseen.jsonl", "train.jsonl", "wav"]
+
+
+real = synth_module.engine_command
+
+
+@needs_engine
 def test_a_full_disk_while_writing_audio_is_exit_1_naming_the_file(tmp_path: Path,
                                                                    monkeypatch, capsys):
     """libsndfile reports a full disk as "System error." (no errno): that was a traceback."""
@@ -302,6 +340,6 @@ def test_a_full_disk_while_writing_audio_is_exit_1_naming_the_file(tmp_path: Pat
     assert prepare_main(["synth", "--out", str(tmp_path), "--num-utts", "6", "--nj", "1",
                          "--noise-snr", "off"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"asrkit prepare synth: {tmp_path / 'wav'}/") and \
+    assert err.startswith(f"asrkit prepare synth: {tmp_path / 'wav.partial'}/") and \
         ": could not be written (" in err and err.endswith("System error.\n")
     assert err.count("\n") == 1 and not list(tmp_path.glob("*.jsonl"))

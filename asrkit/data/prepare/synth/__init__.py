@@ -11,6 +11,9 @@ byte-identical manifests and wav files, whatever --nj.
 
 Writes <out>/{train,dev,test,test_unseen}.jsonl and <out>/wav/<split>/<id>.wav (16 kHz mono
 16-bit); audio paths in the manifests are relative to <out>, so the directory can move.
+The audio is made in <out>/wav.partial and moved into wav/<split> only for the splits whose
+manifests are written: a failed or interrupted run leaves an earlier run's manifests and
+their audio as they were.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import argparse
 import logging
 import math
 import os
+import shutil
 from multiprocessing.pool import ThreadPool
 from pathlib import Path
 
@@ -28,6 +32,7 @@ from asrkit.data.prepare.summary import PrepareSummary
 log = logging.getLogger(__name__)
 
 DEFAULT_NOISE_SNR = (20.0, 40.0)
+STAGING = "wav.partial"  # under --out, while the audio is made
 
 
 class _NoiseSnr(argparse.Action):
@@ -93,32 +98,49 @@ def prepare(
     for note in voices.notes:
         log.warning("synth: %s", note)
     plan = plan_corpus(seed, sizes, voices, tuple(noise_snr) if noise_snr else None)
-    planned = {item.audio for item in plan}
+    staging = out / STAGING  # new audio lands here; wav/<split> changes only once it is done
+    if staging.exists():  # an interrupted run's
+        shutil.rmtree(staging)
     for split in SPLITS:
-        (out / "wav" / split).mkdir(parents=True, exist_ok=True)
-        for stale in (out / "wav" / split).glob(f"{split}-*.wav"):  # from an earlier, larger run
-            if f"wav/{split}/{stale.name}" not in planned:
-                stale.unlink()
+        (staging / split).mkdir(parents=True, exist_ok=True)
 
     def run(item) -> int | str:  # a PlannedUtterance
         try:
-            return synthesize(item.request, out / item.audio)
+            return synthesize(item.request, staging / item.split / Path(item.audio).name)
         except SynthesisError as e:
-            (out / item.audio).unlink(missing_ok=True)  # an earlier run's file is not ours now
             return str(e)
 
-    with ThreadPool(min(nj, len(plan))) as pool:
-        results = pool.map(run, plan, chunksize=1)
-    splits: dict[str, list[Utterance]] = {split: [] for split in SPLITS}
-    for item, result in zip(plan, results):
-        if isinstance(result, str):
-            summary.skip(item.split, item.id, result)
-            continue
-        duration = result / SAMPLE_RATE
-        summary.keep(item.split, duration)
-        splits[item.split].append(Utterance(id=item.id, audio=item.audio, duration=duration,
-                                            text=item.text, speaker=item.request.voice.speaker))
+    try:
+        with ThreadPool(min(nj, len(plan))) as pool:
+            results = pool.map(run, plan, chunksize=1)
+        splits: dict[str, list[Utterance]] = {split: [] for split in SPLITS}
+        for item, result in zip(plan, results):
+            if isinstance(result, str):
+                summary.skip(item.split, item.id, result)
+                continue
+            duration = result / SAMPLE_RATE
+            summary.keep(item.split, duration)
+            splits[item.split].append(Utterance(id=item.id, audio=item.audio, duration=duration,
+                                                text=item.text,
+                                                speaker=item.request.voice.speaker))
+        for split, utterances in splits.items():
+            if utterances:  # a split that keeps nothing keeps its manifest, and so its audio
+                _replace_audio(staging / split, out / "wav" / split, split, utterances)
+    finally:
+        shutil.rmtree(staging)
     return splits
+
+
+def _replace_audio(staged: Path, final: Path, split: str, utterances: list[Utterance]) -> None:
+    """Move a split's new audio into ``final`` and delete the files of an earlier, larger
+    run that no utterance of it names."""
+    final.mkdir(parents=True, exist_ok=True)
+    names = {Path(u.audio).name for u in utterances}
+    for name in names:
+        os.replace(staged / name, final / name)
+    for stale in final.glob(f"{split}-*.wav"):
+        if stale.name not in names:
+            stale.unlink()
 
 
 def _usable_cores() -> int:
