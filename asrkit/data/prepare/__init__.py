@@ -13,7 +13,7 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
-from asrkit.data.manifest import write_manifest
+from asrkit.data.manifest import ManifestError, Utterance, write_manifest
 from asrkit.data.prepare.summary import PrepareSummary
 
 PREPARERS = {
@@ -33,12 +33,29 @@ def load_preparer(corpus: str) -> ModuleType:
 def run_preparer(corpus: str, src: Path | None, out: Path, **options) -> PrepareSummary:
     """Prepare `corpus` and write `<out>/<split>.jsonl` for every split it produced. A split
     of which no utterance was kept is not written: a manifest already there (an earlier,
-    good run) is left as it was, and the summary says so."""
+    good run) is left as it was, and the summary says so. An utterance id twice, in one
+    split or in two (the same recording in train and dev), is an error naming both places,
+    raised before any manifest is written."""
     summary = PrepareSummary(corpus)
     splits = load_preparer(corpus).prepare(src, Path(out), summary, **options)
+    _check_unique_ids(splits, Path(out))
     for split, utterances in splits.items():
         if utterances:
             write_manifest(Path(out) / f"{split}.jsonl", utterances)
         else:
             summary.split(split).written = False
     return summary
+
+
+def _check_unique_ids(splits: dict[str, list[Utterance]], out: Path) -> None:
+    first: dict[str, tuple[str, Utterance]] = {}  # id -> (split, utterance)
+    for split, utterances in splits.items():
+        for utt in utterances:
+            if utt.id not in first:
+                first[utt.id] = (split, utt)
+                continue
+            other_split, other = first[utt.id]
+            where = (f"twice in {out / f'{split}.jsonl'}" if other_split == split else
+                     f"in both {other_split} and {split}")
+            raise ManifestError(f"utterance id '{utt.id}' {where}: {other.audio} and "
+                                f"{utt.audio}")

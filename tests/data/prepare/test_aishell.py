@@ -129,6 +129,26 @@ def test_an_id_in_two_speaker_directories_names_both_files(tmp_path: Path, corpu
     assert not (out / "train.jsonl").exists()
 
 
+@pytest.mark.parametrize("second", ["dev/S0725", "dev/S0002"])
+def test_an_id_twice_in_a_later_split_or_in_two_splits_writes_no_manifest(
+        tmp_path: Path, corpus: dict, audio, capsys, second: str) -> None:
+    """An id twice in dev (found after train was prepared), or one recording in both train
+    and dev (leakage): nothing is written, earlier manifests stay as they were."""
+    repeated = "BAC009S0724W0121" if second == "dev/S0725" else "BAC009S0002W0122"
+    audio.tone(tmp_path / "aishell/data_aishell/wav" / second / f"{repeated}.wav", 0.5)
+    out = tmp_path / "out"
+    out.mkdir()
+    for split in ("train", "dev", "test"):
+        (out / f"{split}.jsonl").write_text(f"earlier {split}\n")
+    assert prepare_main(["aishell", "--src", str(tmp_path / "aishell"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    where = "twice in" if second == "dev/S0725" else "in both train and dev"
+    assert f"utterance id '{repeated}' {where}" in err and len(err.strip().splitlines()) == 1
+    assert f"{second}/{repeated}.wav" in err
+    assert [(out / f"{s}.jsonl").read_text() for s in ("train", "dev", "test")] == [
+        "earlier train\n", "earlier dev\n", "earlier test\n"]
+
+
 def test_a_byte_order_mark_does_not_lose_the_first_transcript(tmp_path: Path, corpus: dict) -> None:
     transcript = tmp_path / "aishell/data_aishell/transcript/aishell_transcript_v0.8.txt"
     transcript.write_bytes(b"\xef\xbb\xbf" + transcript.read_bytes())
