@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import struct
+from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
@@ -29,15 +30,56 @@ class AudioError(ValueError):
     """Audio cannot be read or is empty; the message names the file."""
 
 
-def audio_info(path: str | os.PathLike) -> tuple[int, int]:
-    """(sample_rate, num_frames) read from the header only."""
+@dataclass(frozen=True)
+class AudioHeader:
+    sample_rate: int
+    frames: int
+    channels: int
+
+
+def audio_header(path: str | os.PathLike) -> AudioHeader:
+    """Rate, frames and channels from the header, checked: unreadable or truncated (a WAV
+    holding fewer frames than its header declares) is an AudioError naming the file. A FLAC
+    header that gives no length is that of an empty FLAC when no audio frame follows its
+    metadata (0 frames), else of a FLAC written as a stream, which libsndfile cannot read
+    to its end (unreadable)."""
     try:
         info = sf.info(str(path))
     except (RuntimeError, OSError) as e:  # soundfile.LibsndfileError is a RuntimeError
         raise AudioError(f"{path}: unreadable audio ({_short(e)})") from None
-    if info.frames >= UNKNOWN_LENGTH:
-        raise AudioError(f"{path}: unreadable audio (header gives no length)")
-    return info.samplerate, info.frames
+    frames = info.frames
+    if frames >= UNKNOWN_LENGTH:
+        if not flac_has_audio_frames(path):
+            return AudioHeader(info.samplerate, 0, info.channels)
+        raise AudioError(f"{path}: unreadable audio (its header gives no length, as a FLAC "
+                         f"written to a stream has: encode it again into a file)")
+    declared = declared_wav_frames(path)
+    if declared is not None and frames < declared:
+        raise AudioError(f"{path}: truncated: its header declares {declared} samples, the file "
+                         f"holds {frames}")
+    return AudioHeader(info.samplerate, frames, info.channels)
+
+
+def flac_has_audio_frames(path: str | os.PathLike) -> bool:
+    """Whether bytes follow a FLAC file's metadata blocks (True for anything else)."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        if f.read(4) != b"fLaC":
+            return True
+        offset = 4
+        while offset + 4 <= size:
+            f.seek(offset)
+            head = f.read(4)
+            offset += 4 + int.from_bytes(head[1:4], "big")
+            if head[0] & 0x80:  # the last metadata block
+                return offset < size
+    return True
+
+
+def audio_info(path: str | os.PathLike) -> tuple[int, int]:
+    """(sample_rate, num_frames) read from the header only (``audio_header``)."""
+    header = audio_header(path)
+    return header.sample_rate, header.frames
 
 
 def audio_duration(path: str | os.PathLike, start: float | None = None, end: float | None = None) -> float:

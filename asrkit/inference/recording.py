@@ -43,7 +43,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from asrkit.data.audio import UNKNOWN_LENGTH, AudioError, declared_wav_frames, to_mono
+from asrkit.data.audio import AudioError, audio_header, to_mono
 
 # context read around a block before resampling: the sinc kernel's reach (6 zero crossings
 # of the lower rate) is below 1 ms at 8 kHz and above
@@ -68,22 +68,14 @@ class Recording:
     def open(cls, path: str | os.PathLike, sample_rate: int,
              channel: int | None = None) -> Recording:
         """Check the file's header (and, for WAV, its size) without reading its samples."""
-        try:
-            info = sf.info(str(path))
-        except (RuntimeError, OSError) as e:  # soundfile.LibsndfileError is a RuntimeError
-            raise AudioError(f"{path}: unreadable audio ({_first_line(e)})") from None
-        if info.frames >= UNKNOWN_LENGTH:
-            raise AudioError(f"{path}: unreadable audio (header gives no length)")
+        info = audio_header(path)
         if info.frames == 0:
             raise AudioError(f"{path}: empty audio")
-        declared = declared_wav_frames(path)
-        if declared is not None and info.frames < declared:
-            raise AudioError(f"{path}: truncated: its header declares {declared} samples, the "
-                             f"file holds {info.frames}")
         if channel is not None and not -info.channels <= channel < info.channels:
             raise AudioError(f"{path}: has {info.channels} channel(s); channel {channel} does "
                              f"not exist")
-        return cls(Path(path), info.samplerate, info.frames, info.channels, sample_rate, channel)
+        return cls(Path(path), info.sample_rate, info.frames, info.channels, sample_rate,
+                   channel)
 
     @property
     def num_samples(self) -> int:

@@ -17,6 +17,7 @@ SKIP_NO_TEXT = "no transcript"
 SKIP_MISSING_AUDIO = "missing audio"
 SKIP_EMPTY_AUDIO = "empty audio"
 SKIP_UNREADABLE_AUDIO = "unreadable audio"
+SKIP_TRUNCATED_AUDIO = "truncated audio"  # a WAV holding less than its header declares
 
 
 def checked_utterance(
@@ -29,7 +30,8 @@ def checked_utterance(
     start: float | None = None,
     end: float | None = None,
 ) -> Utterance | None:
-    """Validate text and audio (header only) and return the utterance, or record a skip."""
+    """Validate text and audio (its header, and for WAV the file's size) and return the
+    utterance, or record a skip."""
     if text is None:
         summary.skip(split, utt_id, SKIP_NO_TEXT)
         return None
@@ -43,7 +45,9 @@ def checked_utterance(
     try:
         duration = audio_duration(audio, start, end)
     except AudioError as e:
-        summary.skip(split, utt_id, SKIP_EMPTY_AUDIO if "empty audio" in str(e) else SKIP_UNREADABLE_AUDIO)
+        reason = (SKIP_EMPTY_AUDIO if "empty audio" in str(e) else
+                  SKIP_TRUNCATED_AUDIO if ": truncated: " in str(e) else SKIP_UNREADABLE_AUDIO)
+        summary.skip(split, utt_id, reason)
         return None
     summary.keep(split, duration)
     return Utterance(

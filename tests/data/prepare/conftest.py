@@ -30,6 +30,22 @@ class AudioFiles:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(np.random.default_rng(0).bytes(2000))
 
+    @classmethod
+    def streamed(cls, path: Path, seconds: float) -> None:
+        """A FLAC tone whose STREAMINFO gives no length (total_samples = 0), as a FLAC
+        written to a stream has."""
+        cls.tone(path, seconds)
+        data = bytearray(path.read_bytes())
+        data[21] &= 0xF0  # the low 36 bits of bytes 18..25: total_samples
+        data[22:26] = bytes(4)
+        path.write_bytes(bytes(data))
+
+    @classmethod
+    def truncated(cls, path: Path, seconds: float) -> None:
+        """A WAV tone cut to half its bytes (its header still declares the whole)."""
+        cls.tone(path, seconds)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
     @staticmethod
     def empty(path: Path) -> None:
         """A valid header and no samples.

@@ -13,6 +13,7 @@ from asrkit.data.prepare.checks import (
     SKIP_EMPTY_AUDIO,
     SKIP_EMPTY_TEXT,
     SKIP_NO_TEXT,
+    SKIP_TRUNCATED_AUDIO,
     SKIP_UNREADABLE_AUDIO,
 )
 
@@ -27,6 +28,7 @@ def corpus(tmp_path: Path, audio, lines) -> dict:
         "BAC009S0002W0124",  # empty transcript
         "BAC009S0002W0125 一 个 坏 文件",
         "BAC009S0002W0126 一 个 空 文件",
+        "BAC009S0002W0128 一 个 截断 的 文件",
         "BAC009S0724W0121 广州 市 房地产 中介 协会 分析",
         "BAC009S0764W0121 甚至 出现 交易 几乎 停滞 的 情况",
         "BAC009S0999W0001 这 条 没有 音频",  # in no split: ignored
@@ -42,6 +44,7 @@ def corpus(tmp_path: Path, audio, lines) -> dict:
     audio.corrupt(train / "BAC009S0002W0125.wav")
     audio.empty(train / "BAC009S0002W0126.wav")
     audio.tone(train / "BAC009S0002W0127.wav", 0.3)  # no transcript line
+    audio.truncated(train / "BAC009S0002W0128.wav", 0.4)
     return durations
 
 
@@ -54,6 +57,7 @@ def test_train_dev_test_manifests(tmp_path: Path, corpus: dict) -> None:
         ("BAC009S0002W0125", SKIP_UNREADABLE_AUDIO),
         ("BAC009S0002W0126", SKIP_EMPTY_AUDIO),
         ("BAC009S0002W0127", SKIP_NO_TEXT),
+        ("BAC009S0002W0128", SKIP_TRUNCATED_AUDIO),
     ]
     assert summary.splits["dev"].skipped == summary.splits["test"].skipped == []
     assert sorted(p.name for p in out.iterdir()) == ["dev.jsonl", "test.jsonl", "train.jsonl"]
@@ -76,7 +80,7 @@ def test_kept_utterance_has_no_spaces_between_words(tmp_path: Path, corpus: dict
 
 def test_src_may_be_data_aishell_itself(tmp_path: Path, corpus: dict) -> None:
     summary = run_preparer("aishell", tmp_path / "aishell" / "data_aishell", tmp_path / "out")
-    assert summary.total_kept == 4 and summary.total_skipped == 4
+    assert summary.total_kept == 4 and summary.total_skipped == 5
 
 
 def test_unextracted_tarballs_are_a_clear_error(tmp_path: Path, lines) -> None:
@@ -102,7 +106,7 @@ def test_cli_strict_fails_when_something_was_skipped(tmp_path: Path, corpus: dic
     assert prepare_main(args) == 0
     assert "train: kept 2" in capsys.readouterr().out
     assert prepare_main([*args, "--strict"]) == 1
-    assert "--strict and 4 skipped" in capsys.readouterr().err
+    assert "--strict and 5 skipped" in capsys.readouterr().err
 
 
 def test_cli_missing_src_is_a_clear_error(tmp_path: Path, capsys) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 
 from asrkit.bin.prepare import main as prepare_main
 from asrkit.data.manifest import read_manifest
 from asrkit.data.prepare import run_preparer
 from asrkit.data.prepare.checks import (
+    SKIP_EMPTY_AUDIO,
     SKIP_EMPTY_TEXT,
     SKIP_MISSING_AUDIO,
     SKIP_NO_TEXT,
@@ -95,15 +97,24 @@ def test_subsets_restricts_the_manifests(tmp_path: Path, corpus: dict) -> None:
         run_preparer("librispeech", tmp_path, out, subsets=["train-clean-100"])
 
 
-def test_zero_length_flac_is_skipped(tmp_path: Path, audio, lines) -> None:
+def test_an_empty_flac_and_one_written_as_a_stream_are_told_apart(
+        tmp_path: Path, audio, lines) -> None:
+    """total_samples = 0 in STREAMINFO means "unknown" (a stream) and is all an empty FLAC
+    can say: a file with no audio frame after its metadata is empty, the other one
+    unreadable (libsndfile cannot read it to its end)."""
     chapter = tmp_path / "LibriSpeech" / "dev-clean" / "84" / "121123"
-    lines(chapter / "84-121123.trans.txt", ["84-121123-0000 GO DO YOU HEAR"])
+    lines(chapter / "84-121123.trans.txt", ["84-121123-0000 GO DO YOU HEAR",
+                                            "84-121123-0001 BUT IN LESS THAN FIVE MINUTES",
+                                            "84-121123-0002 THE STAIRCASE GROANED"])
     audio.empty(chapter / "84-121123-0000.flac")
+    audio.streamed(chapter / "84-121123-0001.flac", 0.7)
+    assert sf.info(str(chapter / "84-121123-0001.flac")).frames == 2**63 - 1  # no length
+    audio.tone(chapter / "84-121123-0002.flac", 0.5)
     summary = run_preparer("librispeech", tmp_path, tmp_path / "out")
-    assert summary.splits["dev-clean"].kept == 0
-    [(utt_id, reason)] = summary.splits["dev-clean"].skipped
-    # an empty FLAC's header cannot say "0 samples" (0 means unknown length)
-    assert utt_id == "84-121123-0000" and reason == SKIP_UNREADABLE_AUDIO
+    assert summary.splits["dev-clean"].skipped == [("84-121123-0000", SKIP_EMPTY_AUDIO),
+                                                   ("84-121123-0001", SKIP_UNREADABLE_AUDIO)]
+    [utt] = read_manifest(tmp_path / "out" / "dev-clean.jsonl")
+    assert utt.id == "84-121123-0002" and utt.duration == 0.5
 
 
 def test_cli_strict_fails_when_something_was_skipped(tmp_path: Path, corpus: dict, capsys) -> None:
