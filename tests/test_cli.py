@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,20 @@ def test_unknown_subcommand_is_one_line_error(capsys):
 def test_python_dash_m_is_the_same_command():
     out = subprocess.run([sys.executable, "-m", "asrkit", "--help"], capture_output=True, text=True, check=False)
     assert out.returncode == 0 and "usage: asrkit <command>" in out.stdout
+
+
+@pytest.mark.parametrize(("args", "status"), [(["--help"], 141), (["score", "--help"], 0)])
+def test_output_to_a_reader_that_left_is_exit_141_without_a_traceback(args, status):
+    """`asrkit ... | head`: head exits before the command's output ends. (argparse drops an
+    OSError of its own help text itself: exit 0.)"""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has left before the first write
+    try:
+        out = subprocess.run([sys.executable, "-m", "asrkit", *args], stdout=write_end,
+                             stderr=subprocess.PIPE, text=True, check=False)
+    finally:
+        os.close(write_end)
+    assert (out.returncode, out.stderr) == (status, "")
 
 
 def test_readme_shows_the_real_help(capsys):

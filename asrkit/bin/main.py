@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 
 # name -> module in asrkit.bin; a subcommand is listed only once its module exists.
@@ -51,6 +52,19 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run a subcommand and exit with its status. When the reader of stdout has left
+    (``asrkit ... | head``), exit quietly with 141, the shell's status for SIGPIPE."""
+    try:
+        try:
+            _run(argv)
+        finally:
+            sys.stdout.flush()  # a reader that left shows here, not in the interpreter's exit
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the last flush too
+        sys.exit(141)
+
+
+def _run(argv: list[str] | None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
