@@ -24,9 +24,20 @@ import sys
 sys.exit(0 if sys.version_info >= (3, 10) else 1)
 PY
 
+# uv's own hint for a lock that no longer matches pyproject.toml ("run `uv lock`") names a
+# command that is not on PATH here: its lines are replaced by ours.
 sync() {
-  UV_PROJECT_ENVIRONMENT="$venv" "$uv" sync --locked --extra dev --extra export \
-    --python "$python" --no-python-downloads --project "$root" --quiet >&2
+  local err
+  if ! err=$(UV_PROJECT_ENVIRONMENT="$venv" "$uv" sync --locked --extra dev --extra export \
+      --python "$python" --no-python-downloads --project "$root" --quiet 2>&1 >&2); then
+    if grep -q "needs to be updated" <<<"$err"; then
+      echo "setup_venv: uv.lock does not match pyproject.toml: refresh it with tools/lock.sh" >&2
+    else
+      printf '%s\n' "$err" >&2
+    fi
+    return 1
+  fi
+  [ -z "$err" ] || printf '%s\n' "$err" >&2
 }
 
 # torch and torchaudio must have been built for each other: import both, compute one fbank.

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # syncs (counted in $SYNC_LOG) give a python whose torch/torchaudio check fails.
 FAKE_UV = r"""#!/usr/bin/env bash
 echo "$*" >> "$SYNC_LOG"
+if [ -n "${FAIL:-}" ]; then printf '%s\n\nhint: run `uv lock`\n' "$FAIL" >&2; exit 2; fi
 n=$(wc -l < "$SYNC_LOG")
 mkdir -p "$UV_PROJECT_ENVIRONMENT/bin"
 py="$UV_PROJECT_ENVIRONMENT/bin/python"
@@ -27,7 +28,7 @@ chmod +x "$py"
 """
 
 
-def run_setup(tmp_path: Path, broken: int) -> subprocess.CompletedProcess:
+def run_setup(tmp_path: Path, broken: int, fail: str = "") -> subprocess.CompletedProcess:
     root = tmp_path / "repo"
     (root / "tools").mkdir(parents=True, exist_ok=True)
     for name in ("setup_venv.sh", "uv.sh"):
@@ -41,7 +42,7 @@ def run_setup(tmp_path: Path, broken: int) -> subprocess.CompletedProcess:
     uv.write_text(FAKE_UV)
     uv.chmod(0o755)
     env = {**os.environ, "SYNC_LOG": str(tmp_path / "syncs.log"), "BROKEN": str(broken),
-           "ASRKIT_VENV": str(tmp_path / "venv")}
+           "ASRKIT_VENV": str(tmp_path / "venv"), "FAIL": fail}
     return subprocess.run(["bash", str(root / "tools/setup_venv.sh")], capture_output=True,
                           text=True, env=env, check=False)
 
@@ -80,3 +81,14 @@ def test_a_pair_that_stays_broken_stops_with_one_line_naming_both(tmp_path):
     assert last == ("setup_venv: broken environment: torch 2.11.0 with torchaudio 2.11.1 fail "
                     "to import or compute fbank together (see uv.lock)")
     assert "Traceback" not in out.stderr
+
+
+def test_a_lock_behind_pyproject_names_tools_lock_sh_not_uv(tmp_path):
+    """uv's hint names `uv lock`, which is not on PATH: the line says tools/lock.sh."""
+    stale = "error: The lockfile at `uv.lock` needs to be updated, but `--locked` was provided."
+    out = run_setup(tmp_path, broken=0, fail=stale)
+    assert out.returncode == 1
+    assert out.stderr == ("setup_venv: uv.lock does not match pyproject.toml: refresh it with "
+                          "tools/lock.sh\n")
+    other = run_setup(tmp_path / "other", broken=0, fail="error: No space left on device")
+    assert other.returncode == 1 and other.stderr.startswith("error: No space left on device\n")
