@@ -71,11 +71,24 @@ class Tokenizer(ABC):
                     "unk_id": UNK_ID, "sos_eos_id": SOS_EOS_ID, **extra}
             (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n",
                                              encoding="utf-8")
+            previous = _model_file(directory / META_FILE)  # a tokenizer saved here before
             for path in sorted(staging.iterdir()):
                 os.replace(path, directory / path.name)
+            if previous and previous != extra.get("model"):  # e.g. spm.model beside a char one
+                (directory / previous).unlink(missing_ok=True)
         except OSError as e:
             raise write_error(directory, e) from None
         finally:
             if staging.exists():
                 shutil.rmtree(staging)
         return directory
+
+
+def _model_file(meta_path: Path) -> str | None:
+    """The model file (beside units.txt) that the tokenizer.json at ``meta_path`` names."""
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none, or not a tokenizer's: nothing of it to remove
+        return None
+    model = meta.get("model") if isinstance(meta, dict) else None
+    return model if isinstance(model, str) and Path(model).name == model else None

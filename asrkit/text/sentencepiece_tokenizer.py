@@ -14,6 +14,7 @@ normalise such transcripts when preparing the corpus, or use the ``char`` tokeni
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -36,6 +37,9 @@ class SentencePieceTokenizer(Tokenizer):
 
     @classmethod
     def train(cls, texts: list[str], type: str, vocab_size: int) -> SentencePieceTokenizer:
+        if vocab_size <= len(SPECIAL_UNITS):
+            raise TokenizerError(f"--vocab-size {vocab_size} leaves no room for word pieces (it "
+                                 f"counts the {len(SPECIAL_UNITS)} special units)")
         model = io.BytesIO()
         try:
             spm.SentencePieceTrainer.train(
@@ -46,6 +50,11 @@ class SentencePieceTokenizer(Tokenizer):
                 minloglevel=2,
             )
         except RuntimeError as e:
+            if needed := re.search(r"smaller than required_chars\. \d+ vs (\d+)", str(e)):
+                raise TokenizerError(
+                    f"--vocab-size {vocab_size} is less than the {needed[1]} units a {type} "
+                    f"tokenizer of this text needs (one per distinct character, and the special "
+                    f"units): use --vocab-size {needed[1]} or more") from None
             raise TokenizerError(f"sentencepiece ({type}, --vocab-size {vocab_size}): {e}") from None
         return cls(model.getvalue(), type)
 

@@ -57,6 +57,30 @@ def test_too_large_vocab_names_the_option():
         train_tokenizer(TEXTS, "bpe", 5000)
 
 
+@pytest.mark.parametrize("kind", ["bpe", "unigram"])
+def test_too_small_vocab_names_the_size_it_needs(kind):
+    needed = len(set("".join(TEXTS))) + 3  # the characters (space as ▁) and the specials
+    with pytest.raises(TokenizerError) as small:
+        train_tokenizer(TEXTS, kind, 10)
+    assert str(small.value) == (f"--vocab-size 10 is less than the {needed} units a {kind} "
+                                "tokenizer of this text needs (one per distinct character, "
+                                f"and the special units): use --vocab-size {needed} or more")
+    assert train_tokenizer(TEXTS, kind, needed).vocab_size == needed
+    for size in (0, 3):
+        with pytest.raises(TokenizerError, match=f"^--vocab-size {size} leaves no room for "):
+            train_tokenizer(TEXTS, kind, size)
+
+
+def test_a_char_tokenizer_saved_over_word_pieces_leaves_no_spm_model(tmp_path):
+    train_tokenizer(TEXTS, "bpe", 40).save(tmp_path)
+    assert (tmp_path / "spm.model").is_file()
+    train_tokenizer(TEXTS, "char", None).save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tokenizer.json", "units.txt"]
+    assert load_tokenizer(tmp_path).type == "char"
+    train_tokenizer(TEXTS, "unigram", 40).save(tmp_path)  # and back
+    assert load_tokenizer(tmp_path).type == "unigram" and (tmp_path / "spm.model").is_file()
+
+
 def test_load_missing_dir_names_the_file(tmp_path):
     with pytest.raises(TokenizerError, match="tokenizer.json: not found"):
         load_tokenizer(tmp_path / "nope")
