@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     options = {k: v for k, v in vars(args).items() if k not in ("corpus", "src", "out", "strict")}
+    if args.out.exists() and not args.out.is_dir():
+        print(f"asrkit prepare {args.corpus}: --out {args.out}: is a file (the manifests go "
+              f"into a directory)", file=sys.stderr)
+        return 2
     try:
         summary = run_preparer(args.corpus, args.src, args.out, **options)
     except ValueError as e:  # bad options or source: a usage error

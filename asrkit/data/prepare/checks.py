@@ -50,6 +50,8 @@ def checked_utterance(
         summary.skip(split, utt_id, reason)
         return None
     summary.keep(split, duration)
+    if end is not None and (start or 0.0) + duration < end:  # past the end: ends with it
+        end = round((start or 0.0) + duration, DURATION_DECIMALS)
     return Utterance(
         id=utt_id, audio=str(audio), duration=round(duration, DURATION_DECIMALS), text=text, speaker=speaker,
         start=start, end=end,

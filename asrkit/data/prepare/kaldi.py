@@ -15,7 +15,9 @@ as Kaldi scripts run from the recipe root); manifests hold absolute paths. Piped
 (`<command> |`, e.g. `flac -c -d -s x.flac |`) give no file whose header can be read, so
 their utterances are skipped as "piped wav.scp entry (unsupported)": write the audio to
 files first (e.g. with `sox` or Kaldi's `wav-copy`). Archive offsets (`x.ark:123`) are not
-files either and are skipped as missing audio. Text is kept as written in `text`.
+files either: skipped as "wav.scp archive offset (unsupported)". A segment that ends past
+its recording ends with it (its `end` in the manifest too). Text is kept as written in
+`text`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 from pathlib import Path
 
 from asrkit.data.manifest import Utterance
@@ -30,6 +33,8 @@ from asrkit.data.prepare.checks import checked_utterance
 from asrkit.data.prepare.summary import PrepareSummary
 
 SKIP_PIPED_AUDIO = "piped wav.scp entry (unsupported)"
+SKIP_ARCHIVE_AUDIO = "wav.scp archive offset (unsupported)"
+ARCHIVE_OFFSET = re.compile(r"\.ark:\d+$")  # `x.ark:123`: a wav inside a Kaldi archive
 SKIP_UNKNOWN_RECORDING = "recording not in wav.scp"
 SKIP_NO_SEGMENT = "not in segments"
 
@@ -39,9 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="base for relative wav.scp paths (default: current directory)")
 
 
-def read_kaldi_table(path: Path) -> dict[str, str]:
+def read_kaldi_table(path: Path, lines: dict[str, int] | None = None) -> dict[str, str]:
     """Read `<key> <value...>` lines (value may be empty); a repeated key is an error; a
-    UTF-8 byte-order mark at the start is skipped."""
+    UTF-8 byte-order mark at the start is skipped. ``lines``, if given, gets each key's
+    line number."""
     table: dict[str, str] = {}
     with open(path, "rb") as f:  # decoded line by line, so that an error can name its line
         for lineno, raw in enumerate(f, 1):
@@ -57,24 +63,29 @@ def read_kaldi_table(path: Path) -> dict[str, str]:
             if fields[0] in table:
                 raise ValueError(f"{path}:{lineno}: duplicate key '{fields[0]}'")
             table[fields[0]] = fields[1].strip() if len(fields) > 1 else ""
+            if lines is not None:
+                lines[fields[0]] = lineno
     return table
 
 
 def read_segments(path: Path) -> dict[str, tuple[str, float, float | None]]:
     """utt_id -> (rec_id, start, end); end None means to the end of the recording."""
     segments: dict[str, tuple[str, float, float | None]] = {}
-    for utt_id, value in read_kaldi_table(path).items():
+    lines: dict[str, int] = {}
+    for utt_id, value in read_kaldi_table(path, lines).items():
         fields = value.split()
         try:
             if len(fields) != 3:
                 raise ValueError
             start, end = float(fields[1]), float(fields[2])
-            if not (math.isfinite(start) and math.isfinite(end)) or start < 0:
+            if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or (
+                    0 <= end <= start):
                 raise ValueError
         except ValueError:
-            raise ValueError(f"{path}: segment '{utt_id}' should be '<utt_id> <rec_id> <start> "
-                             f"<end>' with finite times, start >= 0 (end -1: to the end of the "
-                             f"recording), got '{utt_id} {value}'") from None
+            raise ValueError(f"{path}:{lines[utt_id]}: segment '{utt_id}' should be '<utt_id> "
+                             f"<rec_id> <start> <end>' with finite times, 0 <= start < end "
+                             f"(end -1: to the end of the recording), got '{utt_id} {value}'"
+                             ) from None
         segments[utt_id] = (fields[0], start, None if end < 0 else end)
     return segments
 
@@ -110,6 +121,8 @@ def prepare(
             summary.skip(split, utt_id, SKIP_UNKNOWN_RECORDING)
         elif location.endswith("|"):
             summary.skip(split, utt_id, SKIP_PIPED_AUDIO)
+        elif ARCHIVE_OFFSET.search(location) and not (root / location).exists():
+            summary.skip(split, utt_id, SKIP_ARCHIVE_AUDIO)
         else:
             utt = checked_utterance(summary, split, utt_id, (root / location).absolute(),
                                     texts.get(utt_id), utt2spk.get(utt_id, utt_id), start, end)

@@ -15,7 +15,12 @@ from asrkit.data.prepare.checks import (
     SKIP_NO_TEXT,
     SKIP_UNREADABLE_AUDIO,
 )
-from asrkit.data.prepare.kaldi import SKIP_NO_SEGMENT, SKIP_PIPED_AUDIO, SKIP_UNKNOWN_RECORDING
+from asrkit.data.prepare.kaldi import (
+    SKIP_ARCHIVE_AUDIO,
+    SKIP_NO_SEGMENT,
+    SKIP_PIPED_AUDIO,
+    SKIP_UNKNOWN_RECORDING,
+)
 
 
 @pytest.fixture
@@ -33,17 +38,20 @@ def train_dir(tmp_path: Path, audio, lines) -> dict:
         f"u1 {wavs / 'u1.wav'}", "u2 rel/u2.wav", f"u3 {wavs / 'u3.wav'}",
         f"u4\t{wavs / 'u4.wav'}", f"u5 {wavs / 'u5.wav'}",
         f"u6 flac -c -d -s {wavs / 'u6.flac'} |", f"u8 {wavs / 'u8.wav'}",
+        f"u9 {wavs / 'raw.ark'}:123",
     ])
+    (wavs / "raw.ark").write_bytes(bytes(200))  # the archive exists; the offset is no file
     lines(data / "text", ["u1 HELLO  WORLD", "u2 good morning", "u3", "u4 broken", "u5 empty",
-                          "u6 piped", "u7 no recording"])
+                          "u6 piped", "u7 no recording", "u9 in an archive"])
     lines(data / "utt2spk", ["u1 spk_a", "u2 spk_b", "u3 spk_a", "u4 spk_a", "u5 spk_a",
-                             "u6 spk_a", "u7 spk_a", "u8 spk_a"])
+                             "u6 spk_a", "u7 spk_a", "u8 spk_a", "u9 spk_a"])
     return durations
 
 
 TRAIN_SKIPS = [
     ("u3", SKIP_EMPTY_TEXT), ("u4", SKIP_UNREADABLE_AUDIO), ("u5", SKIP_EMPTY_AUDIO),
     ("u6", SKIP_PIPED_AUDIO), ("u7", SKIP_UNKNOWN_RECORDING), ("u8", SKIP_NO_TEXT),
+    ("u9", SKIP_ARCHIVE_AUDIO),
 ]
 
 
@@ -84,39 +92,42 @@ def test_segments_give_start_and_end(tmp_path: Path, audio, lines) -> None:
     lines(data / "wav.scp", [f"rec1 {tmp_path / 'rec1.wav'}", "rec2 sox in.wav -t wav - |"])
     lines(data / "segments", [
         "s1 rec1 0.00 0.40", "s2 rec1 0.40 0.75", "s3 rec1 0.75 -1", "s4 rec9 0 1",
-        "s5 rec1 1.50 2.00", "s6 rec2 0 1", "s8 rec1 0 0.5",
+        "s5 rec1 1.50 2.00", "s6 rec2 0 1", "s8 rec1 0 0.5", "s9 rec1 0.5 9.0",
     ])
-    lines(data / "text", ["s1 a", "s2 b", "s3 c", "s4 d", "s5 e", "s6 f", "s7 g"])
+    lines(data / "text", ["s1 a", "s2 b", "s3 c", "s4 d", "s5 e", "s6 f", "s7 g", "s9 i"])
     summary = run_preparer("kaldi", data, tmp_path / "out")
     assert summary.splits["dev_segmented"].skipped == [
         ("s4", SKIP_UNKNOWN_RECORDING), ("s5", SKIP_EMPTY_AUDIO), ("s6", SKIP_PIPED_AUDIO),
         ("s7", SKIP_NO_SEGMENT), ("s8", SKIP_NO_TEXT),
     ]
-    s1, s2, s3 = read_manifest(tmp_path / "out" / "dev_segmented.jsonl")
+    s1, s2, s3, s9 = read_manifest(tmp_path / "out" / "dev_segmented.jsonl")
     assert (s1.id, s1.start, s1.end, s1.speaker) == ("s1", 0.0, 0.4, "s1")
     assert s1.duration == pytest.approx(0.4, abs=1e-3)
     assert (s2.start, s2.end) == (0.4, 0.75) and s2.duration == pytest.approx(0.35, abs=1e-3)
     assert (s3.start, s3.end) == (0.75, None)  # end -1: to the end of the recording
     assert s3.duration == pytest.approx(recording - 0.75, abs=1e-3)
     assert s1.audio == s2.audio == str(tmp_path / "rec1.wav")
+    # a segment past the end of its recording ends with it
+    assert (s9.start, s9.end, s9.duration) == (0.5, recording, recording - 0.5)
 
 
 def test_malformed_segments_name_the_file(tmp_path: Path, train_dir: dict, lines, capsys) -> None:
     data = tmp_path / "data" / "train"
-    lines(data / "segments", ["u1 u1 0.0"])
-    with pytest.raises(ValueError, match="segments: segment 'u1' should be"):
+    lines(data / "segments", ["u2 u2 0.0 0.5", "u1 u1 0.0"])
+    with pytest.raises(ValueError, match="segments:2: segment 'u1' should be"):
         run_preparer("kaldi", data, tmp_path / "out")
     assert prepare_main(["kaldi", "--src", str(data), "--out", str(tmp_path / "out")]) == 2
-    assert f"{data / 'segments'}: segment 'u1'" in capsys.readouterr().err
+    assert f"{data / 'segments'}:2: segment 'u1'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("segment", ["u1 u1 nan 1.0", "u1 u1 0.2 inf", "u1 u1 -0.5 0.5"])
+@pytest.mark.parametrize("segment", ["u1 u1 nan 1.0", "u1 u1 0.2 inf", "u1 u1 -0.5 0.5",
+                                     "u1 u1 0.6 0.4", "u1 u1 0.5 0.5"])
 def test_segments_need_finite_times_from_zero(tmp_path: Path, train_dir: dict, lines,
                                                segment: str) -> None:
     data = tmp_path / "data" / "train"
     lines(data / "segments", ["u2 u1 0.0 0.5", segment])
-    with pytest.raises(ValueError, match=f"segment 'u1' should be .* with finite times, "
-                                         f"start >= 0 .*, got '{segment}'"):
+    with pytest.raises(ValueError, match=f"segments:2: segment 'u1' should be .* with finite "
+                                         f"times, 0 <= start < end .*, got '{segment}'"):
         run_preparer("kaldi", data, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -140,7 +151,7 @@ def test_cli_strict_fails_when_something_was_skipped(tmp_path: Path, train_dir: 
     assert f"1 x {SKIP_PIPED_AUDIO}: u6" in capsys.readouterr().out
     assert len(read_manifest(tmp_path / "out" / "train.jsonl")) == 2
     assert prepare_main([*args, "--strict"]) == 1
-    assert "--strict and 6 skipped" in capsys.readouterr().err
+    assert "--strict and 7 skipped" in capsys.readouterr().err
 
 
 def test_keeping_nothing_exits_1_and_leaves_the_old_manifest(tmp_path: Path, train_dir: dict,
@@ -152,9 +163,9 @@ def test_keeping_nothing_exits_1_and_leaves_the_old_manifest(tmp_path: Path, tra
     (tmp_path / "wavs" / "u1.wav").unlink()  # now every utterance is skipped
     assert prepare_main(args) == 1
     captured = capsys.readouterr()
-    assert "train: kept 0 (0.00 h), skipped 8 (not written: an existing manifest is left" \
+    assert "train: kept 0 (0.00 h), skipped 9 (not written: an existing manifest is left" \
         in captured.out
-    assert "no utterance kept (8 skipped" in captured.err
+    assert "no utterance kept (9 skipped" in captured.err
     assert (out / "train.jsonl").read_bytes() == before and len(read_manifest(out / "train.jsonl")) == 2
 
 

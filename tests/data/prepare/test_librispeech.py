@@ -150,3 +150,13 @@ def test_an_id_in_two_chapters_names_both(tmp_path: Path, corpus: dict, audio, c
     assert "utterance 84-121123-0000 is in two chapter directories" in err
     assert "84/121123" in err and "84/999999" in err and len(err.strip().splitlines()) == 1
     assert not (out / "dev-clean.jsonl").exists()
+
+
+def test_an_out_that_is_a_file_is_one_line_naming_it(tmp_path: Path, corpus: dict,
+                                                     capsys) -> None:
+    out = tmp_path / "afile"
+    out.write_text("mine\n")
+    assert prepare_main(["librispeech", "--src", str(tmp_path), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (f"asrkit prepare librispeech: --out {out}: is a file "
+                                       "(the manifests go into a directory)\n")
+    assert out.read_text() == "mine\n"
