@@ -62,5 +62,6 @@ decode_args=(exp_dir="$(_q "$exp_dir")" test_sets="$(_list "${_test_manifests[@]
 if [ "$rescoring_beam" != null ] && [[ " $methods " == *" attention_rescoring "* ]]; then
   decode_args+=(search.attention_rescoring.beam="$rescoring_beam")
 fi
-run_stage 5 "decode" "$asrkit" decode "${decode_args[@]}"
+. "$root/tools/decode_covers.sh"
+covered_by=decode_covers run_stage 5 "decode" "$asrkit" decode "${decode_args[@]}"
 run_stage 6 "score and report" "$asrkit" compare "$exp_dir"

@@ -33,6 +33,13 @@
 # move the old experiment aside, since a run would otherwise resume from its checkpoints):
 #
 #   on_rerun=move_aside run_stage 3 "train" ...
+#
+# A stage may name a function that tells whether what it did last covers today's record
+# although the two differ (for decoding: the methods asked for now are among those decoded
+# then, with the same other options); it is then skipped, and the stages after it see the
+# record it ran with:
+#
+#   covered_by=decode_covers run_stage 5 "decode" ...   # decode_covers OLD_FILE NEW_FILE
 _stage_chain=""
 
 # The record of a stage: the previous stage's record, then one argument per line.
@@ -89,6 +96,17 @@ _marker_why() {
   rm -f "$old" "$new"
 }
 
+# Whether function $1 says the record in marker $2 covers today's record $3.
+_marker_covers() {
+  local old new status=0
+  old=$(mktemp) new=$(mktemp)
+  sed 1d "$2" > "$old"
+  printf '%s\n' "$3" > "$new"
+  "$1" "$old" "$new" || status=$?
+  rm -f "$old" "$new"
+  return "$status"
+}
+
 # What the stages after a stage see of it and of every stage before it: a running hash of
 # each stage's effective record digest (its digest today when it runs or is up to date,
 # its marker's when it is not run now).
@@ -98,7 +116,7 @@ _stage_chain_add() {
 
 run_stage() {
   local n=$1 name=$2; shift 2
-  local hook=${on_rerun:-}
+  local hook=${on_rerun:-} covers=${covered_by:-}
   local record digest
   local marker="$markers/stage_$n.done"
   record=$(_stage_record "$@")
@@ -118,18 +136,23 @@ run_stage() {
     fi
     return 0
   fi
-  _stage_chain_add "$digest"
   if [ -f "$marker" ]; then
     if [ "${force:-false}" = true ]; then
       echo "== stage $n ($name): done before, redoing it (--force true)"
     elif [ "$(sed -n 1p "$marker")" = "digest: $digest" ]; then
+      _stage_chain_add "$digest"
       echo "== stage $n ($name): already done with these options, skipping (--force true redoes it)"
+      return 0
+    elif [ -n "$covers" ] && _marker_covers "$covers" "$marker" "$record"; then
+      _stage_chain_add "$(sed -n '1s/^digest: //p' "$marker")"
+      echo "== stage $n ($name): already done: its last run covers these options ($(_marker_why "$marker" "$record")), skipping (--force true redoes it)"
       return 0
     else
       echo "== stage $n ($name): rerunning: $(_marker_why "$marker" "$record")"
     fi
     [ -z "$hook" ] || $hook
   fi
+  _stage_chain_add "$digest"
   echo "== stage $n ($name): start $(date '+%F %T')"
   local t0=$SECONDS status errexit=false
   # In a subshell with -e on, so that a stage that is a shell function stops at its first

@@ -65,6 +65,11 @@ for model in $models; do
   [ -d "$exp_root/synth_$model/decode" ] && dirs+=("$exp_root/synth_$model")
 done
 [ ${#dirs[@]} -gt 0 ] || exit 1
-"$asrkit" compare "${dirs[@]}" --methods $methods $transducer_methods \
+# the methods of the kinds of model compared (no note about methods none of them has)
+compared=()
+for model in $models; do
+  if [[ $model == *transducer* ]]; then compared+=($transducer_methods); else compared+=($methods); fi
+done
+"$asrkit" compare "${dirs[@]}" --methods $(printf '%s\n' "${compared[@]}" | awk '!seen[$0]++') \
   | tee "$exp_root/synth_models.md"
 [ "$failed" -eq 0 ]

@@ -247,3 +247,62 @@ markers=.stages/moved legacy_marker=.stages/old.done run_stage 1 "one" "$asrkit"
     assert "== stage 0 (zero): already done" in out and "== stage 1 (one): already done" in out
     assert lines(work / "calls.log") == ["zero --size 3", "one"]  # nothing ran again
     assert (work / ".stages" / "moved" / "stage_1.done").is_file()  # taken over
+
+
+# Stage 1 "decodes" a list of methods; a run of more methods covers one of fewer.
+COVERING = """#!/usr/bin/env bash
+set -euo pipefail
+stage=0; stop_stage=2; force=false; methods=a,b,c; beam=4
+. "{root}/tools/parse_options.sh"
+. "{root}/tools/stage.sh"
+. "{root}/tools/decode_covers.sh"
+cd "{work}"
+markers=.stages
+append() {{ echo "$1" >> "$2"; }}
+run_stage 0 "make" append "beam=$beam" s0.log
+covered_by=decode_covers run_stage 1 "decode" append "methods=[$methods]" s1.log \\
+  "methods=[$methods]" "beam=$beam"
+run_stage 2 "report" append "report" s2.log
+"""
+
+
+def test_a_decode_of_more_methods_covers_one_of_fewer(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    script = tmp_path / "recipe.sh"
+    script.write_text(COVERING.format(root=ROOT, work=work))
+    run(script)
+    out = run(script, "--methods", "c,a")
+    assert ("== stage 1 (decode): already done: its last run covers these options (its "
+            "options changed (was: methods=[a,b,c] methods=[a,b,c]; now: methods=[c,a] "
+            "methods=[c,a])), skipping") in out
+    assert "== stage 2 (report): already done with these options" in out  # what stage 1 left
+    assert lines(work / "s1.log") == ["methods=[a,b,c]"]
+    out = run(script, "--methods", "a,d")  # a method it did not decode
+    assert "== stage 1 (decode): rerunning: its options changed" in out
+    assert "== stage 2 (report): rerunning: an earlier stage's inputs changed" in out
+    out = run(script, "--methods", "a", "--beam", "8")  # another option: not covered
+    assert "== stage 1 (decode): rerunning: an earlier stage's inputs changed" in out
+    assert lines(work / "s1.log") == ["methods=[a,b,c]", "methods=[a,d]", "methods=[a]"]
+
+
+def covers(tmp_path: Path, old: list[str], new: list[str]) -> bool:
+    files = []
+    for name, record in (("old", old), ("new", new)):
+        files.append(tmp_path / name)
+        files[-1].write_text("".join(f"{line}\n" for line in ["after: 1f", *record]))
+    return subprocess.run(["bash", "-c", f'. "{ROOT}/tools/decode_covers.sh"; '
+                           'decode_covers "$1" "$2"', "-", *map(str, files)],
+                          check=False).returncode == 0
+
+
+def test_decode_covers_needs_every_method_and_the_same_other_options(tmp_path):
+    five = ["arg: methods=[ctc_greedy,ctc_prefix_beam,attention,attention_rescoring,joint]",
+            "arg: beam=10", "arg: search.attention_rescoring.beam=20"]
+    three = ["arg: methods=[ctc_greedy,attention_rescoring,joint]", "arg: beam=10",
+             "arg: search.attention_rescoring.beam=20"]
+    assert covers(tmp_path, five, three) and not covers(tmp_path, three, five)
+    assert covers(tmp_path, five, ["arg: methods=[joint]", "arg: beam=10"])  # no rescoring
+    assert not covers(tmp_path, five, [*three[:2], "arg: search.attention_rescoring.beam=30"])
+    assert not covers(tmp_path, five, [three[0], "arg: beam=8", three[2]])
+    assert not covers(tmp_path, five, [three[0].replace("joint", "joint_x"), *three[1:]])
