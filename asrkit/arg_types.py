@@ -81,6 +81,8 @@ Seed = Annotated[int, Ge(0), Le(2**32 - 1)]    # numpy's seed range
 
 _TYPE_NAMES = {bool: "a boolean (true/false)", int: "an integer", float: "a number",
                str: "a string"}
+_TYPE_ERRORS = tuple(f"must be {name}," for name in [*_TYPE_NAMES.values(), "a list",
+                                                      "a mapping"])
 
 
 def check_value(value: Any, annotation: Any) -> str | None:
@@ -106,6 +108,10 @@ def check_value(value: Any, annotation: Any) -> str | None:
         errors = [check_value(value, option) for option in options if option is not type(None)]
         if any(e is None for e in errors):
             return None
+        # an option of the value's type whose range it misses says more than a type list
+        in_range = [e for e in errors if not e.startswith(_TYPE_ERRORS)]
+        if in_range:
+            return in_range[0]
         return errors[0] if len(errors) == 1 else f"{_describe(annotation)}, got {value!r}"
     if origin is Literal:
         choices = typing.get_args(annotation)

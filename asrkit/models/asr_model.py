@@ -79,7 +79,7 @@ class ASRModel(nn.Module):
         interctc_weight: UnitInterval = 0.0,
         interctc_shared_head: bool = True,
         inter_decoder_layers: Sequence[int | float] = (),
-        inter_decoder_weight: float | Sequence[float] = 1.0,
+        inter_decoder_weight: NonNegativeFloat | Sequence[NonNegativeFloat] = 1.0,
         inter_decoders: Sequence[nn.Module] = (),
         scheduled_sampling_prob: UnitInterval = 0.0,
         scheduled_sampling_ramp_steps: NonNegativeInt = 0,
@@ -110,20 +110,20 @@ class ASRModel(nn.Module):
         ctc_weight says (1: a transducer alone, whose model then has no CTC head)."""
         super().__init__()
         if not 0.0 <= ctc_weight <= 1.0:
-            raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
+            raise ValueError(f"ctc_weight: must be in [0, 1], got {ctc_weight}")
         if (transducer is None) != (transducer_weight == 0.0):
             raise ValueError("transducer_weight: must be > 0 with a transducer and 0 without "
                              f"(got {transducer_weight} and "
                              f"{'a' if transducer is not None else 'no'} transducer)")
         for name, value in (("sos_id", sos_id), ("eos_id", eos_id), ("blank_id", blank_id)):
             if not 0 <= value < vocab_size:
-                raise ValueError(f"{name} {value} is outside the vocabulary of {vocab_size}")
+                raise ValueError(f"{name}: {value} is outside the vocabulary of {vocab_size}")
         self.vocab_size = vocab_size
         self.transducer, self.transducer_weight = transducer, transducer_weight
         self.ctc_weight = 1.0 if decoder is None else ctc_weight
         if transducer_weight == 1.0:  # a transducer alone
             if decoder is not None or interctc_layers:
-                raise ValueError("transducer_weight 1 leaves no loss for the attention decoder "
+                raise ValueError("transducer_weight: 1 leaves no loss for the attention decoder "
                                  "and InterCTC: choose decoder=none, or a weight below 1")
             self.ctc_weight = 0.0
         self.blank_id, self.sos_id, self.eos_id = blank_id, sos_id, eos_id
@@ -136,12 +136,12 @@ class ASRModel(nn.Module):
         self._init_inter_decoders(inter_decoder_layers, inter_decoder_weight, inter_decoders)
         self.mwer_ce_weight = mwer_ce_weight
         if mwer_ctc_weight > 0.0 and self.ctc is None:
-            raise ValueError("mwer_ctc_weight > 0 needs a CTC head (a model with ctc_weight > 0)")
+            raise ValueError("mwer_ctc_weight: > 0 needs a CTC head (a model with ctc_weight > 0)")
         self.mwer_ctc_weight = mwer_ctc_weight
         self.scheduled_sampling = None
         if scheduled_sampling_prob > 0.0:
             if decoder is None:
-                raise ValueError("scheduled_sampling_prob > 0 needs an attention decoder")
+                raise ValueError("scheduled_sampling_prob: > 0 needs an attention decoder")
             self.scheduled_sampling = ScheduledSampling(scheduled_sampling_prob,
                                                         scheduled_sampling_ramp_steps)
 
@@ -149,15 +149,15 @@ class ASRModel(nn.Module):
                        shared_head: bool) -> None:
         self.interctc, self.interctc_weight = None, weight
         if not 0.0 <= weight <= 1.0:
-            raise ValueError(f"interctc_weight must be in [0, 1], got {weight}")
+            raise ValueError(f"interctc_weight: must be in [0, 1], got {weight}")
         if not layers:
             if weight > 0:
-                raise ValueError("interctc_weight > 0 but interctc_layers is empty")
+                raise ValueError("interctc_weight: > 0 but interctc_layers is empty")
             return
         if weight == 0.0:
             return  # layers without a weight: no InterCTC (as ESPnet), no untrained heads
         if self.ctc_weight == 0.0:
-            raise ValueError("interctc_layers need a CTC branch (ctc_weight > 0)")
+            raise ValueError("interctc_layers: need a CTC branch (ctc_weight > 0)")
         dims = encoder_depth_dims(self.encoder)
         resolved = resolve_layers(layers, len(dims), "interctc_layers")
         self.interctc = InterCTC(resolved, [dims[n - 1] for n in resolved], self.vocab_size,
@@ -170,13 +170,13 @@ class ASRModel(nn.Module):
         self.inter_decoders = nn.ModuleList(decoders)
         if layers:
             if self.decoder is None or self.ctc_weight == 1.0:
-                raise ValueError("inter_decoder_layers need an attention decoder and "
+                raise ValueError("inter_decoder_layers: need an attention decoder and "
                                  "ctc_weight < 1")
             depth = len(encoder_depth_dims(self.encoder))
             self.inter_decoder_layers = resolve_layers(layers, depth, "inter_decoder_layers")
         num = len(self.inter_decoder_layers)
         if len(decoders) != num:
-            raise ValueError(f"inter_decoder_layers name {num} layers but {len(decoders)} "
+            raise ValueError(f"inter_decoder_layers: name {num} layers but {len(decoders)} "
                              f"intermediate decoders were given")
         weights = [weight] * num if isinstance(weight, (int, float)) else list(weight)
         if len(weights) != num:

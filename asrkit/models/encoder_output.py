@@ -44,8 +44,11 @@ class EncoderOutput:
     aux_ctc: dict[str, AuxCTC] = field(default_factory=dict)
 
 
-def check_layers(layers, depth: int, encoder: str) -> None:
-    """Raise ValueError for a requested layer outside 1..depth."""
+def check_layers(layers, depth: int, encoder: str, what: str = "intermediate layer") -> None:
+    """Raise ValueError, naming ``encoder`` (or the key), for a requested layer outside
+    1..depth or named twice."""
     for layer in layers:
         if not 1 <= layer <= depth:
-            raise ValueError(f"{encoder}: intermediate layer {layer} is outside 1..{depth}")
+            raise ValueError(f"{encoder}: {what} {layer} is outside 1..{depth}")
+    if len(set(layers)) != len(layers):
+        raise ValueError(f"{encoder}: {list(layers)} names a {what} twice")

@@ -48,7 +48,7 @@ class MoEFeedForward(nn.Module):
         if num_experts < 1:
             raise ValueError(f"num_experts must be >= 1, got {num_experts}")
         if not 1 <= top_k <= num_experts:
-            raise ValueError(f"top_k must be in 1..num_experts ({num_experts}), got {top_k}")
+            raise ValueError(f"top_k: must be in 1..num_experts ({num_experts}), got {top_k}")
         self.num_experts = num_experts
         self.top_k = top_k
         self.router_extra_dim = router_extra_dim

@@ -40,6 +40,10 @@ from asrkit.config.targets import check_section
     ("fp8", Annotated[str, OneOf("auto", "fp32")], "must be one of auto, fp32, got 'fp8'"),
     (True, Annotated[object, OneOf("auto", True, False)], None),
     (-1, Annotated[int, Ge(0)], "must be >= 0, got -1"),
+    # a union: the range its value's own type misses, not a list of types
+    (-1, PositiveFloat | Sequence[PositiveFloat], "must be > 0, got -1"),
+    ([2, -3], PositiveFloat | Sequence[PositiveFloat], "has an item that must be > 0, got -3"),
+    ("a", PositiveFloat | Sequence[PositiveFloat], "must be a number, got 'a'"),
 ])
 def test_check_value(value, annotation, error):
     assert check_value(value, annotation) == error

@@ -168,3 +168,19 @@ def test_identity_residual_drops_the_projections_of_unchanged_blocks():
 def test_an_unknown_residual_is_refused():
     with pytest.raises(ValueError, match="residual: must be one of projection, identity"):
         ContextNetEncoder(input_dim=12, alpha=1 / 16, layers_per_block=1, residual="identiy")
+
+
+def test_bad_options_are_named_as_the_config_key_the_builder_reports():
+    """The model builder names a ValueError whose message starts with `<key>:` as
+    `encoder.<key>` (asrkit.models.build)."""
+    from asrkit.models.build import ModelConfigError, build_model
+
+    config = {"encoder": {"_target_": "asrkit.models.encoders.contextnet.ContextNetEncoder",
+                          "input_dim": 12, "alpha": 1 / 16, "layers_per_block": 1},
+              "decoder": None,
+              "model": {"_target_": "asrkit.models.asr_model.ASRModel", "ctc_weight": 1.0}}
+    for key, value, message in [("kernel_size", 4, "must be odd, got 4"),
+                                ("strided_blocks", [25], "[25] are outside C0..C22")]:
+        with pytest.raises(ModelConfigError) as error:
+            build_model({**config, "encoder": {**config["encoder"], key: value}}, 10)
+        assert str(error.value) == f"encoder.{key}: {message}"

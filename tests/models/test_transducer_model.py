@@ -74,7 +74,7 @@ def test_every_encoder_takes_a_transducer(encoder):
 
 
 def test_a_transducer_alone_with_a_decoder_is_refused():
-    with pytest.raises(ModelConfigError, match="transducer_weight 1 leaves no loss"):
+    with pytest.raises(ModelConfigError, match="model.transducer_weight: 1 leaves no loss"):
         _model("transducer=lstm", "model.transducer_weight=1.0")
     with pytest.raises(ModelConfigError, match="transducer_weight: must be > 0 with a "):
         _model("transducer=lstm")

@@ -291,8 +291,8 @@ def covers(tmp_path: Path, old: list[str], new: list[str]) -> bool:
     for name, record in (("old", old), ("new", new)):
         files.append(tmp_path / name)
         files[-1].write_text("".join(f"{line}\n" for line in ["after: 1f", *record]))
-    return subprocess.run(["bash", "-c", f'. "{ROOT}/tools/decode_covers.sh"; '
-                           'decode_covers "$1" "$2"', "-", *map(str, files)],
+    script = f'. "{ROOT}/tools/decode_covers.sh"; decode_covers "$1" "$2"'
+    return subprocess.run(["bash", "-c", script, "-", *map(str, files)],
                           check=False).returncode == 0
 
 

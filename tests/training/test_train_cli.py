@@ -50,6 +50,8 @@ from asrkit.bin.train import main
     ("encoder.num_layers=-2", "encoder.num_layers: must be > 0, got -2"),
     ("decoder.ffn_dim=-8", "decoder.ffn_dim: must be > 0, got -8"),
     ("model.ctc_weight=2", "model.ctc_weight: must be <= 1, got 2"),
+    ("model.inter_decoder_layers=[0.5] model.inter_decoder_weight=-1",
+     "model.inter_decoder_weight: must be >= 0, got -1"),
     ("optim.lr=fast", "optim.lr: must be a number, got 'fast'"),
     ("scheduler.warmup_steps=-5", "scheduler.warmup_steps: must be >= 0, got -5"),
     ("data.sample_rate=0", "data.sample_rate: must be > 0, got 0"),
@@ -73,6 +75,11 @@ from asrkit.bin.train import main
     ("encoder=conformer encoder.kernel_size=4",
      "encoder.kernel_size: must be odd (symmetric context), got 4"),
     ("encoder=conformer encoder.conv_norm=foo", "encoder.conv_norm: unknown conv norm 'foo'"),
+    ("encoder=moe_conformer encoder.top_k=9",
+     "encoder.top_k: must be in 1..num_experts (8), got 9"),
+    ("encoder=moe_conformer encoder.moe_layers=[1,1]",
+     "encoder.moe_layers: [1, 1] names a layer twice"),
+    ("model.interctc_weight=0.5", "model.interctc_weight: > 0 but interctc_layers is empty"),
 ])
 def test_config_errors_fail_fast_naming_the_key(corpus, tmp_path, capsys, override, key):
     start = time.monotonic()

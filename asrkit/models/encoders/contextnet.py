@@ -69,7 +69,7 @@ class SeparableConvLayer(nn.Module):
                  activation: str) -> None:
         super().__init__()
         if kernel_size % 2 == 0:
-            raise ValueError(f"contextnet kernel_size must be odd, got {kernel_size}")
+            raise ValueError(f"kernel_size: must be odd, got {kernel_size}")
         self.depthwise = nn.Conv1d(in_channels, in_channels, kernel_size, stride,
                                    padding=kernel_size // 2, groups=in_channels, bias=False)
         self.pointwise = nn.Conv1d(in_channels, out_channels, 1, bias=False)
@@ -144,7 +144,7 @@ class ContextNetEncoder(nn.Module):
         super().__init__()
         bad = [b for b in strided_blocks if not 0 <= b < NUM_BLOCKS]
         if bad:
-            raise ValueError(f"strided_blocks {bad} are outside C0..C{NUM_BLOCKS - 1}")
+            raise ValueError(f"strided_blocks: {bad} are outside C0..C{NUM_BLOCKS - 1}")
         channels = block_channels(alpha)
         self.output_dim = channels[-1]
         blocks = []

@@ -217,17 +217,17 @@ class MoEConformerEncoder(ChunkByChunk, nn.Module):
         moe_ffns = tuple(moe_ffns)
         bad = [f for f in moe_ffns if f not in MOE_FFNS]
         if bad or not moe_ffns:
-            raise ValueError(f"moe_ffns must be a non-empty list of {MOE_FFNS}, got {moe_ffns}")
+            raise ValueError(f"moe_ffns: must be a non-empty list of {MOE_FFNS}, got {moe_ffns}")
         moe_layers = range(1, num_layers + 1) if moe_layers is None else tuple(moe_layers)
-        check_layers(moe_layers, num_layers, "MoEConformerEncoder.moe_layers")
+        check_layers(moe_layers, num_layers, "moe_layers", what="layer")
         if not moe_layers:
-            raise ValueError("moe_layers is empty: an MoE-Conformer needs an MoE layer "
+            raise ValueError("moe_layers: empty: an MoE-Conformer needs an MoE layer "
                              "(use encoder=conformer for a dense one)")
         if embedding_ctc_weight > 0 and embedding_layers == 0:
-            raise ValueError("embedding_ctc_weight > 0 needs a shared embedding "
+            raise ValueError("embedding_ctc_weight: > 0 needs a shared embedding "
                              "(embedding_layers > 0)")
         if embedding_ctc_weight > 0 and vocab_size is None:
-            raise ValueError("embedding_ctc_weight > 0 needs vocab_size (the model builder "
+            raise ValueError("embedding_ctc_weight: > 0 needs vocab_size (the model builder "
                              "fills it in)")
         self.output_dim = d_model
         self.chunking = ChunkConfig(chunk_size, left_chunks, dynamic_chunk, dynamic_left_chunks)
