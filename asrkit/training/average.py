@@ -33,7 +33,7 @@ import torch
 
 from asrkit.checkpoint_io import CorruptCheckpointError, atomic_save, load_file, verify
 from asrkit.experiment_dir import ExperimentDir
-from asrkit.models.checkpoint import weights_problem
+from asrkit.models.checkpoint import config_problem, weights_problem
 from asrkit.training.checkpoint import (
     CheckpointInfo,
     best_first,
@@ -118,7 +118,7 @@ def _content_problem(path: Path) -> str | None:
     checkpoint = load_file(path, mmap=True)
     if "model" not in checkpoint:
         return "not a checkpoint asrkit wrote (no 'model' entry)"
-    problem = weights_problem(checkpoint["model"])
+    problem = weights_problem(checkpoint["model"]) or config_problem(checkpoint.get("config"))
     return f"not a checkpoint asrkit wrote ({problem})" if problem else None
 
 
@@ -156,9 +156,9 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
     newest = checkpoints[-1]
     try:
         model = average_state_dicts([c["model"] for c in checkpoints])
-    except ValueError as e:  # checkpoints of two runs in one directory
+    except ValueError as e:  # checkpoints of two runs in one directory: the files' fault
         numbered = "; ".join(f"{n}: {Path(p).name}" for n, p in enumerate(paths))
-        raise ValueError(f"{e} ({numbered})") from None
+        raise CorruptCheckpointError(f"{e} ({numbered})") from None
     return {
         "model": model,
         "config": newest["config"],
