@@ -150,7 +150,7 @@ def build_loader(
     sampler = BucketingBatchSampler(
         lengths, sampler_cfg["max_frames"], sampler_cfg["num_buckets"],
         shuffle=train and sampler_cfg["shuffle"], seed=sampler_cfg["seed"], rank=rank,
-        world_size=world_size)
+        world_size=world_size, name=name)
     return ResumableLoader(dataset, sampler, data_cfg["num_workers"],
                            data_cfg["max_fail_fraction"], name=name, keep_empty=train,
                            pin_memory=pin_memory)

@@ -38,6 +38,7 @@ class BucketingBatchSampler:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        name: str = "sampler",
     ):
         if max_frames <= 0:
             raise ValueError(f"sampler.max_frames must be > 0, got {max_frames}")
@@ -50,13 +51,14 @@ class BucketingBatchSampler:
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
+        self.name = name  # in messages: the manifest's file name
         self.epoch = 0
         self.position = 0
         too_long = np.flatnonzero(self.lengths > max_frames)
         self.excluded = too_long.tolist()
         if len(too_long):
-            log.warning("sampler: %d utterance(s) longer than max_frames=%d are left out",
-                        len(too_long), max_frames)
+            log.warning("%s: %d utterance(s) longer than data.sampler.max_frames=%d are left "
+                        "out", name, len(too_long), max_frames)
         self._cache: tuple[int, list[list[int]], str] | None = None  # epoch, mine, hash
 
     def set_epoch(self, epoch: int) -> None:
@@ -113,7 +115,8 @@ class BucketingBatchSampler:
             groups = [groups[i] for i in rng.permutation(len(groups))]
         mine = [group[self.rank] for group in groups]
         if not mine:
-            log.warning("sampler: %d batch(es) cannot feed %d ranks", made, self.world_size)
+            log.warning("%s: %d batch(es) cannot feed %d ranks", self.name, made,
+                        self.world_size)
         digest = hashlib.sha1()  # of every rank's batches: the same on each rank
         for batch in batches:
             digest.update(np.asarray(batch, dtype=np.int64).tobytes() + b";")

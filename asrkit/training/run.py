@@ -7,6 +7,7 @@ every failure into one line with the documented exit status.
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from typing import Any
 
@@ -27,7 +28,7 @@ def run_training(config: dict[str, Any]) -> int:
     on stderr and, once the run has its log, in train.log too (any rank's). Under DDP a rank
     whose collective fails because another rank exited says so in one line (the other
     rank's line says why)."""
-    trainer, synchronized = Trainer(config), False
+    trainer, synchronized, set_up = Trainer(config), False, False
     try:
         try:
             trainer.setup()
@@ -35,6 +36,7 @@ def run_training(config: dict[str, Any]) -> int:
             return _fail(e, 1, trainer.ctx)
         except (ValueError, OSError) as e:  # a bad config value, exp_dir not writable, ...
             return _fail(e, os_error_status(e) if isinstance(e, OSError) else 2, trainer.ctx)
+        set_up = True
         status = trainer.train()
         synchronized = True  # every rank returns from train() at the same point
         return status
@@ -49,6 +51,8 @@ def run_training(config: dict[str, Any]) -> int:
                                    "own error says why); stopping"), 1)
     finally:
         trainer.cleanup(synchronize=synchronized)
+        if not set_up and getattr(trainer, "new_exp_dir", False) and trainer.exp_dir.is_dir():
+            shutil.rmtree(trainer.exp_dir)  # nothing in it is a result
 
 
 def _fail(error: BaseException, status: int, ctx: DistributedContext | None = None) -> int:

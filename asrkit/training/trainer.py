@@ -115,14 +115,14 @@ class Trainer:
 
     # ---- setup ---------------------------------------------------------------------------
     def setup(self) -> None:
-        self.ctx = ctx = self.ctx or dist_utils.init_distributed(
-            self.requested_config["trainer"]["device"])
+        trainer = self.requested_config["trainer"]
+        self.ctx = ctx = self.ctx or dist_utils.init_distributed(trainer["device"])
         self.exp_dir = Path(self.requested_config["exp_dir"]).resolve()
-        self.progress_bar = ctx.is_main and use_progress_bar(
-            self.requested_config["trainer"]["progress_bar"])
+        self.progress_bar = ctx.is_main and use_progress_bar(trainer["progress_bar"])
         data = self.requested_config["data"]  # read first: bad data leaves exp_dir untouched
         manifests = {key: read_manifest(Path(data[key]).resolve()) for key in ("train", "dev")}
         init_source = read_init_source(self.requested_config)  # as are init_from's weights
+        self.new_exp_dir = ctx.is_main and not self.exp_dir.exists()  # gone if setup fails
         self.lock = TrainLock.acquire(self.exp_dir) if ctx.is_main else None
         setup_logging(self.exp_dir, ctx, self.progress_bar)
         if self.lock is not None and self.lock.note:

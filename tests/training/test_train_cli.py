@@ -91,6 +91,22 @@ def test_config_errors_fail_fast_naming_the_key(corpus, tmp_path, capsys, overri
     assert not (tmp_path / "exp").exists()  # nothing was started
 
 
+def test_a_setup_that_fails_late_leaves_no_new_exp_dir_and_an_old_one_as_it_was(
+        corpus, tmp_path, capsys):
+    """Every dev utterance longer than the batch budget is found once the loaders are built,
+    after exp_dir, train.log and the tokenizer copy were made: a new exp_dir goes again."""
+    exp = tmp_path / "exp"
+    assert main(corpus.overrides(exp, "data.sampler.max_frames=100")) == 2
+    err = capsys.readouterr().err
+    assert err.endswith("gives no batch (no utterances, or all filtered out)\n")
+    assert "dev.jsonl: 2 utterance(s) longer than data.sampler.max_frames=100 are left out" in err
+    assert not exp.exists()
+    exp.mkdir()
+    (exp / "notes.txt").write_text("mine\n")
+    assert main(corpus.overrides(exp, "data.sampler.max_frames=100")) == 2
+    assert (exp / "notes.txt").read_text() == "mine\n" and (exp / "train.log").is_file()
+
+
 def test_an_exp_dir_that_is_a_file_is_named(corpus, tmp_path, capsys):
     (tmp_path / "afile").write_text("kept")
     assert main(corpus.overrides(tmp_path / "afile")) == 2
