@@ -55,6 +55,9 @@ class MwerNBest:
         if not tcfg["init_from"]:
             log.warning("MWER fine-tuning without trainer.init_from: it is meant to start "
                         "from a trained model")
+        if getattr(model, "transducer", None) is not None:
+            log.warning("MWER fine-tuning leaves the transducer out (its loss is not in the "
+                        "objective: its weights stay as they start)")
         return cls(model, tokenizer, mwer["nbest"], mwer["beam"])
 
     @torch.no_grad()

@@ -75,6 +75,20 @@ def test_mwer_config_errors(corpus, tmp_path):
                                          "trainer.compile=true"))
 
 
+def test_mwer_on_a_model_with_a_transducer_says_it_leaves_it_out(caplog):
+    from types import SimpleNamespace
+
+    from asrkit.training.mwer_nbest import MwerNBest
+
+    tcfg = {"mwer": {"enabled": True, "nbest": 4, "beam": 4}, "init_from": "a.pt"}
+    for transducer, warned in ((None, False), (object(), True)):
+        caplog.clear()
+        model = SimpleNamespace(transducer=transducer, mwer_ce_weight=0.01)
+        with caplog.at_level("WARNING", logger="asrkit"):
+            assert MwerNBest.from_trainer_config(model, None, tcfg) is not None
+        assert ("MWER fine-tuning leaves the transducer out" in caplog.text) == warned
+
+
 def _train(config: dict) -> int:
     trainer = Trainer(config)
     trainer.setup()
