@@ -46,7 +46,7 @@ def audio_header(path: str | os.PathLike) -> AudioHeader:
     try:
         info = sf.info(str(path))
     except (RuntimeError, OSError) as e:  # soundfile.LibsndfileError is a RuntimeError
-        raise AudioError(f"{path}: unreadable audio ({_short(e)})") from None
+        raise unreadable(path, e) from None
     frames = info.frames
     if frames >= UNKNOWN_LENGTH:
         if not flac_has_audio_frames(path):
@@ -116,7 +116,7 @@ def load_audio(
             data = f.read(max(last - first, 0), dtype="float32", always_2d=True)
             held = f.frames
     except (RuntimeError, OSError) as e:
-        raise AudioError(f"{path}: unreadable audio ({_short(e)})") from None
+        raise unreadable(path, e) from None
     declared = declared_wav_frames(path)
     if declared is not None and held < declared:
         raise AudioError(f"{path}: truncated: its header declares {declared} samples, the file "
@@ -189,6 +189,14 @@ def write_wav(path: str | os.PathLike, wave: torch.Tensor | np.ndarray, sample_r
     """Write a mono float waveform as 16-bit PCM wav."""
     data = wave.numpy() if isinstance(wave, torch.Tensor) else wave
     sf.write(str(path), np.clip(data, -1.0, 1.0), sample_rate, subtype="PCM_16")
+
+
+def unreadable(path: str | os.PathLike, error: Exception) -> AudioError:
+    """The AudioError for a file soundfile could not open or read: not found, or
+    unreadable with soundfile's reason (it says "System error" for a missing file)."""
+    if not os.path.exists(path):
+        return AudioError(f"{path}: audio file not found")
+    return AudioError(f"{path}: unreadable audio ({_short(error)})")
 
 
 def _short(error: Exception) -> str:

@@ -43,7 +43,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from asrkit.data.audio import AudioError, audio_header, to_mono
+from asrkit.data.audio import AudioError, audio_header, to_mono, unreadable
 
 # context read around a block before resampling: the sinc kernel's reach (6 zero crossings
 # of the lower rate) is below 1 ms at 8 kHz and above
@@ -111,7 +111,7 @@ class Recording:
         try:
             handle = sf.SoundFile(str(self.path))
         except (RuntimeError, OSError) as e:
-            raise AudioError(f"{self.path}: unreadable audio ({_first_line(e)})") from None
+            raise unreadable(self.path, e) from None
         self._forward = _ForwardReader(handle)
         try:
             yield self
@@ -130,7 +130,7 @@ class Recording:
                     f.seek(first)
                     data = f.read(max(last - first, 0), dtype="float32", always_2d=True)
         except (RuntimeError, OSError) as e:
-            raise AudioError(f"{self.path}: unreadable audio ({_first_line(e)})") from None
+            raise unreadable(self.path, e) from None
         if data.shape[0] < last - first:
             raise AudioError(f"{self.path}: truncated: {data.shape[0]} of {last - first} "
                              f"samples read from frame {first}")
@@ -157,8 +157,3 @@ class _ForwardReader:
         self.buffer = self.buffer[first - self.start:]
         self.start = first
         return self.buffer[:max(last - first, 0)]
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -52,8 +52,12 @@ def reject_hydra_overrides(overrides: list[str]) -> None:
 def check_files(config: Mapping[str, Any]) -> None:
     """The data, tokenizer and checkpoint files the config names exist and fit together."""
     data, trainer = config["data"], config["trainer"]
-    if Path(config["exp_dir"]).exists() and not Path(config["exp_dir"]).is_dir():
-        _fail("exp_dir", f"{config['exp_dir']} is a file, not a directory")
+    exp_dir = Path(config["exp_dir"])
+    if exp_dir.exists() and not exp_dir.is_dir():
+        _fail("exp_dir", f"{exp_dir} is a file, not a directory")
+    above = next((d for d in exp_dir.absolute().parents if d.exists()), None)
+    if above is not None and not above.is_dir():
+        _fail("exp_dir", f"{exp_dir} would be inside {above}, which is a file")
     _existing(data.get("train"), "data.train")
     _existing(data.get("dev"), "data.dev")
     if data.get("cmvn") is not None:

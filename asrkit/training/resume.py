@@ -68,6 +68,10 @@ def init_weights_from(model: nn.Module, path: str | Path, config: dict[str, Any]
     matched = _fitting(checkpoint or read_checkpoint(path), own, path, config)
     model.load_state_dict(matched, strict=False)
     left = sorted(set(own) - set(matched))
+    if not config["trainer"].get("init_modules") and 2 * len(matched) < len(own):
+        log.warning("init_from %s: only %d of this model's %d tensors fit it (another "
+                    "architecture or size?); the others start as initialised", path,
+                    len(matched), len(own))
     log.info("init_from %s: %d of %d tensors loaded%s", path, len(matched), len(own),
              f"; left as initialised: {', '.join(left[:8])}{' ...' if len(left) > 8 else ''}"
              if left else "")

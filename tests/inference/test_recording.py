@@ -66,6 +66,11 @@ def test_bad_files_name_themselves(tmp_path):
     text.write_text("not audio")
     with pytest.raises(AudioError, match="notes.wav: unreadable audio"):
         Recording.open(text, 16000)
+    missing = tmp_path / "gone.wav"  # soundfile says "System error." for it
+    for read in (lambda: Recording.open(missing, 16000), lambda: load_audio(missing)):
+        with pytest.raises(AudioError) as error:
+            read()
+        assert str(error.value) == f"{missing}: audio file not found"
 
 
 @pytest.mark.parametrize("rate, piece", [(16000, 1000), (16000, 1600), (22050, 2205)])

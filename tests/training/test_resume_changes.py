@@ -134,6 +134,19 @@ def test_init_modules_name_the_checkpoint_modules_and_need_init_from(corpus, tmp
         trainer.cleanup()
 
 
+def test_init_from_a_model_of_which_little_fits_is_a_warning(corpus, tmp_path):
+    run(corpus.config(tmp_path / "a", "trainer.max_epochs=1"))
+    source = tmp_path / "a" / "checkpoints" / "epoch_1.pt"
+    for name, changes, warned in (("wider", ["encoder.d_model=48", "decoder.d_model=48"], True),
+                                  ("same", ["encoder.dropout=0.2"], False)):
+        trainer = Trainer(corpus.config(tmp_path / name, f"trainer.init_from={source}",
+                                        *changes))
+        trainer.setup()
+        trainer.cleanup()
+        log = (tmp_path / name / "train.log").read_text()
+        assert (f"WARNING init_from {source}: only " in log) == warned
+
+
 def test_a_mid_epoch_resume_with_other_batches_restarts_the_epoch(corpus, tmp_path, caplog):
     exp = tmp_path / "exp"
     status, _ = run(corpus.config(exp, "trainer.max_epochs=1"), stop_at_step=3)

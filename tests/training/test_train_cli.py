@@ -113,6 +113,9 @@ def test_an_exp_dir_that_is_a_file_is_named(corpus, tmp_path, capsys):
     assert capsys.readouterr().err == (f"asrkit train: exp_dir: {tmp_path / 'afile'} is a "
                                        f"file, not a directory\n")
     assert (tmp_path / "afile").read_text() == "kept"
+    assert main(corpus.overrides(tmp_path / "afile" / "sub")) == 2
+    assert capsys.readouterr().err == (f"asrkit train: exp_dir: {tmp_path / 'afile' / 'sub'} "
+                                       f"would be inside {tmp_path / 'afile'}, which is a file\n")
 
 @pytest.mark.parametrize("split", ["train", "dev"])
 def test_a_malformed_manifest_is_named_before_exp_dir_is_touched(corpus, tmp_path, capsys,
