@@ -121,7 +121,10 @@ def check_trusted(config: Any, source: str, trusted_modules: Sequence[str] = ())
             continue
         try:
             if not _defined_in(target, trusted_modules):
-                raise _untrusted(source, path, target)
+                raise UntrustedTargetError(
+                    f"{source}: {path} names {target!r}, which lies under a trusted module "
+                    f"but is defined outside it (an import of that module); refused without "
+                    f"calling it")
         except LookupError as e:
             raise UntrustedTargetError(f"{source}: {path} names {target!r}, which cannot be "
                                        f"imported ({e})") from None
