@@ -167,10 +167,11 @@ def declared_wav_frames(path: str | os.PathLike) -> int | None:
     plain WAV file, or a header that declares no size, as streamed files do)."""
     try:
         with open(path, "rb") as f:
-            head = f.read(1 << 16)
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None  # a FLAC or another format: nothing more is read
+            head += f.read((1 << 16) - 12)
     except OSError:
-        return None
-    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return None
     block_align, offset = None, 12
     while offset + 8 <= len(head):
