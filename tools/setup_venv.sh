@@ -27,9 +27,9 @@ PY
 # uv's own hint for a lock that no longer matches pyproject.toml ("run `uv lock`") names a
 # command that is not on PATH here: its lines are replaced by ours.
 sync() {
-  local err
-  if ! err=$(UV_PROJECT_ENVIRONMENT="$venv" "$uv" sync --locked --extra dev --extra export \
-      --python "$python" --no-python-downloads --project "$root" --quiet 2>&1 >&2); then
+  local err  # uv's stderr; its stdout goes to ours (fd 3: our stderr)
+  if ! { err=$(UV_PROJECT_ENVIRONMENT="$venv" "$uv" sync --locked --extra dev --extra export \
+      --python "$python" --no-python-downloads --project "$root" --quiet 2>&1 >&3); } 3>&2; then
     if grep -q "needs to be updated" <<<"$err"; then
       echo "setup_venv: uv.lock does not match pyproject.toml: refresh it with tools/lock.sh" >&2
     else

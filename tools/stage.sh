@@ -117,7 +117,7 @@ _stage_chain_add() {
 run_stage() {
   local n=$1 name=$2; shift 2
   local hook=${on_rerun:-} covers=${covered_by:-}
-  local record digest
+  local record digest why
   local marker="$markers/stage_$n.done"
   record=$(_stage_record "$@")
   digest=$(printf '%s\n' "$record" | sha256sum | cut -c1-16)
@@ -145,7 +145,8 @@ run_stage() {
       return 0
     elif [ -n "$covers" ] && _marker_covers "$covers" "$marker" "$record"; then
       _stage_chain_add "$(sed -n '1s/^digest: //p' "$marker")"
-      echo "== stage $n ($name): already done: its last run covers these options ($(_marker_why "$marker" "$record")), skipping (--force true redoes it)"
+      why=$(_marker_why "$marker" "$record")
+      echo "== stage $n ($name): already done: its last run covers these options ${why#its options changed }, skipping (--force true redoes it)"
       return 0
     else
       echo "== stage $n ($name): rerunning: $(_marker_why "$marker" "$record")"

@@ -51,17 +51,47 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+class _OutputClosed(Exception):  # not an OSError: commands catch those
+    """stdout's reader has left (``asrkit ... | head``)."""
+
+
+class _Stdout:
+    """sys.stdout whose broken pipe is _OutputClosed, so that a command's own ``except
+    OSError`` (a file it could not read) does not report it as a failure of its own."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise _OutputClosed from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise _OutputClosed from None
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run a subcommand and exit with its status. When the reader of stdout has left
     (``asrkit ... | head``), exit quietly with 141, the shell's status for SIGPIPE."""
+    stdout, sys.stdout = sys.stdout, _Stdout(sys.stdout)
     try:
         try:
             _run(argv)
         finally:
             sys.stdout.flush()  # a reader that left shows here, not in the interpreter's exit
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the last flush too
+    except _OutputClosed:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())  # the last flush too
         sys.exit(141)
+    finally:
+        sys.stdout = stdout
 
 
 def _run(argv: list[str] | None) -> None:

@@ -61,15 +61,13 @@ while [ "$running" -gt 0 ]; do
 done
 [ "$failed" -eq 0 ] || echo "compare_models.sh: $failed model(s) failed; see their log in $exp_root/logs/" >&2
 dirs=()
+compared=()  # the methods of the kinds of model compared (no note about methods none has)
 for model in $models; do
-  [ -d "$exp_root/synth_$model/decode" ] && dirs+=("$exp_root/synth_$model")
-done
-[ ${#dirs[@]} -gt 0 ] || exit 1
-# the methods of the kinds of model compared (no note about methods none of them has)
-compared=()
-for model in $models; do
+  [ -d "$exp_root/synth_$model/decode" ] || continue
+  dirs+=("$exp_root/synth_$model")
   if [[ $model == *transducer* ]]; then compared+=($transducer_methods); else compared+=($methods); fi
 done
+[ ${#dirs[@]} -gt 0 ] || exit 1
 "$asrkit" compare "${dirs[@]}" --methods $(printf '%s\n' "${compared[@]}" | awk '!seen[$0]++') \
   | tee "$exp_root/synth_models.md"
 [ "$failed" -eq 0 ]

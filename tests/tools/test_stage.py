@@ -273,9 +273,8 @@ def test_a_decode_of_more_methods_covers_one_of_fewer(tmp_path):
     script.write_text(COVERING.format(root=ROOT, work=work))
     run(script)
     out = run(script, "--methods", "c,a")
-    assert ("== stage 1 (decode): already done: its last run covers these options (its "
-            "options changed (was: methods=[a,b,c] methods=[a,b,c]; now: methods=[c,a] "
-            "methods=[c,a])), skipping") in out
+    assert ("== stage 1 (decode): already done: its last run covers these options (was: "
+            "methods=[a,b,c] methods=[a,b,c]; now: methods=[c,a] methods=[c,a]), skipping") in out
     assert "== stage 2 (report): already done with these options" in out  # what stage 1 left
     assert lines(work / "s1.log") == ["methods=[a,b,c]"]
     out = run(script, "--methods", "a,d")  # a method it did not decode
@@ -304,5 +303,6 @@ def test_decode_covers_needs_every_method_and_the_same_other_options(tmp_path):
     assert covers(tmp_path, five, three) and not covers(tmp_path, three, five)
     assert covers(tmp_path, five, ["arg: methods=[joint]", "arg: beam=10"])  # no rescoring
     assert not covers(tmp_path, five, [*three[:2], "arg: search.attention_rescoring.beam=30"])
+    assert not covers(tmp_path, five, three[:2])  # rescoring at `beam` now, at 20 then
     assert not covers(tmp_path, five, [three[0], "arg: beam=8", three[2]])
     assert not covers(tmp_path, five, [three[0].replace("joint", "joint_x"), *three[1:]])
