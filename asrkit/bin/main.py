@@ -74,6 +74,10 @@ class _Stdout:
         except BrokenPipeError:
             raise _OutputClosed from None
 
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
     def __getattr__(self, name: str):
         return getattr(self._stream, name)
 
