@@ -41,7 +41,7 @@ import asrkit.bin.main, asrkit.bin.score
 
 def main(argv):
     try:
-        sys.stdout.writelines(f"line {i}\n" for i in range(100000))
+        sys.stdout.writelines(f"line {i}\\n" for i in range(100000))
     except OSError as e:
         print(f"asrkit score: {e}", file=sys.stderr)
         return 2
