@@ -123,6 +123,13 @@ def _copy_tokenizer(src: Path, dst: Path) -> None:
     copy_tokenizer(src, dst)
 
 
+def first_missing(path: Path) -> Path | None:
+    """The outermost of ``path`` and its parents that does not exist (what making ``path``
+    creates), or None when ``path`` exists."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    return missing[-1] if missing else None
+
+
 def experiment_config(config: dict[str, Any]) -> dict[str, Any]:
     """The config as the experiment directory records it (paths into exp_dir, absolute)."""
     saved = copy.deepcopy(config)

@@ -50,9 +50,22 @@ def run_training(config: dict[str, Any]) -> int:
         return _fail(TrainingError(f"rank {trainer.ctx.rank}: another rank has exited (its "
                                    "own error says why); stopping"), 1)
     finally:
+        if not set_up:
+            _remove_what_setup_made(trainer)
         trainer.cleanup(synchronize=synchronized)
-        if not set_up and getattr(trainer, "new_exp_dir", False) and trainer.exp_dir.is_dir():
-            shutil.rmtree(trainer.exp_dir)  # nothing in it is a result
+
+
+def _remove_what_setup_made(trainer: Trainer) -> None:
+    """After a failed setup, the directories it made for exp_dir (nothing in them is a
+    result), while this run still holds the lock: only a run that acquired it made them."""
+    created = getattr(trainer, "created", None)
+    if created is None or trainer.lock is None or not created.is_dir():
+        return
+    try:
+        shutil.rmtree(created)
+    except OSError as e:  # a rank's error log still open on a network file system
+        print(f"asrkit train: {created} (made by this run) could not be removed: "
+              f"{one_line(e)}", file=sys.stderr)
 
 
 def _fail(error: BaseException, status: int, ctx: DistributedContext | None = None) -> int:

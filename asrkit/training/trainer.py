@@ -71,6 +71,7 @@ from asrkit.training.checkpoint import (
 )
 from asrkit.training.experiment import (
     STEP_LOGGER,
+    first_missing,
     note_unapplied_config,
     prepare_experiment,
     setup_logging,
@@ -122,7 +123,7 @@ class Trainer:
         data = self.requested_config["data"]  # read first: bad data leaves exp_dir untouched
         manifests = {key: read_manifest(Path(data[key]).resolve()) for key in ("train", "dev")}
         init_source = read_init_source(self.requested_config)  # as are init_from's weights
-        self.new_exp_dir = ctx.is_main and not self.exp_dir.exists()  # gone if setup fails
+        self.created = first_missing(self.exp_dir) if ctx.is_main else None  # gone if setup fails
         self.lock = TrainLock.acquire(self.exp_dir) if ctx.is_main else None
         setup_logging(self.exp_dir, ctx, self.progress_bar)
         if self.lock is not None and self.lock.note:
@@ -163,7 +164,7 @@ class Trainer:
         self.tb = TensorBoardLogger(exp.tensorboard_dir,
                                     enabled=ctx.is_main and tcfg["tensorboard"])
         log_setup(self)
-        self._resume()  # last: restores the RNG states
+        resume_run(self)  # last: restores the RNG states
         if self.state.epoch <= tcfg["max_epochs"]:  # not when there is nothing to do
             write_config(self.config, ctx)  # only once the run can start
         else:
@@ -205,9 +206,6 @@ class Trainer:
                              f"filtered out, or fewer batches than the {ctx.world_size} ranks)")
 
     # ---- checkpoints ---------------------------------------------------------------------
-    def _resume(self) -> None:
-        resume_run(self)
-
     def train_hours(self) -> float:
         return self.state.train_hours()
 
@@ -263,6 +261,7 @@ class Trainer:
                 return self.stop.exit_status
             metrics = {f"train_{k}": v for k, v in train_metrics.items()}
             metrics.update({f"dev_{k}": v for k, v in self.validate(images=True).items()})
+            self.stop.abort_if_requested()  # one dropped in the dev loader's finaliser
             path = self.save("epoch", epoch_complete=True, metrics=metrics)
             log.info("epoch %d done in %s (%.3f h of training so far): %s", epoch,
                      format_duration(time.monotonic() - epoch_start), self.train_hours(), path)

@@ -105,6 +105,27 @@ def test_a_setup_that_fails_late_leaves_no_new_exp_dir_and_an_old_one_as_it_was(
     (exp / "notes.txt").write_text("mine\n")
     assert main(corpus.overrides(exp, "data.sampler.max_frames=100")) == 2
     assert (exp / "notes.txt").read_text() == "mine\n" and (exp / "train.log").is_file()
+    # the parents it made go too
+    assert main(corpus.overrides(tmp_path / "a" / "b", "data.sampler.max_frames=100")) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]
+
+
+def test_a_run_that_finds_exp_dir_locked_leaves_the_other_runs_directory(corpus, tmp_path,
+                                                                         monkeypatch, capsys):
+    """Made by a run that started first (between this one's look and its lock)."""
+    from asrkit.training import trainer as trainer_module
+
+    exp = tmp_path / "exp"
+
+    def held(exp_dir):
+        exp_dir.mkdir()
+        (exp_dir / "train.log").write_text("the other run's\n")
+        raise ValueError(f"{exp_dir}: another asrkit train is using it")
+
+    monkeypatch.setattr(trainer_module.TrainLock, "acquire", staticmethod(held))
+    assert main(corpus.overrides(exp)) == 2
+    assert "another asrkit train is using it" in capsys.readouterr().err
+    assert (exp / "train.log").read_text() == "the other run's\n"
 
 
 def test_an_exp_dir_that_is_a_file_is_named(corpus, tmp_path, capsys):

@@ -391,21 +391,31 @@ class _FinalisedWithCtrlC:
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # that drop
-def test_a_second_ctrl_c_dropped_by_a_finaliser_still_aborts(corpus, tmp_path):
+@pytest.mark.parametrize("during", ["train", "validate"])
+def test_a_second_ctrl_c_dropped_by_a_finaliser_still_aborts(corpus, tmp_path, during):
     exp = tmp_path / "exp"
     trainer = Trainer(corpus.config(exp, "trainer.max_epochs=2"))
     trainer.setup()
-    train_epoch = trainer._train_epoch
+    train_epoch, validate = trainer._train_epoch, trainer.validate
 
     def first_then_second_in_a_finaliser():
         trainer.stop._handle(signal.SIGINT, None)  # the first: finish the update, stop
         assert train_epoch() is None
         _FinalisedWithCtrlC(trainer)  # made and dropped at once: the second Ctrl-C
 
-    trainer._train_epoch = first_then_second_in_a_finaliser
+    def validating_when_both_come(images):
+        result = validate(images)
+        trainer.stop._handle(signal.SIGINT, None)
+        _FinalisedWithCtrlC(trainer)  # as the dev loader's iterator shuts down
+        return result
+
+    if during == "train":
+        trainer._train_epoch = first_then_second_in_a_finaliser
+    else:
+        trainer.validate = validating_when_both_come
     try:
         with pytest.raises(KeyboardInterrupt):
             trainer.train()
     finally:
         trainer.cleanup()
-    assert not list((exp / "checkpoints").glob("step_*.pt"))  # aborted: no stop checkpoint
+    assert not list((exp / "checkpoints").glob("*.pt"))  # aborted: no checkpoint written
