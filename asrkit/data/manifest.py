@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -135,7 +135,34 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> 
     non-finite number (NaN, inf: not JSON) is an error naming the utterance, and nothing is
     written; so is an id written twice (``read_manifest`` refuses it), naming both audio
     files."""
-    path = Path(path)
+    return write_manifests({Path(path): utterances})[0]
+
+
+def write_manifests(manifests: Mapping[Path, Iterable[Utterance]],
+                    before_rename: Callable[[], None] | None = None) -> list[int]:
+    """Write several manifests as one (``write_manifest``'s checks): each to a temp file
+    first, so that an error in any leaves every one as it was; then ``before_rename`` (a
+    preparer moving the files they name into place); then each renamed over its path.
+    Returns the counts."""
+    staged: list[tuple[Path, Path, int]] = []
+    try:
+        for path, utterances in manifests.items():
+            staged.append((Path(path), *_write_temp(Path(path), utterances)))
+        if before_rename is not None:
+            before_rename()
+        for path, tmp, _ in staged:
+            try:
+                os.replace(tmp, path)
+            except OSError as e:
+                raise write_error(path, e) from None
+    finally:
+        for _, tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+    return [count for *_, count in staged]
+
+
+def _write_temp(path: Path, utterances: Iterable[Utterance]) -> tuple[Path, int]:
+    """The manifest written to a temp file beside ``path``: (that file, the count)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     count = 0
@@ -154,9 +181,9 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> 
                                         f"number: {utt.to_json()}") from None
                 f.write(line + "\n")
                 count += 1
-        os.replace(tmp, path)
-    except OSError as e:  # a full disk: the error names no file
-        raise write_error(path, e) from None
-    finally:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
-    return count
+        if isinstance(e, OSError):  # a full disk: the error names no file
+            raise write_error(path, e) from None
+        raise
+    return tmp, count

@@ -13,7 +13,7 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
-from asrkit.data.manifest import ManifestError, Utterance, write_manifest
+from asrkit.data.manifest import ManifestError, Utterance, write_manifests
 from asrkit.data.prepare.summary import PrepareSummary
 
 PREPARERS = {
@@ -35,14 +35,32 @@ def run_preparer(corpus: str, src: Path | None, out: Path, **options) -> Prepare
     of which no utterance was kept is not written: a manifest already there (an earlier,
     good run) is left as it was, and the summary says so. An utterance id twice, in one
     split or in two (the same recording in train and dev), is an error naming both places,
-    raised before any manifest is written."""
+    raised before any manifest is written. A preparer that makes files (synth's audio)
+    defines `finish(out, splits)`: called once every manifest is written to its temp file,
+    to move those splits' files into place (`finish(out, [])` discards them), before the
+    manifests are renamed over the old ones."""
     summary = PrepareSummary(corpus)
-    splits = load_preparer(corpus).prepare(src, Path(out), summary, **options)
-    _check_unique_ids(splits, Path(out))
-    for split, utterances in splits.items():
-        if utterances:
-            write_manifest(Path(out) / f"{split}.jsonl", utterances)
-        else:
+    module = load_preparer(corpus)
+    splits = module.prepare(src, Path(out), summary, **options)
+    finish = getattr(module, "finish", None)
+    written = [split for split, utterances in splits.items() if utterances]
+    finished = False
+
+    def commit() -> None:
+        nonlocal finished
+        finished = True
+        if finish is not None:
+            finish(Path(out), written)
+
+    try:
+        _check_unique_ids(splits, Path(out))
+        write_manifests({Path(out) / f"{split}.jsonl": splits[split] for split in written},
+                        before_rename=commit)
+    finally:
+        if finish is not None and not finished:
+            finish(Path(out), [])
+    for split in splits:
+        if split not in written:
             summary.split(split).written = False
     return summary
 

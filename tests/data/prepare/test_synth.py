@@ -318,9 +318,23 @@ def test_a_failed_or_interrupted_rerun_leaves_the_manifests_and_their_audio(tmp_
             raise KeyboardInterrupt
 
     monkeypatch.setattr(synth_module, "engine_command", real)
-    monkeypatch.setattr(synth_package, "ThreadPool", InterruptedPool)
-    with pytest.raises(KeyboardInterrupt):
-        run_preparer("synth", None, tmp_path, num_utts=12, seed=2, noise_snr=None)
+    with monkeypatch.context() as patched:
+        patched.setattr(synth_package, "ThreadPool", InterruptedPool)
+        with pytest.raises(KeyboardInterrupt):
+            run_preparer("synth", None, tmp_path, num_utts=12, seed=2, noise_snr=None)
+    # a full disk while writing the dev manifest, after train's was written
+    from asrkit.data import manifest as manifest_module
+
+    write_temp = manifest_module._write_temp
+
+    def full_at_dev(path, utterances):
+        if path.name == "dev.jsonl":
+            raise OSError(28, "No space left on device")
+        return write_temp(path, utterances)
+
+    monkeypatch.setattr(manifest_module, "_write_temp", full_at_dev)
+    with pytest.raises(OSError, match="No space left"):
+        run_preparer("synth", None, tmp_path, num_utts=12, seed=5, noise_snr=None)
     after = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
     assert after == before and sorted(p.name for p in tmp_path.iterdir()) == [
         "dev.jsonl", "test.jsonl", "test_unseen.jsonl", "train.jsonl", "wav"]

@@ -11,9 +11,9 @@ byte-identical manifests and wav files, whatever --nj.
 
 Writes <out>/{train,dev,test,test_unseen}.jsonl and <out>/wav/<split>/<id>.wav (16 kHz mono
 16-bit); audio paths in the manifests are relative to <out>, so the directory can move.
-The audio is made in <out>/wav.partial and moved into wav/<split> only for the splits whose
-manifests are written: a failed or interrupted run leaves an earlier run's manifests and
-their audio as they were.
+The audio is made in <out>/wav.partial and moved into wav/<split> (``finish``) only for the
+splits whose manifests are written, once they are written to temp files: a failed or
+interrupted run leaves an earlier run's manifests and their audio as they were.
 """
 
 from __future__ import annotations
@@ -113,34 +113,39 @@ def prepare(
     try:
         with ThreadPool(min(nj, len(plan))) as pool:
             results = pool.map(run, plan, chunksize=1)
-        splits: dict[str, list[Utterance]] = {split: [] for split in SPLITS}
-        for item, result in zip(plan, results):
-            if isinstance(result, str):
-                summary.skip(item.split, item.id, result)
-                continue
-            duration = result / SAMPLE_RATE
-            summary.keep(item.split, duration)
-            splits[item.split].append(Utterance(id=item.id, audio=item.audio, duration=duration,
-                                                text=item.text,
-                                                speaker=item.request.voice.speaker))
-        for split, utterances in splits.items():
-            if utterances:  # a split that keeps nothing keeps its manifest, and so its audio
-                _replace_audio(staging / split, out / "wav" / split, split, utterances)
-    finally:
+    except BaseException:
         shutil.rmtree(staging)
+        raise
+    splits: dict[str, list[Utterance]] = {split: [] for split in SPLITS}
+    for item, result in zip(plan, results):
+        if isinstance(result, str):
+            summary.skip(item.split, item.id, result)
+            continue
+        duration = result / SAMPLE_RATE
+        summary.keep(item.split, duration)
+        splits[item.split].append(Utterance(id=item.id, audio=item.audio, duration=duration,
+                                            text=item.text, speaker=item.request.voice.speaker))
     return splits
 
 
-def _replace_audio(staged: Path, final: Path, split: str, utterances: list[Utterance]) -> None:
-    """Move a split's new audio into ``final`` and delete the files of an earlier, larger
-    run that no utterance of it names."""
-    final.mkdir(parents=True, exist_ok=True)
-    names = {Path(u.audio).name for u in utterances}
-    for name in names:
-        os.replace(staged / name, final / name)
-    for stale in final.glob(f"{split}-*.wav"):
-        if stale.name not in names:
-            stale.unlink()
+def finish(out: Path, splits: list[str]) -> None:
+    """Move the new audio of ``splits`` (those whose manifests are being written) into
+    ``wav/<split>``, delete the files of an earlier, larger run there, and drop the rest
+    of the staging directory (asrkit.data.prepare.run_preparer calls it)."""
+    staging = out / STAGING
+    try:
+        for split in splits:
+            final = out / "wav" / split
+            final.mkdir(parents=True, exist_ok=True)
+            names = {path.name for path in (staging / split).glob("*.wav")}
+            for name in names:
+                os.replace(staging / split / name, final / name)
+            for stale in final.glob(f"{split}-*.wav"):
+                if stale.name not in names:
+                    stale.unlink()
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
 
 
 def _usable_cores() -> int:
