@@ -34,8 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     options = {k: v for k, v in vars(args).items() if k not in ("corpus", "src", "out", "strict")}
-    if args.out.exists() and not args.out.is_dir():
-        print(f"asrkit prepare {args.corpus}: --out {args.out}: is a file (the manifests go "
+    above = next((d for d in (args.out, *args.out.absolute().parents) if d.exists()), None)
+    if above is not None and not above.is_dir():
+        where = "is a file" if above == args.out else f"would be inside {above}, a file"
+        print(f"asrkit prepare {args.corpus}: --out {args.out}: {where} (the manifests go "
               f"into a directory)", file=sys.stderr)
         return 2
     try:

@@ -114,7 +114,7 @@ class BucketingBatchSampler:
             rng = np.random.default_rng([self.seed, self.epoch, 1])
             groups = [groups[i] for i in rng.permutation(len(groups))]
         mine = [group[self.rank] for group in groups]
-        if not mine:
+        if not mine and made:
             log.warning("%s: %d batch(es) cannot feed %d ranks", self.name, made,
                         self.world_size)
         digest = hashlib.sha1()  # of every rank's batches: the same on each rank

@@ -51,4 +51,4 @@ def check_layers(layers, depth: int, encoder: str, what: str = "intermediate lay
         if not 1 <= layer <= depth:
             raise ValueError(f"{encoder}: {what} {layer} is outside 1..{depth}")
     if len(set(layers)) != len(layers):
-        raise ValueError(f"{encoder}: {list(layers)} names a {what} twice")
+        raise ValueError(f"{encoder}: {list(layers)} names one {what} twice")

@@ -78,7 +78,7 @@ from asrkit.bin.train import main
     ("encoder=moe_conformer encoder.top_k=9",
      "encoder.top_k: must be in 1..num_experts (8), got 9"),
     ("encoder=moe_conformer encoder.moe_layers=[1,1]",
-     "encoder.moe_layers: [1, 1] names a layer twice"),
+     "encoder.moe_layers: [1, 1] names one layer twice"),
     ("model.interctc_weight=0.5", "model.interctc_weight: > 0 but interctc_layers is empty"),
 ])
 def test_config_errors_fail_fast_naming_the_key(corpus, tmp_path, capsys, override, key):
