@@ -59,8 +59,21 @@ PY
 stamp="$venv/.asrkit-checked"
 want=$(cat "$root/uv.lock" "$root/pyproject.toml" | sha256sum | cut -c1-32)
 
+# The checkout whose asrkit the venv runs (its editable install), if any.
+installed_from() {
+  local finder
+  for finder in "$venv"/lib/python*/site-packages/__editable___asrkit_*_finder.py; do
+    [ -f "$finder" ] && sed -n "s/^MAPPING.*'asrkit': '\(.*\)\/asrkit'.*/\1/p" "$finder"
+  done
+  return 0
+}
+
 ensure_uv
+before=$(installed_from)
 sync
+if [ -n "$before" ] && [ "$before" != "$root" ]; then
+  echo "setup_venv: $venv ran the asrkit of $before; it now runs $root's (a virtualenv serves one checkout: give each its own ASRKIT_VENV)" >&2
+fi
 [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && exit 0
 if ! check; then
   echo "setup_venv: $(versions) do not work together; rebuilding $venv from uv.lock" >&2

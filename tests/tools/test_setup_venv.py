@@ -92,3 +92,19 @@ def test_a_lock_behind_pyproject_names_tools_lock_sh_not_uv(tmp_path):
                           "tools/lock.sh\n")
     other = run_setup(tmp_path / "other", broken=0, fail="error: No space left on device")
     assert other.returncode == 1 and other.stderr.startswith("error: No space left on device\n")
+
+
+def test_a_venv_of_another_checkout_says_it_now_runs_this_one(tmp_path):
+    """uv sync re-points the venv's editable install at the checkout that runs it."""
+    site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    finder = site / "__editable___asrkit_0_1_0_finder.py"
+    finder.write_text("import sys\nMAPPING: dict[str, str] = {'asrkit': '/elsewhere/asrkit'}\n")
+    out = run_setup(tmp_path, broken=0)
+    assert out.returncode == 0
+    assert out.stderr == (f"setup_venv: {tmp_path / 'venv'} ran the asrkit of /elsewhere; it "
+                          f"now runs {tmp_path / 'repo'}'s (a virtualenv serves one checkout: "
+                          "give each its own ASRKIT_VENV)\n")
+    finder.write_text(f"MAPPING: dict[str, str] = {{'asrkit': '{tmp_path / 'repo'}/asrkit'}}\n")
+    (tmp_path / "venv" / ".asrkit-checked").unlink()
+    assert run_setup(tmp_path, broken=0).stderr == ""  # its own: nothing to say
