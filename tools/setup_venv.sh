@@ -14,7 +14,7 @@
 #
 # Logs go to stderr. Honours $PYTHON (default python3) and $ASRKIT_VENV (default .venv).
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)  # the real path, as the editable install records it
 venv=${ASRKIT_VENV:-$root/.venv}
 python=${PYTHON:-python3}
 . "$root/tools/uv.sh"
@@ -69,7 +69,7 @@ installed_from() {
 }
 
 ensure_uv
-before=$(installed_from)
+before=$(installed_from | head -n 1)
 sync
 if [ -n "$before" ] && [ "$before" != "$root" ]; then
   echo "setup_venv: $venv ran the asrkit of $before; it now runs $root's (a virtualenv serves one checkout: give each its own ASRKIT_VENV)" >&2

@@ -79,18 +79,21 @@ class _Stdout:
             self.write(line)
 
     def __getattr__(self, name: str):
-        return getattr(self._stream, name)
+        return getattr(self.__dict__["_stream"], name)  # no recursion before __init__
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run a subcommand and exit with its status. When the reader of stdout has left
     (``asrkit ... | head``), exit quietly with 141, the shell's status for SIGPIPE."""
-    stdout, sys.stdout = sys.stdout, _Stdout(sys.stdout)
+    stdout = sys.stdout
+    if stdout is not None:  # None: stdout closed (`>&-`); print() then writes nothing
+        sys.stdout = _Stdout(stdout)
     try:
         try:
             _run(argv)
         finally:
-            sys.stdout.flush()  # a reader that left shows here, not in the interpreter's exit
+            if stdout is not None:
+                sys.stdout.flush()  # a reader that left shows here, not at the exit
     except _OutputClosed:
         os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())  # the last flush too
         sys.exit(141)

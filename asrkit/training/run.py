@@ -56,15 +56,21 @@ def run_training(config: dict[str, Any]) -> int:
 
 
 def _remove_what_setup_made(trainer: Trainer) -> None:
-    """After a failed setup, the directories it made for exp_dir (nothing in them is a
-    result), while this run still holds the lock: only a run that acquired it made them."""
+    """After a failed setup, exp_dir if this run made it (nothing in it is a result), while
+    it holds exp_dir's lock, then the parents it made for it while they are empty: another
+    run may have put its own experiment beside exp_dir in the meantime."""
     created = getattr(trainer, "created", None)
-    if created is None or trainer.lock is None or not created.is_dir():
-        return
+    lock = trainer.lock
+    if created is None or lock is None or lock.file is None or not trainer.exp_dir.is_dir():
+        return  # not made here, or not ours: unlocked (no flock), or locked by another run
     try:
-        shutil.rmtree(created)
+        shutil.rmtree(trainer.exp_dir)
+        for parent in trainer.exp_dir.parents:
+            if parent == created.parent or any(parent.iterdir()):
+                break
+            parent.rmdir()
     except OSError as e:  # a rank's error log still open on a network file system
-        print(f"asrkit train: {created} (made by this run) could not be removed: "
+        print(f"asrkit train: {trainer.exp_dir} (made by this run) could not be removed: "
               f"{one_line(e)}", file=sys.stderr)
 
 

@@ -59,6 +59,11 @@ class TrainLock:
         file.flush()
         return cls(file)
 
+    @property
+    def file(self):
+        """The locked file, or None where the file system has no flock (unlocked)."""
+        return self._file
+
     def release(self) -> None:
         """Drop the lock (the file stays: removing it could race a run that opened it).
         Unlocked explicitly: DataLoader workers forked during the run share the open file,

@@ -108,6 +108,23 @@ def test_a_setup_that_fails_late_leaves_no_new_exp_dir_and_an_old_one_as_it_was(
     # the parents it made go too
     assert main(corpus.overrides(tmp_path / "a" / "b", "data.sampler.max_frames=100")) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]
+    # but not a parent in which another run has meanwhile started its experiment
+    from asrkit.training.trainer import Trainer
+
+    build_loaders = Trainer._build_loaders
+
+    def another_run_starts(self, manifests):
+        (tmp_path / "sweep" / "b").mkdir()
+        (tmp_path / "sweep" / "b" / "epoch_1.pt").write_text("theirs")
+        build_loaders(self, manifests)
+
+    Trainer._build_loaders = another_run_starts
+    try:
+        assert main(corpus.overrides(tmp_path / "sweep" / "a",
+                                     "data.sampler.max_frames=100")) == 2
+    finally:
+        Trainer._build_loaders = build_loaders
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == ["b"]
 
 
 def test_a_run_that_finds_exp_dir_locked_leaves_the_other_runs_directory(corpus, tmp_path,

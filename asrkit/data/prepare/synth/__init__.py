@@ -12,8 +12,10 @@ byte-identical manifests and wav files, whatever --nj.
 Writes <out>/{train,dev,test,test_unseen}.jsonl and <out>/wav/<split>/<id>.wav (16 kHz mono
 16-bit); audio paths in the manifests are relative to <out>, so the directory can move.
 The audio is made in <out>/wav.partial and moved into wav/<split> (``finish``) only for the
-splits whose manifests are written, once they are written to temp files: a failed or
-interrupted run leaves an earlier run's manifests and their audio as they were.
+splits whose manifests are written, once they are written to temp files: a run that fails
+or is interrupted while synthesising or writing manifests leaves an earlier run's manifests
+and their audio as they were (an interruption while the files are moved into place, a
+second or so, can still leave old manifests beside some new audio: prepare again).
 """
 
 from __future__ import annotations
