@@ -2,7 +2,8 @@
 (``asrkit decode device=...``, ``asrkit transcribe --device ...``) that torch does not know,
 or a CUDA device this machine does not have, is an error naming the option rather than a
 failure to load the checkpoint onto it; an output file that is a directory, or lies in none,
-or is one of the command's inputs, is one before the work that would write it."""
+an output directory that is a file or would be inside one, or an output that is one of the
+command's inputs, is one before the work that would write it."""
 
 from __future__ import annotations
 
@@ -33,6 +34,19 @@ def check_out_file(out: Path, option: str = "--out") -> None:
         raise ValueError(f"{option} {out}: is a directory (a file is written there)")
     if not out.parent.is_dir():
         raise ValueError(f"{option} {out}: no directory {out.parent}")
+
+
+def out_dir_problem(out: str | Path) -> str | None:
+    """Why the directory ``out`` cannot be made (``<out> is a file, not a directory``, or
+    ``<out> would be inside <parent>, which is a file``: the nearest parent that exists), or
+    None when it can. Callers put their key or option in front."""
+    out = Path(out)
+    above = next((d for d in (out, *out.absolute().parents) if d.exists()), None)
+    if above is None or above.is_dir():
+        return None
+    if above is out:
+        return f"{out} is a file, not a directory"
+    return f"{out} would be inside {above}, which is a file"
 
 
 def check_not_an_input(out: Path, inputs: Iterable[str | Path], option: str,

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from asrkit.atomic_text import os_error_status
+from asrkit.cli_checks import out_dir_problem
 from asrkit.config import one_line
 from asrkit.data.prepare import PREPARERS, load_preparer, run_preparer
 
@@ -34,11 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     options = {k: v for k, v in vars(args).items() if k not in ("corpus", "src", "out", "strict")}
-    above = next((d for d in (args.out, *args.out.absolute().parents) if d.exists()), None)
-    if above is not None and not above.is_dir():
-        where = "is a file" if above == args.out else f"would be inside {above}, a file"
-        print(f"asrkit prepare {args.corpus}: --out {args.out}: {where} (the manifests go "
-              f"into a directory)", file=sys.stderr)
+    if (problem := out_dir_problem(args.out)) is not None:
+        print(f"asrkit prepare {args.corpus}: --out {problem}", file=sys.stderr)
         return 2
     try:
         summary = run_preparer(args.corpus, args.src, args.out, **options)

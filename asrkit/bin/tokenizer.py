@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from asrkit.cli_checks import out_dir_problem
 from asrkit.config import one_line
 from asrkit.data.manifest import ManifestError, read_manifest
 from asrkit.text.base import TokenizerError
@@ -33,9 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    if args.out.exists() and not args.out.is_dir():
-        print(f"asrkit tokenizer: --out {args.out}: is a file (a tokenizer is a directory)",
-              file=sys.stderr)
+    if (problem := out_dir_problem(args.out)) is not None:
+        print(f"asrkit tokenizer: --out {problem}", file=sys.stderr)
         return 2
     try:
         texts = [u.text for m in args.manifest for u in read_manifest(m)]

@@ -26,7 +26,7 @@ from typing import Any
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
-from asrkit.cli_checks import check_device
+from asrkit.cli_checks import check_device, out_dir_problem
 from asrkit.config import ConfigError, compose_config, config_dir
 from asrkit.config.suggest import did_you_mean
 from asrkit.config.targets import check_section
@@ -196,9 +196,8 @@ def make_plan(overrides: Sequence[str], config_dirs: Sequence[str | Path] = ()) 
         raise ConfigError("exp_dir: required (the experiment directory to decode with)")
     if not Path(config["exp_dir"]).is_dir():
         raise ConfigError(f"exp_dir: {config['exp_dir']} is not a directory")
-    if config.get("out_dir") and Path(config["out_dir"]).exists() \
-            and not Path(config["out_dir"]).is_dir():
-        raise ConfigError(f"out_dir: {config['out_dir']} is a file, not a directory")
+    if config.get("out_dir") and (problem := out_dir_problem(config["out_dir"])) is not None:
+        raise ConfigError(f"out_dir: {problem}")
     try:
         check_device(str(config["device"]), "device:")
     except ValueError as e:

@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from asrkit.cli_checks import out_dir_problem
 from asrkit.config import ConfigError
 from asrkit.decoding.experiment import Experiment, load_experiment
 from asrkit.inference.alignment import FrameTiming
@@ -213,6 +214,7 @@ def export_model(exp_dir: str | Path, out_dir: str | Path, runtime: str = "onnx"
     (encoder frames) and ``left_chunks`` (-1: all): also the streaming encoder step."""
     if runtime not in RUNTIMES:
         raise ValueError(f"format: {runtime!r} unknown (known: {', '.join(RUNTIMES)})")
+    out = _check_out_dir(out_dir)
     exp = load_experiment(exp_dir, checkpoint, "cpu", trusted_modules)
     model = exp.model.float().eval()
     try:
@@ -222,7 +224,6 @@ def export_model(exp_dir: str | Path, out_dir: str | Path, runtime: str = "onnx"
     bins = exp.extractor.num_mel_bins
     chunk_graph = None if chunk_size is None else _chunk_graph(model, bins, chunk_size,
                                                                 left_chunks)
-    out = _check_out_dir(out_dir)
     created = not out.exists()
     stage = out / f"{PARTIAL_PREFIX}{os.getpid()}"  # checked, then moved in (one filesystem)
     stage.mkdir(parents=True)
@@ -323,8 +324,8 @@ PARTIAL_PREFIX = ".partial-"  # the directory an export is built in, inside out_
 def _check_out_dir(out_dir: str | Path) -> Path:
     """``out_dir`` as a Path, refused when it is a file or a directory of something else."""
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"--out: {out} is a file")
+    if (problem := out_dir_problem(out)) is not None:
+        raise FileExistsError(f"--out {problem}")
     for leftover in out.glob(f"{PARTIAL_PREFIX}*") if out.is_dir() else ():
         if not _running(leftover.name.removeprefix(PARTIAL_PREFIX)):
             shutil.rmtree(leftover, ignore_errors=True)  # an interrupted export's

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from asrkit.cli_checks import out_dir_problem
 from asrkit.config import ConfigError, one_line
 from asrkit.config.targets import check_section
 
@@ -53,11 +54,8 @@ def check_files(config: Mapping[str, Any]) -> None:
     """The data, tokenizer and checkpoint files the config names exist and fit together."""
     data, trainer = config["data"], config["trainer"]
     exp_dir = Path(config["exp_dir"])
-    if exp_dir.exists() and not exp_dir.is_dir():
-        _fail("exp_dir", f"{exp_dir} is a file, not a directory")
-    above = next((d for d in exp_dir.absolute().parents if d.exists()), None)
-    if above is not None and not above.is_dir():
-        _fail("exp_dir", f"{exp_dir} would be inside {above}, which is a file")
+    if (problem := out_dir_problem(exp_dir)) is not None:
+        _fail("exp_dir", problem)
     _existing(data.get("train"), "data.train")
     _existing(data.get("dev"), "data.dev")
     if data.get("cmvn") is not None:

@@ -141,6 +141,12 @@ def test_export_refuses_what_it_should(synth_exp, exported, tmp_path, capsys):
     assert main([str(synth_exp), "--out", str(busy), "--checkpoint", CHECKPOINT]) == 2
     assert "is not empty and holds no exported model" in capsys.readouterr().err
     assert main([str(tmp_path / "nothing"), "--out", str(tmp_path / "y")]) == 2
+    (tmp_path / "afile").write_text("kept")
+    assert main([str(synth_exp), "--out", str(tmp_path / "afile" / "sub"), "--checkpoint",
+                 CHECKPOINT]) == 2
+    assert capsys.readouterr().err.endswith(
+        f"--out {tmp_path / 'afile' / 'sub'} would be inside {tmp_path / 'afile'}, which is "
+        f"a file\n")
     # a stored config naming code outside asrkit is refused when the export is loaded
     info_file = exported["onnx"] / "model.json"
     info = json.loads(info_file.read_text())

@@ -109,9 +109,13 @@ def test_blank_texts_and_an_out_that_is_a_file_are_one_line_errors(tmp_path, cap
     (tmp_path / "afile").write_text("kept")
     assert tokenizer_main(["--manifest", str(manifest), "--type", "char",
                            "--out", str(tmp_path / "afile")]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("asrkit tokenizer: ") and str(tmp_path / "afile") in err
-    assert err.count("\n") == 1 and (tmp_path / "afile").read_text() == "kept"
+    assert capsys.readouterr().err == (f"asrkit tokenizer: --out {tmp_path / 'afile'} is a "
+                                       f"file, not a directory\n")
+    assert tokenizer_main(["--manifest", str(manifest), "--type", "char",
+                           "--out", str(tmp_path / "afile" / "sub")]) == 2
+    assert capsys.readouterr().err == (f"asrkit tokenizer: --out {tmp_path / 'afile' / 'sub'} "
+                                       f"would be inside {tmp_path / 'afile'}, which is a file\n")
+    assert (tmp_path / "afile").read_text() == "kept"
 
 
 def test_word_pieces_normalise_to_nfkc_as_documented():

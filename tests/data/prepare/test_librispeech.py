@@ -157,10 +157,9 @@ def test_an_out_that_is_a_file_is_one_line_naming_it(tmp_path: Path, corpus: dic
     out = tmp_path / "afile"
     out.write_text("mine\n")
     assert prepare_main(["librispeech", "--src", str(tmp_path), "--out", str(out)]) == 2
-    assert capsys.readouterr().err == (f"asrkit prepare librispeech: --out {out}: is a file "
-                                       "(the manifests go into a directory)\n")
+    assert capsys.readouterr().err == (f"asrkit prepare librispeech: --out {out} is a file, "
+                                       "not a directory\n")
     assert out.read_text() == "mine\n"
     assert prepare_main(["librispeech", "--src", str(tmp_path), "--out", str(out / "sub")]) == 2
-    assert capsys.readouterr().err == (f"asrkit prepare librispeech: --out {out / 'sub'}: would "
-                                       f"be inside {out}, a file (the manifests go into a "
-                                       "directory)\n")
+    assert capsys.readouterr().err == (f"asrkit prepare librispeech: --out {out / 'sub'} would "
+                                       f"be inside {out}, which is a file\n")
