@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from asrkit.atomic_text import write_error
+from asrkit.deferred_signals import deferred_signals
 
 REQUIRED_FIELDS = {"id": str, "audio": str, "duration": (int, float), "text": str, "speaker": str}
 OPTIONAL_FIELDS = {"start": (int, float), "end": (int, float)}
@@ -139,26 +140,57 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> 
 
 
 def write_manifests(manifests: Mapping[Path, Iterable[Utterance]],
-                    before_rename: Callable[[], None] | None = None) -> list[int]:
+                    before_rename: Callable[[], Callable[[], None] | None] | None = None
+                    ) -> list[int]:
     """Write several manifests as one (``write_manifest``'s checks): each to a temp file
-    first, so that an error in any leaves every one as it was; then ``before_rename`` (a
-    preparer moving the files they name into place); then each renamed over its path.
-    Returns the counts."""
+    first, so that an error in any leaves every one as it was. Then, with Ctrl-C and
+    SIGTERM held (asrkit.deferred_signals), ``before_rename`` (a preparer moving the files
+    the manifests name into place; it returns what undoes that, or None) and the renames
+    over the old manifests: a rename that fails puts back the manifests already renamed
+    and calls the undo, so the manifests and their files stay as they were. Returns the
+    counts."""
     staged: list[tuple[Path, Path, int]] = []
     try:
         for path, utterances in manifests.items():
             staged.append((Path(path), *_write_temp(Path(path), utterances)))
-        if before_rename is not None:
-            before_rename()
-        for path, tmp, _ in staged:
+        with deferred_signals():
+            undo = before_rename() if before_rename is not None else None
             try:
-                os.replace(tmp, path)
-            except OSError as e:
-                raise write_error(path, e) from None
+                _replace_all([(path, tmp) for path, tmp, _ in staged])
+            except BaseException:
+                if undo is not None:
+                    undo()
+                raise
     finally:
         for _, tmp, _ in staged:
             tmp.unlink(missing_ok=True)
     return [count for *_, count in staged]
+
+
+def _replace_all(renames: list[tuple[Path, Path]]) -> None:
+    """Rename each temp file over its path, all or none: the old files are moved aside
+    first and put back if a rename fails."""
+    done: list[tuple[Path, Path | None]] = []  # (path, where its old file went)
+    try:
+        for path, tmp in renames:
+            aside = path.with_name(f".{path.name}.old{os.getpid()}") if path.exists() else None
+            try:
+                if aside is not None:
+                    os.replace(path, aside)
+                done.append((path, aside))
+                os.replace(tmp, path)
+            except OSError as e:
+                raise write_error(path, e) from None
+    except BaseException:
+        for path, aside in reversed(done):
+            if aside is not None:
+                os.replace(aside, path)
+            else:
+                path.unlink(missing_ok=True)
+        raise
+    for _, aside in done:
+        if aside is not None:
+            aside.unlink(missing_ok=True)
 
 
 def _write_temp(path: Path, utterances: Iterable[Utterance]) -> tuple[Path, int]:

@@ -98,3 +98,36 @@ def test_non_utf8_line_names_file_and_line(tmp_path):
     with pytest.raises(ManifestError, match=r"latin1.jsonl:2: not UTF-8 text \(byte 0xe9 at byte \d+ "
                                             r"of the line: invalid continuation byte\)"):
         read_manifest(path)
+
+
+@pytest.mark.parametrize("failing", ["b.jsonl", "c.jsonl"])
+def test_write_manifests_is_all_or_none_when_a_rename_fails(tmp_path, monkeypatch, failing):
+    import os
+
+    from asrkit.data.manifest import write_manifests
+
+    old = [Utterance("u1", "old.wav", 1.0, "old", "s")]
+    new = [Utterance("u1", "new.wav", 2.0, "new", "s")]
+    write_manifest(tmp_path / "a.jsonl", old)
+    write_manifest(tmp_path / "b.jsonl", old)  # c.jsonl does not exist yet
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    replace, calls = os.replace, []
+
+    def fails(src, dst):
+        if os.path.basename(dst) == failing and not calls:
+            calls.append(dst)
+            raise OSError(5, "Input/output error")
+        replace(src, dst)
+
+    undone = []
+    monkeypatch.setattr(os, "replace", fails)
+    with pytest.raises(OSError, match=rf"{failing}.*Input/output error"):
+        write_manifests({tmp_path / name: new for name in ("a.jsonl", "b.jsonl", "c.jsonl")},
+                        before_rename=lambda: lambda: undone.append("undo"))
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing left over
+    assert undone == ["undo"]  # what before_rename did is undone too
+    assert write_manifests({tmp_path / "a.jsonl": new, tmp_path / "c.jsonl": new}) == [1, 1]
+    assert [u.text for name in ("a", "b", "c")
+            for u in read_manifest(tmp_path / f"{name}.jsonl")] == ["new", "old", "new"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl", "b.jsonl", "c.jsonl"]

@@ -408,8 +408,8 @@ def test_decode_input_is_checked_before_the_results_it_would_replace(
                            (["device=gpu"], "device: gpu: not a device"),
                            ([f"out_dir={tmp_path / 'afile'}"], "is a file, not a directory"),
                            ([f"out_dir={tmp_path / 'afile' / 'sub'}"],
-                            f"out_dir: {tmp_path / 'afile' / 'sub'} would be inside "
-                            f"{tmp_path / 'afile'}, which is a file"),
+                            (f"out_dir: {tmp_path / 'afile' / 'sub'} would be inside "
+                             f"{tmp_path / 'afile'}, which is a file")),
                            (["methods=[transducer_rescoring]", "ctc_weight=0.6"],
                             ("search.transducer_rescoring: transducer_weight + ctc_weight must "
                             "be <= 1, got 1.1"))):

@@ -36,29 +36,24 @@ def run_preparer(corpus: str, src: Path | None, out: Path, **options) -> Prepare
     good run) is left as it was, and the summary says so. An utterance id twice, in one
     split or in two (the same recording in train and dev), is an error naming both places,
     raised before any manifest is written. A preparer that makes files (synth's audio)
-    defines `finish(out, splits)`: called once every manifest is written to its temp file,
-    to move those splits' files into place (`finish(out, [])` discards them), before the
-    manifests are renamed over the old ones."""
+    defines `install(out, splits)`, which moves those splits' new files into place and
+    returns what undoes it, and `clean(out)`, which removes what is left of the new files
+    and of the old ones they replaced: `install` runs once every manifest is written to its
+    temp file, together with the renames over the old manifests (asrkit.data.manifest
+    .write_manifests: all or none, Ctrl-C held); `clean` runs last, whatever happened."""
     summary = PrepareSummary(corpus)
     module = load_preparer(corpus)
-    splits = module.prepare(src, Path(out), summary, **options)
-    finish = getattr(module, "finish", None)
-    written = [split for split, utterances in splits.items() if utterances]
-    finished = False
-
-    def commit() -> None:
-        nonlocal finished
-        finished = True
-        if finish is not None:
-            finish(Path(out), written)
-
+    out = Path(out)
+    install = getattr(module, "install", None)
     try:
-        _check_unique_ids(splits, Path(out))
-        write_manifests({Path(out) / f"{split}.jsonl": splits[split] for split in written},
-                        before_rename=commit)
+        splits = module.prepare(src, out, summary, **options)
+        written = [split for split, utterances in splits.items() if utterances]
+        _check_unique_ids(splits, out)
+        write_manifests({out / f"{split}.jsonl": splits[split] for split in written},
+                        before_rename=None if install is None else lambda: install(out, written))
     finally:
-        if finish is not None and not finished:
-            finish(Path(out), [])
+        if (clean := getattr(module, "clean", None)) is not None:
+            clean(out)
     for split in splits:
         if split not in written:
             summary.split(split).written = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -341,6 +342,65 @@ def test_a_failed_or_interrupted_rerun_leaves_the_manifests_and_their_audio(tmp_
 
 
 real = synth_module.engine_command
+
+
+def assert_manifests_match_their_audio(out: Path) -> None:
+    """Every manifest line's audio exists with the duration listed; no audio unlisted; no
+    staging or replaced audio and no temp or set-aside manifest left."""
+    listed = set()
+    for split in SPLITS:
+        for u in read_manifest(out / f"{split}.jsonl"):
+            assert abs(sf.info(u.audio).frames / 16000 - u.duration) < 1e-3, u.id
+            listed.add(str(u.audio))
+    assert {str(p) for p in out.glob("wav/*/*")} == listed
+    assert sorted(p.name for p in out.iterdir()) == [
+        "dev.jsonl", "test.jsonl", "test_unseen.jsonl", "train.jsonl", "wav"]
+
+
+@needs_engine
+def test_ctrl_c_while_the_audio_and_manifests_go_into_place_waits_for_them(tmp_path: Path,
+                                                                           monkeypatch):
+    run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
+    before = (tmp_path / "train.jsonl").read_text()
+    replace = os.replace
+
+    def interrupted_at_dev(src, dst):  # Ctrl-C once train's audio is in place
+        if Path(dst) == tmp_path / "wav" / "dev":
+            signal.raise_signal(signal.SIGINT)
+        replace(src, dst)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "replace", interrupted_at_dev)
+        with pytest.raises(KeyboardInterrupt):
+            run_preparer("synth", None, tmp_path, num_utts=8, seed=2, noise_snr=None)
+    assert (tmp_path / "train.jsonl").read_text() != before  # the new run's, whole
+    assert_manifests_match_their_audio(tmp_path)
+    assert len(list(tmp_path.glob("wav/*/*"))) == 8
+
+
+@needs_engine
+@pytest.mark.parametrize("failing", ["wav/dev", "test.jsonl"])
+def test_a_failed_rename_puts_back_the_manifests_and_audio_as_they_were(tmp_path: Path,
+                                                                        monkeypatch, failing):
+    run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
+    before = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    replace = os.replace
+
+    failed = []
+
+    def fails(src, dst):  # after train's audio or train's and dev's manifests went in
+        if Path(dst) == tmp_path / failing and not failed:
+            failed.append(dst)
+            raise OSError(5, "Input/output error")
+        replace(src, dst)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "replace", fails)
+        with pytest.raises(OSError, match="Input/output error"):
+            run_preparer("synth", None, tmp_path, num_utts=8, seed=2, noise_snr=None)
+    after = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    assert after == before
+    assert_manifests_match_their_audio(tmp_path)
 
 
 @needs_engine

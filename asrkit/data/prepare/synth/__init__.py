@@ -11,11 +11,12 @@ byte-identical manifests and wav files, whatever --nj.
 
 Writes <out>/{train,dev,test,test_unseen}.jsonl and <out>/wav/<split>/<id>.wav (16 kHz mono
 16-bit); audio paths in the manifests are relative to <out>, so the directory can move.
-The audio is made in <out>/wav.partial and moved into wav/<split> (``finish``) only for the
-splits whose manifests are written, once they are written to temp files: a run that fails
-or is interrupted while synthesising or writing manifests leaves an earlier run's manifests
-and their audio as they were (an interruption while the files are moved into place, a
-second or so, can still leave old manifests beside some new audio: prepare again).
+The audio is made in <out>/wav.partial; once every manifest is written to a temp file, each
+written split's directory is swapped in as wav/<split> (``install``) together with the
+manifests' renames, all or none and with Ctrl-C held for those milliseconds: a run that
+fails or is interrupted at any point leaves an earlier run's manifests and their audio as
+they were. (A run killed outright, SIGKILL or a power cut, inside those milliseconds can
+leave a mix: prepare again.)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import logging
 import math
 import os
 import shutil
+from collections.abc import Callable
 from multiprocessing.pool import ThreadPool
 from pathlib import Path
 
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_NOISE_SNR = (20.0, 40.0)
 STAGING = "wav.partial"  # under --out, while the audio is made
+REPLACED = "wav.old"  # under --out, the audio install() replaced, until clean()
 
 
 class _NoiseSnr(argparse.Action):
@@ -100,9 +103,8 @@ def prepare(
     for note in voices.notes:
         log.warning("synth: %s", note)
     plan = plan_corpus(seed, sizes, voices, tuple(noise_snr) if noise_snr else None)
+    clean(out)  # what a killed run left
     staging = out / STAGING  # new audio lands here; wav/<split> changes only once it is done
-    if staging.exists():  # an interrupted run's
-        shutil.rmtree(staging)
     for split in SPLITS:
         (staging / split).mkdir(parents=True, exist_ok=True)
 
@@ -112,12 +114,8 @@ def prepare(
         except SynthesisError as e:
             return str(e)
 
-    try:
-        with ThreadPool(min(nj, len(plan))) as pool:
-            results = pool.map(run, plan, chunksize=1)
-    except BaseException:
-        shutil.rmtree(staging)
-        raise
+    with ThreadPool(min(nj, len(plan))) as pool:  # clean() removes staging, whatever happens
+        results = pool.map(run, plan, chunksize=1)
     splits: dict[str, list[Utterance]] = {split: [] for split in SPLITS}
     for item, result in zip(plan, results):
         if isinstance(result, str):
@@ -130,24 +128,46 @@ def prepare(
     return splits
 
 
-def finish(out: Path, splits: list[str]) -> None:
-    """Move the new audio of ``splits`` (those whose manifests are being written) into
-    ``wav/<split>``, delete the files of an earlier, larger run there, and drop the rest
-    of the staging directory (asrkit.data.prepare.run_preparer calls it)."""
-    staging = out / STAGING
+def install(out: Path, splits: list[str]) -> Callable[[], None]:
+    """Swap each split's new audio directory (``wav.partial/<split>``) in as
+    ``wav/<split>``, the old one going to ``wav.old/<split>``; returns what swaps them
+    back. Directory renames: a split's audio changes at once, and files of an earlier,
+    larger run go with its directory (asrkit.data.prepare.run_preparer calls it, then
+    ``clean``)."""
+    staging, aside, final = out / STAGING, out / REPLACED, out / "wav"
+    aside.mkdir(exist_ok=True)
+    final.mkdir(exist_ok=True)
+    swapped: list[str] = []
+
+    def undo() -> None:
+        for split in reversed(swapped):
+            os.replace(final / split, staging / split)
+            if (aside / split).exists():
+                os.replace(aside / split, final / split)
+        swapped.clear()
+
     try:
         for split in splits:
-            final = out / "wav" / split
-            final.mkdir(parents=True, exist_ok=True)
-            names = {path.name for path in (staging / split).glob("*.wav")}
-            for name in names:
-                os.replace(staging / split / name, final / name)
-            for stale in final.glob(f"{split}-*.wav"):
-                if stale.name not in names:
-                    stale.unlink()
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+            if (final / split).exists():
+                os.replace(final / split, aside / split)
+            try:
+                os.replace(staging / split, final / split)
+            except BaseException:
+                if (aside / split).exists():
+                    os.replace(aside / split, final / split)
+                raise
+            swapped.append(split)
+    except BaseException:
+        undo()
+        raise
+    return undo
+
+
+def clean(out: Path) -> None:
+    """Remove the new audio not swapped in and the old audio swapped out."""
+    for leftover in (out / STAGING, out / REPLACED):
+        if leftover.exists():
+            shutil.rmtree(leftover)
 
 
 def _usable_cores() -> int:
