@@ -1,4 +1,5 @@
-"""Training checkpoints: atomic writes, retention, finding where to resume, RNG states.
+"""Training checkpoints: atomic writes, retention, finding where to resume (the RNG states
+they hold are captured and restored by asrkit.training.rng).
 
 Files live in ``<exp_dir>/checkpoints/``: ``epoch_N.pt`` after epoch N (1-based),
 ``step_S.pt`` every ``trainer.save_interval_steps`` updates and on SIGINT/SIGTERM (S is the
@@ -24,13 +25,11 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from asrkit.checkpoint_io import CorruptCheckpointError, atomic_save, hash_path, load_file, verify
@@ -45,34 +44,6 @@ def is_training_checkpoint_name(name: str) -> bool:
     """Whether a file name is one the trainer writes and resumes from (epoch_N.pt,
     step_N.pt, last.pt)."""
     return name == LAST_CHECKPOINT or _NAME.match(name) is not None
-
-
-# ---- RNG states as plain data --------------------------------------------------------------
-def capture_rng_state() -> dict[str, Any]:
-    """Every RNG the training loop draws from, as tensors (weights_only-loadable)."""
-    version, internal, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64),
-                   "gauss": gauss},
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    py = state["python"]
-    random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss"]))
-    npy = state["numpy"]
-    np.random.set_state((npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"],
-                         npy["has_gauss"], npy["cached"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 # ---- files -----------------------------------------------------------------------------------

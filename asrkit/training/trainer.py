@@ -66,7 +66,6 @@ from asrkit.training.attention_maps import utterance_maps
 from asrkit.training.checkpoint import (
     CheckpointManager,
     best_metric_problem,
-    capture_rng_state,
     non_finite_problem,
 )
 from asrkit.training.experiment import (
@@ -84,7 +83,7 @@ from asrkit.training.optim import build_optimizer
 from asrkit.training.precision import resolve_precision
 from asrkit.training.progress import EpochProgress, use_progress_bar
 from asrkit.training.resume import init_weights_from, read_init_source, resume_run
-from asrkit.training.rng import rng_isolated
+from asrkit.training.rng import capture_rng_state, rng_isolated
 from asrkit.training.running_means import RunningMeans
 from asrkit.training.schedulers import build_scheduler
 from asrkit.training.setup_log import log_setup

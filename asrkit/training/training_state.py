@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from asrkit.data.loader import ResumableLoader
-from asrkit.training.checkpoint import restore_rng_state
+from asrkit.training.rng import restore_rng_state
 
 log = logging.getLogger(__name__)
 

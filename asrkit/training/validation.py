@@ -29,6 +29,8 @@ import torch
 from torch import nn
 
 from asrkit.data.loader import ResumableLoader
+from asrkit.decoding.ctc_greedy import ctc_greedy_search
+from asrkit.decoding.transducer_greedy import transducer_greedy_search
 from asrkit.scoring.align import error_counts as align_error_counts
 from asrkit.scoring.wer import chars_of, words_of
 from asrkit.text.base import Tokenizer
@@ -69,17 +71,6 @@ def shard_for_validation(loader: ResumableLoader, ctx: DistributedContext) -> Re
     if ctx.is_distributed:
         loader.sampler = StridedBatches(loader.sampler, ctx.rank, ctx.world_size)
     return loader
-
-
-def ctc_greedy(log_probs: torch.Tensor, lengths: torch.Tensor, blank_id: int = 0,
-               ) -> list[list[int]]:
-    """(batch, T, vocab) log-probabilities, (batch,) lengths -> unit ids per utterance."""
-    best = log_probs.argmax(-1).cpu()  # (batch, T)
-    out = []
-    for row, length in zip(best, lengths.tolist()):
-        ids = torch.unique_consecutive(row[:length])
-        out.append([i for i in ids.tolist() if i != blank_id])
-    return out
 
 
 def error_counts(refs: list[str], hyps: list[str]) -> dict[str, int]:
@@ -145,11 +136,10 @@ def _greedy(model: nn.Module, enc: torch.Tensor, enc_lens: torch.Tensor,
     """The quick hypotheses dev WER is computed from: CTC greedy, or transducer greedy for
     a transducer alone (a model without a CTC head)."""
     if getattr(model, "ctc", None) is not None:
-        return ctc_greedy(model.ctc_log_probs(enc), enc_lens, blank_id)  # (B, T', V) fp32
-    from asrkit.decoding.transducer_greedy import transducer_greedy_search
-
-    return [list(nbest[0].tokens) for nbest in transducer_greedy_search(model.transducer, enc,
-                                                                         enc_lens)]
+        nbest = ctc_greedy_search(model.ctc_log_probs(enc), enc_lens, blank_id)  # fp32
+    else:
+        nbest = transducer_greedy_search(model.transducer, enc, enc_lens)
+    return [list(hyps[0].tokens) for hyps in nbest]
 
 
 def _combine(shares: list[tuple[dict, dict]]) -> dict[str, float]:

@@ -8,11 +8,10 @@ from asrkit.training.checkpoint import (
     CheckpointManager,
     atomic_save,
     best_metric_problem,
-    capture_rng_state,
     list_checkpoints,
     newest_checkpoint,
-    restore_rng_state,
 )
+from asrkit.training.rng import capture_rng_state, restore_rng_state
 
 
 def test_rng_state_round_trip_through_a_weights_only_file(tmp_path):

@@ -3,13 +3,20 @@ import pytest
 import torch
 
 from asrkit.scoring.wer import score_texts
-from asrkit.training.validation import StridedBatches, _combine, ctc_greedy, error_counts
+from asrkit.training.validation import StridedBatches, _combine, _greedy, error_counts
 
 
-def test_ctc_greedy_merges_repeats_and_drops_blanks():
+def test_dev_hypotheses_of_a_ctc_model_merge_repeats_and_drop_blanks():
     best = torch.tensor([[0, 5, 5, 0, 5, 7, 7, 0], [3, 3, 0, 4, 9, 9, 9, 9]])
-    log_probs = torch.nn.functional.one_hot(best, 10).float().log()
-    assert ctc_greedy(log_probs, torch.tensor([8, 4])) == [[5, 5, 7], [3, 4]]
+
+    class CTCModel(torch.nn.Module):
+        ctc = torch.nn.Identity()
+
+        def ctc_log_probs(self, enc):
+            return torch.nn.functional.one_hot(best, 10).float().log()
+
+    assert _greedy(CTCModel(), torch.zeros(2, 8, 4), torch.tensor([8, 4]), 0) == [
+        [5, 5, 7], [3, 4]]
 
 
 def test_error_counts_agree_with_jiwer_where_levenshtein_and_sclite_agree():
