@@ -26,7 +26,7 @@ from asrkit.text.registry import fingerprint, load_tokenizer
 from asrkit.training.checkpoint import list_checkpoints, newest_checkpoint
 from asrkit.training.distributed import DistributedContext, broadcast_object
 from asrkit.training.schedulers import set_total_steps
-from asrkit.training.setup_log import schedule_length_source
+from asrkit.training.setup_summary import schedule_length_source
 from asrkit.training.training_state import TrainingState
 
 log = logging.getLogger(__name__)

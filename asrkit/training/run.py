@@ -15,7 +15,7 @@ from asrkit.atomic_text import os_error_status
 from asrkit.checkpoint_io import CorruptCheckpointError
 from asrkit.config import one_line
 from asrkit.training.distributed import DistributedContext, lost_a_rank
-from asrkit.training.experiment import logging_ready
+from asrkit.training.log_handlers import logging_ready
 from asrkit.training.train_step import TrainingError
 from asrkit.training.trainer import Trainer
 

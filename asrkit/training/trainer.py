@@ -69,15 +69,13 @@ from asrkit.training.checkpoint import (
     non_finite_problem,
 )
 from asrkit.training.experiment import (
-    STEP_LOGGER,
     first_missing,
     note_unapplied_config,
     prepare_experiment,
-    setup_logging,
-    teardown_logging,
     write_config,
 )
 from asrkit.training.host_memory import keep_freed_memory
+from asrkit.training.log_handlers import STEP_LOGGER, setup_logging, teardown_logging
 from asrkit.training.mwer_nbest import MwerNBest
 from asrkit.training.optim import build_optimizer
 from asrkit.training.precision import resolve_precision
@@ -86,7 +84,7 @@ from asrkit.training.resume import init_weights_from, read_init_source, resume_r
 from asrkit.training.rng import capture_rng_state, rng_isolated
 from asrkit.training.running_means import RunningMeans
 from asrkit.training.schedulers import build_scheduler
-from asrkit.training.setup_log import log_setup
+from asrkit.training.setup_summary import log_setup
 from asrkit.training.stop_signals import StopRequest
 from asrkit.training.tensorboard import TensorBoardLogger
 from asrkit.training.train_lock import TrainLock

@@ -123,9 +123,9 @@ def test_help_runs_from_the_shell_script():
 def test_updates_per_epoch_come_from_the_setup_line():
     """The trainer's own setup line, not the last periodic log line (a multiple of 20: a
     58-update epoch read as 40, so the run trained half as many epochs more than needed)."""
-    from asrkit.training import setup_log
+    from asrkit.training import setup_summary
 
-    source = Path(setup_log.__file__).read_text()
+    source = Path(setup_summary.__file__).read_text()
     assert "epoch 1: %d batches per rank, %d updates" in source  # the line parsed below
     log = ("INFO train: 304 utterances; epoch 1: 58 batches per rank, 58 updates (accum_grad "
            "1; later epochs may differ by a few batches); dev: 32 utterances\n"

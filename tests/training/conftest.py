@@ -24,6 +24,6 @@ def no_log_handlers_left():
     "asrkit" logger, writing to this test's captured stderr once it is closed; the next
     test's warnings would then print "--- Logging error ---" tracebacks."""
     yield
-    from asrkit.training.experiment import teardown_logging
+    from asrkit.training.log_handlers import teardown_logging
 
     teardown_logging()

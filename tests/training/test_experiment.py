@@ -44,7 +44,7 @@ def test_a_rank_other_than_0_prints_only_its_own_warnings_and_errors(tmp_path, c
     with extra every_rank) and its errors, which also reach rank 0's train.log."""
     import logging
 
-    from asrkit.training.experiment import setup_logging, teardown_logging
+    from asrkit.training.log_handlers import setup_logging, teardown_logging
 
     log = logging.getLogger("asrkit.training.some_module")
     for rank in (0, 1):

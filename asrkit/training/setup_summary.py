@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-log = logging.getLogger("asrkit.training.trainer")
+log = logging.getLogger(__name__)
 
 
 def log_setup(trainer: Any) -> None:
