@@ -44,6 +44,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from asrkit.inference.exported_dir import tensor_spec
 from asrkit.models.chunk_by_chunk import input_window
 
 CHECK_CHUNKS = 5          # chunks of the export check (the last one shorter)
@@ -62,10 +63,6 @@ def initial_caches(layers: int, batch: int, att_shape: tuple[int, int],
     if cnn_shape is not None:
         caches += (torch.zeros(layers, batch, *cnn_shape),)
     return caches
-
-
-def _spec(name: str, dtype: str, *shape: int | str) -> dict:
-    return {"name": name, "dtype": dtype, "shape": list(shape)}
 
 
 class EncoderChunkGraph(nn.Module):
@@ -125,14 +122,15 @@ class EncoderChunkGraph(nn.Module):
         """(input specs, output specs), as asrkit.inference.exported_dir records them."""
         layers, (heads, width) = self.layers, self.att_shape
         feats, offset, att, cnn = INPUT_NAMES
-        inputs = [_spec(feats, "float32", "batch", "window", self.bins), _spec(offset, "int64"),
-                  _spec(att, "float32", layers, "batch", heads, "cache_frames", width)]
-        outputs = [_spec("enc", "float32", "batch", "frames", self.encoder.output_dim),
-                   _spec("next_att_cache", "float32", layers, "batch", heads,
+        inputs = [tensor_spec(feats, "float32", "batch", "window", self.bins),
+                  tensor_spec(offset, "int64"),
+                  tensor_spec(att, "float32", layers, "batch", heads, "cache_frames", width)]
+        outputs = [tensor_spec("enc", "float32", "batch", "frames", self.encoder.output_dim),
+                   tensor_spec("next_att_cache", "float32", layers, "batch", heads,
                          "next_cache_frames", width)]
         if self.cnn_shape is not None:
-            inputs.append(_spec(cnn, "float32", layers, "batch", *self.cnn_shape))
-            outputs.append(_spec("next_cnn_cache", "float32", layers, "batch",
+            inputs.append(tensor_spec(cnn, "float32", layers, "batch", *self.cnn_shape))
+            outputs.append(tensor_spec("next_cnn_cache", "float32", layers, "batch",
                                  *self.cnn_shape))
         return inputs, outputs
 

@@ -7,11 +7,11 @@ transcribe`` runs without the training code building a model from its config.
     report.max_abs_diff       # {"ctc_log_probs": 1.9e-06, "decoder_scores": 3.8e-06}
     report.size_bytes
 
-Graphs (asrkit.inference.exported_dir): ``encoder`` (feats, feat_lens -> enc, enc_lens),
-for models with a CTC head ``ctc`` (enc -> log-probabilities), with an attention decoder
-``decoder`` (the teacher-forced decoder, for rescoring), and with a transducer its three
-search calls ``encoder_projection``, ``prediction`` (one step) and ``joiner``
-(asrkit.inference.transducer_graphs), each with dynamic batch (hypothesis) and time axes
+Graphs (asrkit.inference.exported_dir; asrkit.inference.model_graphs): ``encoder`` (feats,
+feat_lens -> enc, enc_lens), for models with a CTC head ``ctc`` (enc -> log-probabilities),
+with an attention decoder ``decoder`` (the teacher-forced decoder, for rescoring), and with a
+transducer its three search calls ``encoder_projection``, ``prediction`` (one step) and
+``joiner`` (asrkit.inference.transducer_graphs), each with dynamic batch (hypothesis) and time axes
 (ONNX: ``dynamic_axes``; TorchScript: traced, with the tracer recording the shape
 arithmetic). All are recorded by tracing the eager model in fp32 on the CPU, with the two
 blocks whose fast kernels cannot be traced replaced by their traceable forms
@@ -46,7 +46,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from asrkit.cli_checks import out_dir_problem
@@ -63,13 +62,13 @@ from asrkit.inference.exported_dir import (
     model_family,
 )
 from asrkit.inference.exported_model import ExportedModel
+from asrkit.inference.model_graphs import graph_specs
 from asrkit.inference.streaming import check_streamable
 from asrkit.inference.traceable import traceable_forms
 from asrkit.inference.transducer_graphs import (
     compare_transducers,
     state_description,
     transducer_example_inputs,
-    transducer_graph_specs,
 )
 from asrkit.models.mask import padding_mask
 from asrkit.text.registry import fingerprint
@@ -92,73 +91,6 @@ class ExportReport:
     runtime: str
     size_bytes: int
     max_abs_diff: dict[str, float]
-
-
-class EncoderGraph(nn.Module):
-    """ASRModel.encode: the encoder alone (each graph holds only its own parameters)."""
-
-    def __init__(self, encoder: nn.Module) -> None:
-        super().__init__()
-        self.encoder = encoder
-
-    def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor):
-        return self.encoder(feats, feat_lens)  # (B, T', D), (B,)
-
-
-class CTCGraph(nn.Module):
-    """ASRModel.ctc_log_probs: the CTC head."""
-
-    def __init__(self, ctc: nn.Module) -> None:
-        super().__init__()
-        self.ctc = ctc
-
-    def forward(self, enc: torch.Tensor) -> torch.Tensor:
-        return self.ctc.log_probs(enc)  # (B, T', V)
-
-
-class DecoderGraph(nn.Module):
-    """The attention decoder, teacher-forced, with log-softmax outputs."""
-
-    def __init__(self, decoder: nn.Module) -> None:
-        super().__init__()
-        self.decoder = decoder
-
-    def forward(self, tokens: torch.Tensor, token_mask: torch.Tensor, enc: torch.Tensor,
-                enc_mask: torch.Tensor) -> torch.Tensor:
-        logits = self.decoder(tokens, token_mask, enc, enc_mask)  # (N, U, V)
-        return F.log_softmax(logits.float(), dim=-1)
-
-
-def _spec(name: str, dtype: str, *shape: int | str) -> dict:
-    return {"name": name, "dtype": dtype, "shape": list(shape)}
-
-
-def graph_specs(model: nn.Module, bins: int) -> dict[str, tuple[nn.Module, list, list]]:
-    """name -> (module, inputs, outputs) of every graph the model has. The wrappers are in
-    eval mode: the exporter puts a module back into its mode afterwards, which for a
-    wrapper left in training mode would switch the model's dropout on."""
-    dim, vocab = model.encoder.output_dim, model.vocab_size
-    specs = {
-        "encoder": (EncoderGraph(model.encoder).eval(),
-                    [_spec("feats", "float32", "batch", "time", bins),
-                     _spec("feat_lens", "int64", "batch")],
-                    [_spec("enc", "float32", "batch", "frames", dim),
-                     _spec("enc_lens", "int64", "batch")]),
-    }
-    if model.ctc is not None:
-        specs["ctc"] = (CTCGraph(model.ctc).eval(),
-                        [_spec("enc", "float32", "batch", "frames", dim)],
-                        [_spec("ctc_log_probs", "float32", "batch", "frames", vocab)])
-    if model.decoder is not None:
-        specs["decoder"] = (DecoderGraph(model.decoder).eval(),
-                            [_spec("tokens", "int64", "hyps", "length"),
-                             _spec("token_mask", "bool", "hyps", "length"),
-                             _spec("enc", "float32", "hyps", "frames", dim),
-                             _spec("enc_mask", "bool", "hyps", "frames")],
-                            [_spec("log_probs", "float32", "hyps", "length", vocab)])
-    if model.transducer is not None:
-        specs.update(transducer_graph_specs(model.transducer, dim))
-    return specs
 
 
 def example_inputs(model: nn.Module, bins: int, lengths: Sequence[int],

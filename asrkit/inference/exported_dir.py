@@ -84,6 +84,11 @@ class Graph:
     outputs: list[dict[str, Any]]
 
 
+def tensor_spec(name: str, dtype: str, *shape: int | str) -> dict[str, Any]:
+    """A graph input's or output's entry in model.json (``Graph.inputs``/``outputs``)."""
+    return {"name": name, "dtype": dtype, "shape": list(shape)}
+
+
 @dataclass(frozen=True)
 class ExportInfo:
     family: str

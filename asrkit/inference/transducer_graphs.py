@@ -26,14 +26,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from asrkit.inference.exported_dir import tensor_spec
 from asrkit.models.mask import padding_mask
 
 DTYPE_NAMES = {torch.float32: "float32", torch.int64: "int64"}
 CHECK_STEPS = 6   # prediction steps compared by the export check
-
-
-def _spec(name: str, dtype: str, *shape: int | str) -> dict:
-    return {"name": name, "dtype": dtype, "shape": list(shape)}
 
 
 class EncoderProjectionGraph(nn.Module):
@@ -90,19 +87,20 @@ def transducer_graph_specs(head: nn.Module, encoder_dim: int
     """name -> (module in eval mode, input specs, output specs) of the three graphs."""
     joint, vocab = head.joiner.joint_dim, head.vocab_size
     state = state_description(head)
-    state_in = [_spec(f"state_{i}", s["dtype"], "hyps", *s["shape"]) for i, s in enumerate(state)]
-    state_out = [_spec(f"next_state_{i}", s["dtype"], "hyps", *s["shape"])
+    state_in = [tensor_spec(f"state_{i}", s["dtype"], "hyps", *s["shape"])
+                for i, s in enumerate(state)]
+    state_out = [tensor_spec(f"next_state_{i}", s["dtype"], "hyps", *s["shape"])
                  for i, s in enumerate(state)]
     return {
         "encoder_projection": (EncoderProjectionGraph(head).eval(),
-                               [_spec("enc", "float32", "batch", "frames", encoder_dim)],
-                               [_spec("enc_proj", "float32", "batch", "frames", joint)]),
-        "prediction": (PredictionGraph(head).eval(), [_spec("tokens", "int64", "hyps"),
+                               [tensor_spec("enc", "float32", "batch", "frames", encoder_dim)],
+                               [tensor_spec("enc_proj", "float32", "batch", "frames", joint)]),
+        "prediction": (PredictionGraph(head).eval(), [tensor_spec("tokens", "int64", "hyps"),
                                                       *state_in],
-                       [_spec("pred", "float32", "hyps", joint), *state_out]),
-        "joiner": (JoinerGraph(head).eval(), [_spec("enc_proj", "float32", "hyps", joint),
-                                              _spec("pred", "float32", "hyps", joint)],
-                   [_spec("log_probs", "float32", "hyps", vocab)]),
+                       [tensor_spec("pred", "float32", "hyps", joint), *state_out]),
+        "joiner": (JoinerGraph(head).eval(), [tensor_spec("enc_proj", "float32", "hyps", joint),
+                                              tensor_spec("pred", "float32", "hyps", joint)],
+                   [tensor_spec("log_probs", "float32", "hyps", vocab)]),
     }
 
 
