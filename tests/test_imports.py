@@ -27,6 +27,25 @@ def module_names() -> dict[str, Path]:
     return modules
 
 
+def absolute(module: str, path: Path, level: int, target: str | None) -> str:
+    """The module a (relative) ``from`` import in ``module`` (file ``path``) names."""
+    if level == 0:
+        return target or ""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for _ in range(level - 1):
+        package = package.rpartition(".")[0]
+    return f"{package}.{target}" if target else package
+
+
+def test_relative_imports_resolve_to_the_module_they_name():
+    root = Path("asrkit/decoding")
+    assert absolute("asrkit.decoding.run", root / "run.py", 1, "plan") == "asrkit.decoding.plan"
+    assert absolute("asrkit.decoding.run", root / "run.py", 2, "models.mask") == \
+        "asrkit.models.mask"
+    assert absolute("asrkit.decoding", root / "__init__.py", 1, None) == "asrkit.decoding"
+    assert absolute("asrkit.decoding.run", root / "run.py", 0, "torch") == "torch"
+
+
 def import_graph() -> dict[str, set[str]]:
     modules = module_names()
 
@@ -41,9 +60,10 @@ def import_graph() -> dict[str, set[str]]:
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            elif isinstance(node, ast.ImportFrom):
                 # ``from pkg import mod`` runs pkg/__init__.py first: an edge to pkg too
-                targets = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+                source = absolute(name, path, node.level, node.module)
+                targets = [source, *(f"{source}.{alias.name}" for alias in node.names)]
             for target in targets:
                 if target.startswith("asrkit"):
                     graph[name].add(owner(target))

@@ -29,13 +29,13 @@ from pathlib import Path
 from asrkit.atomic_text import write_text_atomic
 from asrkit.cli_checks import check_not_an_input, check_out_file
 from asrkit.config import one_line
+from asrkit.scoring.kaldi_text import read_text
 from asrkit.scoring.normalize import OPTION_WORDS, TextNormalizer
 from asrkit.scoring.wer import (
     format_alignments,
     format_errors_file,
     format_result_line,
     json_safe,
-    read_text,
     score_texts,
 )
 

@@ -31,12 +31,10 @@ import torch
 
 from asrkit.arg_types import PositiveFloat, PositiveInt
 from asrkit.decoding.ctc_prefix_score import CTCPrefixScorer
-from asrkit.decoding.hypothesis import Hypothesis, NBest
+from asrkit.decoding.hypothesis import NEG_INF, Hypothesis, NBest
 from asrkit.decoding.search import SearchMethod, max_output_lengths
 from asrkit.models.asr_model import ASRModel
 from asrkit.models.mask import padding_mask
-
-NEG_INF = float("-inf")
 
 
 def attention_beam_search(model: ASRModel, enc: torch.Tensor, enc_lens: torch.Tensor,

@@ -37,10 +37,8 @@ from dataclasses import dataclass
 import torch
 
 from asrkit.arg_types import PositiveInt
-from asrkit.decoding.hypothesis import Hypothesis, NBest
+from asrkit.decoding.hypothesis import NEG_INF, Hypothesis, NBest
 from asrkit.decoding.search import SearchMethod
-
-NEG_INF = float("-inf")
 
 
 @torch.inference_mode()

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-NEG_INF = float("-inf")
+from asrkit.decoding.hypothesis import NEG_INF
 
 
 @dataclass

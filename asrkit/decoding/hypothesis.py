@@ -11,3 +11,4 @@ class Hypothesis(NamedTuple):
 
 
 NBest = list[Hypothesis]  # best first
+NEG_INF = float("-inf")  # the log-probability of what cannot happen

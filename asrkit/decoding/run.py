@@ -37,8 +37,8 @@ from asrkit.scoring.decode_dir import (
     result_dir,
     write_decode_result,
 )
+from asrkit.scoring.kaldi_text import read_text
 from asrkit.scoring.results_md import refresh_results_md
-from asrkit.scoring.wer import read_text
 
 
 def decode_and_score(plan: DecodePlan) -> list[dict[str, Any]]:

@@ -18,10 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from asrkit.decoding.hypothesis import Hypothesis, NBest
+from asrkit.decoding.hypothesis import NEG_INF, Hypothesis, NBest
 from asrkit.models.transducer.head import State, TransducerHead
-
-NEG_INF = float("-inf")
 
 
 @dataclass

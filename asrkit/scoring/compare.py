@@ -32,8 +32,8 @@ from asrkit.scoring.decode_dir import (
     utterance_errors,
 )
 from asrkit.scoring.experiment_info import ExperimentInfo, experiment_info, short_names
+from asrkit.scoring.kaldi_text import read_text
 from asrkit.scoring.normalize import TextNormalizer
-from asrkit.scoring.wer import read_text
 
 log = logging.getLogger(__name__)
 

@@ -34,14 +34,9 @@ from typing import Any
 from asrkit.atomic_text import write_error, write_text_atomic
 from asrkit.checkpoint_io import recorded_hash
 from asrkit.experiment_dir import ExperimentDir
+from asrkit.scoring.kaldi_text import read_text, write_text
 from asrkit.scoring.normalize import TextNormalizer
-from asrkit.scoring.wer import (
-    format_errors_file,
-    json_safe,
-    read_text,
-    score_texts,
-    write_text,
-)
+from asrkit.scoring.wer import format_errors_file, json_safe, score_texts
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from asrkit.text.base import SOS_EOS_ID, SPECIAL_UNITS, Tokenizer, TokenizerError
+from asrkit.text.base import META_FILE, SOS_EOS_ID, SPECIAL_UNITS, Tokenizer, TokenizerError
 
 MODEL_FILE = "spm.model"
 
@@ -65,7 +65,7 @@ class SentencePieceTokenizer(Tokenizer):
         path = directory / MODEL_FILE
         if not path.is_file():
             raise TokenizerError(f"{path}: not found")
-        meta = json.loads((directory / "tokenizer.json").read_text(encoding="utf-8"))
+        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
         try:
             return cls(path.read_bytes(), meta["type"])
         except RuntimeError as e:  # sentencepiece's parse error names no file

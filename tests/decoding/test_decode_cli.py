@@ -8,7 +8,7 @@ import torch
 
 from asrkit.bin.decode import main
 from asrkit.scoring.compare import compare_experiments
-from asrkit.scoring.wer import read_text
+from asrkit.scoring.kaldi_text import read_text
 
 WER_KEYS = {"wer", "cer", "sub", "del", "ins", "ref_words", "utts", "rtf"}
 

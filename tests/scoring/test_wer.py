@@ -2,14 +2,9 @@ import random
 
 import pytest
 
+from asrkit.scoring.kaldi_text import read_text, write_text
 from asrkit.scoring.normalize import TextNormalizer
-from asrkit.scoring.wer import (
-    format_alignments,
-    format_errors_file,
-    read_text,
-    score_texts,
-    write_text,
-)
+from asrkit.scoring.wer import format_alignments, format_errors_file, score_texts
 
 
 def edit_distance(ref: list[str], hyp: list[str], sub: int = 1, indel: int = 1) -> int:
