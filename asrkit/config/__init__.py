@@ -11,10 +11,11 @@ mean" for a misspelt one (asrkit.config.errors). Sections that name a builder wi
 ``_target_`` are checked against the builder's signature by their users
 (asrkit.config.targets).
 
-``config_dirs`` adds directories to Hydra's search path (``asrkit train --config-dir DIR``):
-a YAML file there can add a group option, e.g. ``DIR/encoder/mine.yaml`` for
-``encoder=mine``. Entry points turn configs into plain dicts before anything heavy starts,
-and report ``CONFIG_ERRORS`` as one line (``one_line``).
+``config_dirs`` adds directories to Hydra's search path (``asrkit train --config-dir DIR``;
+asrkit.config.search_path takes the option out of a command line): a YAML file there can add
+a group option, e.g. ``DIR/encoder/mine.yaml`` for ``encoder=mine``. Entry points turn
+configs into plain dicts before anything heavy starts, and report ``CONFIG_ERRORS`` as one
+line (``one_line``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """A search method: what ``asrkit decode`` runs on a batch of encoder outputs, configured as
-models are. Each method is a class (one per file, beside its algorithm) whose annotated
-fields are its options; ``conf/search/<name>.yaml`` names the class with ``_target_`` and
+models are. Each method is a class (beside its algorithm; the transducer's four share
+transducer_search.py) whose annotated fields are its options; ``conf/search/<name>.yaml``
+names the class with ``_target_`` and
 gives the option values, and ``asrkit decode methods=[<name>,...]`` picks sections of
 ``search.<name>`` (asrkit.decoding.plan).
 

@@ -1,4 +1,5 @@
-"""Using a trained model: transcribing recordings and exporting the model.
+"""Using a trained model: transcribing recordings (offline or streaming) and exporting the
+model.
 
     from asrkit.inference import Transcriber
     transcriber = Transcriber.load("exp/conformer")          # or an `asrkit export` directory
@@ -10,13 +11,22 @@ What lives where:
 - ``transcriber``: the API (load once, transcribe paths or arrays, batched);
 - ``recording``, ``segments``, ``windows``: reading any audio in blocks at the model's rate,
   mixed down, cut into overlapping windows at pauses;
-- ``alignment``, ``emission_times``, ``words``, ``stitching``, ``result``: token and word
-  times from CTC forced alignment or from a transducer search's emission frames, words
-  from units, windows stitched into one transcript;
-- ``formats``, ``audio_files``, ``progress``: what ``asrkit transcribe`` reads and writes;
-- ``export``, ``traceable``, ``transducer_graphs``, ``exported_dir``, ``exported_model``,
-  ``exported_transducer``: ``asrkit export`` to ONNX or TorchScript, and running the
-  exported directory with onnxruntime / TorchScript.
+- ``token_times``, ``alignment``, ``emission_times``, ``words``, ``stitching``, ``result``:
+  token and word times (``token_times`` chooses the source by the search: CTC forced
+  alignment or a transducer search's emission frames), words from units, windows stitched
+  into one transcript;
+- ``transcribe_files``, ``formats``, ``audio_files``, ``progress``: what ``asrkit
+  transcribe`` reads and writes (``transcribe_files``: its loop over the files, writing each
+  result and counting failures);
+- ``streaming``, ``streaming_search``, ``streaming_files``: streaming recognition
+  (StreamingRecognizer), the searches it carries over chunks, and a file fed to it in
+  pieces (``asrkit transcribe --streaming``);
+- ``export``, ``model_graphs``, ``transducer_graphs``, ``encoder_chunk_graph``,
+  ``traceable``: ``asrkit export`` to ONNX or TorchScript (the CTC/attention side's graphs,
+  the transducer's, the streaming encoder step, traceable forms of two CPU kernels);
+- ``exported_dir``, ``exported_model``, ``exported_transducer``,
+  ``exported_encoder_chunk``: the exported directory read back and run with onnxruntime /
+  TorchScript.
 """
 
 __all__ = ["Transcriber"]

@@ -26,8 +26,8 @@ default):
 - ``sdpa``: ``F.scaled_dot_product_attention`` with the shifted distance scores and the
   mask as its float ``attn_mask`` (on a GPU the memory-efficient kernel, not flash).
 
-``asrkit.models.rel_attention.set_attention_backend(model, name)`` picks one for every
-such layer of a model (the GPU check compares them).
+``asrkit.models.rel_attention.set_attention_backend(model, name)`` forces one for every
+such layer of a model, for tests and debugging.
 """
 
 from __future__ import annotations

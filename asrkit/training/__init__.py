@@ -5,19 +5,10 @@
         data.cmvn=data/synth/cmvn.json tokenizer.dir=data/synth/bpe100 trainer.max_epochs=20
     asrkit average exp/conformer --num 10 [--best-by dev_loss|dev_wer | --last]
 
-What other code relies on (decoding, scoring, compare):
-
-    exp/<name>/
-      config.yaml          resolved config (plain YAML): vocab_size set, tokenizer.dir and
-                           data.cmvn pointing at the copies below (absolute paths)
-      tokenizer/           the tokenizer (load_tokenizer)
-      cmvn.json            the CMVN statistics (absent if data.cmvn was null)
-      train.log            rank 0's log
-      tensorboard/         scalars (train/<term>, dev/<term>, lr, grad_norm, frames_per_s)
-                           and attention images
-      checkpoints/         epoch_N.pt, step_N.pt, last.pt -> newest
-      avg_N.pt             averaged weights of the last N epochs (`asrkit average`);
-                           avg_best_<metric>_N.pt: the best N by a dev metric
+What other code relies on (decoding, scoring, compare) is the experiment directory,
+``exp/<name>/``: its layout (``config.yaml``, ``tokenizer/``, ``cmvn.json``, ``train.log``,
+``.train.lock``, ``tensorboard/``, ``checkpoints/``, ``avg_N.pt``, ``averaged.json``,
+``decode/``, ``results.md``) is spelt in asrkit.experiment_dir's docstring, the one owner.
 
 Every checkpoint loads with ``torch.load(weights_only=True)`` and
 ``asrkit.models.checkpoint.load_model``: ``model``, ``config``, ``epoch``, ``step``,
@@ -25,12 +16,30 @@ Every checkpoint loads with ``torch.load(weights_only=True)`` and
 ``train_hours``, and after each epoch ``dev_loss``, ``dev_wer``, ``dev_cer`` (percent,
 CTC greedy; transducer greedy for a transducer without CTC), ``dev_acc``, ``dev_<term>``,
 ``train_<term>``: every rank's mean under DDP), plus the training state
-(optimizer, scheduler, grad_scaler, loader, rng, epoch_complete, counters, world_size).
+(optimizer, scheduler, grad_scaler, loader, rng, epoch_complete, counters, world_size,
+load_failures).
 Averaged files hold ``model``, ``config``, ``averaged_from``, ``epoch``, ``step``,
 ``train_hours`` and ``metrics["averaged"]`` (the metrics of each checkpoint averaged).
 
-Modules: trainer (the loop), train_step (one micro-batch / update, failure handling),
-validation, checkpoint (files, retention, RNG states), resume, average, optim, schedulers,
-precision, activation_checkpointing, distributed, experiment (exp dir, logging),
-preflight, progress, tensorboard, attention_maps, stop_signals, rng.
+Modules:
+
+- the run: run (``asrkit train``'s job: set up, train, clean up, each failure one line with
+  its exit status), trainer (the loop), sweep (``-m``: every job checked, then run one by
+  one), distributed (DDP), train_lock (one run per exp_dir), stop_signals (SIGINT/SIGTERM as
+  a clean stop), host_memory (freed host memory kept in the process);
+- before it starts: preflight (the checks across sections), ignored_overrides (command-line
+  keys the model ignores, named), experiment (the exp dir's copies and config.yaml),
+  log_handlers (where log lines go: stderr, train.log, per rank), setup_summary (the lines
+  logged once set up);
+- a step: train_step (one micro-batch / update, failure handling), optimizer_step (an
+  update that is a no-op on the device when the gradient norm is not finite),
+  update_outcomes (each update's outcome, kept on the device until read), running_means
+  (the logged means, kept on the device), precision, activation_checkpointing, mwer_nbest
+  (MWER's N-best lists and word errors), optim, schedulers;
+- state and files: training_state (what a checkpoint restores besides the weights),
+  checkpoint (files, retention, where to resume), rng (the RNG states a checkpoint stores;
+  data loading kept out of the model's random stream), resume (``init_from``, ``resume``),
+  average;
+- what the user sees: validation (dev loss, WER/CER), progress, tensorboard,
+  attention_maps.
 """
