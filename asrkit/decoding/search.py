@@ -1,9 +1,8 @@
 """A search method: what ``asrkit decode`` runs on a batch of encoder outputs, configured as
 models are. Each method is a class (beside its algorithm; the transducer's four share
 transducer_search.py) whose annotated fields are its options; ``conf/search/<name>.yaml``
-names the class with ``_target_`` and
-gives the option values, and ``asrkit decode methods=[<name>,...]`` picks sections of
-``search.<name>`` (asrkit.decoding.plan).
+names the class with ``_target_`` and gives the option values, and ``asrkit decode
+methods=[<name>,...]`` picks sections of ``search.<name>`` (asrkit.decoding.plan).
 
     method = instantiate({"_target_": "asrkit.decoding.attention_rescoring.AttentionRescoring",
                           "beam": 20, "ctc_weight": 0.5})
