@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-import torch
-
 
 def check_device(name: str, option: str) -> None:
     """ValueError ``<option> <name>: ...`` unless ``name`` is cpu or a CUDA device here."""
+    import torch  # here: the commands that check only paths start without torch
+
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):

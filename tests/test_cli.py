@@ -102,3 +102,13 @@ def test_an_interrupt_while_the_command_loads_is_one_line_too(monkeypatch, capsy
         main(["transcribe", "exp", "a.wav"])
     assert exit_.value.code == 130
     assert capsys.readouterr().err == "asrkit transcribe: interrupted\n"
+
+
+@pytest.mark.parametrize("command", ["tokenizer", "score"])
+def test_commands_that_need_no_model_start_without_torch(command):
+    """torch takes seconds to import: the commands that never run a model do without it."""
+    probe = (f"import sys, asrkit.bin.{command}; "
+             "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"

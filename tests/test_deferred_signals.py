@@ -56,3 +56,28 @@ def test_outside_the_main_thread_the_block_runs_unprotected():
     thread.start()
     thread.join()
     assert ran == [True] and errors == []
+
+
+def test_sigint_and_sigterm_in_one_block_are_both_delivered():
+    calls = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: calls.append(signum))
+    try:
+        with pytest.raises(KeyboardInterrupt), deferred_signals():
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGTERM)
+        assert calls == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_handler_installed_from_c_is_left_alone(monkeypatch):
+    """signal.getsignal gives None for it: setting another handler would lose it for good."""
+    set_for = []
+    real_signal, real_getsignal = signal.signal, signal.getsignal
+    monkeypatch.setattr(signal, "getsignal", lambda signum: None if signum == signal.SIGTERM
+                        else real_getsignal(signum))
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: set_for.append(signum)
+                        or real_signal(signum, handler))
+    with deferred_signals():
+        pass
+    assert set_for == [signal.SIGINT, signal.SIGINT]  # held, then put back; SIGTERM untouched

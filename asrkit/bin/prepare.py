@@ -15,7 +15,7 @@ from pathlib import Path
 from asrkit.atomic_text import os_error_status
 from asrkit.cli_checks import out_dir_problem
 from asrkit.config import one_line
-from asrkit.data.prepare import PREPARERS, load_preparer, run_preparer
+from asrkit.data.prepare import PREPARERS, PreparedThenInterrupted, load_preparer, run_preparer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +40,10 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         summary = run_preparer(args.corpus, args.src, args.out, **options)
+    except PreparedThenInterrupted as e:
+        print(e.summary.format())
+        print(f"asrkit prepare {args.corpus}: {e}", file=sys.stderr)
+        return 130
     except ValueError as e:  # bad options or source: a usage error
         print(f"asrkit prepare {args.corpus}: {e}", file=sys.stderr)
         return 2

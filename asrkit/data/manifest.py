@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -140,15 +141,15 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> 
 
 
 def write_manifests(manifests: Mapping[Path, Iterable[Utterance]],
-                    before_rename: Callable[[], Callable[[], None] | None] | None = None
-                    ) -> list[int]:
+                    before_rename: Callable[[], Callable[[], None] | None] | None = None,
+                    after_rename: Callable[[], None] | None = None) -> list[int]:
     """Write several manifests as one (``write_manifest``'s checks): each to a temp file
     first, so that an error in any leaves every one as it was. Then, with Ctrl-C and
-    SIGTERM held (asrkit.deferred_signals), ``before_rename`` (a preparer moving the files
-    the manifests name into place; it returns what undoes that, or None) and the renames
-    over the old manifests: a rename that fails puts back the manifests already renamed
-    and calls the undo, so the manifests and their files stay as they were. Returns the
-    counts."""
+    SIGTERM held (asrkit.deferred_signals): ``before_rename`` (a preparer moving the files
+    the manifests name into place; it returns what undoes that, or None), the renames over
+    the old manifests (each path names a whole manifest, old or new, at every moment), and
+    ``after_rename``. A rename that fails puts back the manifests already renamed and calls
+    the undo, so the manifests and their files stay as they were. Returns the counts."""
     staged: list[tuple[Path, Path, int]] = []
     try:
         for path, utterances in manifests.items():
@@ -161,6 +162,8 @@ def write_manifests(manifests: Mapping[Path, Iterable[Utterance]],
                 if undo is not None:
                     undo()
                 raise
+            if after_rename is not None:
+                after_rename()
     finally:
         for _, tmp, _ in staged:
             tmp.unlink(missing_ok=True)
@@ -168,29 +171,40 @@ def write_manifests(manifests: Mapping[Path, Iterable[Utterance]],
 
 
 def _replace_all(renames: list[tuple[Path, Path]]) -> None:
-    """Rename each temp file over its path, all or none: the old files are moved aside
-    first and put back if a rename fails."""
-    done: list[tuple[Path, Path | None]] = []  # (path, where its old file went)
+    """Rename each temp file over its path, all or none: each old file is kept under a
+    second name (a hard link, else a copy) until every rename is done, and put back if one
+    fails."""
+    done: list[tuple[Path, Path | None]] = []  # (path, its old file's second name)
     try:
         for path, tmp in renames:
-            aside = path.with_name(f".{path.name}.old{os.getpid()}") if path.exists() else None
             try:
-                if aside is not None:
-                    os.replace(path, aside)
-                done.append((path, aside))
+                kept = _second_name(path) if path.exists() else None
+                done.append((path, kept))
                 os.replace(tmp, path)
             except OSError as e:
                 raise write_error(path, e) from None
     except BaseException:
-        for path, aside in reversed(done):
-            if aside is not None:
-                os.replace(aside, path)
+        for path, kept in reversed(done):
+            if kept is not None:
+                os.replace(kept, path)
+                kept.unlink(missing_ok=True)  # a link to the file at path: rename leaves it
             else:
                 path.unlink(missing_ok=True)
         raise
-    for _, aside in done:
-        if aside is not None:
-            aside.unlink(missing_ok=True)
+    for _, kept in done:
+        if kept is not None:
+            kept.unlink(missing_ok=True)
+
+
+def _second_name(path: Path) -> Path:
+    """``path``'s file also under ``.<name>.old<pid>`` beside it (``path`` stays)."""
+    kept = path.with_name(f".{path.name}.old{os.getpid()}")
+    kept.unlink(missing_ok=True)
+    try:
+        os.link(path, kept)
+    except OSError:  # a file system without hard links
+        shutil.copyfile(path, kept)
+    return kept
 
 
 def _write_temp(path: Path, utterances: Iterable[Utterance]) -> tuple[Path, int]:

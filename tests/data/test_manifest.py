@@ -131,3 +131,27 @@ def test_write_manifests_is_all_or_none_when_a_rename_fails(tmp_path, monkeypatc
     assert [u.text for name in ("a", "b", "c")
             for u in read_manifest(tmp_path / f"{name}.jsonl")] == ["new", "old", "new"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl", "b.jsonl", "c.jsonl"]
+
+
+def test_each_manifest_path_names_a_whole_manifest_at_every_moment(tmp_path, monkeypatch):
+    """A reader (a training run starting) never finds a manifest missing while several are
+    rewritten: the old file stays at its path until the new one replaces it."""
+    import os
+
+    from asrkit.data.manifest import write_manifests
+
+    paths = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    for path in paths:
+        write_manifest(path, [Utterance("u1", "old.wav", 1.0, "old", "s")])
+    replace, seen = os.replace, []
+
+    def checking(src, dst):
+        seen.append([read_manifest(path)[0].text for path in paths])
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", checking)
+    write_manifests({path: [Utterance("u1", "new.wav", 1.0, "new", "s")] for path in paths})
+    monkeypatch.undo()
+    assert seen == [["old", "old"], ["new", "old"]]
+    assert [read_manifest(path)[0].text for path in paths] == ["new", "new"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl", "b.jsonl"]

@@ -30,6 +30,15 @@ def load_preparer(corpus: str) -> ModuleType:
     return importlib.import_module(PREPARERS[corpus])
 
 
+class PreparedThenInterrupted(KeyboardInterrupt):
+    """Ctrl-C came while the new manifests (and a preparer's files) were being put in place,
+    and was held until they all were: the preparation is complete (``summary``)."""
+
+    def __init__(self, summary: PrepareSummary) -> None:
+        super().__init__("interrupted once the new manifests were in place (they are complete)")
+        self.summary = summary
+
+
 def run_preparer(corpus: str, src: Path | None, out: Path, **options) -> PrepareSummary:
     """Prepare `corpus` and write `<out>/<split>.jsonl` for every split it produced. A split
     of which no utterance was kept is not written: a manifest already there (an earlier,
@@ -38,25 +47,42 @@ def run_preparer(corpus: str, src: Path | None, out: Path, **options) -> Prepare
     raised before any manifest is written. A preparer that makes files (synth's audio)
     defines `install(out, splits)`, which moves those splits' new files into place and
     returns what undoes it, and `clean(out)`, which removes what is left of the new files
-    and of the old ones they replaced: `install` runs once every manifest is written to its
-    temp file, together with the renames over the old manifests (asrkit.data.manifest
-    .write_manifests: all or none, Ctrl-C held); `clean` runs last, whatever happened."""
+    and of the old ones they replaced; its `prepare` cleans up after itself when it fails.
+    `install` runs once every manifest is written to its temp file, together with the
+    renames over the old manifests and then `clean` (asrkit.data.manifest.write_manifests:
+    all or none, Ctrl-C held); on a failure `clean` discards the new files. A Ctrl-C held
+    until the manifests were in place comes out as PreparedThenInterrupted."""
     summary = PrepareSummary(corpus)
     module = load_preparer(corpus)
     out = Path(out)
-    install = getattr(module, "install", None)
+    splits = module.prepare(src, out, summary, **options)
+    written = [split for split, utterances in splits.items() if utterances]
+    install, clean = getattr(module, "install", None), getattr(module, "clean", None)
+    committed = interrupted = False
+
+    def done() -> None:
+        nonlocal committed
+        committed = True
+        if clean is not None:
+            clean(out)
+
     try:
-        splits = module.prepare(src, out, summary, **options)
-        written = [split for split, utterances in splits.items() if utterances]
         _check_unique_ids(splits, out)
         write_manifests({out / f"{split}.jsonl": splits[split] for split in written},
-                        before_rename=None if install is None else lambda: install(out, written))
+                        before_rename=None if install is None else lambda: install(out, written),
+                        after_rename=done)
+    except KeyboardInterrupt:
+        if not committed:
+            raise
+        interrupted = True
     finally:
-        if (clean := getattr(module, "clean", None)) is not None:
+        if clean is not None and not committed:
             clean(out)
     for split in splits:
         if split not in written:
             summary.split(split).written = False
+    if interrupted:
+        raise PreparedThenInterrupted(summary)
     return summary
 
 

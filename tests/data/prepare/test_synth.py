@@ -379,6 +379,91 @@ def test_ctrl_c_while_the_audio_and_manifests_go_into_place_waits_for_them(tmp_p
 
 
 @needs_engine
+def test_ctrl_c_held_until_the_new_corpus_is_in_place_says_so(tmp_path: Path, monkeypatch,
+                                                              capsys):
+    run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
+    replace = os.replace
+
+    def interrupted_at_dev(src, dst):
+        if Path(dst) == tmp_path / "wav" / "dev":
+            signal.raise_signal(signal.SIGINT)
+        replace(src, dst)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "replace", interrupted_at_dev)
+        assert prepare_main(["synth", "--out", str(tmp_path), "--num-utts", "8", "--seed", "2",
+                             "--noise-snr", "off"]) == 130
+    out, err = capsys.readouterr()
+    assert "test_unseen" in out  # the summary of what was written
+    assert err == ("asrkit prepare synth: interrupted once the new manifests were in place "
+                   "(they are complete)\n")
+    assert_manifests_match_their_audio(tmp_path)
+
+
+@needs_engine
+def test_files_of_the_users_own_under_wav_survive_a_rerun_and_a_failed_one(tmp_path: Path,
+                                                                           monkeypatch):
+    run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
+    (tmp_path / "wav" / "train" / "NOTES.txt").write_text("mine")
+    (tmp_path / "wav" / "train" / "extra").mkdir()
+    run_preparer("synth", None, tmp_path, num_utts=8, seed=2, noise_snr=None)
+    assert (tmp_path / "wav" / "train" / "NOTES.txt").read_text() == "mine"
+    assert (tmp_path / "wav" / "train" / "extra").is_dir()
+    replace = os.replace
+
+    def fails_at_test(src, dst):  # after train's and dev's audio went in
+        if Path(dst) == tmp_path / "wav" / "test":
+            raise OSError(5, "Input/output error")
+        replace(src, dst)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "replace", fails_at_test)
+        with pytest.raises(OSError):
+            run_preparer("synth", None, tmp_path, num_utts=12, seed=3, noise_snr=None)
+    assert (tmp_path / "wav" / "train" / "NOTES.txt").read_text() == "mine"
+    assert sorted(p.name for p in (tmp_path / "wav" / "train").iterdir()
+                  if not p.name.endswith(".wav")) == ["NOTES.txt", "extra"]
+    assert len(read_manifest(tmp_path / "train.jsonl")) == 5  # seed 2's 8 utterances
+
+
+@needs_engine
+def test_a_run_killed_inside_the_swap_is_mended_by_the_next(tmp_path: Path, monkeypatch):
+    run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
+    # killed between a split's two renames: its old audio aside, nothing in its place
+    (tmp_path / "wav" / ".replaced").mkdir()
+    os.replace(tmp_path / "wav" / "train", tmp_path / "wav" / ".replaced" / "train")
+    monkeypatch.setattr(synth_module, "engine_command", lambda r: ["sh", "-c", "exit 3"])
+    assert run_preparer("synth", None, tmp_path, num_utts=6, seed=1,
+                        noise_snr=None).total_kept == 0
+    assert_manifests_match_their_audio(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "wav").iterdir()) == [
+        "dev", "test", "test_unseen", "train"]
+
+
+def test_options_refused_leave_the_directory_alone(tmp_path: Path, capsys):
+    """Another run's staging is not this run's to remove when this run does not start."""
+    (tmp_path / "wav" / ".partial" / "train").mkdir(parents=True)
+    (tmp_path / "wav" / ".partial" / "train" / "train-000000.wav").write_bytes(b"RIFF")
+    assert prepare_main(["synth", "--out", str(tmp_path), "--nj", "0"]) == 2
+    assert "--nj must be at least 1" in capsys.readouterr().err
+    assert (tmp_path / "wav" / ".partial" / "train" / "train-000000.wav").read_bytes() == b"RIFF"
+
+
+@needs_engine
+def test_a_split_directory_that_is_a_symlink_is_refused(tmp_path: Path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "out" / "wav").mkdir(parents=True)
+    (tmp_path / "out" / "wav" / "train").symlink_to(elsewhere)
+    assert prepare_main(["synth", "--out", str(tmp_path / "out"), "--num-utts", "6"]) == 2
+    assert capsys.readouterr().err == (
+        f"asrkit prepare synth: --out: {tmp_path / 'out' / 'wav' / 'train'} is a symbolic link; "
+        f"a run replaces wav/<split> as a whole: point --out at the other disk instead\n")
+    assert (tmp_path / "out" / "wav" / "train").is_symlink()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["wav"]
+
+
+@needs_engine
 @pytest.mark.parametrize("failing", ["wav/dev", "test.jsonl"])
 def test_a_failed_rename_puts_back_the_manifests_and_audio_as_they_were(tmp_path: Path,
                                                                         monkeypatch, failing):
@@ -414,6 +499,6 @@ def test_a_full_disk_while_writing_audio_is_exit_1_naming_the_file(tmp_path: Pat
     assert prepare_main(["synth", "--out", str(tmp_path), "--num-utts", "6", "--nj", "1",
                          "--noise-snr", "off"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"asrkit prepare synth: {tmp_path / 'wav.partial'}/") and \
+    assert err.startswith(f"asrkit prepare synth: {tmp_path / 'wav' / '.partial'}/") and \
         ": could not be written (" in err and err.endswith("System error.\n")
     assert err.count("\n") == 1 and not list(tmp_path.glob("*.jsonl"))
