@@ -18,7 +18,8 @@
    of 2-8 s: those of the preset's model with random weights (flat distributions, the
    hardest case for merging) and "peaky" ones shaped like a trained CTC model's (a label
    every ~3 frames, blank elsewhere, 0.35 labels per encoder frame). It prints each one's
-   real-time factor (search time / audio duration; the encoder is not included), the
+   real-time factor (search time / audio duration, the best of ``--repeats`` runs after a
+   warm-up, alike for both; the encoder is not included), the
    speed-up, and whether the two agree (the same best hypothesis, scores within 1e-3); and
    how many prefix-tree nodes the rescoring decodes for the N-best's tokens. With
    ``--precision fp32 bf16`` rescoring has a row per precision (the batched code and the
@@ -291,7 +292,7 @@ def compare_one(kind: str, method: str, precision: str, model, batches: list[Bat
     fast()  # warm-up, for both: a cold first bf16 run is ~1.3x slower (autocast's caches)
     slow()
     t_fast, ours = best_time(fast, args.repeats, args.device)
-    t_slow, ref = best_time(slow, 1, args.device)
+    t_slow, ref = best_time(slow, args.repeats, args.device)  # alike: best of each
     same, diff = agreement(ours, ref)
     print(f"{kind:<14} {method:<20} {precision:<9} {t_fast / audio:>12.5f} "
           f"{t_slow / audio:>14.5f} {t_slow / t_fast:>8.1f}x  {same:.0%}, {diff:.1e}", flush=True)

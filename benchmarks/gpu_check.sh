@@ -2,8 +2,8 @@
 # The GPU check: one command, one GPU, within 8 minutes. Prints the bf16 training-step table
 # (synth/conformer, aishell/conformer, librispeech/conformer_l; eager and torch.compile'd:
 # ms/step, input frames/s, peak memory, MFU, the attention kernels that ran), a 300-update
-# synth training run whose loss must fall, a trainer.devices=1 run and the decoding RTF of
-# every search method. Each section runs in its own try: a failure prints one line and the
+# synth training run whose loss must fall, a trainer.devices=2 run (two DDP ranks on the one
+# GPU) and the decoding RTF and WER of every search method. Each section runs in its own try: a failure prints one line and the
 # rest go on. Details and options: benchmarks/gpu_check.py (--help). On a machine without
 # this checkout's venv and without network, build the bundle here first and carry it:
 # benchmarks/gpu_bundle.sh (wheels of the missing packages and a prepared synth corpus).
