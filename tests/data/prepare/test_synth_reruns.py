@@ -1,0 +1,229 @@
+"""synth's reruns: the new audio and manifests go into place together, all or none
+(asrkit.data.prepare.synth install/clean, asrkit.data.manifest.write_manifests), whatever
+fails or interrupts a run; a user's files under wav/ are kept."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from asrkit.bin.prepare import main as prepare_main
+from asrkit.data.manifest import read_manifest
+from asrkit.data.prepare import run_preparer
+from asrkit.data.prepare.synth import synthesize as synth_module
+from asrkit.data.prepare.synth.plan import SPLITS
+from asrkit.data.prepare.synth.voices import ESPEAK, FLITE
+
+synth_package = importlib.import_module("asrkit.data.prepare.synth")
+needs_engine = pytest.mark.skipif(not (shutil.which(ESPEAK) or shutil.which(FLITE)),
+                                  reason="needs espeak-ng or flite")
+
+
+@needs_engine
+def test_rerun_with_fewer_utterances_leaves_no_stale_wavs(tmp_path: Path):
+    run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
+    run_preparer("synth", None, tmp_path, num_utts=6, seed=0, noise_snr=None)
+    listed = {u.audio for s in SPLITS for u in read_manifest(tmp_path / f"{s}.jsonl")}
+    assert {str(p) for p in tmp_path.glob("wav/*/*.wav")} == listed and len(listed) == 6
+
+
+@needs_engine
+def test_a_failed_or_interrupted_rerun_leaves_the_manifests_and_their_audio(tmp_path: Path,
+                                                                          monkeypatch):
+    run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
+    before = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    assert len(before) == 4 + 12
+    # every synthesis fails: nothing is kept, so no manifest is written and no audio goes
+    monkeypatch.setattr(synth_module, "engine_command", lambda r: ["sh", "-c", "exit 3"])
+    summary = run_preparer("synth", None, tmp_path, num_utts=6, seed=1, noise_snr=None)
+    assert summary.total_kept == 0
+    # Ctrl-C (in the main thread, which waits for the pool) amid another seed's synthesis
+    class InterruptedPool:
+        def __init__(self, processes):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def map(self, fn, items, chunksize=1):
+            for item in items[:3]:
+                fn(item)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(synth_module, "engine_command", real)
+    with monkeypatch.context() as patched:
+        patched.setattr(synth_package, "ThreadPool", InterruptedPool)
+        with pytest.raises(KeyboardInterrupt):
+            run_preparer("synth", None, tmp_path, num_utts=12, seed=2, noise_snr=None)
+    # a full disk while writing the dev manifest, after train's was written
+    from asrkit.data import manifest as manifest_module
+
+    write_temp = manifest_module._write_temp
+
+    def full_at_dev(path, utterances):
+        if path.name == "dev.jsonl":
+            raise OSError(28, "No space left on device")
+        return write_temp(path, utterances)
+
+    monkeypatch.setattr(manifest_module, "_write_temp", full_at_dev)
+    with pytest.raises(OSError, match="No space left"):
+        run_preparer("synth", None, tmp_path, num_utts=12, seed=5, noise_snr=None)
+    after = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    assert after == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "dev.jsonl", "test.jsonl", "test_unseen.jsonl", "train.jsonl", "wav"]
+
+
+real = synth_module.engine_command
+
+
+def assert_manifests_match_their_audio(out: Path) -> None:
+    """Every manifest line's audio exists with the duration listed; no audio unlisted; no
+    staging or replaced audio and no temp or set-aside manifest left."""
+    listed = set()
+    for split in SPLITS:
+        for u in read_manifest(out / f"{split}.jsonl"):
+            assert abs(sf.info(u.audio).frames / 16000 - u.duration) < 1e-3, u.id
+            listed.add(str(u.audio))
+    assert {str(p) for p in out.glob("wav/*/*")} == listed
+    assert sorted(p.name for p in out.iterdir()) == [
+        "dev.jsonl", "test.jsonl", "test_unseen.jsonl", "train.jsonl", "wav"]
+
+
+@needs_engine
+def test_ctrl_c_while_the_audio_and_manifests_go_into_place_waits_for_them(tmp_path: Path,
+                                                                           monkeypatch):
+    run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
+    before = (tmp_path / "train.jsonl").read_text()
+    replace = os.replace
+
+    def interrupted_at_dev(src, dst):  # Ctrl-C once train's audio is in place
+        if Path(dst) == tmp_path / "wav" / "dev":
+            signal.raise_signal(signal.SIGINT)
+        replace(src, dst)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "replace", interrupted_at_dev)
+        with pytest.raises(KeyboardInterrupt):
+            run_preparer("synth", None, tmp_path, num_utts=8, seed=2, noise_snr=None)
+    assert (tmp_path / "train.jsonl").read_text() != before  # the new run's, whole
+    assert_manifests_match_their_audio(tmp_path)
+    assert len(list(tmp_path.glob("wav/*/*"))) == 8
+
+
+@needs_engine
+def test_ctrl_c_held_until_the_new_corpus_is_in_place_says_so(tmp_path: Path, monkeypatch,
+                                                              capsys):
+    run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
+    replace = os.replace
+
+    def interrupted_at_dev(src, dst):
+        if Path(dst) == tmp_path / "wav" / "dev":
+            signal.raise_signal(signal.SIGINT)
+        replace(src, dst)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "replace", interrupted_at_dev)
+        assert prepare_main(["synth", "--out", str(tmp_path), "--num-utts", "8", "--seed", "2",
+                             "--noise-snr", "off"]) == 130
+    out, err = capsys.readouterr()
+    assert "test_unseen" in out  # the summary of what was written
+    assert err == ("asrkit prepare synth: interrupted once the new manifests were in place "
+                   "(they are complete)\n")
+    assert_manifests_match_their_audio(tmp_path)
+
+
+@needs_engine
+def test_files_of_the_users_own_under_wav_survive_a_rerun_and_a_failed_one(tmp_path: Path,
+                                                                           monkeypatch):
+    run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
+    (tmp_path / "wav" / "train" / "NOTES.txt").write_text("mine")
+    (tmp_path / "wav" / "train" / "extra").mkdir()
+    run_preparer("synth", None, tmp_path, num_utts=8, seed=2, noise_snr=None)
+    assert (tmp_path / "wav" / "train" / "NOTES.txt").read_text() == "mine"
+    assert (tmp_path / "wav" / "train" / "extra").is_dir()
+    replace = os.replace
+
+    def fails_at_test(src, dst):  # after train's and dev's audio went in
+        if Path(dst) == tmp_path / "wav" / "test":
+            raise OSError(5, "Input/output error")
+        replace(src, dst)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "replace", fails_at_test)
+        with pytest.raises(OSError):
+            run_preparer("synth", None, tmp_path, num_utts=12, seed=3, noise_snr=None)
+    assert (tmp_path / "wav" / "train" / "NOTES.txt").read_text() == "mine"
+    assert sorted(p.name for p in (tmp_path / "wav" / "train").iterdir()
+                  if not p.name.endswith(".wav")) == ["NOTES.txt", "extra"]
+    assert len(read_manifest(tmp_path / "train.jsonl")) == 5  # seed 2's 8 utterances
+
+
+@needs_engine
+def test_a_run_killed_inside_the_swap_is_mended_by_the_next(tmp_path: Path, monkeypatch):
+    run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
+    # killed between a split's two renames: its old audio aside, nothing in its place
+    (tmp_path / "wav" / ".replaced").mkdir()
+    os.replace(tmp_path / "wav" / "train", tmp_path / "wav" / ".replaced" / "train")
+    monkeypatch.setattr(synth_module, "engine_command", lambda r: ["sh", "-c", "exit 3"])
+    assert run_preparer("synth", None, tmp_path, num_utts=6, seed=1,
+                        noise_snr=None).total_kept == 0
+    assert_manifests_match_their_audio(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "wav").iterdir()) == [
+        "dev", "test", "test_unseen", "train"]
+
+
+def test_options_refused_leave_the_directory_alone(tmp_path: Path, capsys):
+    """Another run's staging is not this run's to remove when this run does not start."""
+    (tmp_path / "wav" / ".partial" / "train").mkdir(parents=True)
+    (tmp_path / "wav" / ".partial" / "train" / "train-000000.wav").write_bytes(b"RIFF")
+    assert prepare_main(["synth", "--out", str(tmp_path), "--nj", "0"]) == 2
+    assert "--nj must be at least 1" in capsys.readouterr().err
+    assert (tmp_path / "wav" / ".partial" / "train" / "train-000000.wav").read_bytes() == b"RIFF"
+
+
+@needs_engine
+def test_a_split_directory_that_is_a_symlink_is_refused(tmp_path: Path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "out" / "wav").mkdir(parents=True)
+    (tmp_path / "out" / "wav" / "train").symlink_to(elsewhere)
+    assert prepare_main(["synth", "--out", str(tmp_path / "out"), "--num-utts", "6"]) == 2
+    assert capsys.readouterr().err == (
+        f"asrkit prepare synth: --out: {tmp_path / 'out' / 'wav' / 'train'} is a symbolic link; "
+        f"a run replaces wav/<split> as a whole: point --out at the other disk instead\n")
+    assert (tmp_path / "out" / "wav" / "train").is_symlink()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["wav"]
+
+
+@needs_engine
+@pytest.mark.parametrize("failing", ["wav/dev", "test.jsonl"])
+def test_a_failed_rename_puts_back_the_manifests_and_audio_as_they_were(tmp_path: Path,
+                                                                        monkeypatch, failing):
+    run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
+    before = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    replace = os.replace
+
+    failed = []
+
+    def fails(src, dst):  # after train's audio or train's and dev's manifests went in
+        if Path(dst) == tmp_path / failing and not failed:
+            failed.append(dst)
+            raise OSError(5, "Input/output error")
+        replace(src, dst)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "replace", fails)
+        with pytest.raises(OSError, match="Input/output error"):
+            run_preparer("synth", None, tmp_path, num_utts=8, seed=2, noise_snr=None)
+    after = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    assert after == before
+    assert_manifests_match_their_audio(tmp_path)
