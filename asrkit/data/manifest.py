@@ -148,7 +148,7 @@ def write_manifests(manifests: Mapping[Path, Iterable[Utterance]],
     SIGTERM held (asrkit.deferred_signals): ``before_rename`` (a preparer moving the files
     the manifests name into place; it returns what undoes that, or None), the renames over
     the old manifests (each path names a whole manifest, old or new, at every moment), and
-    ``after_rename``. A rename that fails puts back the manifests already renamed and calls
+    ``after_rename`` (before the old manifests' second names go). A rename that fails puts back the manifests already renamed and calls
     the undo, so the manifests and their files stay as they were. Returns the counts."""
     staged: list[tuple[Path, Path, int]] = []
     try:
@@ -157,23 +157,25 @@ def write_manifests(manifests: Mapping[Path, Iterable[Utterance]],
         with deferred_signals():
             undo = before_rename() if before_rename is not None else None
             try:
-                _replace_all([(path, tmp) for path, tmp, _ in staged])
+                kept = _replace_all([(path, tmp) for path, tmp, _ in staged])
             except BaseException:
                 if undo is not None:
                     undo()
                 raise
             if after_rename is not None:
                 after_rename()
+            for old in kept:  # after after_rename: until then a killed run can be undone
+                old.unlink(missing_ok=True)
     finally:
         for _, tmp, _ in staged:
             tmp.unlink(missing_ok=True)
     return [count for *_, count in staged]
 
 
-def _replace_all(renames: list[tuple[Path, Path]]) -> None:
+def _replace_all(renames: list[tuple[Path, Path]]) -> list[Path]:
     """Rename each temp file over its path, all or none: each old file is kept under a
-    second name (a hard link, else a copy) until every rename is done, and put back if one
-    fails."""
+    second name (a hard link, else a copy), put back if a rename fails; returns those
+    second names (``.<name>.old<pid>``) for the caller to remove."""
     done: list[tuple[Path, Path | None]] = []  # (path, its old file's second name)
     try:
         for path, tmp in renames:
@@ -191,9 +193,7 @@ def _replace_all(renames: list[tuple[Path, Path]]) -> None:
             else:
                 path.unlink(missing_ok=True)
         raise
-    for _, kept in done:
-        if kept is not None:
-            kept.unlink(missing_ok=True)
+    return [kept for _, kept in done if kept is not None]
 
 
 def _second_name(path: Path) -> Path:

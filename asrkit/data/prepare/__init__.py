@@ -46,38 +46,42 @@ def run_preparer(corpus: str, src: Path | None, out: Path, **options) -> Prepare
     split or in two (the same recording in train and dev), is an error naming both places,
     raised before any manifest is written. A preparer that makes files (synth's audio)
     defines `install(out, splits)`, which moves those splits' new files into place and
-    returns what undoes it, and `clean(out)`, which removes what is left of the new files
-    and of the old ones they replaced; its `prepare` cleans up after itself when it fails.
-    `install` runs once every manifest is written to its temp file, together with the
-    renames over the old manifests and then `clean` (asrkit.data.manifest.write_manifests:
-    all or none, Ctrl-C held); on a failure `clean` discards the new files. A Ctrl-C held
-    until the manifests were in place comes out as PreparedThenInterrupted."""
+    returns what undoes it, `committed(out)`, which marks the commit point, and
+    `clean(out, committed)`, which ends its run (its `prepare` calls it itself when it
+    fails). `install` runs once every manifest is written to its temp file, together with
+    the renames over the old manifests and `committed` (asrkit.data.manifest
+    .write_manifests: all or none, Ctrl-C held); then `clean`. A Ctrl-C held until the
+    manifests were in place, or one during `clean` after them, comes out as
+    PreparedThenInterrupted."""
     summary = PrepareSummary(corpus)
     module = load_preparer(corpus)
     out = Path(out)
     splits = module.prepare(src, out, summary, **options)
     written = [split for split, utterances in splits.items() if utterances]
     install, clean = getattr(module, "install", None), getattr(module, "clean", None)
+    commit_point = getattr(module, "committed", None)
     committed = interrupted = False
 
-    def done() -> None:
+    def after_rename() -> None:
         nonlocal committed
+        if commit_point is not None:
+            commit_point(out)
         committed = True
-        if clean is not None:
-            clean(out)
 
     try:
-        _check_unique_ids(splits, out)
-        write_manifests({out / f"{split}.jsonl": splits[split] for split in written},
-                        before_rename=None if install is None else lambda: install(out, written),
-                        after_rename=done)
+        try:
+            _check_unique_ids(splits, out)
+            write_manifests({out / f"{split}.jsonl": splits[split] for split in written},
+                            before_rename=None if install is None
+                            else lambda: install(out, written),
+                            after_rename=after_rename)
+        finally:
+            if clean is not None:
+                clean(out, committed)
     except KeyboardInterrupt:
         if not committed:
             raise
         interrupted = True
-    finally:
-        if clean is not None and not committed:
-            clean(out)
     for split in splits:
         if split not in written:
             summary.split(split).written = False

@@ -8,6 +8,8 @@ import importlib
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,7 +95,7 @@ def assert_manifests_match_their_audio(out: Path) -> None:
         for u in read_manifest(out / f"{split}.jsonl"):
             assert abs(sf.info(u.audio).frames / 16000 - u.duration) < 1e-3, u.id
             listed.add(str(u.audio))
-    assert {str(p) for p in out.glob("wav/*/*")} == listed
+    assert {str(p) for p in out.glob("wav/*/*") if p.name != "NOTES.txt"} == listed  # a user's
     assert sorted(p.name for p in out.iterdir()) == [
         "dev.jsonl", "test.jsonl", "test_unseen.jsonl", "train.jsonl", "wav"]
 
@@ -147,6 +149,9 @@ def test_files_of_the_users_own_under_wav_survive_a_rerun_and_a_failed_one(tmp_p
     run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
     (tmp_path / "wav" / "train" / "NOTES.txt").write_text("mine")
     (tmp_path / "wav" / "train" / "extra").mkdir()
+    for name in ("train-000001_sp0.9.wav", "train-notes.wav"):  # named like synth's, not it
+        (tmp_path / "wav" / "train" / name).write_text(name)
+    (tmp_path / "wav" / "train" / "train-000099.wav").mkdir()  # a directory is never synth's
     run_preparer("synth", None, tmp_path, num_utts=8, seed=2, noise_snr=None)
     assert (tmp_path / "wav" / "train" / "NOTES.txt").read_text() == "mine"
     assert (tmp_path / "wav" / "train" / "extra").is_dir()
@@ -163,22 +168,152 @@ def test_files_of_the_users_own_under_wav_survive_a_rerun_and_a_failed_one(tmp_p
             run_preparer("synth", None, tmp_path, num_utts=12, seed=3, noise_snr=None)
     assert (tmp_path / "wav" / "train" / "NOTES.txt").read_text() == "mine"
     assert sorted(p.name for p in (tmp_path / "wav" / "train").iterdir()
-                  if not p.name.endswith(".wav")) == ["NOTES.txt", "extra"]
+                  if not p.name.startswith("train-0000") or "_" in p.name
+                  or p.is_dir()) == ["NOTES.txt", "extra", "train-000001_sp0.9.wav",
+                                     "train-000099.wav", "train-notes.wav"]
     assert len(read_manifest(tmp_path / "train.jsonl")) == 5  # seed 2's 8 utterances
 
 
+KILLED_AT = """
+import os, sys
+from pathlib import Path
+from asrkit.data.prepare import run_preparer
+out, target = Path(sys.argv[1]), Path(sys.argv[1]) / sys.argv[2]
+replace = os.replace
+def killed(src, dst):
+    if Path(dst) == target:
+        os._exit(137)
+    replace(src, dst)
+os.replace = killed
+run_preparer("synth", None, out, num_utts=8, seed=2, noise_snr=None)
+"""
+
+
+def failing_rerun(out: Path, monkeypatch) -> None:
+    """A rerun whose every synthesis fails: it writes nothing, only mends."""
+    with monkeypatch.context() as patched:
+        patched.setattr(synth_module, "engine_command", lambda r: ["sh", "-c", "exit 3"])
+        assert run_preparer("synth", None, out, num_utts=6, seed=1,
+                            noise_snr=None).total_kept == 0
+
+
 @needs_engine
-def test_a_run_killed_inside_the_swap_is_mended_by_the_next(tmp_path: Path, monkeypatch):
+@pytest.mark.parametrize("killed_at", ["wav/dev", "wav/test/NOTES.txt", "test.jsonl"])
+def test_a_run_killed_in_the_commit_is_undone_by_the_next(tmp_path: Path, monkeypatch,
+                                                          killed_at):
+    """SIGKILL at a rename: in the swap, amid moving the user's files, amid the manifests'
+    renames. Without the commit mark the next run puts back the old manifests and audio."""
     run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
-    # killed between a split's two renames: its old audio aside, nothing in its place
-    (tmp_path / "wav" / ".replaced").mkdir()
-    os.replace(tmp_path / "wav" / "train", tmp_path / "wav" / ".replaced" / "train")
-    monkeypatch.setattr(synth_module, "engine_command", lambda r: ["sh", "-c", "exit 3"])
-    assert run_preparer("synth", None, tmp_path, num_utts=6, seed=1,
-                        noise_snr=None).total_kept == 0
+    (tmp_path / "wav" / "test" / "NOTES.txt").write_text("mine")
+    before = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT, str(tmp_path), killed_at],
+                            check=False)
+    assert killed.returncode == 137
+    failing_rerun(tmp_path, monkeypatch)
+    after = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    assert after == before
     assert_manifests_match_their_audio(tmp_path)
-    assert sorted(p.name for p in (tmp_path / "wav").iterdir()) == [
-        "dev", "test", "test_unseen", "train"]
+
+
+@needs_engine
+def test_a_run_killed_after_its_commit_point_stays_and_its_leftovers_go(tmp_path: Path,
+                                                                        monkeypatch):
+    run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
+    script = KILLED_AT.replace("replace = os.replace", "replace = os.replace\n"
+                               "from asrkit.data.prepare.synth import swap\n"
+                               "def commit(out):\n"
+                               "    (out / swap.REPLACED / swap.COMMITTED).touch()\n"
+                               "    os._exit(137)\n"
+                               "swap.committed = commit\n"
+                               "import asrkit.data.prepare.synth as synth\n"
+                               "synth.committed = commit")
+    killed = subprocess.run([sys.executable, "-c", script, str(tmp_path), "nothing"],
+                            check=False)
+    assert killed.returncode == 137 and (tmp_path / "wav" / ".replaced").is_dir()
+    failing_rerun(tmp_path, monkeypatch)
+    assert_manifests_match_their_audio(tmp_path)
+    assert len(read_manifest(tmp_path / "train.jsonl")) == 5  # seed 2's 8 utterances
+    assert not list(tmp_path.glob(".*.jsonl.*"))
+
+
+@needs_engine
+def test_a_second_run_on_the_same_out_is_refused(tmp_path: Path, capsys):
+    import fcntl
+
+    (tmp_path / "wav").mkdir()
+    with open(tmp_path / "wav" / ".prepare.lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running prepare holds it
+        assert prepare_main(["synth", "--out", str(tmp_path), "--num-utts", "6"]) == 2
+    assert capsys.readouterr().err == (
+        f"asrkit prepare synth: --out: {tmp_path} is in use by another asrkit prepare synth; "
+        f"wait for it to finish or prepare into another directory\n")
+    assert sorted(p.name for p in (tmp_path / "wav").iterdir()) == [".prepare.lock"]
+
+
+@needs_engine
+def test_an_undo_that_fails_too_keeps_the_old_audio_for_the_next_run(tmp_path: Path,
+                                                                     monkeypatch):
+    run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
+    before = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    replace, failed = os.replace, []
+
+    def fails_twice(src, dst):  # test.jsonl's rename, then the undo's first swap back
+        if Path(dst) == tmp_path / "test.jsonl" and not failed or \
+                Path(dst).parent == tmp_path / "wav" / ".partial" and len(failed) == 1:
+            failed.append(dst)
+            raise OSError(5, "Input/output error")
+        replace(src, dst)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "replace", fails_twice)
+        with pytest.raises(OSError):
+            run_preparer("synth", None, tmp_path, num_utts=8, seed=2, noise_snr=None)
+    assert len(failed) == 2 and (tmp_path / "wav" / ".replaced").is_dir()
+    failing_rerun(tmp_path, monkeypatch)
+    after = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    assert after == before
+
+
+@needs_engine
+def test_after_the_commit_a_failed_clean_up_is_a_warning(tmp_path: Path, monkeypatch, caplog):
+    run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
+    rmtree = shutil.rmtree
+
+    def fails_on_replaced(path, *args, **kwargs):
+        if Path(path).name == ".replaced":
+            raise OSError(5, "Input/output error", str(path))
+        rmtree(path, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(shutil, "rmtree", fails_on_replaced)
+        assert prepare_main(["synth", "--out", str(tmp_path), "--num-utts", "8", "--seed", "2",
+                             "--noise-snr", "off"]) == 0
+    assert "the new corpus is in place, but" in caplog.text
+    assert "could not be removed (Input/output error); the next run removes it" in caplog.text
+    failing_rerun(tmp_path, monkeypatch)
+    assert_manifests_match_their_audio(tmp_path)
+    assert len(read_manifest(tmp_path / "train.jsonl")) == 5
+
+
+@needs_engine
+def test_a_full_disk_in_the_swap_is_exit_1_naming_the_directory(tmp_path: Path, monkeypatch,
+                                                                capsys):
+    run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
+    replace = os.replace
+
+    def full(src, dst):
+        if Path(dst) == tmp_path / "wav" / ".replaced" / "dev":
+            raise OSError(28, "No space left on device")
+        replace(src, dst)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "replace", full)
+        assert prepare_main(["synth", "--out", str(tmp_path), "--num-utts", "8", "--seed", "2",
+                             "--noise-snr", "off"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"asrkit prepare synth: {tmp_path / 'wav' / 'dev'}: could not be "
+                          f"written (") and err.endswith("No space left on device\n")
+    assert_manifests_match_their_audio(tmp_path)
 
 
 def test_options_refused_leave_the_directory_alone(tmp_path: Path, capsys):

@@ -12,13 +12,12 @@ byte-identical manifests and wav files, whatever --nj.
 Writes <out>/{train,dev,test,test_unseen}.jsonl and <out>/wav/<split>/<id>.wav (16 kHz mono
 16-bit); audio paths in the manifests are relative to <out>, so the directory can move.
 The audio is made in <out>/wav/.partial; once every manifest is written to a temp file,
-each written split's directory is swapped in as wav/<split> (``install``; files in it that
-synth did not make move along) together with the manifests' renames, all or none and with
-Ctrl-C and SIGTERM held for those milliseconds: a run that fails or is interrupted leaves an
-earlier run's manifests and their audio as they were, or, interrupted once they are all in
-place, the new ones, complete. (A run killed outright, SIGKILL or a power cut, inside those
-milliseconds can leave a mix: prepare again.) A wav/<split> that is a symbolic link is
-refused: the swap would replace the link, not the audio where it points.
+each written split's directory is swapped in as wav/<split> together with the manifests'
+renames, all or none, with Ctrl-C and SIGTERM held for those milliseconds (swap.py): a run
+that fails or is interrupted leaves an earlier run's manifests and their audio as they were,
+or, interrupted once they are all in place, the new ones, complete; one killed outright is
+mended by the next run. One run at a time per --out (a lock); files of the user's own in
+wav/<split> move along; a wav/<split> that is a symbolic link is refused.
 """
 
 from __future__ import annotations
@@ -27,19 +26,18 @@ import argparse
 import logging
 import math
 import os
-import shutil
-from collections.abc import Callable
 from multiprocessing.pool import ThreadPool
 from pathlib import Path
 
 from asrkit.data.manifest import Utterance
 from asrkit.data.prepare.summary import PrepareSummary
+from asrkit.data.prepare.synth.swap import clean, committed, install, start
+
+__all__ = ["add_arguments", "clean", "committed", "install", "prepare"]  # run_preparer's
 
 log = logging.getLogger(__name__)
 
 DEFAULT_NOISE_SNR = (20.0, 40.0)
-STAGING = "wav/.partial"  # under --out: the new audio, until install() swaps it in
-REPLACED = "wav/.replaced"  # under --out: the audio install() swapped out, until clean()
 
 
 class _NoiseSnr(argparse.Action):
@@ -105,14 +103,7 @@ def prepare(
     for note in voices.notes:
         log.warning("synth: %s", note)
     plan = plan_corpus(seed, sizes, voices, tuple(noise_snr) if noise_snr else None)
-    for split in SPLITS:
-        if (out / "wav" / split).is_symlink():
-            raise ValueError(f"--out: {out / 'wav' / split} is a symbolic link; a run replaces "
-                             f"wav/<split> as a whole: point --out at the other disk instead")
-    _recover(out)
-    staging = out / STAGING  # new audio lands here; wav/<split> changes only once it is done
-    for split in SPLITS:
-        (staging / split).mkdir(parents=True, exist_ok=True)
+    staging = start(out, SPLITS)  # new audio lands here; wav/<split> changes once it is done
 
     def run(item) -> int | str:  # a PlannedUtterance
         try:
@@ -124,7 +115,7 @@ def prepare(
         with ThreadPool(min(nj, len(plan))) as pool:
             results = pool.map(run, plan, chunksize=1)
     except BaseException:
-        clean(out)
+        clean(out, committed=False)
         raise
     splits: dict[str, list[Utterance]] = {split: [] for split in SPLITS}
     for item, result in zip(plan, results):
@@ -136,69 +127,6 @@ def prepare(
         splits[item.split].append(Utterance(id=item.id, audio=item.audio, duration=duration,
                                             text=item.text, speaker=item.request.voice.speaker))
     return splits
-
-
-def install(out: Path, splits: list[str]) -> Callable[[], None]:
-    """Swap each split's new audio directory (``wav/.partial/<split>``) in as
-    ``wav/<split>``, the old one going to ``wav/.replaced/<split>``; returns what swaps them
-    back. Directory renames: a split's audio changes at once, and the files of an earlier,
-    larger run go with its directory; anything else there (not ``<split>-*.wav``: a user's
-    own files) moves into the new directory. asrkit.data.prepare.run_preparer calls it,
-    then ``clean``."""
-    staging, aside, final = out / STAGING, out / REPLACED, out / "wav"
-    aside.mkdir(parents=True, exist_ok=True)
-    swapped: list[tuple[str, list[str]]] = []  # (split, names of the user's entries moved)
-
-    def undo() -> None:
-        for split, kept in reversed(swapped):
-            for name in kept:
-                os.replace(final / split / name, aside / split / name)
-            os.replace(final / split, staging / split)
-            if (aside / split).exists():
-                os.replace(aside / split, final / split)
-        swapped.clear()
-
-    try:
-        for split in splits:
-            kept = []
-            if (final / split).exists():
-                kept = [entry.name for entry in (final / split).iterdir()
-                        if not _made_by_synth(entry.name, split)]
-                os.replace(final / split, aside / split)
-            try:
-                os.replace(staging / split, final / split)
-            except BaseException:
-                if (aside / split).exists():
-                    os.replace(aside / split, final / split)
-                raise
-            swapped.append((split, []))
-            for name in kept:
-                os.replace(aside / split / name, final / split / name)
-                swapped[-1][1].append(name)
-    except BaseException:
-        undo()
-        raise
-    return undo
-
-
-def clean(out: Path) -> None:
-    """Remove the new audio not swapped in and the old audio swapped out."""
-    for leftover in (out / STAGING, out / REPLACED):
-        if leftover.exists():
-            shutil.rmtree(leftover)
-
-
-def _recover(out: Path) -> None:
-    """What a run killed (SIGKILL, a power cut) inside ``install`` left: a split's old
-    audio moved aside with nothing in its place goes back; then ``clean``."""
-    for old in sorted((out / REPLACED).glob("*")) if (out / REPLACED).is_dir() else ():
-        if not (out / "wav" / old.name).exists():
-            os.replace(old, out / "wav" / old.name)
-    clean(out)
-
-
-def _made_by_synth(name: str, split: str) -> bool:
-    return name.startswith(f"{split}-") and name.endswith(".wav")
 
 
 def _usable_cores() -> int:
