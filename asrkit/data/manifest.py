@@ -9,6 +9,7 @@ line and raises `ManifestError` naming the file, line and key; writing is atomic
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -18,6 +19,8 @@ from pathlib import Path
 
 from asrkit.atomic_text import write_error
 from asrkit.deferred_signals import deferred_signals
+
+log = logging.getLogger(__name__)
 
 REQUIRED_FIELDS = {"id": str, "audio": str, "duration": (int, float), "text": str, "speaker": str}
 OPTIONAL_FIELDS = {"start": (int, float), "end": (int, float)}
@@ -148,52 +151,69 @@ def write_manifests(manifests: Mapping[Path, Iterable[Utterance]],
     SIGTERM held (asrkit.deferred_signals): ``before_rename`` (a preparer moving the files
     the manifests name into place; it returns what undoes that, or None), the renames over
     the old manifests (each path names a whole manifest, old or new, at every moment), and
-    ``after_rename`` (before the old manifests' second names go). A rename that fails puts back the manifests already renamed and calls
-    the undo, so the manifests and their files stay as they were. Returns the counts."""
+    ``after_rename`` (a preparer's commit point). A failure in the renames or in
+    ``after_rename`` puts back the manifests already renamed and calls the undo, so the
+    manifests and their files stay as they were. Until ``after_rename`` has run, each old
+    manifest also has a second name (``.<name>.old<pid>``) and each new one without an old
+    one a mark (``.<name>.new<pid>``), from which a preparer can undo a killed run (asrkit
+    .data.prepare.synth.swap); they go afterwards (a failure there only warns). Returns
+    the counts."""
     staged: list[tuple[Path, Path, int]] = []
+    done: list[tuple[Path, Path]] = []  # (path, its trace)
+    committed = False
     try:
         for path, utterances in manifests.items():
             staged.append((Path(path), *_write_temp(Path(path), utterances)))
-        with deferred_signals():
+        with deferred_signals():  # a signal held comes out here, once all is in place
             undo = before_rename() if before_rename is not None else None
             try:
-                kept = _replace_all([(path, tmp) for path, tmp, _ in staged])
+                _replace_all([(path, tmp) for path, tmp, _ in staged], done)
+                if after_rename is not None:
+                    after_rename()
             except BaseException:
+                _put_back(done)
                 if undo is not None:
                     undo()
                 raise
-            if after_rename is not None:
-                after_rename()
-            for old in kept:  # after after_rename: until then a killed run can be undone
-                old.unlink(missing_ok=True)
+            committed = True
     finally:
         for _, tmp, _ in staged:
             tmp.unlink(missing_ok=True)
+        for _, trace in done if committed else ():
+            try:
+                trace.unlink(missing_ok=True)
+            except OSError as e:
+                log.warning("%s: could not be removed (%s); it is left over", trace,
+                            e.strerror or e)
     return [count for *_, count in staged]
 
 
-def _replace_all(renames: list[tuple[Path, Path]]) -> list[Path]:
-    """Rename each temp file over its path, all or none: each old file is kept under a
-    second name (a hard link, else a copy), put back if a rename fails; returns those
-    second names (``.<name>.old<pid>``) for the caller to remove."""
-    done: list[tuple[Path, Path | None]] = []  # (path, its old file's second name)
-    try:
-        for path, tmp in renames:
-            try:
-                kept = _second_name(path) if path.exists() else None
-                done.append((path, kept))
-                os.replace(tmp, path)
-            except OSError as e:
-                raise write_error(path, e) from None
-    except BaseException:
-        for path, kept in reversed(done):
-            if kept is not None:
-                os.replace(kept, path)
-                kept.unlink(missing_ok=True)  # a link to the file at path: rename leaves it
+def _replace_all(renames: list[tuple[Path, Path]], done: list[tuple[Path, Path]]) -> None:
+    """Rename each temp file over its path, appending to ``done`` (path, its trace): the
+    old file's second name (a hard link, else a copy) or, for a path that had none, an
+    empty ``.new`` mark, made before the rename."""
+    for path, tmp in renames:
+        try:
+            if path.exists():
+                trace = _second_name(path)
             else:
-                path.unlink(missing_ok=True)
-        raise
-    return [kept for _, kept in done if kept is not None]
+                trace = path.with_name(f".{path.name}.new{os.getpid()}")
+                trace.touch()
+            done.append((path, trace))
+            os.replace(tmp, path)
+        except OSError as e:
+            raise write_error(path, e) from None
+
+
+def _put_back(done: list[tuple[Path, Path]]) -> None:
+    """Undo ``_replace_all``: each old file back from its second name, each new one gone."""
+    for path, trace in reversed(done):
+        if ".old" in trace.name:
+            os.replace(trace, path)
+            trace.unlink(missing_ok=True)  # a link to the file at path: rename leaves it
+        else:
+            path.unlink(missing_ok=True)
+            trace.unlink(missing_ok=True)
 
 
 def _second_name(path: Path) -> Path:

@@ -151,7 +151,7 @@ def test_files_of_the_users_own_under_wav_survive_a_rerun_and_a_failed_one(tmp_p
     (tmp_path / "wav" / "train" / "extra").mkdir()
     for name in ("train-000001_sp0.9.wav", "train-notes.wav"):  # named like synth's, not it
         (tmp_path / "wav" / "train" / name).write_text(name)
-    (tmp_path / "wav" / "train" / "train-000099.wav").mkdir()  # a directory is never synth's
+    (tmp_path / "wav" / "train" / "dev-000001.wav").write_text("another split's name")
     run_preparer("synth", None, tmp_path, num_utts=8, seed=2, noise_snr=None)
     assert (tmp_path / "wav" / "train" / "NOTES.txt").read_text() == "mine"
     assert (tmp_path / "wav" / "train" / "extra").is_dir()
@@ -169,8 +169,8 @@ def test_files_of_the_users_own_under_wav_survive_a_rerun_and_a_failed_one(tmp_p
     assert (tmp_path / "wav" / "train" / "NOTES.txt").read_text() == "mine"
     assert sorted(p.name for p in (tmp_path / "wav" / "train").iterdir()
                   if not p.name.startswith("train-0000") or "_" in p.name
-                  or p.is_dir()) == ["NOTES.txt", "extra", "train-000001_sp0.9.wav",
-                                     "train-000099.wav", "train-notes.wav"]
+                  or p.is_dir()) == ["NOTES.txt", "dev-000001.wav", "extra",
+                                     "train-000001_sp0.9.wav", "train-notes.wav"]
     assert len(read_manifest(tmp_path / "train.jsonl")) == 5  # seed 2's 8 utterances
 
 
@@ -236,6 +236,69 @@ def test_a_run_killed_after_its_commit_point_stays_and_its_leftovers_go(tmp_path
     assert not list(tmp_path.glob(".*.jsonl.*"))
 
 
+CUT_SHORT = """
+import os, shutil, sys
+from pathlib import Path
+from asrkit.data.prepare import run_preparer
+rmtree = shutil.rmtree
+def cut_short(path, *args, **kwargs):  # the commit mark goes first, then the process dies
+    mark = Path(path) / ".committed"
+    if mark.exists():
+        mark.unlink()
+        os._exit(137)
+    rmtree(path, *args, **kwargs)
+shutil.rmtree = cut_short
+run_preparer("synth", None, Path(sys.argv[1]), num_utts=8, seed=2, noise_snr=None)
+"""
+
+
+@needs_engine
+def test_a_run_killed_while_deleting_the_old_audio_keeps_the_new_corpus(tmp_path: Path,
+                                                                        monkeypatch):
+    """Deleting the old audio lists its directory's entries in any order: the commit mark
+    may go first. The old audio is renamed out of recover's way before it is deleted."""
+    run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
+    killed = subprocess.run([sys.executable, "-c", CUT_SHORT, str(tmp_path)], check=False)
+    assert killed.returncode == 137
+    failing_rerun(tmp_path, monkeypatch)
+    assert_manifests_match_their_audio(tmp_path)
+    assert len(read_manifest(tmp_path / "train.jsonl")) == 5  # seed 2's 8 utterances
+
+
+@needs_engine
+def test_a_killed_run_s_manifest_that_had_no_old_one_is_removed(tmp_path: Path, monkeypatch):
+    run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
+    (tmp_path / "test.jsonl").unlink()  # the user removed it; wav/test stays
+    before = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT, str(tmp_path),
+                             "test_unseen.jsonl"], check=False)
+    assert killed.returncode == 137 and (tmp_path / "test.jsonl").exists()
+    failing_rerun(tmp_path, monkeypatch)
+    after = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    assert after == before and not (tmp_path / "test.jsonl").exists()
+    assert not list(tmp_path.glob(".*"))
+
+
+@needs_engine
+def test_a_commit_mark_that_cannot_be_made_undoes_the_run(tmp_path: Path, monkeypatch):
+    run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
+    before = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+
+    def no_mark(out):
+        raise OSError(5, "Input/output error")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(synth_package, "committed", no_mark)
+        with pytest.raises(OSError, match="Input/output error"):
+            run_preparer("synth", None, tmp_path, num_utts=8, seed=2, noise_snr=None)
+    after = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    assert after == before
+    assert_manifests_match_their_audio(tmp_path)
+    assert not list(tmp_path.glob(".*")) and sorted(
+        p.name for p in (tmp_path / "wav").iterdir()) == [
+        ".prepare.lock", "dev", "test", "test_unseen", "train"]
+
+
 @needs_engine
 def test_a_second_run_on_the_same_out_is_refused(tmp_path: Path, capsys):
     import fcntl
@@ -280,7 +343,7 @@ def test_after_the_commit_a_failed_clean_up_is_a_warning(tmp_path: Path, monkeyp
     rmtree = shutil.rmtree
 
     def fails_on_replaced(path, *args, **kwargs):
-        if Path(path).name == ".replaced":
+        if Path(path).name.startswith(".removing-"):  # the old audio, renamed to be deleted
             raise OSError(5, "Input/output error", str(path))
         rmtree(path, *args, **kwargs)
 
@@ -314,6 +377,23 @@ def test_a_full_disk_in_the_swap_is_exit_1_naming_the_directory(tmp_path: Path, 
     assert err.startswith(f"asrkit prepare synth: {tmp_path / 'wav' / 'dev'}: could not be "
                           f"written (") and err.endswith("No space left on device\n")
     assert_manifests_match_their_audio(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["directory", "symlink"])
+def test_an_entry_named_as_synth_audio_is_refused_before_synthesis(tmp_path: Path, capsys,
+                                                                   kind):
+    (tmp_path / "wav" / "train").mkdir(parents=True)
+    if kind == "directory":
+        (tmp_path / "wav" / "train" / "train-000001.wav").mkdir()
+    else:
+        (tmp_path / "mine.wav").write_bytes(b"RIFF")
+        (tmp_path / "wav" / "train" / "train-000001.wav").symlink_to(tmp_path / "mine.wav")
+    assert prepare_main(["synth", "--out", str(tmp_path), "--num-utts", "6"]) == 2
+    assert capsys.readouterr().err == (
+        f"asrkit prepare synth: --out: {tmp_path / 'wav' / 'train' / 'train-000001.wav'} is "
+        f"named as synth's audio but is not a file it could have written; rename it or move "
+        f"it out\n")
+    assert (tmp_path / "wav" / "train" / "train-000001.wav").exists()
 
 
 def test_options_refused_leave_the_directory_alone(tmp_path: Path, capsys):

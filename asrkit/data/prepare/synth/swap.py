@@ -9,9 +9,11 @@ asrkit.data.prepare.run_preparer calls ``install`` (once the manifests are writt
 files), renames the manifests, calls ``committed``, then ``clean`` (``committed=True``); on a
 failure it calls the undo ``install`` returned (with the manifests put back by
 asrkit.data.manifest.write_manifests) and ``clean`` with ``committed=False``. A run killed
-outright (SIGKILL, a power cut) somewhere in between is mended by the next run's ``start``
+outright (SIGKILL) somewhere in between is mended by the next run's ``start``
 (``recover``): without the commit mark the old manifests (their hard-linked copies, if a
-rename had begun) and the old audio go back; with it the new ones stay. Files of the user's
+rename had begun; a manifest that had none is removed) and the old audio go back; with it
+the new ones stay. Nothing is fsync'ed: after a power cut the file system may have kept the
+renames in another order. Files of the user's
 own in ``wav/<split>`` (anything but synth's ``<split>-NNNNNN.wav``) move with each swap.
 """
 
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 STAGING = "wav/.partial"
 REPLACED = "wav/.replaced"
 COMMITTED = ".committed"     # in REPLACED
+TRASH = ".removing-"         # in wav/: a directory being deleted
 LOCK = "wav/.prepare.lock"
 _locks: dict[Path, object] = {}  # out -> the open lock file
 
@@ -44,6 +47,10 @@ def start(out: Path, splits: tuple[str, ...]) -> Path:
         if (out / "wav" / split).is_symlink():
             raise ValueError(f"--out: {out / 'wav' / split} is a symbolic link; a run replaces "
                              f"wav/<split> as a whole: point --out at the other disk instead")
+        for entry in (out / "wav" / split).iterdir() if (out / "wav" / split).is_dir() else ():
+            if _synth_name(entry.name, split) and not _made_by_synth(entry, split):
+                raise ValueError(f"--out: {entry} is named as synth's audio but is not a file "
+                                 f"it could have written; rename it or move it out")
     _lock(out)
     try:
         recover(out, splits)
@@ -98,7 +105,7 @@ def clean(out: Path, committed: bool) -> None:
         if (out / STAGING).exists():
             shutil.rmtree(out / STAGING)
         if committed and (out / REPLACED).exists():
-            shutil.rmtree(out / REPLACED)
+            _remove(out / REPLACED)
         elif (out / REPLACED).is_dir() and not any((out / REPLACED).iterdir()):
             (out / REPLACED).rmdir()
     except OSError as e:
@@ -118,10 +125,13 @@ def recover(out: Path, splits: tuple[str, ...]) -> None:
         for split in splits:
             for kept in out.glob(f".{split}.jsonl.old*"):  # a rename had begun
                 os.replace(kept, out / f"{split}.jsonl")
+            for mark in out.glob(f".{split}.jsonl.new*"):  # a manifest with no old one
+                (out / f"{split}.jsonl").unlink(missing_ok=True)
+                mark.unlink()
             if (aside / split).is_dir():
                 if (out / "wav" / split).is_dir():
                     for entry in (out / "wav" / split).iterdir():
-                        if not _made_by_synth(entry) and not (aside / split / entry.name).exists():
+                        if not _made_by_synth(entry, split) and not (aside / split / entry.name).exists():
                             os.replace(entry, aside / split / entry.name)
                     shutil.rmtree(out / "wav" / split)  # the new audio, dropped
                 os.replace(aside / split, out / "wav" / split)
@@ -129,19 +139,32 @@ def recover(out: Path, splits: tuple[str, ...]) -> None:
         for old in (entry for entry in aside.iterdir() if entry.is_dir()):
             for entry in old.iterdir():
                 new = out / "wav" / old.name / entry.name
-                if not _made_by_synth(entry) and not new.exists():
+                if not _made_by_synth(entry, old.name) and not new.exists():
                     os.replace(entry, new)
     for split in splits:
-        for stale in [*out.glob(f".{split}.jsonl.old*"), *out.glob(f".{split}.jsonl.tmp*")]:
+        for stale in [*out.glob(f".{split}.jsonl.old*"), *out.glob(f".{split}.jsonl.new*"),
+                      *out.glob(f".{split}.jsonl.tmp*")]:
             stale.unlink()
     for leftover in (out / STAGING, aside):
         if leftover.exists():
-            shutil.rmtree(leftover)
+            _remove(leftover)
+    for trash in (out / "wav").glob(f"{TRASH}*"):
+        shutil.rmtree(trash)
+
+
+def _remove(directory: Path) -> None:
+    """Renamed out of the way first (one step), then deleted: a deletion cut short leaves
+    no part of it (a commit mark gone before the audio it guards) where recover reads."""
+    trash = directory.parent / f"{TRASH}{os.getpid()}"
+    if trash.exists():
+        shutil.rmtree(trash)
+    os.replace(directory, trash)
+    shutil.rmtree(trash)
 
 
 def _swap_in(out: Path, split: str) -> list[str]:
     staging, aside, final = out / STAGING / split, out / REPLACED / split, out / "wav" / split
-    kept = [entry.name for entry in final.iterdir() if not _made_by_synth(entry)] \
+    kept = [entry.name for entry in final.iterdir() if not _made_by_synth(entry, split)] \
         if final.exists() else []
     if final.exists():
         os.replace(final, aside)
@@ -165,9 +188,14 @@ def _swap_in(out: Path, split: str) -> list[str]:
     return moved
 
 
-def _made_by_synth(entry: Path) -> bool:
-    """``<split>-NNNNNN.wav``, a file: the only names synth writes (plan.py's ids)."""
-    return re.fullmatch(r"[a-z_]+-\d{6}\.wav", entry.name) is not None and entry.is_file()
+def _made_by_synth(entry: Path, split: str) -> bool:
+    """``<split>-NNNNNN.wav``, a regular file: the only files synth writes in wav/<split>
+    (plan.py's ids)."""
+    return _synth_name(entry.name, split) and entry.is_file() and not entry.is_symlink()
+
+
+def _synth_name(name: str, split: str) -> bool:
+    return re.fullmatch(rf"{re.escape(split)}-\d{{6}}\.wav", name) is not None
 
 
 def _lock(out: Path) -> None:
@@ -182,8 +210,8 @@ def _lock(out: Path) -> None:
                          f"to finish or prepare into another directory") from None
     except OSError:  # a file system without flock: the run goes on unlocked
         file.close()
-        log.warning("synth: %s cannot be locked; a second run into %s would not be noticed",
-                    path, out)
+        log.warning("synth: %s cannot be locked (a file system without flock); a second run "
+                    "into %s while this one runs would break this one", path, out)
         return
     _locks[out] = file
 
