@@ -208,7 +208,7 @@ def _replace_all(renames: list[tuple[Path, Path]], done: list[tuple[Path, Path]]
 def _put_back(done: list[tuple[Path, Path]]) -> None:
     """Undo ``_replace_all``: each old file back from its second name, each new one gone."""
     for path, trace in reversed(done):
-        if ".old" in trace.name:
+        if trace.name.startswith(f".{path.name}.old"):  # else a .new mark
             os.replace(trace, path)
             trace.unlink(missing_ok=True)  # a link to the file at path: rename leaves it
         else:

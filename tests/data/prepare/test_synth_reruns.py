@@ -10,6 +10,8 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,7 +41,7 @@ def test_rerun_with_fewer_utterances_leaves_no_stale_wavs(tmp_path: Path):
 def test_a_failed_or_interrupted_rerun_leaves_the_manifests_and_their_audio(tmp_path: Path,
                                                                           monkeypatch):
     run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
-    before = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    before = corpus_bytes(tmp_path)
     assert len(before) == 4 + 12
     # every synthesis fails: nothing is kept, so no manifest is written and no audio goes
     monkeypatch.setattr(synth_module, "engine_command", lambda r: ["sh", "-c", "exit 3"])
@@ -79,12 +81,44 @@ def test_a_failed_or_interrupted_rerun_leaves_the_manifests_and_their_audio(tmp_
     monkeypatch.setattr(manifest_module, "_write_temp", full_at_dev)
     with pytest.raises(OSError, match="No space left"):
         run_preparer("synth", None, tmp_path, num_utts=12, seed=5, noise_snr=None)
-    after = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    after = corpus_bytes(tmp_path)
     assert after == before and sorted(p.name for p in tmp_path.iterdir()) == [
         "dev.jsonl", "test.jsonl", "test_unseen.jsonl", "train.jsonl", "wav"]
 
 
 real = synth_module.engine_command
+
+
+@contextmanager
+def on_rename_to(monkeypatch, target: Path, act: Callable[[], None], once: bool = False):
+    """os.replace patched: ``act()`` (send a signal, raise an error) before a rename onto
+    ``target``, each time or ``once``."""
+    replace, acted = os.replace, []
+
+    def hooked(src, dst):
+        if Path(dst) == target and not (once and acted):
+            acted.append(dst)
+            act()
+        replace(src, dst)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "replace", hooked)
+        yield
+
+
+def raising(error: BaseException) -> Callable[[], None]:
+    def act() -> None:
+        raise error
+    return act
+
+
+def ctrl_c() -> None:
+    signal.raise_signal(signal.SIGINT)
+
+
+def corpus_bytes(out: Path) -> dict[Path, bytes]:
+    """Every manifest's and audio file's bytes, to compare a corpus before and after."""
+    return {p: p.read_bytes() for p in [*out.glob("*.jsonl"), *out.glob("wav/*/*")]}
 
 
 def assert_manifests_match_their_audio(out: Path) -> None:
@@ -105,17 +139,10 @@ def test_ctrl_c_while_the_audio_and_manifests_go_into_place_waits_for_them(tmp_p
                                                                            monkeypatch):
     run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
     before = (tmp_path / "train.jsonl").read_text()
-    replace = os.replace
-
-    def interrupted_at_dev(src, dst):  # Ctrl-C once train's audio is in place
-        if Path(dst) == tmp_path / "wav" / "dev":
-            signal.raise_signal(signal.SIGINT)
-        replace(src, dst)
-
-    with monkeypatch.context() as patched:
-        patched.setattr(os, "replace", interrupted_at_dev)
-        with pytest.raises(KeyboardInterrupt):
-            run_preparer("synth", None, tmp_path, num_utts=8, seed=2, noise_snr=None)
+    # Ctrl-C once train's audio is in place
+    with on_rename_to(monkeypatch, tmp_path / "wav" / "dev", ctrl_c), \
+            pytest.raises(KeyboardInterrupt):
+        run_preparer("synth", None, tmp_path, num_utts=8, seed=2, noise_snr=None)
     assert (tmp_path / "train.jsonl").read_text() != before  # the new run's, whole
     assert_manifests_match_their_audio(tmp_path)
     assert len(list(tmp_path.glob("wav/*/*"))) == 8
@@ -125,15 +152,7 @@ def test_ctrl_c_while_the_audio_and_manifests_go_into_place_waits_for_them(tmp_p
 def test_ctrl_c_held_until_the_new_corpus_is_in_place_says_so(tmp_path: Path, monkeypatch,
                                                               capsys):
     run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
-    replace = os.replace
-
-    def interrupted_at_dev(src, dst):
-        if Path(dst) == tmp_path / "wav" / "dev":
-            signal.raise_signal(signal.SIGINT)
-        replace(src, dst)
-
-    with monkeypatch.context() as patched:
-        patched.setattr(os, "replace", interrupted_at_dev)
+    with on_rename_to(monkeypatch, tmp_path / "wav" / "dev", ctrl_c):
         assert prepare_main(["synth", "--out", str(tmp_path), "--num-utts", "8", "--seed", "2",
                              "--noise-snr", "off"]) == 130
     out, err = capsys.readouterr()
@@ -155,17 +174,10 @@ def test_files_of_the_users_own_under_wav_survive_a_rerun_and_a_failed_one(tmp_p
     run_preparer("synth", None, tmp_path, num_utts=8, seed=2, noise_snr=None)
     assert (tmp_path / "wav" / "train" / "NOTES.txt").read_text() == "mine"
     assert (tmp_path / "wav" / "train" / "extra").is_dir()
-    replace = os.replace
-
-    def fails_at_test(src, dst):  # after train's and dev's audio went in
-        if Path(dst) == tmp_path / "wav" / "test":
-            raise OSError(5, "Input/output error")
-        replace(src, dst)
-
-    with monkeypatch.context() as patched:
-        patched.setattr(os, "replace", fails_at_test)
-        with pytest.raises(OSError):
-            run_preparer("synth", None, tmp_path, num_utts=12, seed=3, noise_snr=None)
+    # after train's and dev's audio went in
+    with on_rename_to(monkeypatch, tmp_path / "wav" / "test",
+                      raising(OSError(5, "Input/output error"))), pytest.raises(OSError):
+        run_preparer("synth", None, tmp_path, num_utts=12, seed=3, noise_snr=None)
     assert (tmp_path / "wav" / "train" / "NOTES.txt").read_text() == "mine"
     assert sorted(p.name for p in (tmp_path / "wav" / "train").iterdir()
                   if not p.name.startswith("train-0000") or "_" in p.name
@@ -205,12 +217,12 @@ def test_a_run_killed_in_the_commit_is_undone_by_the_next(tmp_path: Path, monkey
     renames. Without the commit mark the next run puts back the old manifests and audio."""
     run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
     (tmp_path / "wav" / "test" / "NOTES.txt").write_text("mine")
-    before = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    before = corpus_bytes(tmp_path)
     killed = subprocess.run([sys.executable, "-c", KILLED_AT, str(tmp_path), killed_at],
                             check=False)
     assert killed.returncode == 137
     failing_rerun(tmp_path, monkeypatch)
-    after = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    after = corpus_bytes(tmp_path)
     assert after == before
     assert_manifests_match_their_audio(tmp_path)
 
@@ -269,12 +281,12 @@ def test_a_run_killed_while_deleting_the_old_audio_keeps_the_new_corpus(tmp_path
 def test_a_killed_run_s_manifest_that_had_no_old_one_is_removed(tmp_path: Path, monkeypatch):
     run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
     (tmp_path / "test.jsonl").unlink()  # the user removed it; wav/test stays
-    before = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    before = corpus_bytes(tmp_path)
     killed = subprocess.run([sys.executable, "-c", KILLED_AT, str(tmp_path),
                              "test_unseen.jsonl"], check=False)
     assert killed.returncode == 137 and (tmp_path / "test.jsonl").exists()
     failing_rerun(tmp_path, monkeypatch)
-    after = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    after = corpus_bytes(tmp_path)
     assert after == before and not (tmp_path / "test.jsonl").exists()
     assert not list(tmp_path.glob(".*"))
 
@@ -282,7 +294,7 @@ def test_a_killed_run_s_manifest_that_had_no_old_one_is_removed(tmp_path: Path, 
 @needs_engine
 def test_a_commit_mark_that_cannot_be_made_undoes_the_run(tmp_path: Path, monkeypatch):
     run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
-    before = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    before = corpus_bytes(tmp_path)
 
     def no_mark(out):
         raise OSError(5, "Input/output error")
@@ -291,7 +303,7 @@ def test_a_commit_mark_that_cannot_be_made_undoes_the_run(tmp_path: Path, monkey
         patched.setattr(synth_package, "committed", no_mark)
         with pytest.raises(OSError, match="Input/output error"):
             run_preparer("synth", None, tmp_path, num_utts=8, seed=2, noise_snr=None)
-    after = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    after = corpus_bytes(tmp_path)
     assert after == before
     assert_manifests_match_their_audio(tmp_path)
     assert not list(tmp_path.glob(".*")) and sorted(
@@ -317,7 +329,7 @@ def test_a_second_run_on_the_same_out_is_refused(tmp_path: Path, capsys):
 def test_an_undo_that_fails_too_keeps_the_old_audio_for_the_next_run(tmp_path: Path,
                                                                      monkeypatch):
     run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
-    before = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    before = corpus_bytes(tmp_path)
     replace, failed = os.replace, []
 
     def fails_twice(src, dst):  # test.jsonl's rename, then the undo's first swap back
@@ -333,7 +345,7 @@ def test_an_undo_that_fails_too_keeps_the_old_audio_for_the_next_run(tmp_path: P
             run_preparer("synth", None, tmp_path, num_utts=8, seed=2, noise_snr=None)
     assert len(failed) == 2 and (tmp_path / "wav" / ".replaced").is_dir()
     failing_rerun(tmp_path, monkeypatch)
-    after = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    after = corpus_bytes(tmp_path)
     assert after == before
 
 
@@ -362,15 +374,8 @@ def test_after_the_commit_a_failed_clean_up_is_a_warning(tmp_path: Path, monkeyp
 def test_a_full_disk_in_the_swap_is_exit_1_naming_the_directory(tmp_path: Path, monkeypatch,
                                                                 capsys):
     run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
-    replace = os.replace
-
-    def full(src, dst):
-        if Path(dst) == tmp_path / "wav" / ".replaced" / "dev":
-            raise OSError(28, "No space left on device")
-        replace(src, dst)
-
-    with monkeypatch.context() as patched:
-        patched.setattr(os, "replace", full)
+    with on_rename_to(monkeypatch, tmp_path / "wav" / ".replaced" / "dev",
+                      raising(OSError(28, "No space left on device"))):
         assert prepare_main(["synth", "--out", str(tmp_path), "--num-utts", "8", "--seed", "2",
                              "--noise-snr", "off"]) == 1
     err = capsys.readouterr().err
@@ -424,21 +429,12 @@ def test_a_split_directory_that_is_a_symlink_is_refused(tmp_path: Path, capsys):
 def test_a_failed_rename_puts_back_the_manifests_and_audio_as_they_were(tmp_path: Path,
                                                                         monkeypatch, failing):
     run_preparer("synth", None, tmp_path, num_utts=12, seed=0, noise_snr=None)
-    before = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
-    replace = os.replace
-
-    failed = []
-
-    def fails(src, dst):  # after train's audio or train's and dev's manifests went in
-        if Path(dst) == tmp_path / failing and not failed:
-            failed.append(dst)
-            raise OSError(5, "Input/output error")
-        replace(src, dst)
-
-    with monkeypatch.context() as patched:
-        patched.setattr(os, "replace", fails)
-        with pytest.raises(OSError, match="Input/output error"):
-            run_preparer("synth", None, tmp_path, num_utts=8, seed=2, noise_snr=None)
-    after = {p: p.read_bytes() for p in [*tmp_path.glob("*.jsonl"), *tmp_path.glob("wav/*/*")]}
+    before = corpus_bytes(tmp_path)
+    # after train's audio or train's and dev's manifests went in; the undo's renames work
+    error = OSError(5, "Input/output error")
+    with on_rename_to(monkeypatch, tmp_path / failing, raising(error), once=True), \
+            pytest.raises(OSError, match="Input/output error"):
+        run_preparer("synth", None, tmp_path, num_utts=8, seed=2, noise_snr=None)
+    after = corpus_bytes(tmp_path)
     assert after == before
     assert_manifests_match_their_audio(tmp_path)
