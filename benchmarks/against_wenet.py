@@ -79,10 +79,14 @@ def import_wenet(src: Path) -> Callable:
 def wenet_model(src: Path) -> torch.nn.Module:
     import yaml
 
+    init_model = import_wenet(src)
+    if not (src / WENET_CONFIG).is_file():
+        raise SystemExit(f"--wenet-src {src}: {src / WENET_CONFIG} not found (WeNet's AISHELL "
+                         f"Conformer recipe config)")
     config = yaml.safe_load((src / WENET_CONFIG).read_text(encoding="utf-8"))
     config.update(input_dim=MEL_BINS, output_dim=VOCAB, vocab_size=VOCAB, cmvn=None)
     torch.manual_seed(0)
-    model, _ = import_wenet(src)(argparse.Namespace(), config)
+    model, _ = init_model(argparse.Namespace(), config)
     return model.train()
 
 

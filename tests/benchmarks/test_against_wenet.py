@@ -58,7 +58,12 @@ def isolated_modules():
 
 def test_a_directory_without_wenet_is_one_line(tmp_path, isolated_modules):
     with pytest.raises(SystemExit, match=rf"--wenet-src {tmp_path}: no WeNet checkout there"):
-        against_wenet.import_wenet(tmp_path)
+        against_wenet.wenet_model(tmp_path)
+    (tmp_path / "wenet" / "utils").mkdir(parents=True)
+    (tmp_path / "wenet" / "utils" / "init_model.py").write_text("def init_model(a, c): pass\n")
+    with pytest.raises(SystemExit, match=rf"--wenet-src {tmp_path}: .*train_conformer.yaml "
+                                         rf"not found"):
+        against_wenet.wenet_model(tmp_path)
 
 
 def test_wenet_is_built_by_its_own_init_model_from_its_aishell_config(tmp_path,
